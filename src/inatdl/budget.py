@@ -1,0 +1,201 @@
+"""The byte budget: rolling hourly and daily windows over every byte downloaded.
+
+Every admitted byte is in the ledger on disk *before* it is read: bytes are reserved
+in leases (one row and one commit per lease, not per photo) written as if all of the
+lease were spent at its latest possible moment, so a crash can only overcount. When a
+lease closes, its row is corrected to the bytes really read.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable
+
+from inatdl.clock import Clock
+from inatdl.constants import DAY, HOUR, LEASE_FRACTION, LEASE_MAX_BYTES, LEASE_SECONDS
+from inatdl.errors import LimitReached
+from inatdl.state import Store
+from inatdl.units import format_size
+
+
+class TooLarge(Exception):
+    """One download larger than a whole limit: it can never fit."""
+
+
+@dataclass
+class _Lease:
+    id: int
+    capacity: int
+    used: int
+    opened_at: float
+    last_at: float
+
+
+@dataclass
+class Ticket:
+    """One admitted download: its bytes, correctable once the body is read."""
+
+    at: float
+    bytes: int
+    lease_id: int = 0
+
+
+class _Window:
+    """A running sum of the tickets younger than ``length`` seconds."""
+
+    def __init__(self, length: float, limit: int) -> None:
+        self.length = length
+        self.limit = limit
+        self.tickets: deque[Ticket] = deque()
+        self.total = 0
+
+    def add(self, ticket: Ticket) -> None:
+        self.tickets.append(ticket)
+        self.total += ticket.bytes
+
+    def expire(self, now: float) -> None:
+        while self.tickets and self.tickets[0].at <= now - self.length:
+            self.total -= self.tickets.popleft().bytes
+
+    def holds(self, ticket: Ticket, now: float) -> bool:
+        return ticket.at > now - self.length
+
+    def free_at(self, now: float, num_bytes: int) -> float:
+        """The earliest time at which ``num_bytes`` more would fit."""
+        excess = self.total + num_bytes - self.limit
+        if excess <= 0:
+            return now
+        for ticket in sorted(self.tickets, key=lambda t: t.at):
+            excess -= ticket.bytes
+            if excess <= 0:
+                return ticket.at + self.length
+        return now + self.length
+
+
+class ByteBudget:
+    """Admits downloads against the limits; shared by every worker of a run."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        hourly_limit: int,
+        daily_limit: int,
+        wait: bool = True,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.wait = wait
+        self.on_wait = on_wait or (lambda message: None)
+        self.windows = {"hourly": _Window(HOUR, hourly_limit), "daily": _Window(DAY, daily_limit)}
+        self.lease_size = max(1, min(LEASE_MAX_BYTES, int(min(hourly_limit, daily_limit) * LEASE_FRACTION)))
+        self._lock = threading.Lock()
+        self._lease: _Lease | None = None
+        self._announced: float | None = None
+        now = clock.now()
+        for at, num_bytes in store.ledger_since(now - DAY):
+            ticket = Ticket(at, num_bytes)
+            for window in self.windows.values():
+                window.add(ticket)
+
+    def spent(self, window: str) -> int:
+        with self._lock:
+            self.windows[window].expire(self.clock.now())
+            return self.windows[window].total
+
+    def _blocked_until(self, now: float, num_bytes: int) -> tuple[float, str]:
+        until, which = now, ""
+        for name, window in self.windows.items():
+            if num_bytes > window.limit:
+                raise TooLarge(f"{format_size(num_bytes)} is more than the whole {name} limit")
+            window.expire(now)
+            free = window.free_at(now, num_bytes)
+            if free > until:
+                until, which = free, name
+        return until, which
+
+    def try_admit(self, num_bytes: int) -> Ticket | tuple[float, str]:
+        """Reserve ``num_bytes`` now if they fit; else (when they will, which limit)."""
+        with self._lock:
+            now = self.clock.now()
+            until, which = self._blocked_until(now, num_bytes)
+            if until > now:
+                return until, which
+            ticket = Ticket(now, num_bytes, self._reserve(now, num_bytes))
+            for window in self.windows.values():
+                window.add(ticket)
+            return ticket
+
+    def admit(self, num_bytes: int) -> Ticket:
+        """Reserve ``num_bytes``, waiting for room, or raise LimitReached under --no-wait."""
+        while not isinstance(admitted := self.try_admit(num_bytes), Ticket):
+            self.wait_until(*admitted)
+        return admitted
+
+    def wait_for_room(self, num_bytes: int) -> None:
+        """Wait, without reserving, until ``num_bytes`` would fit (before a request)."""
+        while True:
+            with self._lock:
+                now = self.clock.now()
+                until, which = self._blocked_until(now, num_bytes)
+            if until <= now:
+                return
+            self.wait_until(until, which)
+
+    def wait_until(self, until: float, which: str) -> None:
+        limit = self.windows[which].limit
+        when = datetime.fromtimestamp(until).astimezone()
+        if not self.wait:
+            raise LimitReached(
+                f"the {which} download limit of {format_size(limit)} is reached; the budget "
+                f"frees up at {when:%Y-%m-%d %H:%M:%S %Z}: run the same command again then",
+                until=when,
+            )
+        with self._lock:
+            if self._announced != until:
+                self._announced = until
+                self.on_wait(
+                    f"{which} limit of {format_size(limit)} reached; waiting until "
+                    f"{when:%H:%M:%S} (Ctrl-C stops; the same command resumes)"
+                )
+        self.clock.sleep(max(0.0, until - self.clock.now()) + 0.001)
+
+    def settle(self, ticket: Ticket, used: int) -> None:
+        """Count only what an admitted download really read (a body shorter than announced)."""
+        unused = ticket.bytes - used
+        if unused <= 0:
+            return
+        with self._lock:
+            now = self.clock.now()
+            if self._lease is not None and self._lease.id == ticket.lease_id:
+                self._lease.used -= unused
+            ticket.bytes = used
+            for window in self.windows.values():
+                window.expire(now)
+                if window.holds(ticket, now):
+                    window.total -= unused
+
+    def _reserve(self, now: float, num_bytes: int) -> int:
+        lease = self._lease
+        if lease is None or lease.used + num_bytes > lease.capacity or now - lease.opened_at > LEASE_SECONDS:
+            self._close_lease()
+            capacity = max(num_bytes, self.lease_size)
+            lease_id = self.store.open_lease(now + LEASE_SECONDS, capacity)
+            lease = self._lease = _Lease(lease_id, capacity, 0, now, now)
+        lease.used += num_bytes
+        lease.last_at = now
+        return lease.id
+
+    def _close_lease(self) -> None:
+        if self._lease is not None:
+            self.store.close_lease(self._lease.id, self._lease.last_at, self._lease.used)
+            self._lease = None
+
+    def close(self) -> None:
+        """Write the bytes really read to the ledger (end of run, Ctrl-C, limit)."""
+        with self._lock:
+            self._close_lease()

@@ -1,0 +1,497 @@
+"""The command line: parses options, calls the library, prints; nothing else."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import signal
+import sys
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, NoReturn
+
+import click
+
+from inatdl import __version__
+from inatdl.client import ApiClient, Timeout, build_session
+from inatdl.clock import Clock
+from inatdl.constants import (
+    ALL_LICENSES,
+    CONNECT_TIMEOUT,
+    DEFAULT_API_RATE,
+    DEFAULT_API_URL,
+    DEFAULT_DAILY_LIMIT,
+    DEFAULT_DATA_DIR,
+    DEFAULT_HOURLY_LIMIT,
+    DEFAULT_LICENSES,
+    DEFAULT_SIZE,
+    DEFAULT_WORKERS,
+    MAX_WORKERS,
+    PHOTO_SIZES,
+    QUALITY_GRADES,
+    READ_TIMEOUT,
+    TAXA_FILE,
+)
+from inatdl.errors import InatdlError
+from inatdl.fetch import FetchOptions, FetchReport, fetch_photos
+from inatdl.files import ensure_data_dir
+from inatdl.observations import Filters
+from inatdl.progress import LogReporter, TqdmReporter
+from inatdl.taxa import NOT_FOUND, TaxonRow, load_resolved_taxa, read_species_csv, resolve_species
+from inatdl.units import format_size, parse_size
+
+log = logging.getLogger("inatdl")
+EXIT_INTERRUPTED = 130
+
+
+@dataclass
+class Settings:
+    """The global options, and what tests may replace (the clock, the timeouts)."""
+
+    data_dir: Path
+    api_url: str
+    api_rate: float
+    verbose: bool
+    quiet: bool
+    clock: Clock = field(default_factory=Clock)
+    timeout: Timeout = (CONNECT_TIMEOUT, READ_TIMEOUT)
+
+    def client(self, pool_size: int = 4) -> ApiClient:
+        session = build_session(pool_size)
+        return ApiClient(self.api_url, session, self.clock, self.api_rate, timeout=self.timeout)
+
+
+class InatdlGroup(click.Group):
+    """Turns the library's errors into one line and the contract's exit codes."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except InatdlError as exc:
+            _fail(ctx, str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            _fail(ctx, "interrupted; the same command resumes", EXIT_INTERRUPTED)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:
+            _fail(
+                ctx,
+                f"unexpected {type(exc).__name__}: {exc} (run with -v for details, and please report it)",
+                1,
+            )
+
+
+def _fail(ctx: click.Context, message: str, code: int) -> NoReturn:
+    settings = ctx.find_object(Settings)
+    if settings is not None and settings.verbose:
+        traceback.print_exc()
+    click.echo(f"Error: {message}", err=True)
+    ctx.exit(code)
+
+
+class SizeType(click.ParamType):
+    """A byte size such as 500MB, 5GB or 1.5GiB."""
+
+    name = "SIZE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class CommaList(click.ParamType):
+    """A comma-separated list of known words, such as cc0,cc-by."""
+
+    name = "LIST"
+
+    def __init__(self, choices: Sequence[str]) -> None:
+        self.choices = tuple(choices)
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, ...]:
+        if isinstance(value, tuple):
+            return value
+        words = [w.strip().lower() for w in str(value).split(",") if w.strip()]
+        unknown = [w for w in words if w not in self.choices]
+        if unknown or not words:
+            self.fail(f"{value!r}: choose from {', '.join(self.choices)} (comma-separated)", param, ctx)
+        return tuple(dict.fromkeys(words))
+
+
+class BoundingBox(click.ParamType):
+    """SWLAT,SWLNG,NELAT,NELNG in degrees."""
+
+    name = "SWLAT,SWLNG,NELAT,NELNG"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[float, float, float, float]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            swlat, swlng, nelat, nelng = (float(v) for v in str(value).split(","))
+        except ValueError:
+            self.fail(f"{value!r} is not four numbers SWLAT,SWLNG,NELAT,NELNG", param, ctx)
+        if not all(math.isfinite(v) for v in (swlat, swlng, nelat, nelng)):
+            self.fail(f"{value!r} holds a number that is not finite", param, ctx)
+        if not (-90 <= swlat <= 90 and -90 <= nelat <= 90):
+            self.fail(f"{value!r}: latitudes must be between -90 and 90", param, ctx)
+        if not (-180 <= swlng <= 180 and -180 <= nelng <= 180):
+            self.fail(f"{value!r}: longitudes must be between -180 and 180", param, ctx)
+        if swlat > nelat:
+            self.fail(f"{value!r}: the south-west latitude is north of the north-east one", param, ctx)
+        return swlat, swlng, nelat, nelng
+
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(cls=InatdlGroup, context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="inatdl")
+@click.option(
+    "--data-dir",
+    envvar="INATDL_DATA_DIR",
+    default=DEFAULT_DATA_DIR,
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Where taxa.csv, photos/, photos.csv and the state live [env: INATDL_DATA_DIR].",
+)
+@click.option(
+    "--api-url",
+    envvar="INATDL_API_URL",
+    default=DEFAULT_API_URL,
+    show_default=True,
+    help="The iNaturalist API base [env: INATDL_API_URL].",
+)
+@click.option(
+    "--api-rate",
+    envvar="INATDL_API_RATE",
+    default=DEFAULT_API_RATE,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Most API requests per second; iNaturalist asks for about 1 [env: INATDL_API_RATE].",
+)
+@click.option(
+    "-v", "--verbose", "--debug", "verbose", is_flag=True, help="Debug logs, and tracebacks with errors."
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@click.pass_context
+def cli(
+    ctx: click.Context, data_dir: Path, api_url: str, api_rate: float, verbose: bool, quiet: bool
+) -> None:
+    """Build image datasets of species from iNaturalist photos, licence-aware and resumable.
+
+    \b
+    Example (two commands, in one folder; run the second again to resume):
+      inatdl taxa resolve species.csv
+      inatdl photos fetch --size medium
+    """
+    overrides = ctx.obj if isinstance(ctx.obj, dict) else {}
+    ctx.obj = Settings(data_dir, api_url, api_rate, verbose, quiet, **overrides)
+    _setup_logging(verbose, quiet)
+
+
+def _setup_logging(verbose: bool, quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.handlers[:] = [handler]
+    log.propagate = False
+    if verbose:
+        log.setLevel(logging.DEBUG)
+    elif quiet:
+        log.setLevel(logging.ERROR)
+    else:
+        log.setLevel(logging.INFO if not sys.stderr.isatty() else logging.WARNING)
+
+
+def _say(settings: Settings, text: str = "") -> None:
+    if not settings.quiet:
+        click.echo(text)
+
+
+# taxa -----------------------------------------------------------------------------------
+
+
+@cli.group(context_settings=CONTEXT)
+def taxa() -> None:
+    """Resolve species names to iNaturalist taxa (writes taxa.csv)."""
+
+
+@taxa.command("resolve", context_settings=CONTEXT)
+@click.argument("species_csv", type=click.Path(path_type=Path))
+@click.option(
+    "--column", default="Species", show_default=True, help="The CSV column holding the scientific names."
+)
+@click.option("--refresh", is_flag=True, help="Ask the API again for names resolved before.")
+@click.pass_obj
+def taxa_resolve(settings: Settings, species_csv: Path, column: str, refresh: bool) -> None:
+    """Resolve the names of SPECIES_CSV to taxon ids and write taxa.csv in the data dir.
+
+    Names are matched on the exact scientific name, ignoring case and runs of spaces;
+    an inactive name is followed to its current taxon. A rerun asks only for new names.
+
+    \b
+    Example:
+      inatdl taxa resolve species.csv
+      inatdl --data-dir lythrum taxa resolve my-list.csv --column "Scientific name"
+    """
+    names = read_species_csv(species_csv, column)
+    data_dir = ensure_data_dir(settings.data_dir)
+    client = settings.client()
+    done: list[TaxonRow] = []
+
+    def show(row: TaxonRow) -> None:
+        done.append(row)
+        log.debug("%d/%d %s: %s", len(done), len(names), row.input_name, row.match)
+
+    rows = resolve_species(client, names, data_dir, refresh=refresh, on_name=show)
+    _print_taxa(settings, rows, data_dir / TAXA_FILE)
+
+
+def _print_taxa(settings: Settings, rows: Sequence[TaxonRow], path: Path) -> None:
+    width = max([len(r.input_name) for r in rows] + [10])
+    _say(
+        settings,
+        f"{'name':<{width}}  {'match':<9}  {'taxon_id':>9}  {'accepted name':<28}  {'observations':>12}",
+    )
+    for row in rows:
+        taxon_id = "" if row.taxon_id is None else str(row.taxon_id)
+        count = "" if row.observations_count is None else str(row.observations_count)
+        note = f"  ({row.note})" if row.note and row.note != "from taxa.csv" else ""
+        _say(
+            settings,
+            f"{row.input_name:<{width}}  {row.match:<9}  {taxon_id:>9}  {row.name:<28}  {count:>12}{note}",
+        )
+    missing = [r.input_name for r in rows if r.match == NOT_FOUND]
+    resolved = len(rows) - len(missing)
+    _say(settings)
+    if missing:
+        _say(settings, f"Not found on iNaturalist ({len(missing)}): {', '.join(missing)}")
+    _say(settings, f"Wrote {path} ({resolved} of {len(rows)} names resolved).")
+
+
+# photos ---------------------------------------------------------------------------------
+
+
+@cli.group(context_settings=CONTEXT)
+def photos() -> None:
+    """Download the photos of the resolved taxa (writes photos/ and photos.csv)."""
+
+
+def _date(value: dt.datetime | None) -> str | None:
+    return value.date().isoformat() if value else None
+
+
+@photos.command("fetch", context_settings=CONTEXT)
+@click.option(
+    "--size",
+    type=click.Choice(list(PHOTO_SIZES)),
+    default=DEFAULT_SIZE,
+    show_default=True,
+    help="square 75 px, thumb 100, small 240, medium 500, large 1024, original 2048.",
+)
+@click.option(
+    "--license",
+    "licenses",
+    type=CommaList(ALL_LICENSES),
+    default=",".join(DEFAULT_LICENSES),
+    show_default=True,
+    help="Licences to accept, comma-separated; all-rights-reserved photos never are.",
+)
+@click.option(
+    "--quality",
+    type=CommaList(QUALITY_GRADES),
+    default=",".join(QUALITY_GRADES),
+    show_default=True,
+    help="Quality grades to accept, comma-separated.",
+)
+@click.option("--place-id", type=click.IntRange(min=1), help="Only observations in this iNaturalist place.")
+@click.option("--bbox", type=BoundingBox(), help="Only observations inside SWLAT,SWLNG,NELAT,NELNG.")
+@click.option("--observed-from", type=click.DateTime(["%Y-%m-%d"]), help="Observed on or after (YYYY-MM-DD).")
+@click.option("--observed-to", type=click.DateTime(["%Y-%m-%d"]), help="Observed on or before (YYYY-MM-DD).")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, MAX_WORKERS),
+    default=DEFAULT_WORKERS,
+    show_default=True,
+    help="Concurrent downloads.",
+)
+@click.option(
+    "--hourly-limit",
+    type=SizeType(),
+    default=DEFAULT_HOURLY_LIMIT,
+    show_default=True,
+    help="Most bytes downloaded in any hour, by all runs on this data dir.",
+)
+@click.option(
+    "--daily-limit",
+    type=SizeType(),
+    default=DEFAULT_DAILY_LIMIT,
+    show_default=True,
+    help="Most bytes downloaded in any 24 hours, by all runs on this data dir.",
+)
+@click.option("--no-wait", is_flag=True, help="At a limit, exit with code 75 instead of waiting.")
+@click.option(
+    "--max-per-taxon",
+    type=click.IntRange(min=1),
+    help="At most N photos a taxon (those already downloaded count); lowest observation ids first.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="List what would be downloaded, with its size and time under the limits; download nothing.",
+)
+@click.pass_obj
+def photos_fetch(
+    settings: Settings,
+    size: str,
+    licenses: tuple[str, ...],
+    quality: tuple[str, ...],
+    place_id: int | None,
+    bbox: tuple[float, float, float, float] | None,
+    observed_from: dt.datetime | None,
+    observed_to: dt.datetime | None,
+    workers: int,
+    hourly_limit: int,
+    daily_limit: int,
+    no_wait: bool,
+    max_per_taxon: int | None,
+    dry_run: bool,
+) -> None:
+    """Download the photos of every taxon in taxa.csv whose licence allows reuse.
+
+    Run it again to resume: nothing already downloaded is fetched twice, and only
+    observations newer than the last run are asked for.
+
+    \b
+    Example:
+      inatdl photos fetch --size medium
+      inatdl photos fetch --size small --license cc0,cc-by --quality research --max-per-taxon 500
+    """
+    if observed_from and observed_to and observed_from > observed_to:
+        raise click.BadParameter("--observed-from is after --observed-to", param_hint="--observed-from")
+    data_dir = ensure_data_dir(settings.data_dir)
+    taxa_rows = load_resolved_taxa(data_dir)
+    filters = Filters(licenses, quality, place_id, bbox, _date(observed_from), _date(observed_to))
+    options = FetchOptions(
+        size,
+        filters,
+        workers,
+        hourly_limit,
+        daily_limit,
+        wait=not no_wait,
+        max_per_taxon=max_per_taxon,
+        dry_run=dry_run,
+    )
+    client = settings.client(pool_size=workers + 2)
+    reporter = None
+    if not settings.quiet:
+        reporter = TqdmReporter() if sys.stderr.isatty() else LogReporter()
+    with _sigterm_as_interrupt():
+        report = fetch_photos(client, client.session, data_dir, taxa_rows, options, settings.clock, reporter)
+    if dry_run:
+        _print_dry_run(settings, report, options)
+    else:
+        _print_fetch(settings, report, options)
+    _exit_for(report)
+
+
+def _exit_for(report: FetchReport) -> None:
+    if report.interrupted:
+        click.echo("Interrupted: state saved; run the same command again to resume.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    if report.error is not None:
+        raise report.error
+    failed = report.total("failed")
+    if failed and not report.dry_run:
+        raise InatdlError(
+            f"{failed} photos still failed after their retries (see above); "
+            "run the same command again to retry them"
+        )
+
+
+def _print_fetch(settings: Settings, report: FetchReport, options: FetchOptions) -> None:
+    header = (
+        f"{'taxon':<30} {'listed':>7} {'had':>7} {'new':>7} {'failed':>6} {'gone':>5} "
+        f"{'skipped':>7} {'bytes':>10}"
+    )
+    _say(settings, header)
+    for t in report.taxa:
+        _say(
+            settings,
+            f"{t.name[:30]:<30} {t.listed:>7} {t.had:>7} {t.downloaded:>7} {t.failed:>6} "
+            f"{t.gone:>5} {sum(t.skipped.values()):>7} {format_size(t.bytes):>10}",
+        )
+    skipped = (
+        sum((t.skipped for t in report.taxa), start=type(report.taxa[0].skipped)()) if report.taxa else {}
+    )
+    _say(
+        settings,
+        f"{'total':<30} {report.total('listed'):>7} {report.total('had'):>7} "
+        f"{report.total('downloaded'):>7} {report.total('failed'):>6} "
+        f"{report.total('gone'):>5} {sum(skipped.values()):>7} "
+        f"{format_size(report.total('bytes')):>10}",
+    )
+    if skipped:
+        _say(settings, "Skipped: " + ", ".join(f"{n} {why}" for why, n in sorted(skipped.items())))
+    for t in report.taxa:
+        for error, count in t.errors.most_common(5):
+            click.echo(f"Failed in {t.name}: {count} × {error}", err=True)
+    gone = report.total("gone")
+    if gone:
+        _say(settings, f"{gone} photos are gone from iNaturalist (404/410); they are not retried.")
+    _say(settings, f"Photos in {settings.data_dir / 'photos'}; manifest {report.manifest}.")
+
+
+def _print_dry_run(settings: Settings, report: FetchReport, options: FetchOptions) -> None:
+    _say(settings, f"{'taxon':<30} {'to download':>11} {'about':>10}")
+    for t in report.taxa:
+        _say(settings, f"{t.name[:30]:<30} {t.queued:>11} {format_size(t.estimated_bytes):>10}")
+    total = report.total("estimated_bytes")
+    _say(settings, f"{'total':<30} {report.total('queued'):>11} {format_size(total):>10}")
+    hours = budget_hours(total, options.hourly_limit, options.daily_limit)
+    _say(
+        settings,
+        f"Under the limits ({format_size(options.hourly_limit)}/hour, "
+        f"{format_size(options.daily_limit)}/day) that takes at least {_duration(hours)}. "
+        "Nothing was downloaded (dry run).",
+    )
+
+
+def budget_hours(total: int, hourly: int, daily: int) -> float:
+    """Hours the byte limits alone need for ``total`` bytes: full days, then full hours."""
+    days, rest = divmod(total, daily)
+    return days * 24 + rest / hourly
+
+
+def _duration(hours: float) -> str:
+    if hours < 1:
+        return "less than an hour"
+    return f"{hours:.1f} hours" if hours < 48 else f"{hours / 24:.1f} days"
+
+
+class _sigterm_as_interrupt:
+    """SIGTERM stops a fetch like Ctrl-C: state saved, exit 130."""
+
+    def __enter__(self) -> None:
+        self._previous: Callable[..., Any] | None = None
+        try:
+            self._previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # type: ignore[assignment]
+        except ValueError:  # not the main thread (tests driving the CLI from a thread)
+            self._previous = None
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def _raise_interrupt(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt

@@ -1,0 +1,19 @@
+"""Time, read through one object so tests can replace it and never wait."""
+
+from __future__ import annotations
+
+import time
+
+
+class Clock:
+    """Wall time for the byte ledger, a monotonic one for pacing, and sleep."""
+
+    def now(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)

@@ -1,0 +1,75 @@
+"""Named defaults in one place: rates, paging, retries, timeouts and limits."""
+
+from __future__ import annotations
+
+DEFAULT_API_URL = "https://api.inaturalist.org/v1"
+DEFAULT_DATA_DIR = "inatdl-data"
+DEFAULT_API_RATE = 1.0  # requests per second; iNaturalist asks for about 1/s
+MAX_API_RATE = 100 / 60 * 100  # generous ceiling for loopback tests; the CLI warns above 100/min
+
+# Paging
+OBSERVATIONS_PER_PAGE = 200  # the API's maximum for /observations
+TAXA_PER_PAGE = 200
+RESULT_WINDOW = 10_000  # page * per_page beyond this is refused with 403
+
+# HTTP
+CONNECT_TIMEOUT = 10.0  # seconds
+READ_TIMEOUT = 30.0  # seconds between bytes, not for the whole body
+API_ATTEMPTS = 7  # first try + 6 retries: 1+2+4+8+16+32 s ≈ 1 minute before giving up
+PHOTO_ATTEMPTS = 5
+BACKOFF_BASE = 1.0  # seconds; doubles each retry
+BACKOFF_MAX = 60.0
+RETRY_AFTER_MAX = 600.0  # never trust a Retry-After longer than this
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+GONE_STATUSES = frozenset({404, 410})
+MAX_REDIRECTS = 5
+CHUNK_SIZE = 64 * 1024
+
+# Downloads
+DEFAULT_WORKERS = 4
+MAX_WORKERS = 64
+DEFAULT_SIZE = "medium"
+# Longest side in pixels of each size the photo hosts serve.
+PHOTO_SIZES = {
+    "square": 75,
+    "thumb": 100,
+    "small": 240,
+    "medium": 500,
+    "large": 1024,
+    "original": 2048,
+}
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "gif")
+# A body larger than this is never read: it is not a photo of that size.
+MAX_PHOTO_BYTES = {
+    "square": 2_000_000,
+    "thumb": 2_000_000,
+    "small": 5_000_000,
+    "medium": 10_000_000,
+    "large": 25_000_000,
+    "original": 100_000_000,
+}
+
+# Licences: the API's photo_license values; a null license_code is all rights reserved.
+ALL_LICENSES = ("cc0", "cc-by", "cc-by-nc", "cc-by-sa", "cc-by-nd", "cc-by-nc-sa", "cc-by-nc-nd")
+DEFAULT_LICENSES = ALL_LICENSES
+QUALITY_GRADES = ("research", "needs_id", "casual")
+
+# Byte budget (iNaturalist: no more than 5 GB of media an hour, 24 GB a day)
+DEFAULT_HOURLY_LIMIT = "5GB"
+DEFAULT_DAILY_LIMIT = "24GB"
+HOUR = 3600.0
+DAY = 86400.0
+LEASE_FRACTION = 0.01  # bytes reserved on disk at once, as a share of the smaller limit
+LEASE_MAX_BYTES = 64_000_000
+LEASE_SECONDS = 60.0  # a lease is written as if all its bytes were spent this late
+
+# State
+STATE_FILE = "state.sqlite"
+LOCK_FILE = "inatdl.lock"
+TAXA_FILE = "taxa.csv"
+MANIFEST_FILE = "photos.csv"
+PHOTOS_DIR = "photos"
+COMMIT_EVERY_PHOTOS = 200
+COMMIT_EVERY_SECONDS = 2.0
+DRY_RUN_SAMPLE = 5  # photos per taxon whose size is asked (HEAD) in --dry-run
+API_GIVE_UP_SECONDS = 120.0  # stop retrying one API request after about two minutes

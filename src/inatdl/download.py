@@ -1,0 +1,201 @@
+"""Download one photo: admitted against the byte budget, streamed, checked, renamed."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from pathlib import Path
+
+import requests
+
+from inatdl.budget import ByteBudget, Ticket
+from inatdl.client import Timeout, backoff_delay, describe_failure, retry_after_seconds
+from inatdl.clock import Clock
+from inatdl.constants import (
+    CHUNK_SIZE,
+    CONNECT_TIMEOUT,
+    GONE_STATUSES,
+    MAX_PHOTO_BYTES,
+    PHOTO_ATTEMPTS,
+    READ_TIMEOUT,
+    RETRY_STATUSES,
+)
+from inatdl.files import disk_error
+from inatdl.state import DONE, FAILED, GONE, PENDING, Outcome, PhotoJob
+
+IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
+PART_SUFFIX = ".part"
+
+
+def looks_like_image(head: bytes) -> bool:
+    """True when the first bytes of a body are those of a JPEG, PNG, GIF or WebP file."""
+    return head.startswith(IMAGE_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+class _Retry(Exception):
+    """This attempt failed in a way that another attempt may not."""
+
+    def __init__(self, problem: str, retry_after: float | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.retry_after = retry_after
+
+
+class _NoRoom(Exception):
+    """The announced size does not fit the byte budget now: the body is left unread."""
+
+    def __init__(self, until: float, which: str) -> None:
+        super().__init__(which)
+        self.until = until
+        self.which = which
+
+
+class _Refused(Exception):
+    """This photo cannot be had as it is served: no retry would help."""
+
+
+class _Dropped(Exception):
+    """The run is stopping: an unfinished body is thrown away."""
+
+
+class Downloader:
+    """Downloads photo jobs into the data dir; one instance shared by all workers."""
+
+    def __init__(
+        self,
+        session: requests.Session,
+        data_dir: Path,
+        budget: ByteBudget,
+        clock: Clock,
+        stop: threading.Event,
+        timeout: Timeout = (CONNECT_TIMEOUT, READ_TIMEOUT),
+        attempts: int = PHOTO_ATTEMPTS,
+    ) -> None:
+        self.session = session
+        self.data_dir = data_dir
+        self.budget = budget
+        self.clock = clock
+        self.stop = stop
+        self.timeout = timeout
+        self.attempts = attempts
+        self._sizes_seen = [0, 0]  # photos, bytes: for the estimate before a request
+
+    def typical_bytes(self) -> int:
+        photos, total = self._sizes_seen
+        return total // photos if photos else 1
+
+    def download(self, job: PhotoJob) -> Outcome:
+        """Fetch one photo, retrying what may pass; the outcome says what happened.
+
+        Raises only what must stop the whole run: a full disk, or LimitReached.
+        """
+        final = self.data_dir / job.path
+        if final.is_file():  # a rename that the previous run did not get to record
+            return Outcome(job, DONE, final.stat().st_size, already_there=True)
+        attempt, problem = 0, ""
+        while attempt < self.attempts:
+            if self.stop.is_set():
+                return Outcome(job, PENDING, attempts=attempt)
+            self.budget.wait_for_room(self.typical_bytes())
+            attempt += 1
+            try:
+                return self._attempt(job, final, attempt)
+            except _NoRoom as no_room:
+                attempt -= 1  # asking again once there is room is not a retry
+                self.budget.wait_until(no_room.until, no_room.which)
+                continue
+            except _Dropped:
+                return Outcome(job, PENDING, attempts=attempt)
+            except _Refused as refused:
+                return Outcome(job, FAILED, error=str(refused), attempts=attempt)
+            except _Retry as failure:
+                problem = failure.problem
+                if attempt < self.attempts:
+                    self.clock.sleep(backoff_delay(attempt, failure.retry_after))
+        return Outcome(job, FAILED, error=problem, attempts=attempt)
+
+    def _attempt(self, job: PhotoJob, final: Path, attempt: int) -> Outcome:
+        cap = MAX_PHOTO_BYTES[job.size]
+        try:
+            response = self.session.get(job.url, stream=True, timeout=self.timeout)
+        except (
+            requests.exceptions.InvalidSchema,
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.TooManyRedirects,
+        ) as exc:
+            return Outcome(job, FAILED, error=f"unusable URL or redirect: {exc}", attempts=attempt)
+        except requests.RequestException as exc:
+            raise _Retry(describe_failure(exc)) from None
+        with response:
+            status = response.status_code
+            if status in GONE_STATUSES:
+                return Outcome(job, GONE, error=f"HTTP {status}", attempts=attempt)
+            if status in RETRY_STATUSES:
+                raise _Retry(f"HTTP {status}", retry_after_seconds(response))
+            if status != 200:
+                return Outcome(job, FAILED, error=f"HTTP {status}", attempts=attempt)
+            content_type = response.headers.get("Content-Type", "").lower()
+            if content_type.startswith("text/") or "json" in content_type:
+                raise _Retry(f"got {content_type.split(';')[0]} instead of an image")
+            length = _content_length(response)
+            if length is not None and length > cap:
+                return Outcome(
+                    job,
+                    FAILED,
+                    attempts=attempt,
+                    error=f"announced {length} bytes, more than a {job.size} photo can be",
+                )
+            if length == 0:
+                raise _Retry("empty body")
+            admitted = self.budget.try_admit(cap if length is None else length)
+            if not isinstance(admitted, Ticket):
+                raise _NoRoom(*admitted)
+            received = self._receive(response, final, admitted, length, cap)
+        self._sizes_seen[0] += 1  # racy under threads, but only an estimate
+        self._sizes_seen[1] += received
+        return Outcome(job, DONE, received, attempts=attempt)
+
+    def _receive(
+        self, response: requests.Response, final: Path, ticket: Ticket, length: int | None, cap: int
+    ) -> int:
+        """Stream the body to a temporary file beside ``final``; rename it when whole."""
+        temporary = final.with_name(final.name + PART_SUFFIX)
+        received = 0
+        complete = False
+        try:
+            with open(temporary, "wb") as handle:
+                for chunk in response.iter_content(CHUNK_SIZE):
+                    if self.stop.is_set():
+                        raise _Dropped
+                    if received == 0 and not looks_like_image(chunk[:16]):
+                        raise _Retry("the body is not an image")
+                    received += len(chunk)
+                    if received > (cap if length is None else length):
+                        raise _Refused(f"the body is larger than announced or than {cap} bytes")
+                    handle.write(chunk)
+            if received == 0:
+                raise _Retry("empty body")
+            if length is not None and received != length:
+                raise _Retry(f"body cut short: {received} of {length} bytes")
+            os.replace(temporary, final)
+            complete = True
+            return received
+        except requests.RequestException as exc:
+            raise _Retry(describe_failure(exc)) from None
+        except OSError as exc:
+            raise disk_error(exc, final) from None
+        finally:
+            self.budget.settle(ticket, received)
+            if not complete:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+
+
+def _content_length(response: requests.Response) -> int | None:
+    try:
+        value = int(response.headers["Content-Length"])
+    except (KeyError, ValueError):
+        return None
+    return value if value >= 0 else None

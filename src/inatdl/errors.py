@@ -1,0 +1,45 @@
+"""The library's own errors; the CLI turns each into one line and an exit code."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class InatdlError(Exception):
+    """Anything the user can act on; the message says what is wrong and what to do."""
+
+    exit_code = 1
+
+
+class SpeciesFileError(InatdlError):
+    """The species CSV cannot be used."""
+
+
+class ApiError(InatdlError):
+    """The API did not give a usable answer after every retry."""
+
+
+class StateError(InatdlError):
+    """The data dir or its state store cannot be used."""
+
+
+class DataDirBusy(StateError):
+    """Another inatdl process holds the data dir."""
+
+
+class NoTaxaError(InatdlError):
+    """photos fetch was run before taxa resolve produced any taxon."""
+
+
+class DiskError(InatdlError):
+    """Writing to the data dir failed (full disk, no permission)."""
+
+
+class LimitReached(InatdlError):
+    """A byte limit is reached and the user asked not to wait."""
+
+    exit_code = 75
+
+    def __init__(self, message: str, until: datetime) -> None:
+        super().__init__(message)
+        self.until = until

@@ -1,0 +1,52 @@
+"""The data dir and atomic writes: a file appears under its name only when whole."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from pathlib import Path
+
+from inatdl.errors import DiskError, StateError
+
+
+def ensure_data_dir(path: Path) -> Path:
+    """The data dir, created if missing; a clear error when it cannot be one."""
+    if path.exists() and not path.is_dir():
+        raise StateError(f"the data dir {path} is a file, not a folder; choose another with --data-dir")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise disk_error(exc, path) from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise DiskError(f"cannot write in the data dir {path}; check its permissions or use --data-dir")
+    return path
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+                handle.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except OSError as exc:
+        raise disk_error(exc, path) from exc
+
+
+def disk_error(exc: OSError, path: Path) -> DiskError:
+    """One line for a failed write, saying what to do about it."""
+    if exc.errno == errno.ENOSPC:
+        return DiskError(
+            f"the disk holding {path} is full; free some space and run the same command again "
+            "(nothing done so far is lost)"
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return DiskError(f"no permission to write {path}; check its permissions or use --data-dir")
+    return DiskError(f"cannot write {path}: {exc.strerror or exc}")

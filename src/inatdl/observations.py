@@ -1,0 +1,162 @@
+"""Observation pages and the photos in them: which to download, which to skip and why."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from inatdl.client import JSON, ApiClient
+from inatdl.constants import OBSERVATIONS_PER_PAGE, QUALITY_GRADES
+from inatdl.naming import is_placeholder, photo_extension, sized_url
+
+log = logging.getLogger("inatdl")
+
+SKIP_LICENCE, SKIP_PLACEHOLDER, SKIP_URL = "licence", "placeholder", "unusable URL"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the user asked for; the API gets all of it, and licences are checked again."""
+
+    licenses: tuple[str, ...]
+    quality: tuple[str, ...] = QUALITY_GRADES
+    place_id: int | None = None
+    bbox: tuple[float, float, float, float] | None = None
+    observed_from: str | None = None
+    observed_to: str | None = None
+
+    def params(self, taxon_id: int) -> dict[str, Any]:
+        """The /observations query for a taxon (paging parameters aside)."""
+        params: dict[str, Any] = {
+            "taxon_id": taxon_id,
+            "photos": "true",
+            "photo_license": ",".join(self.licenses),
+        }
+        if set(self.quality) != set(QUALITY_GRADES):
+            params["quality_grade"] = ",".join(self.quality)
+        if self.place_id is not None:
+            params["place_id"] = self.place_id
+        if self.bbox is not None:
+            params.update(zip(("swlat", "swlng", "nelat", "nelng"), self.bbox))
+        if self.observed_from:
+            params["d1"] = self.observed_from
+        if self.observed_to:
+            params["d2"] = self.observed_to
+        return params
+
+    def key(self, taxon_id: int, size: str) -> str:
+        """Names a paging cursor: the same taxon, size and filters continue the same walk."""
+        params = self.params(taxon_id)
+        params["photo_license"] = ",".join(sorted(self.licenses))
+        if "quality_grade" in params:
+            params["quality_grade"] = ",".join(sorted(self.quality))
+        return "&".join(f"{k}={params[k]}" for k in sorted(params)) + f"&size={size}"
+
+
+def observation_pages(client: ApiClient, params: Mapping[str, Any], after_id: int) -> Iterator[list[JSON]]:
+    """Pages of observations with ids above ``after_id``, in id order, streamed.
+
+    Pages by ``id_above`` (never ``page``, which the API refuses past 10,000 results) and
+    stops without a wasted request when a page is short or nothing remains.
+    """
+    last_id = after_id
+    while True:
+        query = {
+            **params,
+            "order_by": "id",
+            "order": "asc",
+            "per_page": OBSERVATIONS_PER_PAGE,
+            "id_above": last_id,
+        }
+        data = client.get("observations", query)
+        results = [o for o in data.get("results") or [] if isinstance(o, dict) and "id" in o]
+        if not results:
+            return
+        yield results
+        last_id = max(int(o["id"]) for o in results)
+        total = data.get("total_results")
+        if len(results) < OBSERVATIONS_PER_PAGE or (isinstance(total, int) and total <= len(results)):
+            return
+
+
+@dataclass
+class PhotoChoice:
+    """One photo of an observation: the row to record, or why it is skipped."""
+
+    photo_id: int
+    skip: str = ""
+    url: str = ""
+    extension: str = ""
+    license_code: str = ""
+    attribution: str = ""
+
+
+def observation_photos(observation: JSON) -> list[JSON]:
+    """The photo dicts of an observation, from ``photos`` or ``observation_photos``."""
+    photos = observation.get("photos")
+    if not photos:
+        photos = [op.get("photo") for op in observation.get("observation_photos") or []]
+    seen: set[int] = set()
+    unique = []
+    for photo in photos or []:
+        if isinstance(photo, dict) and isinstance(photo.get("id"), int) and photo["id"] not in seen:
+            seen.add(photo["id"])
+            unique.append(photo)
+    return unique
+
+
+def choose_photo(photo: JSON, licenses: Sequence[str], size: str) -> PhotoChoice:
+    """Download or skip one photo, by its own licence (the API filter is per observation)."""
+    photo_id = int(photo["id"])
+    license_code = str(photo.get("license_code") or "").lower()
+    if not license_code or license_code not in licenses:
+        return PhotoChoice(photo_id, skip=SKIP_LICENCE)
+    url = str(photo.get("url") or "")
+    if not url or is_placeholder(url):
+        return PhotoChoice(photo_id, skip=SKIP_PLACEHOLDER)
+    wanted = sized_url(url, size)
+    extension = photo_extension(url) if wanted else None
+    if wanted is None or extension is None:
+        return PhotoChoice(photo_id, skip=SKIP_URL)
+    return PhotoChoice(
+        photo_id,
+        url=wanted,
+        extension=extension,
+        license_code=license_code,
+        attribution=str(photo.get("attribution") or ""),
+    )
+
+
+def coordinates(observation: JSON) -> tuple[float | None, float | None]:
+    """(latitude, longitude) from geojson, else from the "lat,lng" location string."""
+    try:
+        lng, lat = observation["geojson"]["coordinates"][:2]
+        return float(lat), float(lng)
+    except (KeyError, TypeError, ValueError):
+        pass
+    try:
+        lat, lng = str(observation["location"]).split(",")
+        return float(lat), float(lng)
+    except (KeyError, ValueError):
+        return None, None
+
+
+def observation_fields(observation: JSON) -> dict[str, Any]:
+    """The manifest fields an observation gives to each of its photos."""
+    taxon = observation.get("taxon") if isinstance(observation.get("taxon"), dict) else {}
+    user = observation.get("user") if isinstance(observation.get("user"), dict) else {}
+    latitude, longitude = coordinates(observation)
+    obs_id = int(observation["id"])
+    return {
+        "observation_id": obs_id,
+        "observed_taxon_id": taxon.get("id"),
+        "observed_taxon_name": taxon.get("name"),
+        "observer": user.get("login"),
+        "quality_grade": observation.get("quality_grade"),
+        "latitude": latitude,
+        "longitude": longitude,
+        "observed_on": observation.get("observed_on"),
+        "observation_url": observation.get("uri") or f"https://www.inaturalist.org/observations/{obs_id}",
+    }

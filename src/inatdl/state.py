@@ -1,0 +1,370 @@
+"""The state store: the photo log, paging cursors and byte ledger, in SQLite (WAL).
+
+Resume trusts this file, so every change is a transaction, and the per-photo results
+of the workers are batched into a commit every few hundred photos or seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from inatdl.clock import Clock
+from inatdl.constants import COMMIT_EVERY_PHOTOS, COMMIT_EVERY_SECONDS, LOCK_FILE
+from inatdl.errors import DataDirBusy, StateError
+
+SCHEMA_VERSION = 1
+APP_ID = "inatdl"
+PENDING, DONE, FAILED, GONE = "pending", "done", "failed", "gone"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cursors (
+    query TEXT PRIMARY KEY,
+    taxon_id INTEGER NOT NULL,
+    last_id INTEGER NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS photos (
+    photo_id INTEGER NOT NULL,
+    size TEXT NOT NULL,
+    status TEXT NOT NULL,
+    taxon_id INTEGER NOT NULL,
+    taxon_name TEXT NOT NULL,
+    observation_id INTEGER NOT NULL,
+    observed_taxon_id INTEGER,
+    observed_taxon_name TEXT,
+    url TEXT NOT NULL,
+    path TEXT NOT NULL,
+    license_code TEXT NOT NULL,
+    attribution TEXT,
+    observer TEXT,
+    quality_grade TEXT,
+    latitude REAL,
+    longitude REAL,
+    observed_on TEXT,
+    observation_url TEXT,
+    bytes INTEGER,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (photo_id, size)
+);
+CREATE INDEX IF NOT EXISTS photos_by_taxon ON photos (taxon_id, size, status, observation_id);
+CREATE TABLE IF NOT EXISTS ledger (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    bytes INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ledger_by_time ON ledger (at);
+"""
+
+# Columns a new photo row is inserted with, in this order.
+PHOTO_COLUMNS = (
+    "photo_id", "size", "taxon_id", "taxon_name", "observation_id", "observed_taxon_id",
+    "observed_taxon_name", "url", "path", "license_code", "attribution", "observer",
+    "quality_grade", "latitude", "longitude", "observed_on", "observation_url",
+)  # fmt: skip
+
+
+@dataclass
+class PhotoJob:
+    """One photo at one size to download, as the workers need it."""
+
+    photo_id: int
+    size: str
+    url: str
+    path: str
+    taxon_id: int
+
+
+@dataclass
+class Outcome:
+    """What happened to one photo job; kept as data, counted in the summary."""
+
+    job: PhotoJob
+    status: str
+    bytes: int = 0
+    error: str = ""
+    attempts: int = 0
+    already_there: bool = False
+
+
+class DataDirLock:
+    """An exclusive lock on the data dir, so two runs never download a photo twice."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / LOCK_FILE
+        self._handle: Any = None
+
+    def __enter__(self) -> DataDirLock:
+        handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until exit
+        try:
+            _lock_file(handle)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise DataDirBusy(
+                f"another inatdl (pid {holder}) is using {self.path.parent}; wait for it to "
+                "finish, or use another --data-dir"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._handle.close()
+
+
+def _lock_file(handle: Any) -> None:
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+    else:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+class Store:
+    """The state file of one data dir, safe to call from many threads."""
+
+    def __init__(self, path: Path, clock: Clock) -> None:
+        self.path = path
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._pending: list[Outcome] = []
+        self._last_commit = clock.monotonic()
+        _check_is_sqlite(path)
+        try:
+            self.db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StateError(
+                f"the state file {path} is damaged ({exc}); move it away to start afresh "
+                "(photos already on disk are kept and found again)"
+            ) from None
+
+    def _migrate(self) -> None:
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if tables and "meta" not in tables:
+            raise StateError(
+                f"{self.path} is an SQLite file of another program, not inatdl state; "
+                "move it away or use another --data-dir"
+            )
+        meta = dict(self.db.execute("SELECT key, value FROM meta")) if tables else {}
+        if tables and meta.get("app") != APP_ID:
+            raise StateError(f"{self.path} is not inatdl state; move it away or use another --data-dir")
+        version = int(meta.get("schema_version", SCHEMA_VERSION))
+        if version > SCHEMA_VERSION:
+            raise StateError(
+                f"{self.path} was written by a newer inatdl (state version {version}); "
+                "upgrade inatdl to use this data dir"
+            )
+        with self.transaction():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self.db.execute(statement)
+            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('app', ?)", (APP_ID,))
+            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    def transaction(self) -> _Transaction:
+        return _Transaction(self)
+
+    def close(self) -> None:
+        with self._lock:
+            self.flush()
+            self.db.close()
+
+    # Paging cursors -------------------------------------------------------------------
+
+    def cursor(self, query: str) -> int:
+        """The last observation id whose photos are all recorded, for this query."""
+        with self._lock:
+            row = self.db.execute("SELECT last_id FROM cursors WHERE query=?", (query,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def record_page(self, query: str, taxon_id: int, last_id: int, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert a page's new photos as pending and move the cursor, in one transaction."""
+        now = self.clock.now()
+        columns = ", ".join(PHOTO_COLUMNS)
+        marks = ", ".join("?" for _ in PHOTO_COLUMNS)
+        sql = f"INSERT OR IGNORE INTO photos ({columns}, status, updated_at) VALUES ({marks}, '{PENDING}', ?)"
+        with self.transaction():
+            self.db.executemany(sql, [(*row, now) for row in rows])
+            self.db.execute(
+                "INSERT INTO cursors VALUES (?, ?, ?, ?) ON CONFLICT(query) DO UPDATE SET "
+                "last_id=excluded.last_id, updated_at=excluded.updated_at",
+                (query, taxon_id, last_id, now),
+            )
+
+    # Photos ---------------------------------------------------------------------------
+
+    def status_counts(self, taxon_id: int, size: str) -> dict[str, int]:
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT status, COUNT(*) FROM photos WHERE taxon_id=? AND size=? GROUP BY status",
+                (taxon_id, size),
+            ).fetchall()
+        return {status: count for status, count in rows}
+
+    def jobs_to_retry(self, taxon_id: int, size: str, batch: int = 1000) -> Iterator[PhotoJob]:
+        """Pending and failed photos of a taxon, lowest observation ids first, streamed."""
+        after = (-1, -1)
+        while True:
+            with self._lock:
+                rows = self.db.execute(
+                    "SELECT photo_id, url, path, observation_id FROM photos "
+                    "WHERE taxon_id=? AND size=? AND status IN (?, ?) "
+                    "AND (observation_id, photo_id) > (?, ?) "
+                    "ORDER BY observation_id, photo_id LIMIT ?",
+                    (taxon_id, size, PENDING, FAILED, *after, batch),
+                ).fetchall()
+            for photo_id, url, path, _ in rows:
+                yield PhotoJob(photo_id, size, url, path, taxon_id)
+            if len(rows) < batch:
+                return
+            after = (rows[-1][3], rows[-1][0])
+
+    def existing(self, photo_ids: Sequence[int], size: str) -> set[int]:
+        """Which of these photos are already in the log at this size."""
+        found: set[int] = set()
+        with self._lock:
+            for start in range(0, len(photo_ids), 500):
+                chunk = list(photo_ids[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                found.update(
+                    r[0]
+                    for r in self.db.execute(
+                        f"SELECT photo_id FROM photos WHERE size=? AND photo_id IN ({marks})", (size, *chunk)
+                    )
+                )
+        return found
+
+    def done_paths(self) -> Iterator[tuple[int, str, str]]:
+        """(photo_id, size, path) of every photo recorded as downloaded."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT photo_id, size, path FROM photos WHERE status=?", (DONE,)
+            ).fetchall()
+        yield from rows
+
+    def mark_missing(self, keys: Sequence[tuple[int, str]]) -> None:
+        """Photos whose files were deleted: download them again."""
+        with self.transaction():
+            self.db.executemany(
+                "UPDATE photos SET status=?, bytes=NULL WHERE photo_id=? AND size=?",
+                [(PENDING, pid, size) for pid, size in keys],
+            )
+
+    def record(self, outcome: Outcome) -> None:
+        """Queue a photo's outcome; committed in batches (a crash loses at most a batch,
+        which the next run finds again: files under their final name are complete)."""
+        with self._lock:
+            self._pending.append(outcome)
+            due = self.clock.monotonic() - self._last_commit >= COMMIT_EVERY_SECONDS
+            if len(self._pending) >= COMMIT_EVERY_PHOTOS or due:
+                self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            if not self._pending:
+                self._last_commit = self.clock.monotonic()
+                return
+            now = self.clock.now()
+            with self.transaction():
+                self.db.executemany(
+                    "UPDATE photos SET status=?, bytes=?, error=?, attempts=attempts+?, "
+                    "updated_at=? WHERE photo_id=? AND size=?",
+                    [
+                        (
+                            o.status,
+                            o.bytes or None,
+                            o.error or None,
+                            o.attempts,
+                            now,
+                            o.job.photo_id,
+                            o.job.size,
+                        )
+                        for o in self._pending
+                    ],
+                )
+            self._pending.clear()
+            self._last_commit = self.clock.monotonic()
+
+    # Byte ledger ----------------------------------------------------------------------
+
+    def ledger_since(self, since: float) -> list[tuple[float, int]]:
+        with self._lock:
+            return [
+                (at, n)
+                for at, n in self.db.execute(
+                    "SELECT at, bytes FROM ledger WHERE at > ? ORDER BY at", (since,)
+                )
+            ]
+
+    def open_lease(self, at: float, num_bytes: int) -> int:
+        """Write a reservation before its bytes are read, so a crash overcounts, never under."""
+        with self.transaction():
+            cursor = self.db.execute("INSERT INTO ledger (at, bytes) VALUES (?, ?)", (at, num_bytes))
+        return int(cursor.lastrowid or 0)
+
+    def close_lease(self, lease_id: int, at: float, num_bytes: int) -> None:
+        with self.transaction():
+            if num_bytes:
+                self.db.execute("UPDATE ledger SET at=?, bytes=? WHERE id=?", (at, num_bytes, lease_id))
+            else:
+                self.db.execute("DELETE FROM ledger WHERE id=?", (lease_id,))
+            self.db.execute("DELETE FROM ledger WHERE at < ?", (at - 2 * 86400,))
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE … COMMIT under the store's lock; ROLLBACK on any error."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def __enter__(self) -> None:
+        self.store._lock.acquire()
+        try:
+            self.store.db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.store._lock.release()
+            raise
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            self.store.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.store._lock.release()
+
+
+def _check_is_sqlite(path: Path) -> None:
+    """Refuse, before SQLite touches it, a state file that is not SQLite at all."""
+    if path.is_dir():
+        raise StateError(f"{path} is a folder, not the state file; move it away")
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(16)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StateError(f"cannot read the state file {path}: {exc.strerror}") from None
+    if header and header != b"SQLite format 3\x00":
+        raise StateError(
+            f"{path} is not an inatdl state file (not SQLite); move it away or use another "
+            "--data-dir (nothing was changed)"
+        )

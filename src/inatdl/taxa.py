@@ -1,0 +1,270 @@
+"""`taxa resolve`: species names from a CSV to iNaturalist taxon ids, and taxa.csv."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from inatdl.client import JSON, ApiClient
+from inatdl.constants import TAXA_FILE, TAXA_PER_PAGE
+from inatdl.errors import ApiError, NoTaxaError, SpeciesFileError
+from inatdl.files import atomic_write_text
+from inatdl.naming import normalise_name
+
+log = logging.getLogger("inatdl")
+
+TAXA_COLUMNS = ("input_name", "taxon_id", "name", "rank", "match", "observations_count")
+EXACT, SYNONYM, AMBIGUOUS, NOT_FOUND = "exact", "synonym", "ambiguous", "not_found"
+
+
+@dataclass
+class TaxonRow:
+    """One row of taxa.csv: an input name and what it resolved to."""
+
+    input_name: str
+    taxon_id: int | None = None
+    name: str = ""
+    rank: str = ""
+    match: str = NOT_FOUND
+    observations_count: int | None = None
+    note: str = field(default="", compare=False)  # shown in the summary, not saved
+
+    @property
+    def resolved(self) -> bool:
+        return self.taxon_id is not None
+
+
+@dataclass
+class Choice:
+    """What the search results say about one name, before any synonym is followed."""
+
+    match: str
+    taxon: JSON | None = None
+    others: list[JSON] = field(default_factory=list)
+    follow_ids: list[int] = field(default_factory=list)
+
+
+def read_species_csv(path: Path, column: str = "Species") -> list[str]:
+    """The distinct names of ``column``, as first written, in file order."""
+    if not path.exists():
+        raise SpeciesFileError(f"species file {path} not found")
+    if path.is_dir():
+        raise SpeciesFileError(f"{path} is a folder; give the species CSV file")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise SpeciesFileError(
+            f"{path} is empty; it needs a header row with a {column!r} column and one name a row"
+        )
+    if b"\x00" in raw:
+        raise SpeciesFileError(f"{path} is not a CSV file (it holds binary data)")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SpeciesFileError(
+            f"{path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at position {exc.start}); "
+            "save it as UTF-8 (in Excel: 'CSV UTF-8') and try again"
+        ) from None
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise SpeciesFileError(f"{path} is not a readable CSV: {exc}") from None
+    header = [cell.strip() for cell in rows[0]]
+    index = _column_index(header, column)
+    if index is None:
+        found = ", ".join(repr(h) for h in header if h) or "none"
+        raise SpeciesFileError(
+            f"{path} has no column {column!r}; columns found: {found}; choose one with --column"
+        )
+    names: dict[str, str] = {}
+    for row in rows[1:]:
+        cell = row[index] if index < len(row) else ""
+        key = normalise_name(cell)
+        if key and key not in names:
+            names[key] = " ".join(cell.split())
+    if not names:
+        raise SpeciesFileError(f"{path} has a header but no names in column {header[index]!r}")
+    return list(names.values())
+
+
+def _column_index(header: Sequence[str], column: str) -> int | None:
+    """The column named exactly, else the one whose name differs only in case."""
+    if column in header:
+        return header.index(column)
+    folded = [h.casefold() for h in header]
+    return folded.index(column.casefold()) if column.casefold() in folded else None
+
+
+def _observations(taxon: JSON) -> int:
+    return int(taxon.get("observations_count") or 0)
+
+
+def choose_taxon(name: str, results: Iterable[JSON]) -> Choice:
+    """Pick the taxon whose scientific name is exactly ``name``, never the first result.
+
+    Search results come in relevance order and match common names and prefixes, so a
+    genus, a variety or a common-name match may come first. Active exact matches win
+    (the most observed when there are several); an inactive exact match is followed to
+    its current taxon.
+    """
+    key = normalise_name(name)
+    exact = [t for t in results if normalise_name(str(t.get("name", ""))) == key]
+    active = sorted((t for t in exact if t.get("is_active", True)), key=_observations, reverse=True)
+    if active:
+        return Choice(EXACT if len(active) == 1 else AMBIGUOUS, active[0], active[1:])
+    follow: list[int] = []
+    for taxon in exact:
+        for taxon_id in taxon.get("current_synonymous_taxon_ids") or []:
+            if taxon_id not in follow:
+                follow.append(int(taxon_id))
+    return Choice(SYNONYM if follow else NOT_FOUND, follow_ids=follow)
+
+
+def resolve_name(client: ApiClient, input_name: str) -> TaxonRow:
+    """Ask the API about one name and say what it resolves to."""
+    params: dict[str, Any] = {
+        "q": " ".join(input_name.split()),
+        "is_active": "any",
+        "per_page": TAXA_PER_PAGE,
+    }
+    choice = choose_taxon(input_name, client.get("taxa", params).get("results") or [])
+    note = ""
+    if choice.follow_ids:
+        ids = ",".join(str(i) for i in choice.follow_ids)
+        current = [t for t in client.get(f"taxa/{ids}").get("results") or [] if t.get("is_active", True)]
+        current.sort(key=_observations, reverse=True)
+        if not current:
+            return TaxonRow(input_name, note="an inactive name whose current taxon is unknown")
+        choice.taxon, choice.others = current[0], current[1:]
+        note = f"inactive name, now {current[0].get('name')}"
+    if choice.taxon is None:
+        return TaxonRow(input_name)
+    if choice.others:
+        others = ", ".join(f"{t.get('id')} ({_observations(t)} obs.)" for t in choice.others)
+        note = f"{note}; also " if note else "also "
+        note += f"taxon {others}"
+    taxon = choice.taxon
+    return TaxonRow(
+        input_name=input_name,
+        taxon_id=int(taxon["id"]),
+        name=str(taxon.get("name", "")),
+        rank=str(taxon.get("rank") or ""),
+        match=choice.match,
+        observations_count=_observations(taxon),
+        note=note,
+    )
+
+
+def read_taxa_csv(path: Path) -> list[TaxonRow]:
+    """The rows of an existing taxa.csv; an empty list when there is none or it is unreadable."""
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            records = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
+    rows = []
+    for record in records:
+        try:
+            taxon_id = int(record["taxon_id"]) if record.get("taxon_id") else None
+            count = record.get("observations_count")
+            rows.append(
+                TaxonRow(
+                    input_name=record["input_name"],
+                    taxon_id=taxon_id,
+                    name=record.get("name") or "",
+                    rank=record.get("rank") or "",
+                    match=record.get("match") or NOT_FOUND,
+                    observations_count=int(count) if count else None,
+                )
+            )
+        except (KeyError, ValueError):
+            return []
+    return rows
+
+
+def write_taxa_csv(path: Path, rows: Sequence[TaxonRow]) -> None:
+    """Write taxa.csv atomically, with the columns of the contract."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(TAXA_COLUMNS)
+    for row in rows:
+        writer.writerow(
+            [
+                row.input_name,
+                "" if row.taxon_id is None else row.taxon_id,
+                row.name,
+                row.rank,
+                row.match,
+                "" if row.observations_count is None else row.observations_count,
+            ]
+        )
+    atomic_write_text(path, buffer.getvalue())
+
+
+def resolve_species(
+    client: ApiClient,
+    names: Sequence[str],
+    data_dir: Path,
+    refresh: bool = False,
+    on_name: Callable[[TaxonRow], None] | None = None,
+) -> list[TaxonRow]:
+    """Resolve every name, reusing the answers already in taxa.csv unless ``refresh``.
+
+    Only resolved names are reused: names not found before are asked again. If the API
+    fails part way, the names resolved so far are saved so the next run goes on from them.
+    """
+    path = data_dir / TAXA_FILE
+    known = (
+        {}
+        if refresh
+        else {normalise_name(row.input_name): row for row in read_taxa_csv(path) if row.resolved}
+    )
+    rows: list[TaxonRow] = []
+    for name in names:
+        row = known.get(normalise_name(name))
+        if row is None:
+            try:
+                row = resolve_name(client, name)
+            except ApiError as exc:
+                rest = [known[k] for k in map(normalise_name, names[len(rows) :]) if k in known]
+                write_taxa_csv(path, rows + rest)
+                raise ApiError(
+                    f"{exc} ({len(rows)} of {len(names)} names were resolved and saved; "
+                    "the same command resolves the rest)"
+                ) from exc
+            log.debug("%s: %s %s", name, row.match, row.taxon_id)
+        else:
+            row = TaxonRow(
+                name,
+                row.taxon_id,
+                row.name,
+                row.rank,
+                row.match,
+                row.observations_count,
+                note="from taxa.csv",
+            )
+        rows.append(row)
+        if on_name is not None:
+            on_name(row)
+    write_taxa_csv(path, rows)
+    return rows
+
+
+def load_resolved_taxa(data_dir: Path) -> list[TaxonRow]:
+    """The distinct resolved taxa of taxa.csv, for photos fetch."""
+    path = data_dir / TAXA_FILE
+    if not path.exists():
+        raise NoTaxaError(f"no taxa.csv in {data_dir}; run 'inatdl taxa resolve SPECIES_CSV' first")
+    seen: dict[int, TaxonRow] = {}
+    for row in read_taxa_csv(path):
+        if row.taxon_id is not None and row.taxon_id not in seen:
+            seen[row.taxon_id] = row
+    if not seen:
+        raise NoTaxaError(
+            f"{path} has no resolved taxon; check the names and run 'inatdl taxa resolve SPECIES_CSV' again"
+        )
+    return list(seen.values())
