@@ -65,12 +65,13 @@ def read_species_csv(path: Path, column: str = "Species") -> list[str]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
         raise SpeciesFileError(
-            f"{path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at position {exc.start}); "
+            f"{path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); "
             "save it as UTF-8 (in Excel: 'CSV UTF-8') and try again"
         ) from None
     try:
-        rows = list(csv.reader(io.StringIO(text, newline="")))
+        rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
     except csv.Error as exc:
         raise SpeciesFileError(f"{path} is not a readable CSV: {exc}") from None
     header = [cell.strip() for cell in rows[0]]

@@ -1,0 +1,339 @@
+"""`inatdl photos fetch`, over real HTTP against the test server."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from fakes import FakeClock
+from inat_server import Fault, InatServer
+from world import (
+    ALATUM,
+    ALATUM_PHOTOS,
+    SALICARIA,
+    SALICARIA_PHOTOS,
+    VARIETY,
+    build_lythrum,
+    run,
+    write_species,
+)
+
+LICENSES = "cc0,cc-by,cc-by-nc,cc-by-sa,cc-by-nd,cc-by-nc-sa,cc-by-nc-nd"
+
+
+def manifest(data_dir: Path) -> list[dict[str, str]]:
+    with (data_dir / "photos.csv").open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def files(data_dir: Path) -> dict[str, bytes]:
+    """Every file under photos/, by path relative to the data dir."""
+    return {
+        p.relative_to(data_dir).as_posix(): p.read_bytes()
+        for p in sorted((data_dir / "photos").rglob("*"))
+        if p.is_file()
+    }
+
+
+def expected_files(inat: InatServer, size: str = "medium") -> dict[str, bytes]:
+    salicaria = {
+        f"photos/Lythrum_salicaria/{p}_{size}.jpg": inat.photo_bytes(p, size) for p in SALICARIA_PHOTOS
+    }
+    alatum = {f"photos/Lythrum_alatum/{p}_{size}.jpeg": inat.photo_bytes(p, size) for p in ALATUM_PHOTOS}
+    return {**salicaria, **alatum}
+
+
+@pytest.fixture
+def world(inat: InatServer, tmp_path: Path) -> InatServer:
+    """The Lythrum world, with salicaria and alatum resolved into tmp_path/data."""
+    build_lythrum(inat)
+    species = write_species(
+        tmp_path / "species.csv", ["lythrum salicaria", "lythrum alatum", "lythrum theodori"]
+    )
+    assert run(inat, tmp_path / "data", "taxa", "resolve", str(species)).exit_code == 0
+    inat.clear_requests()
+    return inat
+
+
+def test_fetch_downloads_exactly_the_licensed_photos(world: InatServer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    result = run(world, data, "photos", "fetch", "--size", "medium")
+    assert result.exit_code == 0, result.output
+    assert files(data) == expected_files(world)
+    # one page per taxon, by id, with the licence filter, never by page number
+    pages = world.requests_to("/v1/observations")
+    assert [r.query for r in pages] == [
+        {
+            "taxon_id": str(taxon),
+            "photos": "true",
+            "photo_license": LICENSES,
+            "order_by": "id",
+            "order": "asc",
+            "per_page": "200",
+            "id_above": "0",
+        }
+        for taxon in (SALICARIA, ALATUM)
+    ]
+    # one request per photo; the gone one once; never a placeholder nor an unlicensed photo
+    photo_paths = sorted(r.path for r in world.photo_requests())
+    wanted = sorted(
+        [f"/photos/{p}/medium.jpg" for p in [*SALICARIA_PHOTOS, 1400]]
+        + [f"/photos/{p}/medium.jpeg" for p in ALATUM_PHOTOS]
+    )
+    assert photo_paths == wanted
+    assert not world.requests_to("/assets")
+    # the summary
+    assert "Lythrum salicaria" in result.stdout and "1 photos are gone from iNaturalist" in result.stdout
+    assert "Skipped: 9 licence, 1 placeholder" in result.stdout
+
+
+def test_manifest_keeps_licence_and_attribution_of_every_photo(world: InatServer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert run(world, data, "photos", "fetch").exit_code == 0
+    rows = manifest(data)
+    assert len(rows) == len(SALICARIA_PHOTOS) + len(ALATUM_PHOTOS)
+    assert list(rows[0])[:18] == [
+        "photo_id",
+        "observation_id",
+        "taxon_id",
+        "taxon_name",
+        "observed_taxon_id",
+        "observed_taxon_name",
+        "size",
+        "path",
+        "url",
+        "license_code",
+        "attribution",
+        "observer",
+        "quality_grade",
+        "latitude",
+        "longitude",
+        "observed_on",
+        "observation_url",
+        "bytes",
+    ]
+    by_id = {int(r["photo_id"]): r for r in rows}
+    for photo_id, row in by_id.items():
+        observation = world.observation(int(row["observation_id"]))
+        photo = next(p for p in observation["photos"] if p["id"] == photo_id)
+        assert row["license_code"] == photo["license_code"]
+        assert row["attribution"] == photo["attribution"]
+        assert row["url"] == photo["url"].replace("/square.", "/medium.")
+        assert (data / row["path"]).read_bytes() == world.photo_bytes(photo_id, "medium")
+        assert int(row["bytes"]) == len(world.photo_bytes(photo_id, "medium"))
+        assert row["observer"] == observation["user"]["login"]
+        assert row["observation_url"] == f"https://www.inaturalist.org/observations/{row['observation_id']}"
+        assert (float(row["latitude"]), float(row["longitude"])) == (50.09, -104.71)
+    variety = by_id[1200]
+    assert (variety["taxon_id"], variety["taxon_name"]) == (str(SALICARIA), "Lythrum salicaria")
+    assert (variety["observed_taxon_id"], variety["observed_taxon_name"]) == (
+        str(VARIETY),
+        "Lythrum salicaria tomentosum",
+    )
+    assert by_id[1000]["license_code"] == "cc-by" and by_id[1001]["license_code"] == "cc-by-nc"
+
+
+def test_rerun_of_a_finished_job_fetches_nothing(world: InatServer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert run(world, data, "photos", "fetch").exit_code == 0
+    before = files(data)
+    world.clear_requests()
+    result = run(world, data, "photos", "fetch")
+    assert result.exit_code == 0, result.output
+    assert not world.photo_requests()
+    pages = world.requests_to("/v1/observations")
+    assert [(r.query["taxon_id"], r.query["id_above"]) for r in pages] == [
+        (str(SALICARIA), "140"),
+        (str(ALATUM), "204"),
+    ]
+    assert files(data) == before
+    assert len(manifest(data)) == len(before)
+
+
+def test_new_observations_are_fetched_incrementally(world: InatServer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert run(world, data, "photos", "fetch").exit_code == 0
+    world.add_observation(150, SALICARIA, photos=[{"id": 1500, "license_code": "cc0"}])
+    world.clear_requests()
+    assert run(world, data, "photos", "fetch").exit_code == 0
+    assert [r.path for r in world.photo_requests()] == ["/photos/1500/medium.jpg"]
+    assert (data / "photos/Lythrum_salicaria/1500_medium.jpg").read_bytes() == world.photo_bytes(
+        1500, "medium"
+    )
+    assert len(manifest(data)) == len(SALICARIA_PHOTOS) + len(ALATUM_PHOTOS) + 1
+
+
+def test_deleted_file_is_fetched_again(world: InatServer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert run(world, data, "photos", "fetch").exit_code == 0
+    (data / "photos/Lythrum_alatum/2000_medium.jpeg").unlink()
+    world.clear_requests()
+    assert run(world, data, "photos", "fetch").exit_code == 0
+    assert [r.path for r in world.photo_requests()] == ["/photos/2000/medium.jpeg"]
+    assert files(data) == expected_files(world)
+
+
+def test_another_size_is_another_set_of_files(world: InatServer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert run(world, data, "photos", "fetch", "--size", "square").exit_code == 0
+    assert run(world, data, "photos", "fetch", "--size", "original").exit_code == 0
+    assert files(data) == {**expected_files(world, "square"), **expected_files(world, "original")}
+    sizes = sorted({r["size"] for r in manifest(data)})
+    assert sizes == ["original", "square"]
+
+
+def test_licence_and_quality_filters(world: InatServer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    result = run(
+        world, data, "photos", "fetch", "--license", "CC0, cc-by-sa", "--quality", "research,needs_id"
+    )
+    assert result.exit_code == 0, result.output
+    query = world.requests_to("/v1/observations")[0].query
+    assert query["photo_license"] == "cc0,cc-by-sa"
+    assert query["quality_grade"] == "research,needs_id"
+    got = {r["photo_id"]: r["license_code"] for r in manifest(data)}
+    assert got == {"1200": "cc0", "1301": "cc-by-sa", **{str(p): "cc0" for p in ALATUM_PHOTOS}}
+
+
+def test_place_bbox_and_dates_go_to_the_api(world: InatServer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    result = run(
+        world,
+        data,
+        "photos",
+        "fetch",
+        "--place-id",
+        "6712",
+        "--bbox",
+        "40,-110.5,55,-100",
+        "--observed-from",
+        "2020-01-01",
+        "--observed-to",
+        "2020-12-31",
+    )
+    assert result.exit_code == 0, result.output
+    query = world.requests_to("/v1/observations")[0].query
+    assert {k: query[k] for k in ("place_id", "swlat", "swlng", "nelat", "nelng", "d1", "d2")} == {
+        "place_id": "6712",
+        "swlat": "40.0",
+        "swlng": "-110.5",
+        "nelat": "55.0",
+        "nelng": "-100.0",
+        "d1": "2020-01-01",
+        "d2": "2020-12-31",
+    }
+    assert not manifest(data)  # no observation of this world is in place 6712
+
+
+def test_max_per_taxon_takes_the_lowest_observation_ids_and_holds_across_runs(
+    world: InatServer, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    assert run(world, data, "photos", "fetch", "--max-per-taxon", "3").exit_code == 0
+    ids = sorted(int(r["photo_id"]) for r in manifest(data) if r["taxon_id"] == str(SALICARIA))
+    assert ids == SALICARIA_PHOTOS[:3] == [1000, 1001, 1011]
+    world.clear_requests()
+    assert run(world, data, "photos", "fetch", "--max-per-taxon", "3").exit_code == 0
+    assert not world.photo_requests() and not world.requests_to("/v1/observations")
+    assert run(world, data, "photos", "fetch", "--max-per-taxon", "5").exit_code == 0
+    ids = sorted(int(r["photo_id"]) for r in manifest(data) if r["taxon_id"] == str(SALICARIA))
+    assert ids == SALICARIA_PHOTOS[:5]
+    assert len([r for r in manifest(data) if r["taxon_id"] == str(ALATUM)]) == 5
+
+
+def test_photo_faults_are_retried_and_never_saved(world: InatServer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    for kind in ("short", "html", "reset", "reset_mid_body", "empty"):
+        world.add_fault(Fault(kind, target="photo", first_attempts=1, rate=0.3, seed=hash(kind) % 1000))
+    world.add_fault(Fault("status", target="photo", status=503, first_attempts=1, rate=0.2))
+    world.add_fault(
+        Fault("status", target="photo", status=429, retry_after="3", first_attempts=1, rate=0.1, seed=7)
+    )
+    clock = FakeClock()
+    result = run(world, data, "photos", "fetch", "--workers", "8", clock=clock)
+    assert result.exit_code == 0, result.output
+    assert files(data) == expected_files(world)
+    assert len([r for r in world.photo_requests() if r.fault]) > 5
+    assert not list(data.rglob("*.part"))
+
+
+def test_a_photo_that_keeps_failing_is_reported_and_retried_next_run(
+    world: InatServer, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    fault = world.add_fault(Fault("status", target="photo", status=500, path_contains="/photos/2010/"))
+    result = run(world, data, "photos", "fetch")
+    assert result.exit_code == 1
+    assert "Failed in Lythrum alatum: 1 × HTTP 500" in result.stderr
+    assert result.stderr.strip().endswith(
+        "Error: 1 photos still failed after their retries (see above); run the same command again to retry them"
+    )
+    assert len(world.requests_to("/photos/2010/")) == 5
+    assert "photos/Lythrum_alatum/2010_medium.jpeg" not in files(data)
+    world.remove_fault(fault)
+    world.clear_requests()
+    assert run(world, data, "photos", "fetch").exit_code == 0
+    assert [r.path for r in world.photo_requests()] == ["/photos/2010/medium.jpeg"]
+    assert files(data) == expected_files(world)
+
+
+def test_dry_run_lists_and_estimates_without_downloading(world: InatServer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    result = run(world, data, "photos", "fetch", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert not [r for r in world.photo_requests() if r.method == "GET"]
+    assert not (data / "photos.csv").exists() or not manifest(data)
+    lines = result.stdout.splitlines()
+    salicaria = next(line for line in lines if line.startswith("Lythrum salicaria"))
+    assert salicaria.split()[2] == str(len(SALICARIA_PHOTOS) + 1)  # the gone photo is not known yet
+    assert "Nothing was downloaded (dry run)" in result.stdout
+    assert "kB" in salicaria
+    # the listing is kept: the real run needs no page walk from the start
+    world.clear_requests()
+    assert run(world, data, "photos", "fetch").exit_code == 0
+    assert [r.query["id_above"] for r in world.requests_to("/v1/observations")] == ["140", "204"]
+    assert files(data) == expected_files(world)
+
+
+def test_fetch_before_resolve_says_what_to_do(inat: InatServer, tmp_path: Path) -> None:
+    result = run(inat, tmp_path / "d", "photos", "fetch")
+    assert result.exit_code == 1
+    assert (
+        result.stderr
+        == f"Error: no taxa.csv in {tmp_path / 'd'}; run 'inatdl taxa resolve SPECIES_CSV' first\n"
+    )
+    (tmp_path / "d" / "taxa.csv").write_text(
+        "input_name,taxon_id,name,rank,match,observations_count\nlythrum theodori,,,,not_found,\n"
+    )
+    result = run(inat, tmp_path / "d", "photos", "fetch")
+    assert result.exit_code == 1
+    assert "has no resolved taxon" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--size", "huge"], "Invalid value for '--size'"),
+        (["--hourly-limit", "lots"], "'lots' is not a size"),
+        (["--workers", "0"], "Invalid value for '--workers'"),
+        (["--workers", "65"], "Invalid value for '--workers'"),
+        (["--bbox", "95,0,96,1"], "latitudes must be between -90 and 90"),
+        (["--bbox", "1,2,3"], "is not four numbers"),
+        (
+            ["--observed-from", "2021-01-01", "--observed-to", "2020-01-01"],
+            "--observed-from is after --observed-to",
+        ),
+        (["--observed-from", "yesterday"], "Invalid value for '--observed-from'"),
+        (["--license", "cc-by,public"], "choose from cc0, cc-by"),
+        (["--max-per-taxon", "0"], "Invalid value for '--max-per-taxon'"),
+    ],
+)
+def test_bad_options_are_usage_errors(
+    inat: InatServer, tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = run(inat, tmp_path / "d", "photos", "fetch", *args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not inat.requests

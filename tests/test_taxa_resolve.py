@@ -1,0 +1,213 @@
+"""`inatdl taxa resolve`, over real HTTP against the test server."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from fakes import FakeClock
+from inat_server import Fault, InatServer
+from world import ALATUM, HYSSOPIFOLIUM, SALICARIA, VIRGATUM, build_lythrum, run, write_species
+
+from inatdl import __version__
+
+
+def read_taxa(data_dir: Path) -> list[dict[str, str]]:
+    with (data_dir / "taxa.csv").open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture
+def world(inat: InatServer) -> InatServer:
+    build_lythrum(inat)
+    return inat
+
+
+def test_resolves_each_kind_of_match(world: InatServer, tmp_path: Path) -> None:
+    species = write_species(
+        tmp_path / "species.csv",
+        [
+            "lythrum salicaria",
+            "  LYTHRUM   alatum ",
+            "",
+            "lythrum hyssopifolia",
+            "lythrum virgatum",
+            "lythrum tribracteatum",
+            "Lythrum salicaria",
+            "lythrum theodori",
+        ],
+    )
+    result = run(world, tmp_path / "data", "taxa", "resolve", str(species))
+    assert result.exit_code == 0, result.output
+    rows = read_taxa(tmp_path / "data")
+    assert [r["input_name"] for r in rows] == [
+        "lythrum salicaria",
+        "LYTHRUM alatum",
+        "lythrum hyssopifolia",
+        "lythrum virgatum",
+        "lythrum tribracteatum",
+        "lythrum theodori",
+    ]
+    assert list(rows[0]) == ["input_name", "taxon_id", "name", "rank", "match", "observations_count"]
+    by_name = {r["input_name"]: r for r in rows}
+    assert by_name["lythrum salicaria"] == {
+        "input_name": "lythrum salicaria",
+        "taxon_id": str(SALICARIA),
+        "name": "Lythrum salicaria",
+        "rank": "species",
+        "match": "exact",
+        "observations_count": "15",
+    }
+    # the variety "Lythrum alatum lanceolatum" is far more observed and comes first: not taken
+    assert (by_name["LYTHRUM alatum"]["taxon_id"], by_name["LYTHRUM alatum"]["match"]) == (
+        str(ALATUM),
+        "exact",
+    )
+    assert by_name["lythrum hyssopifolia"]["match"] == "synonym"
+    assert by_name["lythrum hyssopifolia"]["taxon_id"] == str(HYSSOPIFOLIUM)
+    assert by_name["lythrum hyssopifolia"]["name"] == "Lythrum hyssopifolium"
+    assert (by_name["lythrum virgatum"]["match"], by_name["lythrum virgatum"]["taxon_id"]) == (
+        "ambiguous",
+        str(VIRGATUM),
+    )
+    assert by_name["lythrum tribracteatum"]["match"] == "not_found"  # a common name is not a match
+    assert by_name["lythrum theodori"] == {
+        "input_name": "lythrum theodori",
+        "taxon_id": "",
+        "name": "",
+        "rank": "",
+        "match": "not_found",
+        "observations_count": "",
+    }
+    out = result.stdout
+    assert "Not found on iNaturalist (2): lythrum tribracteatum, lythrum theodori" in out
+    assert "also taxon 61305 (20 obs.)" in out  # the other Lythrum virgatum is named
+    assert f"Wrote {tmp_path / 'data' / 'taxa.csv'} (4 of 6 names resolved)." in out
+    # one search per distinct name, plus one lookup of the synonym's current taxon
+    searches = world.requests_to("/v1/taxa")
+    assert len(searches) == 7
+    assert all(
+        r.header("User-Agent") == f"inatdl/{__version__} (+https://github.com/inatdl/inatdl)"
+        for r in searches
+    )
+
+
+def test_rerun_asks_only_for_new_and_unresolved_names(world: InatServer, tmp_path: Path) -> None:
+    species = write_species(tmp_path / "s.csv", ["lythrum salicaria", "lythrum theodori"])
+    assert run(world, tmp_path / "d", "taxa", "resolve", str(species)).exit_code == 0
+    world.clear_requests()
+    write_species(species, ["lythrum salicaria", "lythrum theodori", "lythrum alatum"])
+    assert run(world, tmp_path / "d", "taxa", "resolve", str(species)).exit_code == 0
+    assert sorted(r.query["q"] for r in world.requests_to("/v1/taxa")) == [
+        "lythrum alatum",
+        "lythrum theodori",
+    ]
+    assert [r["taxon_id"] for r in read_taxa(tmp_path / "d")] == [str(SALICARIA), "", str(ALATUM)]
+    world.clear_requests()
+    assert run(world, tmp_path / "d", "taxa", "resolve", str(species), "--refresh").exit_code == 0
+    assert len(world.requests_to("/v1/taxa")) == 3
+
+
+def test_other_column_and_bom(world: InatServer, tmp_path: Path) -> None:
+    species = tmp_path / "s.csv"
+    species.write_bytes("\ufeffid,Scientific name\n1,Lythrum alatum\n".encode())
+    result = run(world, tmp_path / "d", "taxa", "resolve", str(species), "--column", "Scientific name")
+    assert result.exit_code == 0, result.output
+    assert read_taxa(tmp_path / "d")[0]["taxon_id"] == str(ALATUM)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "species file {path} not found"),
+        (b"", "{path} is empty; it needs a header row with a 'Species' column"),
+        (b"Species\n", "{path} has a header but no names in column 'Species'"),
+        (
+            b"Name,Genus\nx,y\n",
+            "{path} has no column 'Species'; columns found: 'Name', 'Genus'; choose one with --column",
+        ),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "{path} is not a CSV file (it holds binary data)"),
+        (
+            "Species\nLythrum salicaria\nAmmannia coccínea\n".encode("latin-1"),
+            "{path} is not UTF-8 text (byte 0xed on line 3); save it as UTF-8",
+        ),
+        (b'Species\n"lythrum\x0b', "{path} is not a readable CSV"),
+    ],
+)
+def test_bad_species_files_get_one_line(
+    inat: InatServer, tmp_path: Path, content: bytes | None, message: str
+) -> None:
+    path = tmp_path / "species.csv"
+    if content is not None:
+        path.write_bytes(content)
+    result = run(inat, tmp_path / "d", "taxa", "resolve", str(path))
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: " + message.format(path=path))
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert not inat.requests and not (tmp_path / "d" / "taxa.csv").exists()
+
+
+def test_api_faults_are_retried_with_backoff(world: InatServer, tmp_path: Path) -> None:
+    world.add_fault(Fault("status", target="taxa", status=503, first_attempts=1))
+    world.add_fault(Fault("status", target="taxa", status=429, retry_after="7", times=1))
+    world.add_fault(Fault("badjson", target="taxa", times=1))
+    world.add_fault(Fault("reset", target="taxa", times=1))
+    clock = FakeClock()
+    species = write_species(tmp_path / "s.csv", ["lythrum salicaria", "lythrum alatum"])
+    result = run(world, tmp_path / "d", "taxa", "resolve", str(species), clock=clock)
+    assert result.exit_code == 0, result.output
+    assert [r["taxon_id"] for r in read_taxa(tmp_path / "d")] == [str(SALICARIA), str(ALATUM)]
+    assert any(s >= 7 for s in clock.sleeps)  # Retry-After honoured
+    statuses = [r.status for r in world.requests_to("/v1/taxa")]
+    assert statuses.count(200) >= 2 and 503 in statuses and 429 in statuses
+
+
+def test_unreachable_api_gives_up_within_two_minutes(world: InatServer, tmp_path: Path) -> None:
+    clock = FakeClock()
+    species = write_species(tmp_path / "s.csv", ["lythrum salicaria"])
+    dead = "http://127.0.0.1:9/v1"  # discard port: connection refused
+    from click.testing import CliRunner
+
+    from inatdl.cli import cli
+
+    result = CliRunner().invoke(
+        cli,
+        ["--data-dir", str(tmp_path / "d"), "--api-url", dead, "taxa", "resolve", str(species)],
+        obj={"clock": clock, "timeout": (1.0, 1.0)},
+    )
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: could not get {dead}/taxa?q=lythrum+salicaria")
+    assert "connection refused" in result.stderr and "run the same command again" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert 30 < sum(clock.sleeps) <= 120
+    assert len(clock.sleeps) >= 4
+
+
+def test_a_failure_part_way_keeps_what_was_resolved(world: InatServer, tmp_path: Path) -> None:
+    species = write_species(tmp_path / "s.csv", ["lythrum salicaria", "lythrum alatum"])
+    world.throttle(after=1, every=1, retry_after="5", target="taxa")  # the second name never passes
+    result = run(world, tmp_path / "d", "taxa", "resolve", str(species))
+    assert result.exit_code == 1
+    assert "HTTP 429" in result.stderr
+    assert "(1 of 2 names were resolved and saved; the same command resolves the rest)" in result.stderr
+    assert [r["input_name"] for r in read_taxa(tmp_path / "d")] == ["lythrum salicaria"]
+    world.clear_faults()
+    world.clear_requests()
+    assert run(world, tmp_path / "d", "taxa", "resolve", str(species)).exit_code == 0
+    assert [r.query["q"] for r in world.requests_to("/v1/taxa")] == ["lythrum alatum"]
+    assert [r["taxon_id"] for r in read_taxa(tmp_path / "d")] == [str(SALICARIA), str(ALATUM)]
+
+
+def test_api_rate_is_respected(world: InatServer, tmp_path: Path) -> None:
+    clock = FakeClock()
+    names = ["lythrum salicaria", "lythrum alatum", "lythrum virgatum", "lythrum junceum"]
+    species = write_species(tmp_path / "s.csv", names)
+    result = run(world, tmp_path / "d", "--api-rate", "0.5", "taxa", "resolve", str(species), clock=clock)
+    assert result.exit_code == 0, result.output
+    assert sum(clock.sleeps) == pytest.approx(2.0 * 3, abs=0.01)  # 4 requests, 2 s apart
+
+
+def test_version_and_help(inat: InatServer, tmp_path: Path) -> None:
+    result = run(inat, tmp_path, "--version")
+    assert result.stdout == f"inatdl, version {__version__}\n"

@@ -1,0 +1,91 @@
+"""A small Lythrum world on the test server, and a way to run the CLI against it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+from fakes import FakeClock
+from inat_server import InatServer
+
+from inatdl.cli import cli
+
+SALICARIA, ALATUM, VARIETY, HYSSOPIFOLIUM, VIRGATUM, VIRGATUM_2 = 61299, 61300, 70001, 61303, 61304, 61305
+
+
+def build_lythrum(inat: InatServer) -> None:
+    """Taxa with the traps of real search results, and observations with mixed licences.
+
+    Salicaria: observations 100-111, two photos each (ids obs*10, obs*10+1) with licences
+    cycling cc-by, cc-by-nc, none; its variety: observation 120 (photos 1200 cc0, 1201 none);
+    observation 130 has a flagged photo (1300) and a good one (1301); observation 140's photo
+    1400 is gone (410). Alatum: observations 200-204 on the open-data host as .jpeg, cc0.
+    """
+    inat.add_taxon(1, "Plantae", rank="kingdom", common_name="Plants")
+    inat.add_taxon(61298, "Lythrum", rank="genus", parent_id=1, common_name="Loosestrifes")
+    inat.add_taxon(SALICARIA, "Lythrum salicaria", parent_id=61298, common_name="Purple Loosestrife")
+    inat.add_taxon(VARIETY, "Lythrum salicaria tomentosum", rank="variety", parent_id=SALICARIA)
+    inat.add_taxon(ALATUM, "Lythrum alatum", parent_id=61298, common_name="Winged Loosestrife")
+    inat.add_taxon(
+        61301, "Lythrum alatum lanceolatum", rank="variety", parent_id=ALATUM, observations_count=90_000
+    )
+    inat.add_taxon(HYSSOPIFOLIUM, "Lythrum hyssopifolium", parent_id=61298, observations_count=800)
+    inat.add_taxon(
+        61302,
+        "Lythrum hyssopifolia",
+        parent_id=61298,
+        is_active=False,
+        current_synonymous_taxon_ids=[HYSSOPIFOLIUM],
+        observations_count=0,
+    )
+    inat.add_taxon(VIRGATUM, "Lythrum virgatum", parent_id=61298, observations_count=500)
+    inat.add_taxon(VIRGATUM_2, "Lythrum virgatum", parent_id=61298, observations_count=20)
+    # A common name that is the input name, on a much more observed taxon: it comes first.
+    inat.add_taxon(
+        99, "Ammannia robusta", parent_id=1, common_name="Lythrum tribracteatum", observations_count=10**6
+    )
+    inat.add_observations(
+        SALICARIA, 12, first_id=100, photos_per_observation=2, license_codes=("cc-by", "cc-by-nc", None)
+    )
+    inat.add_observation(
+        120, VARIETY, photos=[{"id": 1200, "license_code": "cc0"}, {"id": 1201, "license_code": None}]
+    )
+    inat.add_observation(
+        130,
+        SALICARIA,
+        photos=[
+            {"id": 1300, "license_code": "cc-by", "flagged": True},
+            {"id": 1301, "license_code": "cc-by-sa"},
+        ],
+    )
+    inat.add_observation(140, SALICARIA, photos=[{"id": 1400, "license_code": "cc-by", "gone": 410}])
+    inat.add_observations(ALATUM, 5, first_id=200, hosts=("open",), exts=("jpeg",), license_codes=("cc0",))
+
+
+SALICARIA_PHOTOS = sorted(
+    [
+        pid
+        for i, pid in enumerate(p for obs in range(100, 112) for p in (obs * 10, obs * 10 + 1))
+        if i % 3 != 2
+    ]
+    + [1200, 1301]
+)
+ALATUM_PHOTOS = [obs * 10 for obs in range(200, 205)]
+
+
+def write_species(path: Path, names: Sequence[str], header: str = "Species") -> Path:
+    path.write_text("\n".join([header, *names]) + "\n", encoding="utf-8")
+    return path
+
+
+def run(
+    inat: InatServer,
+    data_dir: Path,
+    *args: str,
+    clock: FakeClock | None = None,
+    timeout: tuple[float, float] = (2.0, 2.0),
+) -> Result:
+    """Run the real command in-process, against the test server, on a fake clock."""
+    obj = {"clock": clock or FakeClock(), "timeout": timeout}
+    return CliRunner().invoke(cli, ["--data-dir", str(data_dir), "--api-url", inat.api_url, *args], obj=obj)
