@@ -267,7 +267,8 @@ def test_a_photo_that_keeps_failing_is_reported_and_retried_next_run(
     assert result.exit_code == 1
     assert "Failed in Lythrum alatum: 1 × HTTP 500" in result.stderr
     assert result.stderr.strip().endswith(
-        "Error: 1 photos still failed after their retries (see above); run the same command again to retry them"
+        "Error: 1 photos still failed after their retries (see above); "
+        "run the same command again to retry them"
     )
     assert len(world.requests_to("/photos/2010/")) == 5
     assert "photos/Lythrum_alatum/2010_medium.jpeg" not in files(data)
