@@ -209,7 +209,7 @@ class RecordedRequest:
     status: int  # status sent; 0 when the connection was reset without a response
     fault: str | None = None  # e.g. "status:503", "reset", "throttle"; None if served normally
     target: str = ""  # raw request target: path plus "?query" as sent
-    time: float = 0.0  # time.monotonic() when the request was answered
+    time: float = 0.0  # time.monotonic() when the answer started (after any latency)
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """Case-insensitive header lookup."""
@@ -455,10 +455,7 @@ def _reason(status: int) -> str:
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return (
-        struct.pack(">I", len(data))
-        + kind
-        + data
-        + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
     )
 
 
@@ -573,8 +570,6 @@ class _Handler(BaseHTTPRequestHandler):
         path = split.path or "/"
         query = dict(parse_qsl(split.query, keep_blank_values=True))
         headers = dict(self.headers.items())
-        if not allowed:
-            self.close_connection = True  # we did not read any request body
         if inat.latency > 0:
             time.sleep(inat.latency)
         fault = inat._choose_fault(host, path, url) if allowed else None
@@ -596,6 +591,7 @@ class _Handler(BaseHTTPRequestHandler):
 
         try:
             resp = _json_error(405, "Method not allowed")
+            resp.headers.append(("Connection", "close"))  # its request body was never read
             if allowed and (fault is None or fault.kind in _NEEDS_NORMAL):
                 resp = inat._route(host, path, query)
             if fault is None:
@@ -621,9 +617,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(resp, head)
             elif kind == "badjson":
                 normal = inat._route(host, path, query)
-                if (normal.content_type or "").startswith("application/json") and len(
-                    normal.body
-                ) > 4:
+                if (normal.content_type or "").startswith("application/json") and len(normal.body) > 4:
                     body = normal.body[: len(normal.body) // 2]
                 else:
                     body = b'{"total_results": 1, "page": 1, "per_page": 30, "results": [{"id": '
@@ -757,9 +751,7 @@ class InatServer:
         self._sorted_version = -1
         self._sorted_ids: list[int] = []
         self._sorted_obs: list[_Obs] = []
-        self._query_cache: OrderedDict[tuple[Any, ...], tuple[list[int], list[_Obs]]] = (
-            OrderedDict()
-        )
+        self._query_cache: OrderedDict[tuple[Any, ...], tuple[list[int], list[_Obs]]] = OrderedDict()
         self._requests: list[RecordedRequest] = []
         self._faults: list[Fault] = []
         self._errors: list[str] = []
@@ -879,11 +871,7 @@ class InatServer:
 
     def requests_to(self, prefix: str, host: str | None = None) -> list[RecordedRequest]:
         """Requests whose path starts with ``prefix`` (optionally on one host)."""
-        return [
-            r
-            for r in self.requests
-            if r.path.startswith(prefix) and (host is None or r.host == host)
-        ]
+        return [r for r in self.requests if r.path.startswith(prefix) and (host is None or r.host == host)]
 
     def photo_requests(self) -> list[RecordedRequest]:
         """Requests under /photos/ on either host."""
@@ -923,8 +911,7 @@ class InatServer:
         Every matching request is counted, including the throttled ones.
         """
         return self.add_fault(
-            Fault("throttle", target=target, status=429, retry_after=retry_after, after=after,
-                  every=every)
+            Fault("throttle", target=target, status=429, retry_after=retry_after, after=after, every=every)
         )
 
     def _choose_fault(self, host: str, path: str, url: str) -> Fault | None:
@@ -1148,9 +1135,7 @@ class InatServer:
             obs_id = first_id + i
             photos = []
             for k in range(photos_per_observation):
-                pid = (
-                    obs_id * 10 + k if first_photo_id is None else first_photo_id + photo_index
-                )
+                pid = obs_id * 10 + k if first_photo_id is None else first_photo_id + photo_index
                 photos.append(
                     _Photo(
                         pid,
@@ -1230,8 +1215,12 @@ class InatServer:
             "quality_grade": o.quality_grade,
             "observed_on": o.observed_on,
             "observed_on_string": o.observed_on,
-            "observed_on_details": {"date": o.observed_on, "year": int(year),
-                                    "month": int(month), "day": int(day)},
+            "observed_on_details": {
+                "date": o.observed_on,
+                "year": int(year),
+                "month": int(month),
+                "day": int(day),
+            },
             "time_observed_at": when,
             "created_at": when,
             "updated_at": when,
@@ -1314,8 +1303,9 @@ class InatServer:
         base = PHOTO_BASE_BYTES.get(size, 2_048)
         length = self.photo_size_bytes.get(size)
         if length is None:
-            salt = (photo_id * 2_654_435_761 + PHOTO_SIZES.index(size) * 97 if size in
-                    PHOTO_SIZES else photo_id)
+            salt = (
+                photo_id * 2_654_435_761 + PHOTO_SIZES.index(size) * 97 if size in PHOTO_SIZES else photo_id
+            )
             length = base + salt % (base // 8)
         head, tail = _magic(ext, size)
         head += f" inat-test-photo {photo_id} {size} ".encode()
@@ -1438,8 +1428,7 @@ class InatServer:
             return _json_error(404, "Not found")
         return _json_response(
             200,
-            {"total_results": len(results), "page": 1, "per_page": len(results),
-             "results": results},
+            {"total_results": len(results), "page": 1, "per_page": len(results), "results": results},
         )
 
     @staticmethod
@@ -1515,9 +1504,7 @@ class InatServer:
             checks.append(lambda o: len(o.photos) == 0)
         photo_licenses = {v.lower() for v in _csv(query.get("photo_license"))}
         if photo_licenses:
-            checks.append(
-                lambda o: any((p.license_code or "").lower() in photo_licenses for p in o.photos)
-            )
+            checks.append(lambda o: any((p.license_code or "").lower() in photo_licenses for p in o.photos))
         licenses = {v.lower() for v in _csv(query.get("license"))}
         if licenses:
             checks.append(lambda o: (o.license_code or "").lower() in licenses)
@@ -1532,13 +1519,10 @@ class InatServer:
         if all(v is not None for v in box):
             swlat, swlng, nelat, nelng = (float(v) for v in box)  # type: ignore[arg-type]
             if swlng <= nelng:
-                checks.append(
-                    lambda o: swlat <= o.latitude <= nelat and swlng <= o.longitude <= nelng
-                )
+                checks.append(lambda o: swlat <= o.latitude <= nelat and swlng <= o.longitude <= nelng)
             else:  # the box crosses the antimeridian
                 checks.append(
-                    lambda o: swlat <= o.latitude <= nelat
-                    and (o.longitude >= swlng or o.longitude <= nelng)
+                    lambda o: swlat <= o.latitude <= nelat and (o.longitude >= swlng or o.longitude <= nelng)
                 )
         d1 = (query.get("d1") or "")[:10]
         if d1:

@@ -111,7 +111,10 @@ class ByteBudget:
         until, which = now, ""
         for name, window in self.windows.items():
             if num_bytes > window.limit:
-                raise TooLarge(f"{format_size(num_bytes)} is more than the whole {name} limit")
+                raise TooLarge(
+                    f"{format_size(num_bytes)} is more than the whole {name} limit "
+                    f"({format_size(window.limit)}); raise --{name}-limit"
+                )
             window.expire(now)
             free = window.free_at(now, num_bytes)
             if free > until:

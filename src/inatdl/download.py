@@ -9,7 +9,7 @@ from pathlib import Path
 
 import requests
 
-from inatdl.budget import ByteBudget, Ticket
+from inatdl.budget import ByteBudget, Ticket, TooLarge
 from inatdl.client import Timeout, backoff_delay, describe_failure, retry_after_seconds
 from inatdl.clock import Clock
 from inatdl.constants import (
@@ -149,7 +149,10 @@ class Downloader:
                 )
             if length == 0:
                 raise _Retry("empty body")
-            admitted = self.budget.try_admit(cap if length is None else length)
+            try:
+                admitted = self.budget.try_admit(cap if length is None else length)
+            except TooLarge as too_large:
+                return Outcome(job, FAILED, error=str(too_large), attempts=attempt)
             if not isinstance(admitted, Ticket):
                 raise _NoRoom(*admitted)
             received = self._receive(response, final, admitted, length, cap)

@@ -24,7 +24,7 @@ from inatdl.client import ApiClient
 from inatdl.clock import Clock
 from inatdl.constants import DRY_RUN_SAMPLE, MANIFEST_FILE, PHOTOS_DIR, STATE_FILE
 from inatdl.download import PART_SUFFIX, Downloader
-from inatdl.errors import ApiError, InatdlError
+from inatdl.errors import ApiError, InatdlError, LimitReached
 from inatdl.files import disk_error
 from inatdl.manifest import write_manifest
 from inatdl.naming import safe_folder_name
@@ -126,7 +126,8 @@ class _Run:
         self.store = store
         self.options = options
         self.reporter = reporter
-        self.stop = threading.Event()
+        self.halt = threading.Event()  # start nothing new
+        self.abort = threading.Event()  # and drop what is in flight (Ctrl-C, a full disk)
         self.fatal: BaseException | None = None
         self.budget = ByteBudget(
             store,
@@ -136,7 +137,9 @@ class _Run:
             wait=options.wait,
             on_wait=reporter.waiting,
         )
-        self.downloader = Downloader(session, data_dir, self.budget, clock, self.stop, timeout=client.timeout)
+        self.downloader = Downloader(
+            session, data_dir, self.budget, clock, self.abort, timeout=client.timeout
+        )
         self.jobs: queue.Queue[PhotoJob | None] = queue.Queue(maxsize=max(16, options.workers * 4))
         self.reports: dict[int, TaxonReport] = {}
         self._lock = threading.Lock()
@@ -145,7 +148,7 @@ class _Run:
 
     def _work(self) -> None:
         while (job := self.jobs.get()) is not _STOP:
-            if self.stop.is_set():
+            if self.halt.is_set():
                 continue
             try:
                 outcome = self.downloader.download(job)
@@ -157,10 +160,17 @@ class _Run:
             self._count(outcome)
 
     def _fail(self, exc: BaseException) -> None:
+        """Stop the run for ``exc``; at a byte limit, the downloads in flight still finish."""
         with self._lock:
             if self.fatal is None:
                 self.fatal = exc
-        self.stop.set()
+        self.halt.set()
+        if not isinstance(exc, LimitReached):
+            self.abort.set()
+
+    def _interrupt(self) -> None:
+        self.halt.set()
+        self.abort.set()
 
     def _count(self, outcome: Outcome) -> None:
         with self._lock:
@@ -181,7 +191,7 @@ class _Run:
         self.reporter.queued(1)
         if self.options.dry_run:
             return
-        while not self.stop.is_set():
+        while not self.halt.is_set():
             try:
                 self.jobs.put(job, timeout=0.2)
                 return
@@ -205,7 +215,7 @@ class _Run:
         report.had = counts.get(DONE, 0)
         held = report.had + counts.get(PENDING, 0) + counts.get(FAILED, 0)
         for job in self.store.jobs_to_retry(taxon_id, size):
-            if self.stop.is_set():
+            if self.halt.is_set():
                 return
             self._put(job)
         if cap is not None and held >= cap:
@@ -218,7 +228,7 @@ class _Run:
                 self.store.record_page(query, taxon_id, last_complete, rows)
             for row in rows:
                 self._put(PhotoJob(row[0], size, row[7], row[8], taxon_id))
-            if full or self.stop.is_set():
+            if full or self.halt.is_set():
                 return
 
     def _page_rows(
@@ -286,16 +296,16 @@ class _Run:
         report = FetchReport([], self.data_dir / MANIFEST_FILE, dry_run=self.options.dry_run)
         try:
             for taxon in taxa:
-                if self.stop.is_set():
+                if self.halt.is_set():
                     break
                 self.list_taxon(taxon)
         except ApiError as exc:
             report.error = exc  # the downloads already queued still finish
         except KeyboardInterrupt:
             report.interrupted = True
-            self.stop.set()
+            self._interrupt()
         except BaseException:
-            self.stop.set()
+            self._interrupt()
             raise
         finally:
             report.interrupted |= self._finish(workers)
@@ -318,18 +328,18 @@ class _Run:
                     self.jobs.put(_STOP, timeout=0.2)
                     break
                 except queue.Full:
-                    if self.stop.is_set():
+                    if self.halt.is_set():
                         _drain(self.jobs)
                 except KeyboardInterrupt:
                     interrupted = True
-                    self.stop.set()
+                    self._interrupt()
         for worker in workers:
             while worker.is_alive():
                 try:
                     worker.join(timeout=0.2)
                 except KeyboardInterrupt:
                     interrupted = True
-                    self.stop.set()
+                    self._interrupt()
         self.budget.close()
         self.store.flush()
         return interrupted

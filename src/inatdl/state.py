@@ -149,16 +149,22 @@ class Store:
         _check_is_sqlite(path)
         try:
             self.db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+            self._check_owner()
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
+            self._create()
+        except StateError:
+            self.db.close()
+            raise
         except sqlite3.DatabaseError as exc:
+            self.db.close()
             raise StateError(
                 f"the state file {path} is damaged ({exc}); move it away to start afresh "
                 "(photos already on disk are kept and found again)"
             ) from None
 
-    def _migrate(self) -> None:
+    def _check_owner(self) -> None:
+        """Refuse, before changing a byte of it, a database that is not ours or is newer."""
         tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if tables and "meta" not in tables:
             raise StateError(
@@ -174,6 +180,8 @@ class Store:
                 f"{self.path} was written by a newer inatdl (state version {version}); "
                 "upgrade inatdl to use this data dir"
             )
+
+    def _create(self) -> None:
         with self.transaction():
             for statement in _SCHEMA.split(";"):
                 if statement.strip():

@@ -1,0 +1,395 @@
+"""Stopping at any instant and running again: SIGKILL, Ctrl-C, two runs, the state file."""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fakes import FakeClock
+from inat_server import Fault, InatServer
+from world import run
+
+TAXA_CSV = "input_name,taxon_id,name,rank,match,observations_count\n"
+
+
+def make_world(inat: InatServer, data: Path, observations: int = 300) -> dict[str, bytes]:
+    """Two taxa with ``observations`` one-photo observations each; their expected files."""
+    inat.add_taxon(1, "Plantae", rank="kingdom")
+    inat.add_taxon(10, "Lythrum salicaria", parent_id=1)
+    inat.add_taxon(20, "Lythrum × scabrum", parent_id=1)
+    inat.add_observations(10, observations, first_id=1000)
+    inat.add_observations(20, observations, first_id=5000, hosts=("open",))
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "taxa.csv").write_text(
+        TAXA_CSV + f"lythrum salicaria,10,Lythrum salicaria,species,exact,{observations}\n"
+        f"lythrum scabrum,20,Lythrum × scabrum,hybrid,exact,{observations}\n",
+        encoding="utf-8",
+    )
+    expected = {
+        f"photos/Lythrum_salicaria/{(1000 + i) * 10}_small.jpg": inat.photo_bytes((1000 + i) * 10, "small")
+        for i in range(observations)
+    }
+    expected.update(
+        {
+            f"photos/Lythrum_×_scabrum/{(5000 + i) * 10}_small.jpg": inat.photo_bytes(
+                (5000 + i) * 10, "small"
+            )
+            for i in range(observations)
+        }
+    )
+    return expected
+
+
+def files(data: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(data).as_posix(): p.read_bytes() for p in (data / "photos").rglob("*") if p.is_file()
+    }
+
+
+def manifest_ids(data: Path) -> list[str]:
+    with (data / "photos.csv").open(encoding="utf-8", newline="") as handle:
+        return [row["photo_id"] for row in csv.DictReader(handle)]
+
+
+def start(inat: InatServer, data: Path, *args: str) -> subprocess.Popen[str]:
+    """The real command in a child process, on the real clock, that a test can kill."""
+    command = [
+        sys.executable,
+        "-m",
+        "inatdl",
+        "--data-dir",
+        str(data),
+        "--api-url",
+        inat.api_url,
+        "--api-rate",
+        "1000",
+        "photos",
+        "fetch",
+        "--size",
+        "small",
+        *args,
+    ]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_photos(inat: InatServer, count: int, limit: float = 20.0) -> None:
+    deadline = time.monotonic() + limit
+    while len(inat.photo_requests()) < count:
+        assert time.monotonic() < deadline, "the child never got going"
+        time.sleep(0.01)
+
+
+def test_sigkill_at_random_moments_then_finish(inat: InatServer, tmp_path: Path) -> None:
+    """A soak: killed with SIGKILL again and again, then run to the end: every file whole,
+    the manifest lists each once, and at most the photos in flight were fetched twice."""
+    data = tmp_path / "data"
+    expected = make_world(inat, data)
+    inat.latency = 0.02
+    rng = random.Random(2024)
+    kills = 0
+    for _ in range(8):
+        child = start(inat, data, "--workers", "6")
+        time.sleep(rng.uniform(0.3, 1.2))
+        if child.poll() is not None:
+            break
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        kills += 1
+        for path, content in files(data).items():  # whatever is under a final name is whole
+            if not path.endswith(".part"):
+                assert content == expected[path], path
+    child = start(inat, data, "--workers", "6")
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    assert kills >= 3
+    assert files(data) == expected
+    ids = manifest_ids(data)
+    assert len(ids) == len(set(ids)) == len(expected)
+    assert not list(data.rglob("*.part"))
+    gets = [r.path for r in inat.photo_requests()]
+    assert len(gets) - len(set(gets)) <= kills * 6  # only those in flight at a kill
+
+
+def test_ctrl_c_saves_state_and_exits_130(inat: InatServer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    expected = make_world(inat, data)
+    inat.latency = 0.01
+    child = start(inat, data, "--workers", "4")
+    wait_for_photos(inat, 40)
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=30)
+    assert child.returncode == 130, err
+    assert "Interrupted: state saved; run the same command again to resume." in err
+    assert "Traceback" not in err
+    done_first = manifest_ids(data)
+    assert 30 <= len(done_first) < len(expected)
+    inat.clear_requests()
+    inat.latency = 0
+    child = start(inat, data)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    assert files(data) == expected
+    refetched = {r.path.split("/")[2] for r in inat.photo_requests()} & set(done_first)
+    assert not refetched
+    # the paging went on from the saved cursors, not from the start
+    assert all(
+        r.query["id_above"] != "0" or r.query["taxon_id"] == "20"
+        for r in inat.requests_to("/v1/observations")
+    )
+
+
+def test_sigterm_is_like_ctrl_c(inat: InatServer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    make_world(inat, data)
+    inat.latency = 0.01
+    child = start(inat, data)
+    wait_for_photos(inat, 10)
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=30)
+    assert child.returncode == 130, err
+    assert manifest_ids(data)
+
+
+def test_two_runs_at_once_are_safe(inat: InatServer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    expected = make_world(inat, data, observations=100)
+    inat.latency = 0.01
+    first = start(inat, data, "--workers", "2")
+    wait_for_photos(inat, 5)
+    second = start(inat, data)
+    _, err = second.communicate(timeout=30)
+    assert second.returncode == 1
+    assert err.strip() == (
+        f"Error: another inatdl (pid {first.pid}) is using {data}; wait for it to finish, "
+        "or use another --data-dir"
+    )
+    _, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    assert files(data) == expected
+    gets = [r.path for r in inat.photo_requests()]
+    assert len(gets) == len(set(gets)) == len(expected)
+
+
+def test_interrupted_paging_goes_on_from_the_cursor(inat: InatServer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    expected = make_world(inat, data, observations=700)  # 4 pages a taxon
+    inat.throttle(after=2, every=1, retry_after="1", target="observations")  # page 3 never comes
+    result = run(inat, data, "photos", "fetch", "--size", "small")
+    assert result.exit_code == 1
+    assert "could not get" in result.stderr and "HTTP 429" in result.stderr
+    assert len(manifest_ids(data)) == 400  # what the two pages listed was still downloaded
+    inat.clear_faults()
+    inat.clear_requests()
+    result = run(inat, data, "photos", "fetch", "--size", "small")
+    assert result.exit_code == 0, result.output
+    pages = [(r.query["taxon_id"], r.query["id_above"]) for r in inat.requests_to("/v1/observations")]
+    assert pages[0] == ("10", "1399")
+    assert files(data) == expected
+    assert len(inat.photo_requests()) == len(expected) - 400
+
+
+def test_leftovers_of_a_crash_are_cleaned_and_finished_files_trusted(
+    inat: InatServer, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    expected = make_world(inat, data, observations=5)
+    assert run(inat, data, "photos", "fetch", "--size", "small", "--dry-run").exit_code == 0
+    folder = data / "photos" / "Lythrum_salicaria"
+    (folder / "10000_small.jpg.part").write_bytes(b"\xff\xd8\xff half a photo")
+    (folder / "10010_small.jpg").write_bytes(expected["photos/Lythrum_salicaria/10010_small.jpg"])
+    inat.clear_requests()
+    assert run(inat, data, "photos", "fetch", "--size", "small").exit_code == 0
+    assert files(data) == expected
+    assert "/photos/10010/small.jpg" not in [r.path for r in inat.photo_requests()]
+    assert len(manifest_ids(data)) == 10
+
+
+@pytest.mark.parametrize(
+    ("make_state", "message"),
+    [
+        (
+            lambda p: p.write_bytes(b"this is not a database at all, just text\n" * 3),
+            "is not an inatdl state file (not SQLite); move it away or use another --data-dir",
+        ),
+        (
+            lambda p: sqlite3.connect(p).execute("CREATE TABLE songs (title TEXT)").connection.commit(),
+            "is an SQLite file of another program, not inatdl state",
+        ),
+        (
+            lambda p: p.write_bytes(b"SQLite format 3\x00" + b"\x10\x00\x01\x01" + os.urandom(4000)),
+            "is damaged",
+        ),
+    ],
+)
+def test_a_bad_state_file_is_refused_and_left_alone(
+    inat: InatServer, tmp_path: Path, make_state, message: str
+) -> None:
+    data = tmp_path / "data"
+    make_world(inat, data, observations=2)
+    state = data / "state.sqlite"
+    make_state(state)
+    before = state.read_bytes()
+    result = run(inat, data, "photos", "fetch")
+    assert result.exit_code == 1
+    assert message in result.stderr and result.stderr.count("\n") == 1
+    assert state.read_bytes() == before
+    assert not inat.photo_requests()
+
+
+def test_state_from_a_newer_version_is_refused(inat: InatServer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    make_world(inat, data, observations=2)
+    assert run(inat, data, "photos", "fetch", "--size", "small").exit_code == 0
+    with sqlite3.connect(data / "state.sqlite") as db:
+        db.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    result = run(inat, data, "photos", "fetch")
+    assert result.exit_code == 1
+    assert "was written by a newer inatdl (state version 99); upgrade inatdl" in result.stderr
+
+
+# The byte budget --------------------------------------------------------------------------
+
+
+def downloaded_bytes(data: Path) -> int:
+    return sum(len(content) for content in files(data).values())
+
+
+def test_hourly_limit_with_no_wait_exits_75_and_holds_across_runs(inat: InatServer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    expected = make_world(inat, data, observations=30)  # 60 photos of about 6.5 kB
+    limit = 100_000
+    clock = FakeClock()
+    result = run(
+        inat,
+        data,
+        "photos",
+        "fetch",
+        "--size",
+        "small",
+        "--hourly-limit",
+        "100kB",
+        "--no-wait",
+        "--workers",
+        "16",
+        clock=clock,
+    )
+    assert result.exit_code == 75, result.output
+    assert "Error: the hourly download limit of 100.0 kB is reached; the budget frees up at" in result.stderr
+    first = downloaded_bytes(data)
+    assert limit - 7_500 < first <= limit
+    assert len(manifest_ids(data)) == len(files(data))
+    # the same hour, a new run: nothing more is read
+    result = run(
+        inat, data, "photos", "fetch", "--size", "small", "--hourly-limit", "100kB", "--no-wait", clock=clock
+    )
+    assert result.exit_code == 75
+    assert downloaded_bytes(data) == first
+    # an hour later, the next 100 kB
+    clock.advance(3600)
+    result = run(
+        inat,
+        data,
+        "photos",
+        "fetch",
+        "--size",
+        "small",
+        "--hourly-limit",
+        "100kB",
+        "--no-wait",
+        "--workers",
+        "16",
+        clock=clock,
+    )
+    assert result.exit_code == 75
+    assert first < downloaded_bytes(data) <= 2 * limit
+    # and waiting (the default) finishes the job, sleeping on the clock until bytes age out
+    result = run(
+        inat,
+        data,
+        "photos",
+        "fetch",
+        "--size",
+        "small",
+        "--hourly-limit",
+        "100kB",
+        "--workers",
+        "16",
+        clock=clock,
+    )
+    assert result.exit_code == 0, result.output
+    assert "hourly limit of 100.0 kB reached; waiting until" in result.stderr
+    assert files(data) == expected
+    assert max(clock.sleeps) > 3000
+    with sqlite3.connect(data / "state.sqlite") as db:
+        ledger = db.execute("SELECT at, bytes FROM ledger ORDER BY at").fetchall()
+    for at, _ in ledger:
+        assert sum(n for t, n in ledger if at - 3600 < t <= at) <= limit
+
+
+def test_daily_limit_holds(inat: InatServer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    make_world(inat, data, observations=30)
+    clock = FakeClock()
+    for _ in range(3):
+        result = run(
+            inat,
+            data,
+            "photos",
+            "fetch",
+            "--size",
+            "small",
+            "--daily-limit",
+            "50kB",
+            "--no-wait",
+            "--workers",
+            "8",
+            clock=clock,
+        )
+        assert result.exit_code == 75
+        assert "daily download limit of 50.0 kB is reached" in result.stderr
+        clock.advance(3600 * 5)
+    assert 40_000 < downloaded_bytes(data) <= 50_000
+
+
+def test_a_photo_that_does_not_fit_is_left_unread(inat: InatServer, tmp_path: Path) -> None:
+    """Admission by Content-Length: a 6.5 kB photo is not read when less remains,
+    and a photo larger than the whole limit fails with the reason."""
+    data = tmp_path / "data"
+    make_world(inat, data, observations=1)
+    result = run(inat, data, "photos", "fetch", "--size", "small", "--hourly-limit", "10kB", "--no-wait")
+    assert result.exit_code == 75
+    assert len(files(data)) == 1 and downloaded_bytes(data) <= 10_000
+    other = tmp_path / "other"
+    make_world_taxa = (data / "taxa.csv").read_text(encoding="utf-8")
+    other.mkdir()
+    (other / "taxa.csv").write_text(make_world_taxa, encoding="utf-8")
+    result = run(inat, other, "photos", "fetch", "--size", "small", "--hourly-limit", "5kB", "--no-wait")
+    assert result.exit_code == 1
+    assert "is more than the whole hourly limit (5.0 kB); raise --hourly-limit" in result.stderr
+    assert downloaded_bytes(other) == 0
+
+
+def test_unknown_length_is_admitted_by_a_cautious_estimate(inat: InatServer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    expected = make_world(inat, data, observations=3)
+    inat.add_fault(Fault("no_length", target="photo"))
+    result = run(inat, data, "photos", "fetch", "--size", "small")
+    assert result.exit_code == 0, result.output
+    assert files(data) == expected
+    # with a budget smaller than the cautious estimate (5 MB for small), nothing is read
+    other = tmp_path / "other"
+    make_taxa = (data / "taxa.csv").read_text(encoding="utf-8")
+    other.mkdir()
+    (other / "taxa.csv").write_text(make_taxa, encoding="utf-8")
+    result = run(inat, other, "photos", "fetch", "--size", "small", "--hourly-limit", "1MB", "--no-wait")
+    assert result.exit_code == 1
+    assert "more than the whole hourly limit" in result.stderr
+    assert downloaded_bytes(other) == 0
