@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -338,3 +340,137 @@ def test_bad_options_are_usage_errors(
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert not inat.requests
+
+
+HOSTILE_NAMES = [
+    "../../escape",
+    "/etc/passwd",
+    "a\\b/c",
+    "CON",
+    "nul",
+    "x\x00y\x1b[31mz",
+    "..",
+    ".",
+    "L" * 300,
+    "Lythrum × scabrum",
+    "Épilobe à feuilles",
+    " trailing. ",
+]
+
+
+def test_hostile_taxon_names_stay_inside_the_data_dir(inat: InatServer, tmp_path: Path) -> None:
+    inat.add_taxon(1, "Plantae", rank="kingdom")
+    lines = ["input_name,taxon_id,name,rank,match,observations_count"]
+    rows = []
+    for i, name in enumerate(HOSTILE_NAMES):
+        taxon_id = 100 + i
+        inat.add_taxon(taxon_id, name, parent_id=1)
+        inat.add_observation(1000 + i, taxon_id, photos=[{"id": 5000 + i, "license_code": "cc0"}])
+        rows.append([f"name {i}", str(taxon_id), name, "species", "exact", "1"])
+    data = tmp_path / "box" / "data"
+    data.mkdir(parents=True)
+    with (data / "taxa.csv").open("w", encoding="utf-8", newline="") as handle:
+        import csv as csv_module
+
+        writer = csv_module.writer(handle)
+        writer.writerow(lines[0].split(","))
+        writer.writerows(rows)
+    result = run(inat, data, "photos", "fetch")
+    assert result.exit_code == 0, result.output
+    outside = [p for p in (tmp_path / "box").rglob("*") if data not in p.parents and p != data]
+    assert outside == []
+    got = files(data)
+    assert len(got) == len(HOSTILE_NAMES)
+    for path in got:
+        folder = path.split("/")[1]
+        assert folder not in ("", ".", "..") and "\x00" not in folder and "\x1b" not in folder
+        assert len(folder.encode()) <= 120
+    assert "photos/Lythrum_×_scabrum/5009_medium.jpg" in got
+    assert "photos/_CON/5003_medium.jpg" in got
+    by_photo = {r["photo_id"]: r for r in manifest(data)}
+    assert by_photo["5000"]["taxon_name"] == "../../escape"  # the name itself is kept as data
+    assert (data / by_photo["5000"]["path"]).resolve().is_relative_to(data.resolve())
+
+
+def test_taxon_with_25000_observations_comes_out_whole(inat: InatServer, tmp_path: Path) -> None:
+    """Past the API's 10,000-result window: id_above paging, never a refused page."""
+    inat.add_taxon(1, "Plantae", rank="kingdom")
+    inat.add_taxon(10, "Quercus robur", parent_id=1)
+    inat.add_observations(10, 25_000, first_id=1)
+    inat.photo_size_bytes = {"square": 300}
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "taxa.csv").write_text(
+        "input_name,taxon_id,name,rank,match,observations_count\n"
+        "quercus robur,10,Quercus robur,species,exact,25000\n",
+        encoding="utf-8",
+    )
+    result = run(inat, data, "--api-rate", "1000", "photos", "fetch", "--size", "square", "--dry-run")
+    assert result.exit_code == 0, result.output
+    pages = inat.requests_to("/v1/observations")
+    assert len(pages) == 125 and all(r.status == 200 and "page" not in r.query for r in pages)
+    assert (
+        next(line for line in result.stdout.splitlines() if line.startswith("Quercus")).split()[2] == "25000"
+    )
+    # the real run downloads them all, with the listing the dry run saved
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "inatdl",
+            "--data-dir",
+            str(data),
+            "--api-url",
+            inat.api_url,
+            "--api-rate",
+            "1000",
+            "photos",
+            "fetch",
+            "--size",
+            "square",
+            "--workers",
+            "16",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert child.returncode == 0, child.stderr
+    names = {p.name for p in (data / "photos" / "Quercus_robur").iterdir()}
+    assert names == {f"{i * 10}_square.jpg" for i in range(1, 25_001)}
+    assert len(manifest(data)) == 25_000
+    assert len([r for r in inat.photo_requests() if r.method == "GET"]) == 25_000
+    assert inat.connections_opened < 100  # a pooled, kept-alive session, not a connection a photo
+
+
+def test_downloads_start_while_the_next_page_is_fetched(inat: InatServer, tmp_path: Path) -> None:
+    inat.add_taxon(1, "Plantae", rank="kingdom")
+    inat.add_taxon(10, "Quercus robur", parent_id=1)
+    inat.add_observations(10, 1000, first_id=1)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "taxa.csv").write_text(
+        "input_name,taxon_id,name,rank,match,observations_count\nq,10,Quercus robur,species,exact,1000\n",
+        encoding="utf-8",
+    )
+    inat.add_fault(Fault("latency", target="observations", delay=0.2))
+    assert run(inat, data, "photos", "fetch", "--size", "square").exit_code == 0
+    order = [
+        ("page" if r.path.startswith("/v1/") else "photo")
+        for r in sorted(inat.requests, key=lambda r: r.time)
+    ]
+    assert order.index("photo") < order.index("page", 1)  # a photo came before the second page
+    assert order.count("page") == 5
+
+
+def test_quiet_prints_nothing_but_errors(world: InatServer, tmp_path: Path) -> None:
+    result = run(world, tmp_path / "data", "-q", "photos", "fetch")
+    assert result.exit_code == 0
+    assert result.stdout == "" and result.stderr == ""
+    assert len(manifest(tmp_path / "data")) == len(SALICARIA_PHOTOS) + len(ALATUM_PHOTOS)
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(world: InatServer, tmp_path: Path) -> None:
+    result = run(world, tmp_path / "data", "photos", "fetch")
+    assert "paging the observations of Lythrum salicaria" in result.stderr
+    assert f"{len(SALICARIA_PHOTOS) + len(ALATUM_PHOTOS) + 1} of " in result.stderr  # + the gone one

@@ -203,6 +203,7 @@ def test_leftovers_of_a_crash_are_cleaned_and_finished_files_trusted(
     expected = make_world(inat, data, observations=5)
     assert run(inat, data, "photos", "fetch", "--size", "small", "--dry-run").exit_code == 0
     folder = data / "photos" / "Lythrum_salicaria"
+    folder.mkdir(parents=True)
     (folder / "10000_small.jpg.part").write_bytes(b"\xff\xd8\xff half a photo")
     (folder / "10010_small.jpg").write_bytes(expected["photos/Lythrum_salicaria/10010_small.jpg"])
     inat.clear_requests()

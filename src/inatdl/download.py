@@ -168,6 +168,7 @@ class Downloader:
         received = 0
         complete = False
         try:
+            final.parent.mkdir(parents=True, exist_ok=True)
             with open(temporary, "wb") as handle:
                 for chunk in response.iter_content(CHUNK_SIZE):
                     if self.stop.is_set():

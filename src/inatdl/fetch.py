@@ -7,6 +7,7 @@ then queued; a bounded queue keeps memory flat however many observations a taxon
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import queue
@@ -206,10 +207,6 @@ class _Run:
         taxon_id, size, cap = taxon.taxon_id, self.options.size, self.options.max_per_taxon
         report = self.reports[taxon_id] = TaxonReport(taxon_id, taxon.name)
         folder = f"{PHOTOS_DIR}/{safe_folder_name(taxon.name, str(taxon_id))}"
-        try:
-            (self.data_dir / folder).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise disk_error(exc, self.data_dir / folder) from None
         self.reporter.listing(taxon.name)
         counts = self.store.status_counts(taxon_id, size)
         report.had = counts.get(DONE, 0)
@@ -348,13 +345,11 @@ class _Run:
         """For --dry-run: the size of a few photos, asked with HEAD, scaled to the rest."""
         sampled: list[int] = []
         for taxon in report.taxa:
-            for job in self.store.jobs_to_retry(taxon.taxon_id, self.options.size, batch=DRY_RUN_SAMPLE):
+            jobs = self.store.jobs_to_retry(taxon.taxon_id, self.options.size, batch=DRY_RUN_SAMPLE)
+            for job in itertools.islice(jobs, DRY_RUN_SAMPLE):
                 length = _head_length(self.downloader.session, job.url, self.client.timeout)
                 if length is not None:
                     sampled.append(length)
-                break_after = len(sampled) >= DRY_RUN_SAMPLE * len(report.taxa)
-                if break_after:
-                    break
         average = sum(sampled) // len(sampled) if sampled else 0
         for taxon in report.taxa:
             counts = self.store.status_counts(taxon.taxon_id, self.options.size)
