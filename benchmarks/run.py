@@ -11,6 +11,7 @@ inatdl run has a fresh data dir. Prints a Markdown report and writes benchmarks/
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -403,11 +404,21 @@ def machine() -> list[str]:
         capture_output=True,
         text=True,
     ).stdout.strip()
+    digest = hashlib.sha256()
+    package = Path(
+        subprocess.run(
+            [PYTHON, "-c", "import inatdl, os; print(os.path.dirname(inatdl.__file__))"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
+    for source in sorted(package.glob("*.py")):
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
     return [
         f"- CPUs (nproc): {usable}; model: {model}",
         f"- Python {platform.python_version()} ({platform.python_implementation()}), "
         f"{platform.system()} {platform.release()}",
-        f"- {versions}",
+        f"- {versions}; sha256 of {package}/*.py: {digest.hexdigest()[:12]}",
     ]
 
 

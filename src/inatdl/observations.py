@@ -114,7 +114,7 @@ def choose_photo(photo: JSON, licenses: Sequence[str], size: str) -> PhotoChoice
     if not license_code or license_code not in licenses:
         return PhotoChoice(photo_id, skip=SKIP_LICENCE)
     url = str(photo.get("url") or "")
-    if not url or is_placeholder(url):
+    if is_placeholder(url):
         return PhotoChoice(photo_id, skip=SKIP_PLACEHOLDER)
     wanted = sized_url(url, size)
     extension = photo_extension(url) if wanted else None

@@ -16,7 +16,7 @@ from typing import Any
 
 from inatdl.clock import Clock
 from inatdl.constants import COMMIT_EVERY_PHOTOS, COMMIT_EVERY_SECONDS, LOCK_FILE
-from inatdl.errors import DataDirBusy, StateError
+from inatdl.errors import DataDirBusy, DiskError, InatdlError, StateError
 
 SCHEMA_VERSION = 1
 APP_ID = "inatdl"
@@ -356,8 +356,23 @@ class _Transaction:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         try:
             self.store.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        except sqlite3.Error as error:
+            raise _state_write_error(self.store.path, error) from None
         finally:
             self.store._lock.release()
+        if isinstance(exc, sqlite3.OperationalError):
+            raise _state_write_error(self.store.path, exc) from None
+
+
+def _state_write_error(path: Path, error: sqlite3.Error) -> InatdlError:
+    """One line for a state file that cannot be written (full disk, read-only, I/O error)."""
+    text = str(error)
+    if "full" in text:
+        return DiskError(
+            f"the disk holding {path} is full; free some space and run the same command again "
+            "(nothing done so far is lost)"
+        )
+    return StateError(f"cannot write the state file {path}: {text}")
 
 
 def _check_is_sqlite(path: Path) -> None:
