@@ -30,3 +30,9 @@ class FakeClock(Clock):
     def advance(self, seconds: float) -> None:
         with self._lock:
             self._now += seconds
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        if event.is_set():
+            return True
+        self.sleep(seconds)
+        return event.is_set()

@@ -394,3 +394,19 @@ def test_unknown_length_is_admitted_by_a_cautious_estimate(inat: InatServer, tmp
     assert result.exit_code == 1
     assert "more than the whole hourly limit" in result.stderr
     assert downloaded_bytes(other) == 0
+
+
+def test_ctrl_c_while_waiting_for_the_budget_stops_at_once(inat: InatServer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    make_world(inat, data, observations=20)
+    child = start(inat, data, "--hourly-limit", "30kB", "--workers", "4")
+    wait_for_photos(inat, 4)
+    time.sleep(1.0)  # the child is now waiting for the hour to pass
+    started = time.monotonic()
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=20)
+    assert time.monotonic() - started < 10
+    assert child.returncode == 130, err
+    assert "hourly limit of 30.0 kB reached; waiting until" in err
+    assert "Interrupted: state saved" in err
+    assert 0 < len(manifest_ids(data)) <= 5

@@ -25,6 +25,10 @@ class TooLarge(Exception):
     """One download larger than a whole limit: it can never fit."""
 
 
+class WaitCancelled(Exception):
+    """The run stopped (Ctrl-C) while waiting for the budget."""
+
+
 @dataclass
 class _Lease:
     id: int
@@ -86,11 +90,13 @@ class ByteBudget:
         daily_limit: int,
         wait: bool = True,
         on_wait: Callable[[str], None] | None = None,
+        cancel: threading.Event | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.wait = wait
         self.on_wait = on_wait or (lambda message: None)
+        self.cancel = cancel or threading.Event()
         self.windows = {"hourly": _Window(HOUR, hourly_limit), "daily": _Window(DAY, daily_limit)}
         self.lease_size = max(1, min(LEASE_MAX_BYTES, int(min(hourly_limit, daily_limit) * LEASE_FRACTION)))
         self._lock = threading.Lock()
@@ -165,7 +171,8 @@ class ByteBudget:
                     f"{which} limit of {format_size(limit)} reached; waiting until "
                     f"{when:%H:%M:%S} (Ctrl-C stops; the same command resumes)"
                 )
-        self.clock.sleep(max(0.0, until - self.clock.now()) + 0.001)
+        if self.clock.wait(self.cancel, max(0.0, until - self.clock.now()) + 0.001):
+            raise WaitCancelled
 
     def settle(self, ticket: Ticket, used: int) -> None:
         """Count only what an admitted download really read (a body shorter than announced)."""

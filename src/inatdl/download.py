@@ -9,7 +9,7 @@ from pathlib import Path
 
 import requests
 
-from inatdl.budget import ByteBudget, Ticket, TooLarge
+from inatdl.budget import ByteBudget, Ticket, TooLarge, WaitCancelled
 from inatdl.client import Timeout, backoff_delay, describe_failure, retry_after_seconds
 from inatdl.clock import Clock
 from inatdl.constants import (
@@ -97,22 +97,27 @@ class Downloader:
         while attempt < self.attempts:
             if self.stop.is_set():
                 return Outcome(job, PENDING, attempts=attempt)
-            self.budget.wait_for_room(self.typical_bytes())
-            attempt += 1
             try:
+                self.budget.wait_for_room(self.typical_bytes())
+                attempt += 1
                 return self._attempt(job, final, attempt)
             except _NoRoom as no_room:
                 attempt -= 1  # asking again once there is room is not a retry
-                self.budget.wait_until(no_room.until, no_room.which)
+                try:
+                    self.budget.wait_until(no_room.until, no_room.which)
+                except WaitCancelled:
+                    return Outcome(job, PENDING, attempts=attempt)
                 continue
-            except _Dropped:
+            except (_Dropped, WaitCancelled):
                 return Outcome(job, PENDING, attempts=attempt)
             except _Refused as refused:
                 return Outcome(job, FAILED, error=str(refused), attempts=attempt)
             except _Retry as failure:
                 problem = failure.problem
-                if attempt < self.attempts:
-                    self.clock.sleep(backoff_delay(attempt, failure.retry_after))
+                if attempt < self.attempts and self.clock.wait(
+                    self.stop, backoff_delay(attempt, failure.retry_after)
+                ):
+                    return Outcome(job, PENDING, attempts=attempt)
         return Outcome(job, FAILED, error=problem, attempts=attempt)
 
     def _attempt(self, job: PhotoJob, final: Path, attempt: int) -> Outcome:

@@ -137,6 +137,7 @@ class _Run:
             options.daily_limit,
             wait=options.wait,
             on_wait=reporter.waiting,
+            cancel=self.abort,
         )
         self.downloader = Downloader(
             session, data_dir, self.budget, clock, self.abort, timeout=client.timeout
