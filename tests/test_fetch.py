@@ -86,7 +86,7 @@ def test_fetch_downloads_exactly_the_licensed_photos(world: InatServer, tmp_path
     assert photo_paths == wanted
     assert not world.requests_to("/assets")
     # the summary
-    assert "Lythrum salicaria" in result.stdout and "1 photos are gone from iNaturalist" in result.stdout
+    assert "Lythrum salicaria" in result.stdout and "1 photo gone from iNaturalist (404/410); not retried." in result.stdout
     assert "Skipped: 9 licence, 1 placeholder" in result.stdout
 
 
@@ -269,7 +269,7 @@ def test_a_photo_that_keeps_failing_is_reported_and_retried_next_run(
     assert result.exit_code == 1
     assert "Failed in Lythrum alatum: 1 × HTTP 500" in result.stderr
     assert result.stderr.strip().endswith(
-        "Error: 1 photos still failed after their retries (see above); "
+        "Error: 1 photo still failed after their retries (see above); "
         "run the same command again to retry them"
     )
     assert len(world.requests_to("/photos/2010/")) == 5

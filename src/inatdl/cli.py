@@ -413,9 +413,13 @@ def _exit_for(report: FetchReport) -> None:
     failed = report.total("failed")
     if failed and not report.dry_run:
         raise InatdlError(
-            f"{failed} photos still failed after their retries (see above); "
+            f"{_photos(failed)} still failed after their retries (see above); "
             "run the same command again to retry them"
         )
+
+
+def _photos(count: int) -> str:
+    return f"{count} photo" if count == 1 else f"{count} photos"
 
 
 def _print_fetch(settings: Settings, report: FetchReport, options: FetchOptions) -> None:
@@ -447,7 +451,7 @@ def _print_fetch(settings: Settings, report: FetchReport, options: FetchOptions)
             click.echo(f"Failed in {t.name}: {count} × {error}", err=True)
     gone = report.total("gone")
     if gone:
-        _say(settings, f"{gone} photos are gone from iNaturalist (404/410); they are not retried.")
+        _say(settings, f"{_photos(gone)} gone from iNaturalist (404/410); not retried.")
     _say(settings, f"Photos in {settings.data_dir / 'photos'}; manifest {report.manifest}.")
 
 
