@@ -86,7 +86,10 @@ def test_fetch_downloads_exactly_the_licensed_photos(world: InatServer, tmp_path
     assert photo_paths == wanted
     assert not world.requests_to("/assets")
     # the summary
-    assert "Lythrum salicaria" in result.stdout and "1 photo gone from iNaturalist (404/410); not retried." in result.stdout
+    assert (
+        "Lythrum salicaria" in result.stdout
+        and "1 photo gone from iNaturalist (404/410); not retried." in result.stdout
+    )
     assert "Skipped: 9 licence, 1 placeholder" in result.stdout
 
 

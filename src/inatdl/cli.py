@@ -222,7 +222,12 @@ def _say(settings: Settings, text: str = "") -> None:
 
 @cli.group(context_settings=CONTEXT)
 def taxa() -> None:
-    """Resolve species names to iNaturalist taxa (writes taxa.csv)."""
+    """Resolve species names to iNaturalist taxa (writes taxa.csv).
+
+    \b
+    Example:
+      inatdl taxa resolve species.csv
+    """
 
 
 @taxa.command("resolve", context_settings=CONTEXT)
@@ -283,7 +288,12 @@ def _print_taxa(settings: Settings, rows: Sequence[TaxonRow], path: Path) -> Non
 
 @cli.group(context_settings=CONTEXT)
 def photos() -> None:
-    """Download the photos of the resolved taxa (writes photos/ and photos.csv)."""
+    """Download the photos of the resolved taxa (writes photos/ and photos.csv).
+
+    \b
+    Example:
+      inatdl photos fetch --size medium
+    """
 
 
 def _date(value: dt.datetime | None) -> str | None:

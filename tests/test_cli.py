@@ -1,0 +1,119 @@
+"""The command line itself: help with an example everywhere, -v, the pace of API requests."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+from inat_server import Fault, InatServer
+from world import run
+
+from inatdl.cli import cli
+from inatdl.client import RateLimiter
+from inatdl.clock import Clock
+
+
+def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = [prefix]
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found += all_commands(command, (*prefix, name))
+        else:
+            found.append((*prefix, name))
+    return found
+
+
+@pytest.mark.parametrize("path", all_commands(cli), ids=lambda p: " ".join(p) or "inatdl")
+def test_every_command_has_help_with_an_example(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(cli, [*path, "--help"])
+    assert result.exit_code == 0
+    assert "Example" in result.stdout and "inatdl " in result.stdout.split("Example", 1)[1]
+
+
+def test_environment_variables_and_options(
+    inat: InatServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    species = tmp_path / "s.csv"
+    species.write_text("Species\nlythrum salicaria\n", encoding="utf-8")
+    monkeypatch.setenv("INATDL_DATA_DIR", str(tmp_path / "from-env"))
+    monkeypatch.setenv("INATDL_API_URL", inat.api_url)
+    result = CliRunner().invoke(cli, ["taxa", "resolve", str(species)], obj={})
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "from-env" / "taxa.csv").exists()
+    result = CliRunner().invoke(
+        cli, ["--data-dir", str(tmp_path / "opt"), "taxa", "resolve", str(species)], obj={}
+    )
+    assert (tmp_path / "opt" / "taxa.csv").exists()  # the option wins
+    monkeypatch.setenv("INATDL_API_RATE", "fast")
+    result = CliRunner().invoke(cli, ["taxa", "resolve", str(species)])
+    assert result.exit_code == 2 and "Invalid value for '--api-rate'" in result.stderr
+
+
+def test_verbose_shows_the_traceback_and_debug_logs(inat: InatServer, tmp_path: Path) -> None:
+    quiet = run(inat, tmp_path / "d", "taxa", "resolve", str(tmp_path / "missing.csv"))
+    assert quiet.stderr == f"Error: species file {tmp_path / 'missing.csv'} not found\n"
+    loud = run(inat, tmp_path / "d", "-v", "taxa", "resolve", str(tmp_path / "missing.csv"))
+    assert loud.exit_code == 1
+    assert "Traceback (most recent call last)" in loud.stderr and "SpeciesFileError" in loud.stderr
+    assert loud.stderr.endswith(quiet.stderr)
+
+
+def test_verbose_logs_retries(inat: InatServer, tmp_path: Path) -> None:
+    inat.add_taxon(1, "Lythrum salicaria")
+    inat.add_fault(Fault("status", target="taxa", status=503, times=1))
+    species = tmp_path / "s.csv"
+    species.write_text("Species\nlythrum salicaria\n", encoding="utf-8")
+    result = run(inat, tmp_path / "d", "-v", "taxa", "resolve", str(species))
+    assert result.exit_code == 0
+    assert "HTTP 503; retry 1 in" in result.stderr
+
+
+class FrozenClock(Clock):
+    """Time that does not move: each sleep says when its caller would go on."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.wakeups: list[float] = []
+
+    def monotonic(self) -> float:
+        return 100.0
+
+    def sleep(self, seconds: float) -> None:
+        with self.lock:
+            self.wakeups.append(100.0 + seconds)
+
+
+def test_rate_limiter_spaces_requests_across_threads() -> None:
+    clock = FrozenClock()
+    limiter = RateLimiter(2.0, clock)  # 2 a second
+
+    def ask() -> None:
+        for _ in range(10):
+            limiter.wait()
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wakeups = sorted(clock.wakeups)
+    assert len(wakeups) == 80
+    assert all(later - earlier == pytest.approx(0.5) for earlier, later in zip(wakeups, wakeups[1:]))
+
+
+def test_workers_download_concurrently(inat: InatServer, tmp_path: Path) -> None:
+    inat.add_taxon(10, "Quercus robur")
+    inat.add_observations(10, 8, first_id=1)
+    inat.add_fault(Fault("latency", target="photo", delay=0.3))
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "taxa.csv").write_text(
+        "input_name,taxon_id,name,rank,match,observations_count\nq,10,Quercus robur,species,exact,8\n",
+        encoding="utf-8",
+    )
+    assert run(inat, data, "photos", "fetch", "--workers", "8").exit_code == 0
+    times = sorted(r.time for r in inat.photo_requests())
+    assert len(times) == 8 and times[-1] - times[0] < 0.25  # one worker would need 2.1 s
