@@ -350,3 +350,26 @@ def test_tls_verification_is_on() -> None:
     assert session.verify is True
     source = "".join(p.read_text() for p in Path(inatdl.download.__file__).parent.glob("*.py"))
     assert "verify=False" not in source
+
+
+def test_a_state_write_failing_in_a_worker_stops_the_run_cleanly(
+    world: InatServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from inatdl.errors import DiskError
+    from inatdl.state import Store
+
+    calls = []
+    original = Store.record
+
+    def failing_record(self: Store, outcome: Any) -> None:
+        calls.append(outcome)
+        if len(calls) >= 5:
+            raise DiskError(
+                "the disk holding the state is full; free some space and run the same command again"
+            )
+        original(self, outcome)
+
+    monkeypatch.setattr(Store, "record", failing_record)
+    result = run(world, tmp_path / "data", "photos", "fetch", "--workers", "2")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1].startswith("Error: the disk holding the state is full")

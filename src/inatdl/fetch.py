@@ -154,12 +154,11 @@ class _Run:
                 continue
             try:
                 outcome = self.downloader.download(job)
+                if outcome.status != PENDING:
+                    self.store.record(outcome)
+                self._count(outcome)
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread
                 self._fail(exc)
-                continue
-            if outcome.status != PENDING:
-                self.store.record(outcome)
-            self._count(outcome)
 
     def _fail(self, exc: BaseException) -> None:
         """Stop the run for ``exc``; at a byte limit, the downloads in flight still finish."""
