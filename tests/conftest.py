@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from inat_server import InatServer
+from world import build_lythrum, run, write_species
 
 # ---------------------------------------------------------------------------
 # Fake iNaturalist server (tests/inat_server.py)
@@ -17,3 +19,15 @@ def inat() -> Iterator[InatServer]:
     """A started fake iNaturalist (API + both photo hosts), stopped after the test."""
     with InatServer() as server:
         yield server
+
+
+@pytest.fixture
+def world(inat: InatServer, tmp_path: Path) -> InatServer:
+    """The Lythrum world (tests/world.py), with salicaria and alatum resolved into tmp_path/data."""
+    build_lythrum(inat)
+    species = write_species(
+        tmp_path / "species.csv", ["lythrum salicaria", "lythrum alatum", "lythrum theodori"]
+    )
+    assert run(inat, tmp_path / "data", "taxa", "resolve", str(species)).exit_code == 0
+    inat.clear_requests()
+    return inat

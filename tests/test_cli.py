@@ -9,7 +9,7 @@ import click
 import pytest
 from click.testing import CliRunner
 from inat_server import Fault, InatServer
-from world import run
+from world import run, write_taxa
 
 from inatdl.cli import cli
 from inatdl.client import RateLimiter
@@ -109,11 +109,7 @@ def test_workers_download_concurrently(inat: InatServer, tmp_path: Path) -> None
     inat.add_observations(10, 8, first_id=1)
     inat.add_fault(Fault("latency", target="photo", delay=0.3))
     data = tmp_path / "data"
-    data.mkdir()
-    (data / "taxa.csv").write_text(
-        "input_name,taxon_id,name,rank,match,observations_count\nq,10,Quercus robur,species,exact,8\n",
-        encoding="utf-8",
-    )
+    write_taxa(data, [(10, "Quercus robur")])
     assert run(inat, data, "photos", "fetch", "--workers", "8").exit_code == 0
     times = sorted(r.time for r in inat.photo_requests())
     assert len(times) == 8 and times[-1] - times[0] < 0.25  # one worker would need 2.1 s

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import errno
 import json
 from pathlib import Path
@@ -11,40 +10,11 @@ from typing import Any
 import pytest
 from fakes import FakeClock
 from inat_server import Fault, InatServer, http_date
-from world import ALATUM_PHOTOS, SALICARIA_PHOTOS, build_lythrum, run, write_species
+from world import ALATUM_PHOTOS, SALICARIA_PHOTOS, expected_files, files, manifest_ids, run
 
 import inatdl.download
 from inatdl.client import build_session
 from inatdl.observations import SKIP_URL, choose_photo
-
-
-def files(data: Path) -> dict[str, bytes]:
-    return {
-        p.relative_to(data).as_posix(): p.read_bytes() for p in (data / "photos").rglob("*") if p.is_file()
-    }
-
-
-def expected_files(inat: InatServer, size: str = "medium") -> dict[str, bytes]:
-    salicaria = {
-        f"photos/Lythrum_salicaria/{p}_{size}.jpg": inat.photo_bytes(p, size) for p in SALICARIA_PHOTOS
-    }
-    alatum = {f"photos/Lythrum_alatum/{p}_{size}.jpeg": inat.photo_bytes(p, size) for p in ALATUM_PHOTOS}
-    return {**salicaria, **alatum}
-
-
-def manifest_ids(data: Path) -> list[str]:
-    with (data / "photos.csv").open(encoding="utf-8", newline="") as handle:
-        return [row["photo_id"] for row in csv.DictReader(handle)]
-
-
-@pytest.fixture
-def world(inat: InatServer, tmp_path: Path) -> InatServer:
-    build_lythrum(inat)
-    species = write_species(tmp_path / "species.csv", ["lythrum salicaria", "lythrum alatum"])
-    assert run(inat, tmp_path / "data", "taxa", "resolve", str(species)).exit_code == 0
-    inat.clear_requests()
-    return inat
-
 
 # The API ------------------------------------------------------------------------------------
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,46 +14,15 @@ from world import (
     SALICARIA,
     SALICARIA_PHOTOS,
     VARIETY,
-    build_lythrum,
+    expected_files,
+    fetch_command,
+    files,
+    manifest,
     run,
-    write_species,
+    write_taxa,
 )
 
 LICENSES = "cc0,cc-by,cc-by-nc,cc-by-sa,cc-by-nd,cc-by-nc-sa,cc-by-nc-nd"
-
-
-def manifest(data_dir: Path) -> list[dict[str, str]]:
-    with (data_dir / "photos.csv").open(encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-def files(data_dir: Path) -> dict[str, bytes]:
-    """Every file under photos/, by path relative to the data dir."""
-    return {
-        p.relative_to(data_dir).as_posix(): p.read_bytes()
-        for p in sorted((data_dir / "photos").rglob("*"))
-        if p.is_file()
-    }
-
-
-def expected_files(inat: InatServer, size: str = "medium") -> dict[str, bytes]:
-    salicaria = {
-        f"photos/Lythrum_salicaria/{p}_{size}.jpg": inat.photo_bytes(p, size) for p in SALICARIA_PHOTOS
-    }
-    alatum = {f"photos/Lythrum_alatum/{p}_{size}.jpeg": inat.photo_bytes(p, size) for p in ALATUM_PHOTOS}
-    return {**salicaria, **alatum}
-
-
-@pytest.fixture
-def world(inat: InatServer, tmp_path: Path) -> InatServer:
-    """The Lythrum world, with salicaria and alatum resolved into tmp_path/data."""
-    build_lythrum(inat)
-    species = write_species(
-        tmp_path / "species.csv", ["lythrum salicaria", "lythrum alatum", "lythrum theodori"]
-    )
-    assert run(inat, tmp_path / "data", "taxa", "resolve", str(species)).exit_code == 0
-    inat.clear_requests()
-    return inat
 
 
 def test_fetch_downloads_exactly_the_licensed_photos(world: InatServer, tmp_path: Path) -> None:
@@ -363,21 +330,11 @@ HOSTILE_NAMES = [
 
 def test_hostile_taxon_names_stay_inside_the_data_dir(inat: InatServer, tmp_path: Path) -> None:
     inat.add_taxon(1, "Plantae", rank="kingdom")
-    lines = ["input_name,taxon_id,name,rank,match,observations_count"]
-    rows = []
     for i, name in enumerate(HOSTILE_NAMES):
-        taxon_id = 100 + i
-        inat.add_taxon(taxon_id, name, parent_id=1)
-        inat.add_observation(1000 + i, taxon_id, photos=[{"id": 5000 + i, "license_code": "cc0"}])
-        rows.append([f"name {i}", str(taxon_id), name, "species", "exact", "1"])
+        inat.add_taxon(100 + i, name, parent_id=1)
+        inat.add_observation(1000 + i, 100 + i, photos=[{"id": 5000 + i, "license_code": "cc0"}])
     data = tmp_path / "box" / "data"
-    data.mkdir(parents=True)
-    with (data / "taxa.csv").open("w", encoding="utf-8", newline="") as handle:
-        import csv as csv_module
-
-        writer = csv_module.writer(handle)
-        writer.writerow(lines[0].split(","))
-        writer.writerows(rows)
+    write_taxa(data, [(100 + i, name) for i, name in enumerate(HOSTILE_NAMES)])
     result = run(inat, data, "photos", "fetch")
     assert result.exit_code == 0, result.output
     outside = [p for p in (tmp_path / "box").rglob("*") if data not in p.parents and p != data]
@@ -402,12 +359,7 @@ def test_taxon_with_25000_observations_comes_out_whole(inat: InatServer, tmp_pat
     inat.add_observations(10, 25_000, first_id=1)
     inat.photo_size_bytes = {"square": 300}
     data = tmp_path / "data"
-    data.mkdir()
-    (data / "taxa.csv").write_text(
-        "input_name,taxon_id,name,rank,match,observations_count\n"
-        "quercus robur,10,Quercus robur,species,exact,25000\n",
-        encoding="utf-8",
-    )
+    write_taxa(data, [(10, "Quercus robur")])
     result = run(inat, data, "--api-rate", "1000", "photos", "fetch", "--size", "square", "--dry-run")
     assert result.exit_code == 0, result.output
     pages = inat.requests_to("/v1/observations")
@@ -416,28 +368,8 @@ def test_taxon_with_25000_observations_comes_out_whole(inat: InatServer, tmp_pat
         next(line for line in result.stdout.splitlines() if line.startswith("Quercus")).split()[2] == "25000"
     )
     # the real run downloads them all, with the listing the dry run saved
-    child = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "inatdl",
-            "--data-dir",
-            str(data),
-            "--api-url",
-            inat.api_url,
-            "--api-rate",
-            "1000",
-            "photos",
-            "fetch",
-            "--size",
-            "square",
-            "--workers",
-            "16",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    command = fetch_command(inat, data, "--size", "square", "--workers", "16")
+    child = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert child.returncode == 0, child.stderr
     names = {p.name for p in (data / "photos" / "Quercus_robur").iterdir()}
     assert names == {f"{i * 10}_square.jpg" for i in range(1, 25_001)}
@@ -451,11 +383,7 @@ def test_downloads_start_while_the_next_page_is_fetched(inat: InatServer, tmp_pa
     inat.add_taxon(10, "Quercus robur", parent_id=1)
     inat.add_observations(10, 1000, first_id=1)
     data = tmp_path / "data"
-    data.mkdir()
-    (data / "taxa.csv").write_text(
-        "input_name,taxon_id,name,rank,match,observations_count\nq,10,Quercus robur,species,exact,1000\n",
-        encoding="utf-8",
-    )
+    write_taxa(data, [(10, "Quercus robur")])
     inat.add_fault(Fault("latency", target="observations", delay=0.2))
     assert run(inat, data, "photos", "fetch", "--size", "square").exit_code == 0
     order = [

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from fakes import FakeClock
 from inat_server import Fault, InatServer
-from world import run
+from world import files, manifest_ids, run, start, write_taxa
 
-TAXA_CSV = "input_name,taxon_id,name,rank,match,observations_count\n"
+FETCH_SMALL = ("photos", "fetch", "--size", "small")
 
 
 def make_world(inat: InatServer, data: Path, observations: int = 300) -> dict[str, bytes]:
@@ -27,12 +24,7 @@ def make_world(inat: InatServer, data: Path, observations: int = 300) -> dict[st
     inat.add_taxon(20, "Lythrum × scabrum", parent_id=1)
     inat.add_observations(10, observations, first_id=1000)
     inat.add_observations(20, observations, first_id=5000, hosts=("open",))
-    data.mkdir(parents=True, exist_ok=True)
-    (data / "taxa.csv").write_text(
-        TAXA_CSV + f"lythrum salicaria,10,Lythrum salicaria,species,exact,{observations}\n"
-        f"lythrum scabrum,20,Lythrum × scabrum,hybrid,exact,{observations}\n",
-        encoding="utf-8",
-    )
+    write_taxa(data, [(10, "Lythrum salicaria"), (20, "Lythrum × scabrum")])
     expected = {
         f"photos/Lythrum_salicaria/{(1000 + i) * 10}_small.jpg": inat.photo_bytes((1000 + i) * 10, "small")
         for i in range(observations)
@@ -46,38 +38,6 @@ def make_world(inat: InatServer, data: Path, observations: int = 300) -> dict[st
         }
     )
     return expected
-
-
-def files(data: Path) -> dict[str, bytes]:
-    return {
-        p.relative_to(data).as_posix(): p.read_bytes() for p in (data / "photos").rglob("*") if p.is_file()
-    }
-
-
-def manifest_ids(data: Path) -> list[str]:
-    with (data / "photos.csv").open(encoding="utf-8", newline="") as handle:
-        return [row["photo_id"] for row in csv.DictReader(handle)]
-
-
-def start(inat: InatServer, data: Path, *args: str) -> subprocess.Popen[str]:
-    """The real command in a child process, on the real clock, that a test can kill."""
-    command = [
-        sys.executable,
-        "-m",
-        "inatdl",
-        "--data-dir",
-        str(data),
-        "--api-url",
-        inat.api_url,
-        "--api-rate",
-        "1000",
-        "photos",
-        "fetch",
-        "--size",
-        "small",
-        *args,
-    ]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def wait_for_photos(inat: InatServer, count: int, limit: float = 20.0) -> None:
@@ -268,63 +228,22 @@ def test_hourly_limit_with_no_wait_exits_75_and_holds_across_runs(inat: InatServ
     expected = make_world(inat, data, observations=30)  # 60 photos of about 6.5 kB
     limit = 100_000
     clock = FakeClock()
-    result = run(
-        inat,
-        data,
-        "photos",
-        "fetch",
-        "--size",
-        "small",
-        "--hourly-limit",
-        "100kB",
-        "--no-wait",
-        "--workers",
-        "16",
-        clock=clock,
-    )
+    no_wait = (*FETCH_SMALL, "--hourly-limit", "100kB", "--no-wait", "--workers", "16")
+    result = run(inat, data, *no_wait, clock=clock)
     assert result.exit_code == 75, result.output
     assert "Error: the hourly download limit of 100.0 kB is reached; the budget frees up at" in result.stderr
     first = downloaded_bytes(data)
     assert limit - 7_500 < first <= limit
     assert len(manifest_ids(data)) == len(files(data))
     # the same hour, a new run: nothing more is read
-    result = run(
-        inat, data, "photos", "fetch", "--size", "small", "--hourly-limit", "100kB", "--no-wait", clock=clock
-    )
-    assert result.exit_code == 75
+    assert run(inat, data, *no_wait, clock=clock).exit_code == 75
     assert downloaded_bytes(data) == first
     # an hour later, the next 100 kB
     clock.advance(3600)
-    result = run(
-        inat,
-        data,
-        "photos",
-        "fetch",
-        "--size",
-        "small",
-        "--hourly-limit",
-        "100kB",
-        "--no-wait",
-        "--workers",
-        "16",
-        clock=clock,
-    )
-    assert result.exit_code == 75
+    assert run(inat, data, *no_wait, clock=clock).exit_code == 75
     assert first < downloaded_bytes(data) <= 2 * limit
     # and waiting (the default) finishes the job, sleeping on the clock until bytes age out
-    result = run(
-        inat,
-        data,
-        "photos",
-        "fetch",
-        "--size",
-        "small",
-        "--hourly-limit",
-        "100kB",
-        "--workers",
-        "16",
-        clock=clock,
-    )
+    result = run(inat, data, *FETCH_SMALL, "--hourly-limit", "100kB", "--workers", "16", clock=clock)
     assert result.exit_code == 0, result.output
     assert "hourly limit of 100.0 kB reached; waiting until" in result.stderr
     assert files(data) == expected
@@ -369,9 +288,7 @@ def test_a_photo_that_does_not_fit_is_left_unread(inat: InatServer, tmp_path: Pa
     assert result.exit_code == 75
     assert len(files(data)) == 1 and downloaded_bytes(data) <= 10_000
     other = tmp_path / "other"
-    make_world_taxa = (data / "taxa.csv").read_text(encoding="utf-8")
-    other.mkdir()
-    (other / "taxa.csv").write_text(make_world_taxa, encoding="utf-8")
+    write_taxa(other, [(10, "Lythrum salicaria"), (20, "Lythrum × scabrum")])
     result = run(inat, other, "photos", "fetch", "--size", "small", "--hourly-limit", "5kB", "--no-wait")
     assert result.exit_code == 1
     assert "is more than the whole hourly limit (5.0 kB); raise --hourly-limit" in result.stderr
@@ -387,9 +304,7 @@ def test_unknown_length_is_admitted_by_a_cautious_estimate(inat: InatServer, tmp
     assert files(data) == expected
     # with a budget smaller than the cautious estimate (5 MB for small), nothing is read
     other = tmp_path / "other"
-    make_taxa = (data / "taxa.csv").read_text(encoding="utf-8")
-    other.mkdir()
-    (other / "taxa.csv").write_text(make_taxa, encoding="utf-8")
+    write_taxa(other, [(10, "Lythrum salicaria"), (20, "Lythrum × scabrum")])
     result = run(inat, other, "photos", "fetch", "--size", "small", "--hourly-limit", "1MB", "--no-wait")
     assert result.exit_code == 1
     assert "more than the whole hourly limit" in result.stderr

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -89,3 +92,68 @@ def run(
     """Run the real command in-process, against the test server, on a fake clock."""
     obj = {"clock": clock or FakeClock(), "timeout": timeout}
     return CliRunner().invoke(cli, ["--data-dir", str(data_dir), "--api-url", inat.api_url, *args], obj=obj)
+
+
+TAXA_HEADER = "input_name,taxon_id,name,rank,match,observations_count"
+
+
+def write_taxa(data_dir: Path, taxa: Sequence[tuple[int, str]]) -> None:
+    """A taxa.csv as `taxa resolve` writes it, for tests that need no name search."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with (data_dir / "taxa.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(TAXA_HEADER.split(","))
+        writer.writerows(
+            [f"name {i}", taxon_id, name, "species", "exact", 1] for i, (taxon_id, name) in enumerate(taxa)
+        )
+
+
+def files(data_dir: Path) -> dict[str, bytes]:
+    """Every file under photos/, by path relative to the data dir."""
+    return {
+        p.relative_to(data_dir).as_posix(): p.read_bytes()
+        for p in sorted((data_dir / "photos").rglob("*"))
+        if p.is_file()
+    }
+
+
+def manifest(data_dir: Path) -> list[dict[str, str]]:
+    with (data_dir / "photos.csv").open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def manifest_ids(data_dir: Path) -> list[str]:
+    return [row["photo_id"] for row in manifest(data_dir)]
+
+
+def expected_files(inat: InatServer, size: str = "medium") -> dict[str, bytes]:
+    """The files a fetch of salicaria and alatum must leave, byte for byte."""
+    salicaria = {
+        f"photos/Lythrum_salicaria/{p}_{size}.jpg": inat.photo_bytes(p, size) for p in SALICARIA_PHOTOS
+    }
+    alatum = {f"photos/Lythrum_alatum/{p}_{size}.jpeg": inat.photo_bytes(p, size) for p in ALATUM_PHOTOS}
+    return {**salicaria, **alatum}
+
+
+def fetch_command(inat: InatServer, data_dir: Path, *args: str) -> list[str]:
+    """`inatdl photos fetch` as a child process runs it, on the real clock, paced for tests."""
+    return [
+        sys.executable,
+        "-m",
+        "inatdl",
+        "--data-dir",
+        str(data_dir),
+        "--api-url",
+        inat.api_url,
+        "--api-rate",
+        "1000",
+        "photos",
+        "fetch",
+        *args,
+    ]
+
+
+def start(inat: InatServer, data_dir: Path, *args: str) -> subprocess.Popen[str]:
+    """A fetch of small photos in a child process that a test can kill."""
+    command = fetch_command(inat, data_dir, "--size", "small", *args)
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
