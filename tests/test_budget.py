@@ -30,6 +30,14 @@ def make(
     return store, ByteBudget(store, clock, hourly, daily, wait=wait, on_wait=on_wait)
 
 
+def admit(budget: ByteBudget, num_bytes: int, read: int | None = None) -> Ticket:
+    """A download as the workers make it: reserve (waiting, or LimitReached), read, settle."""
+    while not isinstance(ticket := budget.try_admit(num_bytes), Ticket):
+        budget.wait_until(*ticket)
+    budget.settle(ticket, num_bytes if read is None else read)
+    return ticket
+
+
 def test_admits_until_the_hourly_limit_then_says_when_it_frees(tmp_path: Path) -> None:
     clock = FakeClock()
     _, budget = make(tmp_path, clock)
@@ -47,9 +55,9 @@ def test_admits_until_the_hourly_limit_then_says_when_it_frees(tmp_path: Path) -
 def test_no_wait_raises_limit_reached_with_the_time(tmp_path: Path) -> None:
     clock = FakeClock()
     _, budget = make(tmp_path, clock)
-    budget.admit(1000)
+    admit(budget, 1000)
     with pytest.raises(LimitReached, match="hourly download limit of 1.0 kB is reached") as caught:
-        budget.admit(10)
+        admit(budget, 10)
     assert caught.value.until.timestamp() == pytest.approx(clock.now() + HOUR)
     assert caught.value.exit_code == 75
 
@@ -58,9 +66,9 @@ def test_waiting_sleeps_until_bytes_age_out_and_says_so(tmp_path: Path) -> None:
     clock = FakeClock()
     messages: list[str] = []
     _, budget = make(tmp_path, clock, wait=True, messages=messages)
-    budget.admit(900)
+    admit(budget, 900)
     clock.advance(100)
-    budget.admit(500)  # waits for the 900 to age out
+    admit(budget, 500)  # waits for the 900 to age out
     assert sum(clock.sleeps) == pytest.approx(HOUR - 100, abs=0.01)
     assert len(messages) == 1 and "hourly limit of 1.0 kB reached; waiting until" in messages[0]
 
@@ -70,36 +78,56 @@ def test_daily_limit_binds_across_hours(tmp_path: Path) -> None:
     _, budget = make(tmp_path, clock, hourly=1000, daily=2500)
     start = clock.now()
     for _ in range(2):
-        budget.admit(1000)
+        admit(budget, 1000)
         clock.advance(HOUR)
-    budget.admit(500)
+    admit(budget, 500)
     assert budget.try_admit(600) == (start + 24 * HOUR, "daily")
 
 
 def test_ledger_survives_runs_and_a_crash_overcounts_only(tmp_path: Path) -> None:
     clock = FakeClock()
     store, budget = make(tmp_path, clock, hourly=100_000, daily=1_000_000)
-    budget.admit(300)
+    admit(budget, 300)
     budget.close()
     store.close()
     store, budget = make(tmp_path, clock, hourly=100_000, daily=1_000_000)
     assert budget.spent("hourly") == 300
-    budget.admit(200)  # opens a lease of 1% of the limit = 1000 bytes, then "crashes"
+    admit(budget, 200)  # opens a lease of 1% of the limit = 1000 bytes, then "crashes"
     store.db.close()
     _, after_crash = make(tmp_path, clock, hourly=100_000, daily=1_000_000)
     assert after_crash.spent("hourly") == 300 + 1000  # the whole lease: never fewer than read
 
 
+def test_settle_counts_an_overrun_too(tmp_path: Path) -> None:
+    clock = FakeClock()
+    _, budget = make(tmp_path, clock)
+    admit(budget, 500, read=520)
+    assert budget.spent("hourly") == 520
+
+
 def test_settle_counts_what_was_really_read(tmp_path: Path) -> None:
     clock = FakeClock()
     store, budget = make(tmp_path, clock)
-    ticket = budget.admit(800)
-    budget.settle(ticket, 300)
+    admit(budget, 800, read=300)
     assert budget.spent("hourly") == 300
     clock.advance(HOUR + 1)
     assert budget.spent("hourly") == 0
     budget.close()
     assert store.ledger_since(0) == [(pytest.approx(clock.now() - HOUR - 1), 300)]
+
+
+def test_no_wait_looks_again_while_a_reservation_may_shrink(tmp_path: Path) -> None:
+    """A full budget is not final while an admitted download may still read less."""
+    clock = FakeClock()
+    _, budget = make(tmp_path, clock)
+    ticket = budget.try_admit(1000)
+    assert isinstance(ticket, Ticket)
+    blocked = budget.try_admit(100)
+    assert not isinstance(blocked, Ticket)
+    budget.wait_until(*blocked)  # no LimitReached yet: a short look again
+    assert clock.sleeps == [0.25]
+    budget.settle(ticket, 400)
+    assert isinstance(budget.try_admit(100), Ticket)
 
 
 def test_a_download_larger_than_a_limit_can_never_fit(tmp_path: Path) -> None:

@@ -113,3 +113,9 @@ def test_workers_download_concurrently(inat: InatServer, tmp_path: Path) -> None
     assert run(inat, data, "photos", "fetch", "--workers", "8").exit_code == 0
     times = sorted(r.time for r in inat.photo_requests())
     assert len(times) == 8 and times[-1] - times[0] < 0.25  # one worker would need 2.1 s
+
+
+@pytest.mark.parametrize("rate", ["nan", "inf", "0", "-1"])
+def test_api_rate_must_be_a_positive_number(inat: InatServer, tmp_path: Path, rate: str) -> None:
+    result = run(inat, tmp_path, "--api-rate", rate, "taxa", "resolve", "x.csv")
+    assert result.exit_code == 2 and "--api-rate" in result.stderr

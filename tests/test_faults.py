@@ -185,7 +185,7 @@ def test_endless_body_is_cut_at_the_cap_and_reported(world: InatServer, tmp_path
     world.add_fault(Fault("endless", target="photo", path_contains="/photos/2000/"))
     result = run(world, tmp_path / "data", "photos", "fetch", "--size", "square")
     assert result.exit_code == 1
-    assert "1 × the body is larger than announced or than 2000000 bytes" in result.stderr
+    assert "1 × the body is larger than 2000000 bytes, more than a photo can be" in result.stderr
     assert len(world.requests_to("/photos/2000/")) == 1  # not retried: it would be endless again
     assert "photos/Lythrum_alatum/2000_square.jpeg" not in files(tmp_path / "data")
 
@@ -343,3 +343,28 @@ def test_a_state_write_failing_in_a_worker_stops_the_run_cleanly(
     result = run(world, tmp_path / "data", "photos", "fetch", "--workers", "2")
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1].startswith("Error: the disk holding the state is full")
+
+
+def test_a_long_retry_after_is_honoured_not_given_up(world: InatServer, tmp_path: Path) -> None:
+    world.add_fault(Fault("status", target="observations", status=429, retry_after="300", times=1))
+    clock = FakeClock()
+    result = run(world, tmp_path / "data", "photos", "fetch", clock=clock)
+    assert result.exit_code == 0, result.output
+    assert max(clock.sleeps) >= 300
+
+
+def test_any_5xx_is_retried(world: InatServer, tmp_path: Path) -> None:
+    world.add_fault(Fault("status", target="observations", status=520, first_attempts=1))
+    world.add_fault(Fault("status", target="photo", status=501, first_attempts=1))
+    result = run(world, tmp_path / "data", "photos", "fetch")
+    assert result.exit_code == 0, result.output
+    assert files(tmp_path / "data") == expected_files(world)
+
+
+def test_a_body_of_unknown_length_must_end_like_an_image() -> None:
+    from inatdl.download import ends_like_image
+
+    assert (
+        ends_like_image(b"...\xff\xd9") and ends_like_image(b"..IEND\xaeB`\x82") and ends_like_image(b"..;")
+    )
+    assert not ends_like_image(b"\xff\xd8\xff\xe0 half a jpeg")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import stat
 import subprocess
 from pathlib import Path
 
@@ -405,3 +408,61 @@ def test_progress_lines_when_stderr_is_not_a_terminal(world: InatServer, tmp_pat
     result = run(world, tmp_path / "data", "photos", "fetch")
     assert "paging the observations of Lythrum salicaria" in result.stderr
     assert f"{len(SALICARIA_PHOTOS) + len(ALATUM_PHOTOS) + 1} of " in result.stderr  # + the gone one
+
+
+def test_max_per_taxon_inside_the_first_observation_is_recorded(world: InatServer, tmp_path: Path) -> None:
+    """Observation 100 has two usable photos; a cap of 1 takes the first, and keeps it."""
+    data = tmp_path / "data"
+    for _ in range(2):
+        assert run(world, data, "photos", "fetch", "--max-per-taxon", "1").exit_code == 0
+        assert sorted(r["photo_id"] for r in manifest(data)) == ["1000", "2000"]
+    assert [r.path for r in world.photo_requests()] == ["/photos/1000/medium.jpg", "/photos/2000/medium.jpeg"]
+
+
+def test_a_dry_run_never_widens_what_a_later_run_downloads(world: InatServer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert run(world, data, "photos", "fetch", "--dry-run", "--max-per-taxon", "10").exit_code == 0
+    assert run(world, data, "photos", "fetch", "--license", "cc0", "--max-per-taxon", "3").exit_code == 0
+    rows = manifest(data)
+    assert {r["license_code"] for r in rows} == {"cc0"}
+    assert sorted(int(r["photo_id"]) for r in rows) == [1200, *ALATUM_PHOTOS[:3]]
+    # back to the first filters: their walk starts again and finds what it listed
+    assert run(world, data, "photos", "fetch", "--max-per-taxon", "3").exit_code == 0
+    salicaria = sorted(int(r["photo_id"]) for r in manifest(data) if r["taxon_id"] == str(SALICARIA))
+    assert len(salicaria) == 3 and 1200 in salicaria  # the cc0 photo counts: it is downloaded
+
+
+def test_odd_values_in_the_api_json_are_kept_out_of_the_manifest(world: InatServer, tmp_path: Path) -> None:
+    odd = {"total_results": 1, "results": [{
+        "id": 900, "taxon": {"id": "61299x", "name": 7}, "user": {"login": ["x"]}, "quality_grade": {"a": 1},
+        "observed_on": 20200101, "uri": None,
+        "photos": [{"id": 9000, "license_code": "cc0", "url": world.photo_url(1000), "attribution": None}],
+    }]}  # fmt: skip
+    world.add_fault(Fault("status", target="observations", status=200, body=json.dumps(odd), times=1))
+    data = tmp_path / "data"
+    result = run(world, data, "photos", "fetch")
+    assert result.exit_code == 0, result.output
+    row = next(r for r in manifest(data) if r["photo_id"] == "9000")
+    assert row["observed_taxon_id"] == row["observed_taxon_name"] == row["observer"] == ""
+    assert row["observation_url"] == "https://www.inaturalist.org/observations/900"
+    assert run(world, data, "photos", "fetch").exit_code == 0  # and the next run is fine too
+
+
+def test_manifest_and_taxa_files_follow_the_umask(world: InatServer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert run(world, data, "photos", "fetch").exit_code == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((data / "photos.csv").stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE((data / "taxa.csv").stat().st_mode) == 0o666 & ~umask
+
+
+def test_an_unreadable_taxa_csv_is_told_as_such(inat: InatServer, tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "taxa.csv").write_bytes(b"\xff\xfe garbage")
+    result = run(inat, tmp_path / "d", "photos", "fetch")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: cannot read {tmp_path / 'd' / 'taxa.csv'} (it is not UTF-8 text); "
+        "run 'inatdl taxa resolve SPECIES_CSV' again to rewrite it\n"
+    )

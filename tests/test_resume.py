@@ -302,13 +302,18 @@ def test_unknown_length_is_admitted_by_a_cautious_estimate(inat: InatServer, tmp
     result = run(inat, data, "photos", "fetch", "--size", "small")
     assert result.exit_code == 0, result.output
     assert files(data) == expected
-    # with a budget smaller than the cautious estimate (5 MB for small), nothing is read
+    # the estimate is at most the limit: photos of unknown length still fit a small budget
     other = tmp_path / "other"
     write_taxa(other, [(10, "Lythrum salicaria"), (20, "Lythrum × scabrum")])
     result = run(inat, other, "photos", "fetch", "--size", "small", "--hourly-limit", "1MB", "--no-wait")
-    assert result.exit_code == 1
-    assert "more than the whole hourly limit" in result.stderr
-    assert downloaded_bytes(other) == 0
+    assert result.exit_code == 0, result.output
+    assert files(other) == expected
+    # and a body that outgrows the whole budget is cut there, never kept
+    third = tmp_path / "third"
+    write_taxa(third, [(10, "Lythrum salicaria")])
+    result = run(inat, third, "photos", "fetch", "--size", "small", "--hourly-limit", "20kB", "--no-wait")
+    assert result.exit_code == 75
+    assert 0 < downloaded_bytes(third) <= 20_000
 
 
 def test_ctrl_c_while_waiting_for_the_budget_stops_at_once(inat: InatServer, tmp_path: Path) -> None:

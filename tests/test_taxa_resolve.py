@@ -43,7 +43,7 @@ def test_resolves_each_kind_of_match(world: InatServer, tmp_path: Path) -> None:
     rows = read_taxa(tmp_path / "data")
     assert [r["input_name"] for r in rows] == [
         "lythrum salicaria",
-        "LYTHRUM alatum",
+        "  LYTHRUM   alatum ",
         "lythrum hyssopifolia",
         "lythrum virgatum",
         "lythrum tribracteatum",
@@ -60,7 +60,7 @@ def test_resolves_each_kind_of_match(world: InatServer, tmp_path: Path) -> None:
         "observations_count": "15",
     }
     # the variety "Lythrum alatum lanceolatum" is far more observed and comes first: not taken
-    assert (by_name["LYTHRUM alatum"]["taxon_id"], by_name["LYTHRUM alatum"]["match"]) == (
+    assert (by_name["  LYTHRUM   alatum "]["taxon_id"], by_name["  LYTHRUM   alatum "]["match"]) == (
         str(ALATUM),
         "exact",
     )

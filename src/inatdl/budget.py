@@ -20,6 +20,8 @@ from inatdl.errors import LimitReached
 from inatdl.state import Store
 from inatdl.units import format_size
 
+IN_FLIGHT_RECHECK = 0.25  # seconds
+
 
 class TooLarge(Exception):
     """One download larger than a whole limit: it can never fit."""
@@ -98,10 +100,12 @@ class ByteBudget:
         self.on_wait = on_wait or (lambda message: None)
         self.cancel = cancel or threading.Event()
         self.windows = {"hourly": _Window(HOUR, hourly_limit), "daily": _Window(DAY, daily_limit)}
+        self.largest = min(hourly_limit, daily_limit)  # no single download can be larger
         self.lease_size = max(1, min(LEASE_MAX_BYTES, int(min(hourly_limit, daily_limit) * LEASE_FRACTION)))
         self._lock = threading.Lock()
         self._lease: _Lease | None = None
         self._announced: float | None = None
+        self._in_flight = 0  # admitted tickets not yet settled
         now = clock.now()
         for at, num_bytes in store.ledger_since(now - DAY):
             ticket = Ticket(at, num_bytes)
@@ -137,13 +141,22 @@ class ByteBudget:
             ticket = Ticket(now, num_bytes, self._reserve(now, num_bytes))
             for window in self.windows.values():
                 window.add(ticket)
+            self._in_flight += 1
             return ticket
 
-    def admit(self, num_bytes: int) -> Ticket:
-        """Reserve ``num_bytes``, waiting for room, or raise LimitReached under --no-wait."""
-        while not isinstance(admitted := self.try_admit(num_bytes), Ticket):
-            self.wait_until(*admitted)
-        return admitted
+    def try_extend(self, ticket: Ticket, num_bytes: int) -> bool:
+        """Reserve ``num_bytes`` more for a body that outgrew its estimate, if they fit now."""
+        with self._lock:
+            now = self.clock.now()
+            until, _ = self._blocked_until(now, num_bytes)
+            if until > now:
+                return False
+            ticket.lease_id = self._reserve(now, num_bytes)
+            ticket.bytes += num_bytes
+            for window in self.windows.values():
+                if window.holds(ticket, now):
+                    window.total += num_bytes
+            return True
 
     def wait_for_room(self, num_bytes: int) -> None:
         """Wait, without reserving, until ``num_bytes`` would fit (before a request)."""
@@ -156,6 +169,17 @@ class ByteBudget:
             self.wait_until(until, which)
 
     def wait_until(self, until: float, which: str) -> None:
+        """Sleep until ``until``, or raise LimitReached under --no-wait.
+
+        While admitted downloads are still in flight, their reservations may yet shrink (an
+        estimate for a body of unknown length, a body cut short), so look again shortly.
+        """
+        with self._lock:
+            in_flight = self._in_flight
+        if in_flight:
+            if self.clock.wait(self.cancel, IN_FLIGHT_RECHECK):
+                raise WaitCancelled
+            return
         limit = self.windows[which].limit
         when = datetime.fromtimestamp(until).astimezone()
         if not self.wait:
@@ -175,19 +199,21 @@ class ByteBudget:
             raise WaitCancelled
 
     def settle(self, ticket: Ticket, used: int) -> None:
-        """Count only what an admitted download really read (a body shorter than announced)."""
-        unused = ticket.bytes - used
-        if unused <= 0:
-            return
+        """Count what an admitted download really read: less when its body was short, more
+        when a body of unknown length overran its estimate by part of a chunk."""
+        change = used - ticket.bytes
         with self._lock:
+            self._in_flight -= 1
+            if change == 0:
+                return
             now = self.clock.now()
             if self._lease is not None and self._lease.id == ticket.lease_id:
-                self._lease.used -= unused
+                self._lease.used += change
             ticket.bytes = used
             for window in self.windows.values():
                 window.expire(now)
                 if window.holds(ticket, now):
-                    window.total -= unused
+                    window.total += change
 
     def _reserve(self, now: float, num_bytes: int) -> int:
         lease = self._lease

@@ -92,6 +92,12 @@ def _fail(ctx: click.Context, message: str, code: int) -> NoReturn:
     ctx.exit(code)
 
 
+def _finite(value: float, param: click.Parameter) -> float:
+    if not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number of requests a second", param=param)
+    return value
+
+
 class SizeType(click.ParamType):
     """A byte size such as 500MB, 5GB or 1.5GiB."""
 
@@ -177,6 +183,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
     default=DEFAULT_API_RATE,
     show_default=True,
     type=click.FloatRange(min=0, min_open=True),
+    callback=lambda ctx, param, value: _finite(value, param),
     help="Most API requests per second; iNaturalist asks for about 1 [env: INATDL_API_RATE].",
 )
 @click.option(

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util import Retry
 
@@ -23,7 +24,6 @@ from inatdl.constants import (
     MAX_REDIRECTS,
     READ_TIMEOUT,
     RETRY_AFTER_MAX,
-    RETRY_STATUSES,
 )
 from inatdl.errors import ApiError
 
@@ -63,6 +63,11 @@ def backoff_delay(attempt: int, retry_after: float | None = None) -> float:
     return delay
 
 
+def is_retryable(status: int) -> bool:
+    """429 and every 5xx are worth another attempt; other statuses will not change."""
+    return status == 429 or 500 <= status <= 599
+
+
 def retry_after_seconds(response: requests.Response) -> float | None:
     """The Retry-After header in seconds, whether given as seconds or as an HTTP date."""
     value = response.headers.get("Retry-After")
@@ -76,9 +81,9 @@ def retry_after_seconds(response: requests.Response) -> float | None:
 
 def describe_failure(exc: BaseException) -> str:
     """A short phrase for a failed request, for logs and the final error line."""
-    if isinstance(exc, requests.Timeout):
+    if isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError)):
         return "timed out"
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError)):
         return "connection closed before the whole body arrived"
     if isinstance(exc, requests.ConnectionError):
         text = str(exc)
@@ -161,7 +166,7 @@ class ApiClient:
                         if isinstance(data, dict):
                             return data
                         problem = "answer was not a JSON object"
-                elif response.status_code in RETRY_STATUSES:
+                elif is_retryable(response.status_code):
                     problem = f"HTTP {response.status_code}"
                     retry_after = retry_after_seconds(response)
                 else:
@@ -171,7 +176,7 @@ class ApiClient:
             if attempt == self.attempts:
                 break
             delay = backoff_delay(attempt, retry_after)
-            if self.clock.monotonic() - started + delay > self.give_up_after:
+            if retry_after is None and self.clock.monotonic() - started + delay > self.give_up_after:
                 break
             log.debug("GET %s: %s; retry %d in %.1f s", shown, problem, attempt, delay)
             self.clock.sleep(delay)

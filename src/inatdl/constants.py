@@ -5,12 +5,10 @@ from __future__ import annotations
 DEFAULT_API_URL = "https://api.inaturalist.org/v1"
 DEFAULT_DATA_DIR = "inatdl-data"
 DEFAULT_API_RATE = 1.0  # requests per second; iNaturalist asks for about 1/s
-MAX_API_RATE = 100 / 60 * 100  # generous ceiling for loopback tests; the CLI warns above 100/min
 
 # Paging
 OBSERVATIONS_PER_PAGE = 200  # the API's maximum for /observations
 TAXA_PER_PAGE = 200
-RESULT_WINDOW = 10_000  # page * per_page beyond this is refused with 403
 
 # HTTP
 CONNECT_TIMEOUT = 10.0  # seconds
@@ -20,10 +18,10 @@ PHOTO_ATTEMPTS = 5
 BACKOFF_BASE = 1.0  # seconds; doubles each retry
 BACKOFF_MAX = 60.0
 RETRY_AFTER_MAX = 600.0  # never trust a Retry-After longer than this
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 GONE_STATUSES = frozenset({404, 410})
 MAX_REDIRECTS = 5
-CHUNK_SIZE = 64 * 1024
+CHUNK_SIZE = 16 * 1024  # small enough that Ctrl-C is noticed quickly on a slow body
+PHOTO_DEADLINE = 600.0  # seconds for one photo body, however slowly it arrives
 
 # Downloads
 DEFAULT_WORKERS = 4

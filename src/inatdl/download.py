@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from pathlib import Path
 
 import requests
+import urllib3
 
 from inatdl.budget import ByteBudget, Ticket, TooLarge, WaitCancelled
-from inatdl.client import Timeout, backoff_delay, describe_failure, retry_after_seconds
+from inatdl.client import Timeout, backoff_delay, describe_failure, is_retryable, retry_after_seconds
 from inatdl.clock import Clock
 from inatdl.constants import (
     CHUNK_SIZE,
@@ -18,14 +20,20 @@ from inatdl.constants import (
     GONE_STATUSES,
     MAX_PHOTO_BYTES,
     PHOTO_ATTEMPTS,
+    PHOTO_DEADLINE,
     READ_TIMEOUT,
-    RETRY_STATUSES,
 )
 from inatdl.files import disk_error
 from inatdl.state import DONE, FAILED, GONE, PENDING, Outcome, PhotoJob
 
+UNKNOWN_LENGTH_STEP = 1_000_000  # bytes reserved at a time for a body of unknown length
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
 PART_SUFFIX = ".part"
+
+
+def ends_like_image(tail: bytes) -> bool:
+    """True when a body ends as a whole JPEG, PNG or GIF does (for bodies of unknown length)."""
+    return tail.endswith((b"\xff\xd9", b"IEND\xaeB`\x82", b";"))
 
 
 def looks_like_image(head: bytes) -> bool:
@@ -137,14 +145,14 @@ class Downloader:
             status = response.status_code
             if status in GONE_STATUSES:
                 return Outcome(job, GONE, error=f"HTTP {status}", attempts=attempt)
-            if status in RETRY_STATUSES:
+            if is_retryable(status):
                 raise _Retry(f"HTTP {status}", retry_after_seconds(response))
             if status != 200:
                 return Outcome(job, FAILED, error=f"HTTP {status}", attempts=attempt)
             content_type = response.headers.get("Content-Type", "").lower()
             if content_type.startswith("text/") or "json" in content_type:
                 raise _Retry(f"got {content_type.split(';')[0]} instead of an image")
-            length = _content_length(response)
+            length = content_length(response)
             if length is not None and length > cap:
                 return Outcome(
                     job,
@@ -154,8 +162,12 @@ class Downloader:
                 )
             if length == 0:
                 raise _Retry("empty body")
+            # Without a Content-Length, reserve an estimate first and more as the body grows.
+            largest = self.budget.largest
+            first_step = min(cap, UNKNOWN_LENGTH_STEP, largest, max(2 * CHUNK_SIZE, largest // 16))
+            allowed = first_step if length is None else length
             try:
-                admitted = self.budget.try_admit(cap if length is None else length)
+                admitted = self.budget.try_admit(allowed)
             except TooLarge as too_large:
                 return Outcome(job, FAILED, error=str(too_large), attempts=attempt)
             if not isinstance(admitted, Ticket):
@@ -168,30 +180,48 @@ class Downloader:
     def _receive(
         self, response: requests.Response, final: Path, ticket: Ticket, length: int | None, cap: int
     ) -> int:
-        """Stream the body to a temporary file beside ``final``; rename it when whole."""
+        """Stream the body to a temporary file beside ``final``; rename it when whole.
+
+        Never reads a byte that is not reserved in the budget: a body of unknown length
+        reserves more, step by step, before reading past what it has.
+        """
         temporary = final.with_name(final.name + PART_SUFFIX)
         received = 0
         complete = False
+        deadline = time.monotonic() + PHOTO_DEADLINE
+        tail = b""
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
             with open(temporary, "wb") as handle:
-                for chunk in response.iter_content(CHUNK_SIZE):
+                while True:
+                    room = ticket.bytes - received
+                    if room <= 0:
+                        if length is not None:
+                            break
+                        self._grow(ticket, received, cap)
+                        room = ticket.bytes - received
+                    chunk = response.raw.read(min(CHUNK_SIZE, room), decode_content=True)
+                    if not chunk:
+                        break
                     if self.stop.is_set():
                         raise _Dropped
                     if received == 0 and not looks_like_image(chunk[:16]):
                         raise _Retry("the body is not an image")
+                    if time.monotonic() > deadline:
+                        raise _Retry(f"the body took more than {PHOTO_DEADLINE:.0f} s")
                     received += len(chunk)
-                    if received > (cap if length is None else length):
-                        raise _Refused(f"the body is larger than announced or than {cap} bytes")
                     handle.write(chunk)
+                    tail = (tail + chunk)[-16:]
             if received == 0:
                 raise _Retry("empty body")
             if length is not None and received != length:
                 raise _Retry(f"body cut short: {received} of {length} bytes")
+            if length is None and not ends_like_image(tail):
+                raise _Retry("body cut short (no end of image)")
             os.replace(temporary, final)
             complete = True
             return received
-        except requests.RequestException as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             raise _Retry(describe_failure(exc)) from None
         except OSError as exc:
             raise disk_error(exc, final) from None
@@ -201,8 +231,16 @@ class Downloader:
                 with contextlib.suppress(OSError):
                     os.unlink(temporary)
 
+    def _grow(self, ticket: Ticket, received: int, cap: int) -> None:
+        """Reserve more for a body of unknown length that has used its reservation."""
+        more = min(ticket.bytes, cap - received)
+        if more <= 0:
+            raise _Refused(f"the body is larger than {cap} bytes, more than a photo can be")
+        if not self.budget.try_extend(ticket, more):
+            raise _Retry("the byte limit was reached while reading a body of unknown length")
 
-def _content_length(response: requests.Response) -> int | None:
+
+def content_length(response: requests.Response) -> int | None:
     try:
         value = int(response.headers["Content-Length"])
     except (KeyError, ValueError):

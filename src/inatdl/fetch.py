@@ -12,6 +12,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from inatdl.budget import ByteBudget
 from inatdl.client import ApiClient
 from inatdl.clock import Clock
 from inatdl.constants import DRY_RUN_SAMPLE, MANIFEST_FILE, PHOTOS_DIR, STATE_FILE
-from inatdl.download import PART_SUFFIX, Downloader
+from inatdl.download import PART_SUFFIX, Downloader, content_length
 from inatdl.errors import ApiError, InatdlError, LimitReached
 from inatdl.files import disk_error
 from inatdl.manifest import write_manifest
@@ -107,6 +108,7 @@ class SilentReporter:
 
 
 _STOP = None
+ABORT_GRACE_SECONDS = 5.0
 
 
 class _Run:
@@ -163,8 +165,8 @@ class _Run:
     def _fail(self, exc: BaseException) -> None:
         """Stop the run for ``exc``; at a byte limit, the downloads in flight still finish."""
         with self._lock:
-            if self.fatal is None:
-                self.fatal = exc
+            if self.fatal is None or isinstance(self.fatal, LimitReached):
+                self.fatal = exc  # a worse error than a limit is the one to tell
         self.halt.set()
         if not isinstance(exc, LimitReached):
             self.abort.set()
@@ -202,45 +204,55 @@ class _Run:
     # Listing ---------------------------------------------------------------------------
 
     def list_taxon(self, taxon: TaxonRow) -> None:
-        """Queue what earlier runs left to do, then page on from the saved cursor."""
+        """Queue what earlier runs with these filters left to do, then page on from the cursor."""
         assert taxon.taxon_id is not None
         taxon_id, size, cap = taxon.taxon_id, self.options.size, self.options.max_per_taxon
         report = self.reports[taxon_id] = TaxonReport(taxon_id, taxon.name)
         folder = f"{PHOTOS_DIR}/{safe_folder_name(taxon.name, str(taxon_id))}"
         self.reporter.listing(taxon.name)
+        filters = self.options.filters
+        query = filters.key(taxon_id, size)
+        self.store.forget_other_listings(taxon_id, size, query)
         counts = self.store.status_counts(taxon_id, size)
         report.had = counts.get(DONE, 0)
         held = report.had + counts.get(PENDING, 0) + counts.get(FAILED, 0)
-        for job in self.store.jobs_to_retry(taxon_id, size):
+        retries = self.store.jobs_to_retry(taxon_id, size)
+        for job in itertools.islice(retries, None if cap is None else max(0, cap - report.had)):
             if self.halt.is_set():
                 return
             self._put(job)
         if cap is not None and held >= cap:
             return
-        filters = self.options.filters
-        query = filters.key(taxon_id, size)
-        for page in observation_pages(self.client, filters.params(taxon_id), self.store.cursor(query)):
-            rows, last_complete, held, full = self._page_rows(page, taxon, folder, held, report)
-            if last_complete:
-                self.store.record_page(query, taxon_id, last_complete, rows)
+        cursor = self.store.cursor(query)
+        for page in observation_pages(self.client, filters.params(taxon_id), cursor):
+            rows, last_complete, held, full = self._page_rows(page, taxon, folder, query, held, report)
+            if rows or last_complete:
+                cursor = last_complete or cursor
+                self.store.record_page(query, taxon_id, cursor, rows)
             for row in rows:
                 self._put(PhotoJob(row[0], size, row[7], row[8], taxon_id))
             if full or self.halt.is_set():
                 return
 
     def _page_rows(
-        self, page: Sequence[dict[str, Any]], taxon: TaxonRow, folder: str, held: int, report: TaxonReport
+        self,
+        page: Sequence[dict[str, Any]],
+        taxon: TaxonRow,
+        folder: str,
+        query: str,
+        held: int,
+        report: TaxonReport,
     ) -> tuple[list[tuple[Any, ...]], int, int, bool]:
         """The new photo rows of a page, up to --max-per-taxon, and the last observation
-        whose photos all made it (the cursor)."""
+        whose photos all made it (the cursor; 0 when the cap came inside the first)."""
         size, cap = self.options.size, self.options.max_per_taxon
-        ids = [p["id"] for o in page for p in observation_photos(o)]
-        known = self.store.existing(ids, size)
+        photos = [(observation, observation_photos(observation)) for observation in page]
+        known = self.store.existing([p["id"] for _, listed in photos for p in listed], size)
         rows: list[tuple[Any, ...]] = []
         last_complete = 0
-        for observation in page:
+        for observation, listed in photos:
             fields = observation_fields(observation)
-            for photo in observation_photos(observation):
+            for photo in listed:
                 choice = choose_photo(photo, self.options.filters.licenses, size)
                 report.listed += 1
                 if choice.skip:
@@ -253,27 +265,13 @@ class _Run:
                 held += 1
                 known.add(choice.photo_id)
                 path = f"{folder}/{choice.photo_id}_{size}.{choice.extension}"
-                rows.append(
-                    (
-                        choice.photo_id,
-                        size,
-                        taxon.taxon_id,
-                        taxon.name,
-                        fields["observation_id"],
-                        fields["observed_taxon_id"],
-                        fields["observed_taxon_name"],
-                        choice.url,
-                        path,
-                        choice.license_code,
-                        choice.attribution,
-                        fields["observer"],
-                        fields["quality_grade"],
-                        fields["latitude"],
-                        fields["longitude"],
-                        fields["observed_on"],
-                        fields["observation_url"],
-                    )
-                )
+                rows.append((
+                    choice.photo_id, size, taxon.taxon_id, taxon.name, fields["observation_id"],
+                    fields["observed_taxon_id"], fields["observed_taxon_name"], choice.url, path,
+                    choice.license_code, choice.attribution, fields["observer"],
+                    fields["quality_grade"], fields["latitude"], fields["longitude"],
+                    fields["observed_on"], fields["observation_url"], query,
+                ))  # fmt: skip
             last_complete = fields["observation_id"]
         return rows, last_complete, held, cap is not None and held >= cap
 
@@ -330,8 +328,15 @@ class _Run:
                 except KeyboardInterrupt:
                     interrupted = True
                     self._interrupt()
+        give_up_at: float | None = None
         for worker in workers:
             while worker.is_alive():
+                if self.abort.is_set():
+                    # A worker stuck in a stalled read is left behind (a daemon thread);
+                    # its temporary file is swept by the next run.
+                    give_up_at = give_up_at or time.monotonic() + ABORT_GRACE_SECONDS
+                    if time.monotonic() >= give_up_at:
+                        break
                 try:
                     worker.join(timeout=0.2)
                 except KeyboardInterrupt:
@@ -368,16 +373,15 @@ def _drain(jobs: queue.Queue[PhotoJob | None]) -> None:
 def _head_length(session: requests.Session, url: str, timeout: Any) -> int | None:
     try:
         response = session.head(url, allow_redirects=True, timeout=timeout)
-        return int(response.headers["Content-Length"]) if response.ok else None
-    except (requests.RequestException, KeyError, ValueError):
+    except requests.RequestException:
         return None
+    return content_length(response) if response.ok else None
 
 
-def sweep_photos(data_dir: Path, store: Store) -> int:
-    """Remove temporaries a crash left, and mark photos whose file was deleted as to do.
-
-    Returns how many photos will be fetched again because their file is gone.
-    """
+def sweep_photos(data_dir: Path, store: Store) -> None:
+    """Remove temporaries a crash left, and mark photos whose file was deleted as to do."""
+    for leftover in data_dir.glob(".*.part"):  # of photos.csv or taxa.csv
+        leftover.unlink()
     photos = data_dir / PHOTOS_DIR
     present: set[str] = set()
     if photos.is_dir():
@@ -393,7 +397,6 @@ def sweep_photos(data_dir: Path, store: Store) -> int:
     if missing:
         log.info("%d downloaded photos are no longer on disk; fetching them again", len(missing))
         store.mark_missing(missing)
-    return len(missing)
 
 
 def fetch_photos(

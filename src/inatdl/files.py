@@ -11,6 +11,15 @@ from pathlib import Path
 from inatdl.errors import DiskError, StateError
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def ensure_data_dir(path: Path) -> Path:
     """The data dir, created if missing; a clear error when it cannot be one."""
     if path.exists() and not path.is_dir():
@@ -29,6 +38,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
         try:
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; the user's umask decides
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
                 handle.write(text)
             os.replace(tmp, path)

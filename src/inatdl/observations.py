@@ -71,7 +71,12 @@ def observation_pages(client: ApiClient, params: Mapping[str, Any], after_id: in
             "id_above": last_id,
         }
         data = client.get("observations", query)
-        results = [o for o in data.get("results") or [] if isinstance(o, dict) and "id" in o]
+        listed = data.get("results")
+        results = (
+            [o for o in listed if isinstance(o, dict) and _int(o.get("id"))]
+            if isinstance(listed, list)
+            else []
+        )
         if not results:
             return
         yield results
@@ -93,15 +98,30 @@ class PhotoChoice:
     attribution: str = ""
 
 
+def _int(value: Any) -> int | None:
+    """An id as the API should give it: a positive int (not a bool, a string or a float)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def observation_photos(observation: JSON) -> list[JSON]:
     """The photo dicts of an observation, from ``photos`` or ``observation_photos``."""
-    photos = observation.get("photos")
+    photos = _list(observation.get("photos"))
     if not photos:
-        photos = [op.get("photo") for op in observation.get("observation_photos") or []]
+        photos = [
+            op.get("photo") for op in _list(observation.get("observation_photos")) if isinstance(op, dict)
+        ]
     seen: set[int] = set()
     unique = []
-    for photo in photos or []:
-        if isinstance(photo, dict) and isinstance(photo.get("id"), int) and photo["id"] not in seen:
+    for photo in photos:
+        if isinstance(photo, dict) and _int(photo.get("id")) and photo["id"] not in seen:
             seen.add(photo["id"])
             unique.append(photo)
     return unique
@@ -110,10 +130,10 @@ def observation_photos(observation: JSON) -> list[JSON]:
 def choose_photo(photo: JSON, licenses: Sequence[str], size: str) -> PhotoChoice:
     """Download or skip one photo, by its own licence (the API filter is per observation)."""
     photo_id = int(photo["id"])
-    license_code = str(photo.get("license_code") or "").lower()
+    license_code = (_text(photo.get("license_code")) or "").lower()
     if not license_code or license_code not in licenses:
         return PhotoChoice(photo_id, skip=SKIP_LICENCE)
-    url = str(photo.get("url") or "")
+    url = _text(photo.get("url")) or ""
     if is_placeholder(url):
         return PhotoChoice(photo_id, skip=SKIP_PLACEHOLDER)
     wanted = sized_url(url, size)
@@ -125,7 +145,7 @@ def choose_photo(photo: JSON, licenses: Sequence[str], size: str) -> PhotoChoice
         url=wanted,
         extension=extension,
         license_code=license_code,
-        attribution=str(photo.get("attribution") or ""),
+        attribution=_text(photo.get("attribution")) or "",
     )
 
 
@@ -144,19 +164,20 @@ def coordinates(observation: JSON) -> tuple[float | None, float | None]:
 
 
 def observation_fields(observation: JSON) -> dict[str, Any]:
-    """The manifest fields an observation gives to each of its photos."""
+    """The manifest fields an observation gives to each of its photos, each of its type or None."""
     taxon = observation.get("taxon") if isinstance(observation.get("taxon"), dict) else {}
     user = observation.get("user") if isinstance(observation.get("user"), dict) else {}
     latitude, longitude = coordinates(observation)
     obs_id = int(observation["id"])
     return {
         "observation_id": obs_id,
-        "observed_taxon_id": taxon.get("id"),
-        "observed_taxon_name": taxon.get("name"),
-        "observer": user.get("login"),
-        "quality_grade": observation.get("quality_grade"),
+        "observed_taxon_id": _int(taxon.get("id")),
+        "observed_taxon_name": _text(taxon.get("name")),
+        "observer": _text(user.get("login")),
+        "quality_grade": _text(observation.get("quality_grade")),
         "latitude": latitude,
         "longitude": longitude,
-        "observed_on": observation.get("observed_on"),
-        "observation_url": observation.get("uri") or f"https://www.inaturalist.org/observations/{obs_id}",
+        "observed_on": _text(observation.get("observed_on")),
+        "observation_url": _text(observation.get("uri"))
+        or f"https://www.inaturalist.org/observations/{obs_id}",
     }

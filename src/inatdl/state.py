@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS photos (
     longitude REAL,
     observed_on TEXT,
     observation_url TEXT,
+    query TEXT NOT NULL,
     bytes INTEGER,
     error TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
@@ -68,7 +69,7 @@ CREATE INDEX IF NOT EXISTS ledger_by_time ON ledger (at);
 PHOTO_COLUMNS = (
     "photo_id", "size", "taxon_id", "taxon_name", "observation_id", "observed_taxon_id",
     "observed_taxon_name", "url", "path", "license_code", "attribution", "observer",
-    "quality_grade", "latitude", "longitude", "observed_on", "observation_url",
+    "quality_grade", "latitude", "longitude", "observed_on", "observation_url", "query",
 )  # fmt: skip
 
 
@@ -149,6 +150,9 @@ class Store:
         _check_is_sqlite(path)
         try:
             self.db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise _state_write_error(path, exc) from None
+        try:
             self._check_owner()
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
@@ -158,10 +162,12 @@ class Store:
             raise
         except sqlite3.DatabaseError as exc:
             self.db.close()
-            raise StateError(
-                f"the state file {path} is damaged ({exc}); move it away to start afresh "
-                "(photos already on disk are kept and found again)"
-            ) from None
+            if not isinstance(exc, sqlite3.OperationalError) or "malformed" in str(exc):
+                raise StateError(
+                    f"the state file {path} is damaged ({exc}); move it away to start afresh "
+                    "(photos already on disk are kept and found again)"
+                ) from None
+            raise _state_write_error(path, exc) from None
 
     def _check_owner(self) -> None:
         """Refuse, before changing a byte of it, a database that is not ours or is newer."""
@@ -218,6 +224,27 @@ class Store:
                 "last_id=excluded.last_id, updated_at=excluded.updated_at",
                 (query, taxon_id, last_id, now),
             )
+
+    def forget_other_listings(self, taxon_id: int, size: str, query: str) -> None:
+        """Drop what other filters listed but did not download, and forget those walks.
+
+        A run downloads only what its own filters (licences, quality, place...) allow; the
+        dropped walks start again from the beginning if their filters are used again.
+        """
+        with self.transaction():
+            others = [
+                r[0]
+                for r in self.db.execute(
+                    "SELECT DISTINCT query FROM photos WHERE taxon_id=? AND size=? AND status IN (?, ?) "
+                    "AND query != ?",
+                    (taxon_id, size, PENDING, FAILED, query),
+                )
+            ]
+            for other in others:
+                self.db.execute(
+                    "DELETE FROM photos WHERE query=? AND status IN (?, ?)", (other, PENDING, FAILED)
+                )
+                self.db.execute("DELETE FROM cursors WHERE query=?", (other,))
 
     # Photos ---------------------------------------------------------------------------
 
@@ -349,8 +376,10 @@ class _Transaction:
         self.store._lock.acquire()
         try:
             self.store.db.execute("BEGIN IMMEDIATE")
-        except BaseException:
+        except BaseException as exc:
             self.store._lock.release()
+            if isinstance(exc, sqlite3.Error):
+                raise _state_write_error(self.store.path, exc) from None
             raise
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
@@ -372,7 +401,9 @@ def _state_write_error(path: Path, error: sqlite3.Error) -> InatdlError:
             f"the disk holding {path} is full; free some space and run the same command again "
             "(nothing done so far is lost)"
         )
-    return StateError(f"cannot write the state file {path}: {text}")
+    return StateError(
+        f"cannot use the state file {path}: {text}; check its permissions and those of its folder"
+    )
 
 
 def _check_is_sqlite(path: Path) -> None:

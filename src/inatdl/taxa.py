@@ -86,7 +86,7 @@ def read_species_csv(path: Path, column: str = "Species") -> list[str]:
         cell = row[index] if index < len(row) else ""
         key = normalise_name(cell)
         if key and key not in names:
-            names[key] = " ".join(cell.split())
+            names[key] = cell  # as written: taxa.csv keeps the user's spelling
     if not names:
         raise SpeciesFileError(f"{path} has a header but no names in column {header[index]!r}")
     return list(names.values())
@@ -101,7 +101,18 @@ def _column_index(header: Sequence[str], column: str) -> int | None:
 
 
 def _observations(taxon: JSON) -> int:
-    return int(taxon.get("observations_count") or 0)
+    count = taxon.get("observations_count")
+    return count if isinstance(count, int) and not isinstance(count, bool) else 0
+
+
+def _is_taxon(value: Any) -> bool:
+    """A search result that can be used: a dict with an int id and a name."""
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("id"), int)
+        and not isinstance(value.get("id"), bool)
+        and isinstance(value.get("name"), str)
+    )
 
 
 def choose_taxon(name: str, results: Iterable[JSON]) -> Choice:
@@ -113,16 +124,22 @@ def choose_taxon(name: str, results: Iterable[JSON]) -> Choice:
     its current taxon.
     """
     key = normalise_name(name)
-    exact = [t for t in results if normalise_name(str(t.get("name", ""))) == key]
+    exact = [t for t in results if _is_taxon(t) and normalise_name(t["name"]) == key]
     active = sorted((t for t in exact if t.get("is_active", True)), key=_observations, reverse=True)
     if active:
         return Choice(EXACT if len(active) == 1 else AMBIGUOUS, active[0], active[1:])
     follow: list[int] = []
     for taxon in exact:
-        for taxon_id in taxon.get("current_synonymous_taxon_ids") or []:
-            if taxon_id not in follow:
-                follow.append(int(taxon_id))
+        synonyms = taxon.get("current_synonymous_taxon_ids")
+        for taxon_id in synonyms if isinstance(synonyms, list) else []:
+            if isinstance(taxon_id, int) and taxon_id not in follow:
+                follow.append(taxon_id)
     return Choice(SYNONYM if follow else NOT_FOUND, follow_ids=follow)
+
+
+def _results(data: JSON) -> list[Any]:
+    results = data.get("results")
+    return results if isinstance(results, list) else []
 
 
 def resolve_name(client: ApiClient, input_name: str) -> TaxonRow:
@@ -132,11 +149,13 @@ def resolve_name(client: ApiClient, input_name: str) -> TaxonRow:
         "is_active": "any",
         "per_page": TAXA_PER_PAGE,
     }
-    choice = choose_taxon(input_name, client.get("taxa", params).get("results") or [])
+    choice = choose_taxon(input_name, _results(client.get("taxa", params)))
     note = ""
     if choice.follow_ids:
         ids = ",".join(str(i) for i in choice.follow_ids)
-        current = [t for t in client.get(f"taxa/{ids}").get("results") or [] if t.get("is_active", True)]
+        current = [
+            t for t in _results(client.get(f"taxa/{ids}")) if _is_taxon(t) and t.get("is_active", True)
+        ]
         current.sort(key=_observations, reverse=True)
         if not current:
             return TaxonRow(input_name, note="an inactive name whose current taxon is unknown")
@@ -152,8 +171,8 @@ def resolve_name(client: ApiClient, input_name: str) -> TaxonRow:
     return TaxonRow(
         input_name=input_name,
         taxon_id=int(taxon["id"]),
-        name=str(taxon.get("name", "")),
-        rank=str(taxon.get("rank") or ""),
+        name=taxon["name"],
+        rank=taxon["rank"] if isinstance(taxon.get("rank"), str) else "",
         match=choice.match,
         observations_count=_observations(taxon),
         note=note,
@@ -161,30 +180,35 @@ def resolve_name(client: ApiClient, input_name: str) -> TaxonRow:
 
 
 def read_taxa_csv(path: Path) -> list[TaxonRow]:
-    """The rows of an existing taxa.csv; an empty list when there is none or it is unreadable."""
+    """The rows of an existing taxa.csv; NoTaxaError saying why when it cannot be read."""
+    problem = "it is not a taxa.csv written by inatdl"
     try:
         with path.open(encoding="utf-8", newline="") as handle:
             records = list(csv.DictReader(handle))
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return []
-    rows = []
-    for record in records:
-        try:
-            taxon_id = int(record["taxon_id"]) if record.get("taxon_id") else None
-            count = record.get("observations_count")
-            rows.append(
-                TaxonRow(
-                    input_name=record["input_name"],
-                    taxon_id=taxon_id,
-                    name=record.get("name") or "",
-                    rank=record.get("rank") or "",
-                    match=record.get("match") or NOT_FOUND,
-                    observations_count=int(count) if count else None,
-                )
+        rows = [
+            TaxonRow(
+                input_name=record["input_name"],
+                taxon_id=int(record["taxon_id"]) if record["taxon_id"] else None,
+                name=record["name"] or "",
+                rank=record["rank"] or "",
+                match=record["match"] or NOT_FOUND,
+                observations_count=int(record["observations_count"])
+                if record["observations_count"]
+                else None,
             )
-        except (KeyError, ValueError):
-            return []
-    return rows
+            for record in records
+        ]
+    except OSError as exc:
+        problem = exc.strerror or str(exc)
+    except UnicodeDecodeError:
+        problem = "it is not UTF-8 text"
+    except (csv.Error, KeyError, ValueError, TypeError):
+        pass
+    else:
+        return rows
+    raise NoTaxaError(
+        f"cannot read {path} ({problem}); run 'inatdl taxa resolve SPECIES_CSV' again to rewrite it"
+    )
 
 
 def write_taxa_csv(path: Path, rows: Sequence[TaxonRow]) -> None:
@@ -219,11 +243,12 @@ def resolve_species(
     fails part way, the names resolved so far are saved so the next run goes on from them.
     """
     path = data_dir / TAXA_FILE
-    known = (
-        {}
-        if refresh
-        else {normalise_name(row.input_name): row for row in read_taxa_csv(path) if row.resolved}
-    )
+    known: dict[str, TaxonRow] = {}
+    if not refresh and path.exists():
+        try:
+            known = {normalise_name(row.input_name): row for row in read_taxa_csv(path) if row.resolved}
+        except NoTaxaError as exc:
+            log.warning("%s; resolving every name again", exc)
     rows: list[TaxonRow] = []
     for name in names:
         row = known.get(normalise_name(name))
