@@ -466,3 +466,16 @@ def test_an_unreadable_taxa_csv_is_told_as_such(inat: InatServer, tmp_path: Path
         f"Error: cannot read {tmp_path / 'd' / 'taxa.csv'} (it is not UTF-8 text); "
         "run 'inatdl taxa resolve SPECIES_CSV' again to rewrite it\n"
     )
+
+
+def test_manifest_written_in_chunks_is_the_same(world: InatServer, tmp_path: Path) -> None:
+    from inatdl.manifest import write_manifest
+    from inatdl.state import Store
+
+    data = tmp_path / "data"
+    assert run(world, data, "photos", "fetch").exit_code == 0
+    store = Store(data / "state.sqlite", FakeClock())
+    write_manifest(store, tmp_path / "chunked.csv", chunk_rows=4)
+    store.close()
+    assert (tmp_path / "chunked.csv").read_bytes() == (data / "photos.csv").read_bytes()
+    assert len(manifest(data)) == len(SALICARIA_PHOTOS) + len(ALATUM_PHOTOS)

@@ -6,7 +6,9 @@ import contextlib
 import errno
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 from inatdl.errors import DiskError, StateError
 
@@ -33,21 +35,31 @@ def ensure_data_dir(path: Path) -> Path:
     return path
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
+@contextlib.contextmanager
+def atomic_writer(path: Path) -> Iterator[TextIO]:
+    """A text handle on a temporary file beside ``path``, renamed into place when the block
+    ends without error (and removed when it fails), so ``path`` is always whole."""
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-        try:
-            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; the user's umask decides
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                handle.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
     except OSError as exc:
         raise disk_error(exc, path) from exc
+    try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; the user's umask decides
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise disk_error(exc, path) from exc
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_writer(path) as handle:
+        handle.write(text)
 
 
 def disk_error(exc: OSError, path: Path) -> DiskError:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from inatdl.files import atomic_write_text
+from inatdl.files import atomic_writer
 from inatdl.state import DONE, Store
 
 MANIFEST_COLUMNS = (
@@ -15,20 +15,21 @@ MANIFEST_COLUMNS = (
 _ID_COLUMNS = ("photo_id", "observation_id", "taxon_id", "observed_taxon_id", "bytes")
 
 
-def write_manifest(store: Store, path: Path) -> int:
-    """Rewrite photos.csv atomically from the log; returns the number of rows."""
+def write_manifest(store: Store, path: Path, chunk_rows: int = 5000) -> None:
+    """Rewrite photos.csv atomically from the log, a few thousand rows at a time, so memory
+    stays flat however many photos the data dir holds."""
     import pandas as pd  # only here: pandas takes a while to import
 
     store.flush()
     columns = ", ".join(MANIFEST_COLUMNS)
-    with store.transaction():
-        frame = pd.read_sql_query(
-            f"SELECT {columns} FROM photos WHERE status=? "
-            "ORDER BY taxon_name, observation_id, photo_id, size",
-            store.db,
-            params=(DONE,),
-        )
-    for column in _ID_COLUMNS:
-        frame[column] = frame[column].astype("Int64")
-    atomic_write_text(path, frame.to_csv(index=False, lineterminator="\n"))
-    return len(frame)
+    query = f"SELECT {columns} FROM photos WHERE status=? ORDER BY taxon_name, observation_id, photo_id, size"
+    with store.transaction(), atomic_writer(path) as handle:
+        chunks = pd.read_sql_query(query, store.db, params=(DONE,), chunksize=chunk_rows)
+        header = True
+        for frame in chunks:
+            for column in _ID_COLUMNS:
+                frame[column] = frame[column].astype("Int64")
+            frame.to_csv(handle, index=False, header=header, lineterminator="\n")
+            header = False
+        if header:  # no photo yet: the header alone
+            handle.write(",".join(MANIFEST_COLUMNS) + "\n")
