@@ -10,7 +10,7 @@ from fakes import FakeClock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inatdl.budget import ByteBudget, Ticket, TooLarge
+from inatdl.budget import ByteBudget, Ticket, TooLarge, budget_hours
 from inatdl.errors import LimitReached
 from inatdl.state import Store
 
@@ -171,3 +171,9 @@ def test_window_never_exceeded(
             log.append((clock.now(), size))
     for at, _ in log:
         assert sum(s for t, s in log if at - HOUR < t <= at) <= 1000
+
+
+def test_budget_hours() -> None:
+    gb = 10**9
+    assert budget_hours(3 * gb, 5 * gb, 24 * gb) == pytest.approx(0.6)
+    assert budget_hours(30 * gb, 5 * gb, 24 * gb) == pytest.approx(24 + 1.2)  # a day's wait in between

@@ -475,7 +475,7 @@ def test_manifest_written_in_chunks_is_the_same(world: InatServer, tmp_path: Pat
     data = tmp_path / "data"
     assert run(world, data, "photos", "fetch").exit_code == 0
     store = Store(data / "state.sqlite", FakeClock())
-    write_manifest(store, tmp_path / "chunked.csv", chunk_rows=4)
+    write_manifest(store, tmp_path / "chunked.csv", batch_rows=4)
     store.close()
     assert (tmp_path / "chunked.csv").read_bytes() == (data / "photos.csv").read_bytes()
     assert len(manifest(data)) == len(SALICARIA_PHOTOS) + len(ALATUM_PHOTOS)

@@ -235,3 +235,10 @@ class ByteBudget:
         """Write the bytes really read to the ledger (end of run, Ctrl-C, limit)."""
         with self._lock:
             self._close_lease()
+
+
+def budget_hours(total: int, hourly: int, daily: int) -> float:
+    """Hours the byte limits alone need for ``total`` bytes: whole days at the daily limit,
+    then the rest at the hourly one (for --dry-run's estimate)."""
+    days, rest = divmod(total, daily)
+    return days * 24 + rest / hourly

@@ -16,6 +16,7 @@ from typing import Any, Callable, NoReturn
 import click
 
 from inatdl import __version__
+from inatdl.budget import budget_hours
 from inatdl.client import ApiClient, Timeout, build_session
 from inatdl.clock import Clock
 from inatdl.constants import (
@@ -479,23 +480,12 @@ def _print_dry_run(settings: Settings, report: FetchReport, options: FetchOption
     total = report.total("estimated_bytes")
     _say(settings, f"{'total':<30} {report.total('queued'):>11} {format_size(total):>10}")
     hours = budget_hours(total, options.hourly_limit, options.daily_limit)
-    _say(
-        settings,
-        f"Under the limits ({format_size(options.hourly_limit)}/hour, "
-        f"{format_size(options.daily_limit)}/day) that takes at least {_duration(hours)}. "
-        "Nothing was downloaded (dry run).",
-    )
-
-
-def budget_hours(total: int, hourly: int, daily: int) -> float:
-    """Hours the byte limits alone need for ``total`` bytes: full days, then full hours."""
-    days, rest = divmod(total, daily)
-    return days * 24 + rest / hourly
+    limits = f"{format_size(options.hourly_limit)}/hour, {format_size(options.daily_limit)}/day"
+    needs = "fits in one hour" if hours <= 1 else f"needs at least {_duration(hours)}"
+    _say(settings, f"Under the byte limits ({limits}) that {needs}. Nothing was downloaded (dry run).")
 
 
 def _duration(hours: float) -> str:
-    if hours < 1:
-        return "less than an hour"
     return f"{hours:.1f} hours" if hours < 48 else f"{hours / 24:.1f} days"
 
 

@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 import requests
 import urllib3
@@ -191,8 +192,7 @@ class Downloader:
         deadline = time.monotonic() + PHOTO_DEADLINE
         tail = b""
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            with open(temporary, "wb") as handle:
+            with _open_creating_folder(temporary) as handle:
                 while True:
                     room = ticket.bytes - received
                     if room <= 0:
@@ -238,6 +238,15 @@ class Downloader:
             raise _Refused(f"the body is larger than {cap} bytes, more than a photo can be")
         if not self.budget.try_extend(ticket, more):
             raise _Retry("the byte limit was reached while reading a body of unknown length")
+
+
+def _open_creating_folder(path: Path) -> BinaryIO:
+    """Open ``path`` for writing; its folder is made only when missing (not a call a photo)."""
+    try:
+        return open(path, "wb")  # noqa: SIM115 - the caller closes it
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "wb")  # noqa: SIM115
 
 
 def content_length(response: requests.Response) -> int | None:
