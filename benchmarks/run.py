@@ -300,26 +300,20 @@ def requests_check(bench: Bench) -> dict[str, Any]:
 
 
 def memory(bench: Bench) -> list[dict[str, Any]]:
+    """Peak RSS of --dry-run and of real fetches, for each taxon size, with identical settings
+    (1 MB observation pages, photos of 2 kB, 64 workers), so that the rows compare."""
     server = bench.server
     rows = []
-    for count in bench.plan.memory_taxa:
-        taxon = 200 + count // 100
-        server.control(latency_ms=0, photo_bytes=2_000, obs_bytes=5_000, taxa={str(taxon): count})
-        say(f"memory: --dry-run, {count} observations")
-        data_dir = bench.fresh_dir(f"dry-run-{count}")
-        write_taxa(data_dir, {taxon: count})
-        run = bench.fetch(data_dir, 64, "--dry-run")
-        rows.append({"kind": "--dry-run", "observations": count, "photo_bytes": 2_000, "run": run})
-        shutil.rmtree(data_dir)
-    count = bench.plan.memory_taxa[0]
-    taxon = 200 + count // 100
-    say(f"memory: real fetch, {count} photos")
-    server.control(latency_ms=0, photo_bytes=bench.plan.photo_bytes, taxa={str(taxon): count})
-    data_dir = bench.fresh_dir(f"fetch-{count}")
-    write_taxa(data_dir, {taxon: count})
-    run = bench.fetch(data_dir, 64)
-    rows.append({"kind": "fetch", "observations": count, "photo_bytes": bench.plan.photo_bytes, "run": run})
-    shutil.rmtree(data_dir)
+    for kind, extra in (("--dry-run", ("--dry-run",)), ("fetch", ())):
+        for count in bench.plan.memory_taxa:
+            taxon = 200 + count // 100
+            server.control(latency_ms=0, photo_bytes=2_000, obs_bytes=5_000, taxa={str(taxon): count})
+            say(f"memory: {kind}, {count} observations")
+            data_dir = bench.fresh_dir(f"{kind.strip('-')}-{count}")
+            write_taxa(data_dir, {taxon: count})
+            run = bench.fetch(data_dir, 64, *extra)
+            rows.append({"kind": kind, "observations": count, "photo_bytes": 2_000, "run": run})
+            shutil.rmtree(data_dir)
     return rows
 
 
@@ -513,8 +507,11 @@ def report(
     )
     sep = "|---|---|---|---|---|---|"
     if i2d_version:
-        header += "| img2dataset whole photos/s | ratio | img2dataset own photos/s | ratio "
-        sep += "---|---|---|---|"
+        header += (
+            "| img2dataset whole photos/s | ratio | img2dataset own photos/s | ratio "
+            "| img2dataset CPU s / 1,000 "
+        )
+        sep += "---|---|---|---|---|"
     out += [header + "|", sep]
     for r in rows:
         n = r["photos"]
@@ -531,7 +528,8 @@ def report(
             whole = ok / i2d["wall"] if i2d and ok else math.nan
             own = ok / i2d["own_seconds"] if i2d and ok else math.nan
             warn = "" if ok == n else f" ({ok} of {n} ok)"
-            line += f"| {fmt(whole)}{warn} | {ratio(whole, mine)} | {fmt(own)} | {ratio(own, mine)} "
+            cpu = f"{1000 * i2d['cpu'] / n:.2f}" if i2d else "–"
+            line += f"| {fmt(whole)}{warn} | {ratio(whole, mine)} | {fmt(own)} | {ratio(own, mine)} | {cpu} "
         out.append(line + "|")
     out += ["", "| latency | notebook loop photos/s (extrapolated from N) | inatdl, 1 worker | ratio |"]
     out.append("|---|---|---|---|")
@@ -540,7 +538,7 @@ def report(
         one = [r for r in rows if r["latency"] == latency and r["workers"] == 1]
         mine = one[0]["photos"] / one[0]["inatdl"]["wall"] if one else math.nan
         out.append(
-            f"| {latency} ms | {rate:.1f} (N = {book['photos']}) | {fmt(mine, 1)} | "
+            f"| {latency} ms | {rate:.1f} (N = {book['photos']}) | {fmt(mine, 0 if mine > 100 else 1)} | "
             f"{ratio(rate, mine) if one else '– (no 1-worker run in this plan)'} |"
         )
     out += ["", "## Requests", ""]

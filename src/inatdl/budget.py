@@ -21,6 +21,7 @@ from inatdl.state import Store
 from inatdl.units import format_size
 
 IN_FLIGHT_RECHECK = 0.25  # seconds
+BUCKET_SECONDS = 10.0  # admissions this close together are counted together
 
 
 class TooLarge(Exception):
@@ -41,43 +42,51 @@ class _Lease:
 
 
 @dataclass
-class Ticket:
-    """One admitted download: its bytes, correctable once the body is read."""
+class _Bucket:
+    """Bytes admitted within a few seconds, counted as if all at the latest of them."""
 
     at: float
     bytes: int
-    lease_id: int = 0
+
+
+@dataclass
+class Ticket:
+    """One admitted download: its bytes, correctable once the body is read."""
+
+    bucket: _Bucket
+    bytes: int
+    lease_id: int
 
 
 class _Window:
-    """A running sum of the tickets younger than ``length`` seconds."""
+    """A running sum of the buckets younger than ``length`` seconds."""
 
     def __init__(self, length: float, limit: int) -> None:
         self.length = length
         self.limit = limit
-        self.tickets: deque[Ticket] = deque()
+        self.buckets: deque[_Bucket] = deque()
         self.total = 0
 
-    def add(self, ticket: Ticket) -> None:
-        self.tickets.append(ticket)
-        self.total += ticket.bytes
+    def add(self, bucket: _Bucket) -> None:
+        self.buckets.append(bucket)
+        self.total += bucket.bytes
 
     def expire(self, now: float) -> None:
-        while self.tickets and self.tickets[0].at <= now - self.length:
-            self.total -= self.tickets.popleft().bytes
+        while self.buckets and self.buckets[0].at <= now - self.length:
+            self.total -= self.buckets.popleft().bytes
 
-    def holds(self, ticket: Ticket, now: float) -> bool:
-        return ticket.at > now - self.length
+    def holds(self, bucket: _Bucket, now: float) -> bool:
+        return bucket.at > now - self.length
 
     def free_at(self, now: float, num_bytes: int) -> float:
         """The earliest time at which ``num_bytes`` more would fit."""
         excess = self.total + num_bytes - self.limit
         if excess <= 0:
             return now
-        for ticket in sorted(self.tickets, key=lambda t: t.at):
-            excess -= ticket.bytes
+        for bucket in sorted(self.buckets, key=lambda b: b.at):
+            excess -= bucket.bytes
             if excess <= 0:
-                return ticket.at + self.length
+                return bucket.at + self.length
         return now + self.length
 
 
@@ -107,10 +116,10 @@ class ByteBudget:
         self._announced: float | None = None
         self._in_flight = 0  # admitted tickets not yet settled
         now = clock.now()
+        self._bucket: _Bucket | None = None  # the newest, still taking admissions
+        self._bucket_opened = 0.0
         for at, num_bytes in store.ledger_since(now - DAY):
-            ticket = Ticket(at, num_bytes)
-            for window in self.windows.values():
-                window.add(ticket)
+            self._add_bucket(_Bucket(at, num_bytes))
 
     def spent(self, window: str) -> int:
         with self._lock:
@@ -138,9 +147,7 @@ class ByteBudget:
             until, which = self._blocked_until(now, num_bytes)
             if until > now:
                 return until, which
-            ticket = Ticket(now, num_bytes, self._reserve(now, num_bytes))
-            for window in self.windows.values():
-                window.add(ticket)
+            ticket = Ticket(self._count(now, num_bytes), num_bytes, self._reserve(now, num_bytes))
             self._in_flight += 1
             return ticket
 
@@ -152,10 +159,8 @@ class ByteBudget:
             if until > now:
                 return False
             ticket.lease_id = self._reserve(now, num_bytes)
+            ticket.bucket = self._count(now, num_bytes)
             ticket.bytes += num_bytes
-            for window in self.windows.values():
-                if window.holds(ticket, now):
-                    window.total += num_bytes
             return True
 
     def wait_for_room(self, num_bytes: int) -> None:
@@ -210,10 +215,29 @@ class ByteBudget:
             if self._lease is not None and self._lease.id == ticket.lease_id:
                 self._lease.used += change
             ticket.bytes = used
+            ticket.bucket.bytes += change
             for window in self.windows.values():
                 window.expire(now)
-                if window.holds(ticket, now):
+                if window.holds(ticket.bucket, now):
                     window.total += change
+
+    def _count(self, now: float, num_bytes: int) -> _Bucket:
+        """Add admitted bytes to the windows: to the newest bucket while it is young, so
+        that memory does not grow with the number of photos."""
+        bucket = self._bucket
+        if bucket is None or now - self._bucket_opened >= BUCKET_SECONDS:
+            self._bucket, self._bucket_opened = _Bucket(now, num_bytes), now
+            self._add_bucket(self._bucket)
+            return self._bucket
+        bucket.at = max(bucket.at, now)  # later is cautious: the bytes count longer
+        bucket.bytes += num_bytes
+        for window in self.windows.values():
+            window.total += num_bytes
+        return bucket
+
+    def _add_bucket(self, bucket: _Bucket) -> None:
+        for window in self.windows.values():
+            window.add(bucket)
 
     def _reserve(self, now: float, num_bytes: int) -> int:
         lease = self._lease

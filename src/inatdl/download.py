@@ -99,9 +99,11 @@ class Downloader:
 
         Raises only what must stop the whole run: a full disk, or LimitReached.
         """
-        final = self.data_dir / job.path
-        if final.is_file():  # a rename that the previous run did not get to record
-            return Outcome(job, DONE, final.stat().st_size, already_there=True)
+        # Plain strings, not Path objects: pathlib interns every name it parses, which
+        # would keep two strings a photo alive for the whole run.
+        final = os.path.join(self.data_dir, job.path)
+        if os.path.isfile(final):  # a rename that the previous run did not get to record
+            return Outcome(job, DONE, os.path.getsize(final), already_there=True)
         attempt, problem = 0, ""
         while attempt < self.attempts:
             if self.stop.is_set():
@@ -129,7 +131,7 @@ class Downloader:
                     return Outcome(job, PENDING, attempts=attempt)
         return Outcome(job, FAILED, error=problem, attempts=attempt)
 
-    def _attempt(self, job: PhotoJob, final: Path, attempt: int) -> Outcome:
+    def _attempt(self, job: PhotoJob, final: str, attempt: int) -> Outcome:
         cap = MAX_PHOTO_BYTES[job.size]
         try:
             response = self.session.get(job.url, stream=True, timeout=self.timeout)
@@ -179,14 +181,14 @@ class Downloader:
         return Outcome(job, DONE, received, attempts=attempt)
 
     def _receive(
-        self, response: requests.Response, final: Path, ticket: Ticket, length: int | None, cap: int
+        self, response: requests.Response, final: str, ticket: Ticket, length: int | None, cap: int
     ) -> int:
         """Stream the body to a temporary file beside ``final``; rename it when whole.
 
         Never reads a byte that is not reserved in the budget: a body of unknown length
         reserves more, step by step, before reading past what it has.
         """
-        temporary = final.with_name(final.name + PART_SUFFIX)
+        temporary = final + PART_SUFFIX
         received = 0
         complete = False
         deadline = time.monotonic() + PHOTO_DEADLINE
@@ -224,7 +226,7 @@ class Downloader:
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             raise _Retry(describe_failure(exc)) from None
         except OSError as exc:
-            raise disk_error(exc, final) from None
+            raise disk_error(exc, Path(final)) from None
         finally:
             self.budget.settle(ticket, received)
             if not complete:
@@ -240,12 +242,12 @@ class Downloader:
             raise _Retry("the byte limit was reached while reading a body of unknown length")
 
 
-def _open_creating_folder(path: Path) -> BinaryIO:
+def _open_creating_folder(path: str) -> BinaryIO:
     """Open ``path`` for writing; its folder is made only when missing (not a call a photo)."""
     try:
         return open(path, "wb")  # noqa: SIM115 - the caller closes it
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         return open(path, "wb")  # noqa: SIM115
 
 
