@@ -479,3 +479,8 @@ def test_manifest_written_in_chunks_is_the_same(world: InatServer, tmp_path: Pat
     store.close()
     assert (tmp_path / "chunked.csv").read_bytes() == (data / "photos.csv").read_bytes()
     assert len(manifest(data)) == len(SALICARIA_PHOTOS) + len(ALATUM_PHOTOS)
+
+
+def test_photos_are_asked_for_without_compression(world: InatServer, tmp_path: Path) -> None:
+    assert run(world, tmp_path / "data", "photos", "fetch").exit_code == 0
+    assert {r.header("Accept-Encoding") for r in world.photo_requests()} == {"identity"}

@@ -134,7 +134,10 @@ class Downloader:
     def _attempt(self, job: PhotoJob, final: str, attempt: int) -> Outcome:
         cap = MAX_PHOTO_BYTES[job.size]
         try:
-            response = self.session.get(job.url, stream=True, timeout=self.timeout)
+            # identity: the bytes counted against the budget and Content-Length are the file's
+            response = self.session.get(
+                job.url, stream=True, timeout=self.timeout, headers={"Accept-Encoding": "identity"}
+            )
         except (
             requests.exceptions.InvalidSchema,
             requests.exceptions.InvalidURL,
@@ -202,7 +205,7 @@ class Downloader:
                             break
                         self._grow(ticket, received, cap)
                         room = ticket.bytes - received
-                    chunk = response.raw.read(min(CHUNK_SIZE, room), decode_content=True)
+                    chunk = response.raw.read(min(CHUNK_SIZE, room), decode_content=False)
                     if not chunk:
                         break
                     if self.stop.is_set():
