@@ -177,3 +177,17 @@ def test_budget_hours() -> None:
     gb = 10**9
     assert budget_hours(3 * gb, 5 * gb, 24 * gb) == pytest.approx(0.6)
     assert budget_hours(30 * gb, 5 * gb, 24 * gb) == pytest.approx(24 + 1.2)  # a day's wait in between
+
+
+def test_bytes_count_from_when_they_were_read(tmp_path: Path) -> None:
+    """A body admitted at 10:00 and still read until 10:50 counts until 11:50."""
+    clock = FakeClock()
+    _, budget = make(tmp_path, clock)
+    ticket = budget.try_admit(800)
+    assert isinstance(ticket, Ticket)
+    clock.advance(3000)
+    budget.settle(ticket, 800)
+    clock.advance(700)  # an hour after the admission, 700 s after the reading
+    assert budget.spent("hourly") == 800
+    clock.advance(2901)
+    assert budget.spent("hourly") == 0

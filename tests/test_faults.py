@@ -361,10 +361,12 @@ def test_any_5xx_is_retried(world: InatServer, tmp_path: Path) -> None:
     assert files(tmp_path / "data") == expected_files(world)
 
 
-def test_a_body_of_unknown_length_must_end_like_an_image() -> None:
-    from inatdl.download import ends_like_image
+def test_a_body_of_unknown_length_must_end_as_its_own_format_ends() -> None:
+    from inatdl.download import is_whole_image
 
-    assert (
-        ends_like_image(b"...\xff\xd9") and ends_like_image(b"..IEND\xaeB`\x82") and ends_like_image(b"..;")
-    )
-    assert not ends_like_image(b"\xff\xd8\xff\xe0 half a jpeg")
+    jpeg, png, gif = b"\xff\xd8\xff\xe0 head", b"\x89PNG\r\n\x1a\n head", b"GIF89a head"
+    assert is_whole_image(jpeg, b"...\xff\xd9", 100) and not is_whole_image(jpeg, b"..cut;", 100)
+    assert is_whole_image(png, b"..IEND\xaeB`\x82", 100) and not is_whole_image(png, b"..\xff\xd9", 100)
+    assert is_whole_image(gif, b"..;", 100) and not is_whole_image(gif, b"..", 100)
+    webp = b"RIFF" + (92).to_bytes(4, "little") + b"WEBPVP8 "
+    assert is_whole_image(webp, b"", 100) and not is_whole_image(webp, b"", 60)

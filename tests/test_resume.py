@@ -330,3 +330,18 @@ def test_ctrl_c_while_waiting_for_the_budget_stops_at_once(inat: InatServer, tmp
     assert "hourly limit of 30.0 kB reached; waiting until" in err
     assert "Interrupted: state saved" in err
     assert 0 < len(manifest_ids(data)) <= 5
+
+
+def test_a_photo_that_does_not_fit_is_not_asked_again_until_it_would(
+    inat: InatServer, tmp_path: Path
+) -> None:
+    """While another download is in flight, a photo left unread for want of room waits for
+    room enough for its announced size before asking again (no storm of abandoned GETs)."""
+    data = tmp_path / "data"
+    make_world(inat, data, observations=1)  # photo 10000 first, then 50000, about 6.5 kB each
+    inat.add_fault(Fault("drip", target="photo", path_contains="/photos/10000/", delay=0.05, chunk_size=256))
+    child = start(inat, data, "--hourly-limit", "10kB", "--no-wait", "--workers", "2")  # the real clock
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 75, err
+    assert len(inat.requests_to("/photos/50000/")) == 1
+    assert list(files(data)) == ["photos/Lythrum_salicaria/10000_small.jpg"]

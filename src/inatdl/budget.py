@@ -51,11 +51,14 @@ class _Bucket:
 
 @dataclass
 class Ticket:
-    """One admitted download: its bytes, correctable once the body is read."""
+    """One admitted download: the buckets its reserved bytes were counted in."""
 
-    bucket: _Bucket
-    bytes: int
+    parts: list[tuple[_Bucket, int]]
     lease_id: int
+
+    @property
+    def bytes(self) -> int:
+        return sum(num_bytes for _, num_bytes in self.parts)
 
 
 class _Window:
@@ -147,21 +150,21 @@ class ByteBudget:
             until, which = self._blocked_until(now, num_bytes)
             if until > now:
                 return until, which
-            ticket = Ticket(self._count(now, num_bytes), num_bytes, self._reserve(now, num_bytes))
+            ticket = Ticket([(self._count(now, num_bytes), num_bytes)], self._reserve(now, num_bytes))
             self._in_flight += 1
             return ticket
 
-    def try_extend(self, ticket: Ticket, num_bytes: int) -> bool:
-        """Reserve ``num_bytes`` more for a body that outgrew its estimate, if they fit now."""
+    def try_extend(self, ticket: Ticket, num_bytes: int) -> tuple[float, str] | None:
+        """Reserve ``num_bytes`` more for a body that outgrew its estimate if they fit now;
+        else (when they will, which limit)."""
         with self._lock:
             now = self.clock.now()
-            until, _ = self._blocked_until(now, num_bytes)
+            until, which = self._blocked_until(now, num_bytes)
             if until > now:
-                return False
+                return until, which
             ticket.lease_id = self._reserve(now, num_bytes)
-            ticket.bucket = self._count(now, num_bytes)
-            ticket.bytes += num_bytes
-            return True
+            ticket.parts.append((self._count(now, num_bytes), num_bytes))
+            return None
 
     def wait_for_room(self, num_bytes: int) -> None:
         """Wait, without reserving, until ``num_bytes`` would fit (before a request)."""
@@ -204,22 +207,26 @@ class ByteBudget:
             raise WaitCancelled
 
     def settle(self, ticket: Ticket, used: int) -> None:
-        """Count what an admitted download really read: less when its body was short, more
-        when a body of unknown length overran its estimate by part of a chunk."""
-        change = used - ticket.bytes
+        """Count what an admitted download really read, as read now.
+
+        Its reservation moves to the newest bucket, so bytes still being read long after
+        their admission are counted from when they arrived (never less, never earlier).
+        """
         with self._lock:
             self._in_flight -= 1
-            if change == 0:
-                return
             now = self.clock.now()
+            for bucket, num_bytes in ticket.parts:
+                bucket.bytes -= num_bytes
+                for window in self.windows.values():
+                    window.expire(now)
+                    if window.holds(bucket, now):
+                        window.total -= num_bytes
+            if used:
+                self._count(now, used)
             if self._lease is not None and self._lease.id == ticket.lease_id:
-                self._lease.used += change
-            ticket.bytes = used
-            ticket.bucket.bytes += change
-            for window in self.windows.values():
-                window.expire(now)
-                if window.holds(ticket.bucket, now):
-                    window.total += change
+                self._lease.used += used - ticket.bytes
+                self._lease.last_at = now
+            ticket.parts = []
 
     def _count(self, now: float, num_bytes: int) -> _Bucket:
         """Add admitted bytes to the windows: to the newest bucket while it is young, so

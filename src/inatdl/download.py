@@ -32,9 +32,18 @@ IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
 PART_SUFFIX = ".part"
 
 
-def ends_like_image(tail: bytes) -> bool:
-    """True when a body ends as a whole JPEG, PNG or GIF does (for bodies of unknown length)."""
-    return tail.endswith((b"\xff\xd9", b"IEND\xaeB`\x82", b";"))
+def is_whole_image(head: bytes, tail: bytes, size: int) -> bool:
+    """True when a body of unknown length ends as its own format ends: JPEG with FFD9,
+    PNG with its IEND chunk, GIF with ';', WebP at the length its RIFF header gives."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return tail.endswith(b"\xff\xd9")
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return tail.endswith(b"IEND\xaeB`\x82")
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return tail.endswith(b";")
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return int.from_bytes(head[4:8], "little") + 8 == size
+    return False
 
 
 def looks_like_image(head: bytes) -> bool:
@@ -54,10 +63,9 @@ class _Retry(Exception):
 class _NoRoom(Exception):
     """The announced size does not fit the byte budget now: the body is left unread."""
 
-    def __init__(self, until: float, which: str) -> None:
-        super().__init__(which)
-        self.until = until
-        self.which = which
+    def __init__(self, needed: int) -> None:
+        super().__init__(needed)
+        self.needed = needed
 
 
 class _Refused(Exception):
@@ -104,24 +112,21 @@ class Downloader:
         final = os.path.join(self.data_dir, job.path)
         if os.path.isfile(final):  # a rename that the previous run did not get to record
             return Outcome(job, DONE, os.path.getsize(final), already_there=True)
-        attempt, problem = 0, ""
+        attempt, problem, needed = 0, "", self.typical_bytes()
         while attempt < self.attempts:
             if self.stop.is_set():
                 return Outcome(job, PENDING, attempts=attempt)
             try:
-                self.budget.wait_for_room(self.typical_bytes())
+                self.budget.wait_for_room(needed)
                 attempt += 1
                 return self._attempt(job, final, attempt)
             except _NoRoom as no_room:
-                attempt -= 1  # asking again once there is room is not a retry
-                try:
-                    self.budget.wait_until(no_room.until, no_room.which)
-                except WaitCancelled:
-                    return Outcome(job, PENDING, attempts=attempt)
+                attempt -= 1  # asking again once there is room for it is not a retry
+                needed = max(needed, no_room.needed)
                 continue
             except (_Dropped, WaitCancelled):
                 return Outcome(job, PENDING, attempts=attempt)
-            except _Refused as refused:
+            except (_Refused, TooLarge) as refused:
                 return Outcome(job, FAILED, error=str(refused), attempts=attempt)
             except _Retry as failure:
                 problem = failure.problem
@@ -177,7 +182,7 @@ class Downloader:
             except TooLarge as too_large:
                 return Outcome(job, FAILED, error=str(too_large), attempts=attempt)
             if not isinstance(admitted, Ticket):
-                raise _NoRoom(*admitted)
+                raise _NoRoom(allowed)
             received = self._receive(response, final, admitted, length, cap)
         self._sizes_seen[0] += 1  # racy under threads, but only an estimate
         self._sizes_seen[1] += received
@@ -195,7 +200,7 @@ class Downloader:
         received = 0
         complete = False
         deadline = time.monotonic() + PHOTO_DEADLINE
-        tail = b""
+        head = tail = b""
         try:
             with _open_creating_folder(temporary) as handle:
                 while True:
@@ -210,8 +215,10 @@ class Downloader:
                         break
                     if self.stop.is_set():
                         raise _Dropped
-                    if received == 0 and not looks_like_image(chunk[:16]):
-                        raise _Retry("the body is not an image")
+                    if received == 0:
+                        head = chunk[:16]
+                        if not looks_like_image(head):
+                            raise _Retry("the body is not an image")
                     if time.monotonic() > deadline:
                         raise _Retry(f"the body took more than {PHOTO_DEADLINE:.0f} s")
                     received += len(chunk)
@@ -221,7 +228,7 @@ class Downloader:
                 raise _Retry("empty body")
             if length is not None and received != length:
                 raise _Retry(f"body cut short: {received} of {length} bytes")
-            if length is None and not ends_like_image(tail):
+            if length is None and not is_whole_image(head, tail, received):
                 raise _Retry("body cut short (no end of image)")
             os.replace(temporary, final)
             complete = True
@@ -237,12 +244,13 @@ class Downloader:
                     os.unlink(temporary)
 
     def _grow(self, ticket: Ticket, received: int, cap: int) -> None:
-        """Reserve more for a body of unknown length that has used its reservation."""
+        """Reserve more for a body of unknown length that has used its reservation; when
+        the budget has no room, the attempt waits for it rather than counting as failed."""
         more = min(ticket.bytes, cap - received)
         if more <= 0:
             raise _Refused(f"the body is larger than {cap} bytes, more than a photo can be")
-        if not self.budget.try_extend(ticket, more):
-            raise _Retry("the byte limit was reached while reading a body of unknown length")
+        if self.budget.try_extend(ticket, more) is not None:
+            raise _NoRoom(received + more)
 
 
 def _open_creating_folder(path: str) -> BinaryIO:
