@@ -25,6 +25,8 @@ from world import (
     write_taxa,
 )
 
+from inatdl.units import format_size
+
 LICENSES = "cc0,cc-by,cc-by-nc,cc-by-sa,cc-by-nd,cc-by-nc-sa,cc-by-nc-nd"
 
 
@@ -270,6 +272,13 @@ def test_dry_run_lists_and_estimates_without_downloading(world: InatServer, tmp_
     assert run(world, data, "photos", "fetch").exit_code == 0
     assert [r.query["id_above"] for r in world.requests_to("/v1/observations")] == ["140", "204"]
     assert files(data) == expected_files(world)
+    # a second dry run says what the budget windows already hold
+    result = run(world, data, "photos", "fetch", "--dry-run")
+    spent = format_size(sum(len(b) for b in files(data).values()))
+    assert (
+        f"Already downloaded into this data dir in the last hour: {spent}, in the last day: {spent}."
+        in result.stdout
+    )
 
 
 def test_fetch_before_resolve_says_what_to_do(inat: InatServer, tmp_path: Path) -> None:

@@ -483,6 +483,12 @@ def _print_dry_run(settings: Settings, report: FetchReport, options: FetchOption
     limits = f"{format_size(options.hourly_limit)}/hour, {format_size(options.daily_limit)}/day"
     needs = "fits in one hour" if hours <= 1 else f"needs at least {_duration(hours)}"
     _say(settings, f"Under the byte limits ({limits}) that {needs}. Nothing was downloaded (dry run).")
+    if any(report.spent.values()):
+        _say(
+            settings,
+            f"Already downloaded into this data dir in the last hour: {format_size(report.spent['hourly'])}, "
+            f"in the last day: {format_size(report.spent['daily'])}.",
+        )
 
 
 def _duration(hours: float) -> str:

@@ -84,6 +84,7 @@ class FetchReport:
     dry_run: bool = False
     interrupted: bool = False
     error: InatdlError | None = None
+    spent: dict[str, int] = field(default_factory=dict)  # bytes in each window, for --dry-run
 
     def total(self, attribute: str) -> int:
         return sum(getattr(t, attribute) for t in self.taxa)
@@ -360,6 +361,7 @@ class _Run:
             counts = self.store.status_counts(taxon.taxon_id, self.options.size)
             taxon.queued = counts.get(PENDING, 0) + counts.get(FAILED, 0)
             taxon.estimated_bytes = taxon.queued * average
+        report.spent = {window: self.budget.spent(window) for window in ("hourly", "daily")}
 
 
 def _drain(jobs: queue.Queue[PhotoJob | None]) -> None:
