@@ -8,6 +8,7 @@ import math
 import signal
 import sys
 import traceback
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -414,11 +415,11 @@ def photos_fetch(
     if not settings.quiet:
         reporter = TqdmReporter() if sys.stderr.isatty() else LogReporter()
     with _sigterm_as_interrupt():
-        report = fetch_photos(client, client.session, data_dir, taxa_rows, options, settings.clock, reporter)
+        report = fetch_photos(client, data_dir, taxa_rows, options, settings.clock, reporter)
     if dry_run:
         _print_dry_run(settings, report, options)
     else:
-        _print_fetch(settings, report, options)
+        _print_fetch(settings, report)
     _exit_for(report)
 
 
@@ -440,7 +441,7 @@ def _photos(count: int) -> str:
     return f"{count} photo" if count == 1 else f"{count} photos"
 
 
-def _print_fetch(settings: Settings, report: FetchReport, options: FetchOptions) -> None:
+def _print_fetch(settings: Settings, report: FetchReport) -> None:
     header = (
         f"{'taxon':<30} {'listed':>7} {'had':>7} {'new':>7} {'failed':>6} {'gone':>5} "
         f"{'skipped':>7} {'bytes':>10}"
@@ -452,9 +453,7 @@ def _print_fetch(settings: Settings, report: FetchReport, options: FetchOptions)
             f"{t.name[:30]:<30} {t.listed:>7} {t.had:>7} {t.downloaded:>7} {t.failed:>6} "
             f"{t.gone:>5} {sum(t.skipped.values()):>7} {format_size(t.bytes):>10}",
         )
-    skipped = (
-        sum((t.skipped for t in report.taxa), start=type(report.taxa[0].skipped)()) if report.taxa else {}
-    )
+    skipped = sum((t.skipped for t in report.taxa), Counter())
     _say(
         settings,
         f"{'total':<30} {report.total('listed'):>7} {report.total('had'):>7} "

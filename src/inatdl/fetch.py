@@ -118,7 +118,6 @@ class _Run:
     def __init__(
         self,
         client: ApiClient,
-        session: requests.Session,
         data_dir: Path,
         store: Store,
         options: FetchOptions,
@@ -143,7 +142,7 @@ class _Run:
             cancel=self.abort,
         )
         self.downloader = Downloader(
-            session, data_dir, self.budget, clock, self.abort, timeout=client.timeout
+            client.session, data_dir, self.budget, clock, self.abort, timeout=client.timeout
         )
         self.jobs: queue.Queue[PhotoJob | None] = queue.Queue(maxsize=max(16, options.workers * 4))
         self.reports: dict[int, TaxonReport] = {}
@@ -403,7 +402,6 @@ def sweep_photos(data_dir: Path, store: Store) -> None:
 
 def fetch_photos(
     client: ApiClient,
-    session: requests.Session,
     data_dir: Path,
     taxa: Sequence[TaxonRow],
     options: FetchOptions,
@@ -419,7 +417,7 @@ def fetch_photos(
                 sweep_photos(data_dir, store)
             except OSError as exc:
                 raise disk_error(exc, data_dir / PHOTOS_DIR) from None
-            run = _Run(client, session, data_dir, store, options, clock, reporter)
+            run = _Run(client, data_dir, store, options, clock, reporter)
             try:
                 report = run.run(taxa)
             finally:
