@@ -1,0 +1,38 @@
+"""Test sessions, run the same way by contributors and by CI (`.ci/run`).
+
+`nox` runs the tests on every supported Python this machine has (missing ones are
+skipped) and the linters; `nox -s tests-3.13` runs one interpreter; `nox -s minimums` runs
+the tests against the oldest dependency versions pyproject.toml admits.
+"""
+
+from __future__ import annotations
+
+import nox
+
+#: The Pythons inatdl supports: keep in step with requires-python and the classifiers.
+PYTHONS = ["3.11", "3.12", "3.13"]
+
+nox.options.sessions = ["tests", "lint"]
+nox.options.error_on_missing_interpreters = False  # a machine with one Python still runs
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """The README's test command, in a fresh environment of this Python."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHONS[0])
+def minimums(session: nox.Session) -> None:
+    """The oldest Python with the oldest versions of the runtime dependencies we claim."""
+    session.install("-e", ".[test]", "-c", "tests/constraints-minimums.txt")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHONS[0])
+def lint(session: nox.Session) -> None:
+    """ruff and mypy --strict, as CI runs them."""
+    session.install("-e", ".[test]")
+    session.run("ruff", "check", ".")
+    session.run("mypy", "--strict", "src/inatdl")
