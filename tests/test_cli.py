@@ -101,7 +101,8 @@ def test_rate_limiter_spaces_requests_across_threads() -> None:
         thread.join()
     wakeups = sorted(clock.wakeups)
     assert len(wakeups) == 80
-    assert all(later - earlier == pytest.approx(0.5) for earlier, later in zip(wakeups, wakeups[1:]))
+    gaps = [later - earlier for earlier, later in zip(wakeups, wakeups[1:], strict=False)]
+    assert all(gap == pytest.approx(0.5) for gap in gaps)
 
 
 def test_workers_download_concurrently(inat: InatServer, tmp_path: Path) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
 
 from inatdl.clock import Clock
 from inatdl.constants import DAY, HOUR, LEASE_FRACTION, LEASE_MAX_BYTES, LEASE_SECONDS

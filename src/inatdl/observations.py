@@ -39,7 +39,7 @@ class Filters:
         if self.place_id is not None:
             params["place_id"] = self.place_id
         if self.bbox is not None:
-            params.update(zip(("swlat", "swlng", "nelat", "nelng"), self.bbox))
+            params.update(zip(("swlat", "swlng", "nelat", "nelng"), self.bbox, strict=True))
         if self.observed_from:
             params["d1"] = self.observed_from
         if self.observed_to:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from inatdl.client import JSON, ApiClient
 from inatdl.constants import TAXA_FILE, TAXA_PER_PAGE
