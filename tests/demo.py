@@ -199,7 +199,7 @@ def main(argv: Sequence[str] | None = None, steps: Sequence[Step] = STEPS) -> in
         "--api-rate", type=float, default=API_RATE, help="API requests a second (default: %(default)g)"
     )
     options = parser.parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous = signal.signal(signal.SIGTERM, _terminated)
     inat = InatServer()
     code, started = 1, time.monotonic()
     try:
@@ -224,8 +224,12 @@ def main(argv: Sequence[str] | None = None, steps: Sequence[Step] = STEPS) -> in
     return code
 
 
-def _raise_interrupt(signum: int, frame: object) -> NoReturn:
-    raise KeyboardInterrupt
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, sent to the demo alone: unlike a Ctrl-C, it has not reached the running command."""
+
+
+def _terminated(signum: int, frame: object) -> NoReturn:
+    raise Terminated
 
 
 def _installed_commands() -> set[str]:
@@ -323,22 +327,28 @@ def _run_child(command: list[str], env: dict[str, str]) -> int:
     child = subprocess.Popen(command, env=env)
     try:
         return child.wait()
-    except BaseException:
-        _stop(child)
+    except BaseException as exc:
+        _stop(child, told=isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Terminated))
         raise
 
 
-def _stop(child: subprocess.Popen[bytes]) -> None:
-    """Give the child the time to save its state: a Ctrl-C on the terminal reached it too,
-    and inatdl takes SIGTERM like a Ctrl-C; kill it only if it still runs after that."""
-    for signal_it, grace in ((None, 3.0), (child.terminate, 5.0), (child.kill, None)):
-        if signal_it is not None:
-            signal_it()
-        try:
-            child.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+def _stop(child: subprocess.Popen[bytes], told: bool) -> None:
+    """Let the command save its state and end, as inatdl does on Ctrl-C and on SIGTERM, and
+    kill it only if it still runs after that. A Ctrl-C on the terminal has ``told`` it already."""
+    if told and _ended(child, 3.0):
+        return
+    child.terminate()
+    if not _ended(child, 5.0):
+        child.kill()
+        child.wait()
+
+
+def _ended(child: subprocess.Popen[bytes], seconds: float) -> bool:
+    try:
+        child.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
 
 
 def _outro(root: Path, seconds: float) -> str:

@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from demo import FETCH, Step, main
+from demo import Step, main
 
 from inatdl.cli import cli
 
@@ -73,7 +73,11 @@ def test_a_failed_step_stops_the_demo_and_the_stand_in(
 def test_the_demo_fails_when_the_rerun_downloads_anything(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    steps = [Step("Resolve", ("taxa", "resolve", "{species}")), Step("Fetch", FETCH, downloads_nothing=True)]
+    fetch_a_few = ("photos", "fetch", "--size", "square", "--max-per-taxon", "1")
+    steps = [
+        Step("Resolve", ("taxa", "resolve", "{species}")),
+        Step("Fetch", fetch_a_few, downloads_nothing=True),
+    ]
     assert main(["--dir", str(tmp_path / "demo"), "--api-rate", "100"], steps) == 1
     assert "this run should ask for no photo; it asked for" in capfd.readouterr().err
 
@@ -113,7 +117,11 @@ def running(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table in /proc")
 def test_sigterm_stops_the_running_command_and_the_stand_in(tmp_path: Path) -> None:
     demo = subprocess.Popen(
-        [sys.executable, str(DEMO)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, str(DEMO), "--api-rate", "100"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert demo.stdout is not None
