@@ -199,7 +199,8 @@ def main(argv: Sequence[str] | None = None, steps: Sequence[Step] = STEPS) -> in
         "--api-rate", type=float, default=API_RATE, help="API requests a second (default: %(default)g)"
     )
     options = parser.parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, _terminated)
+    interrupts = Interrupts()
+    previous = {signum: signal.signal(signum, interrupts) for signum in (signal.SIGINT, signal.SIGTERM)}
     inat = InatServer()
     code, started = 1, time.monotonic()
     try:
@@ -209,14 +210,15 @@ def main(argv: Sequence[str] | None = None, steps: Sequence[Step] = STEPS) -> in
         observations, photos = build_demo_world(inat)
         inat.latency = LATENCY
         _say(_intro(inat, options.dir, options.api_rate, observations, photos))
-        code = _run_steps(inat, steps, commands, options.dir, options.api_rate)
+        code = _run_steps(inat, steps, commands, options.dir, options.api_rate, interrupts)
     except DemoError as exc:
         print(f"Error: {exc}", file=sys.stderr)
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
     finally:
         inat.stop()
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     if code == EXIT_INTERRUPTED:
         print(f"\nInterrupted; the stand-in is stopped. What was done is in {options.dir}.", file=sys.stderr)
     elif code == 0:
@@ -228,8 +230,30 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, sent to the demo alone: unlike a Ctrl-C, it has not reached the running command."""
 
 
-def _terminated(signum: int, frame: object) -> NoReturn:
-    raise Terminated
+class Interrupts:
+    """The handler of Ctrl-C and SIGTERM: an exception, held back while a command starts
+    (raised inside ``subprocess.Popen``, it would leave the new process running unseen)."""
+
+    def __init__(self) -> None:
+        self.holding = False
+        self.held: int | None = None
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.holding:
+            self.held = signum
+        else:
+            self._raise(signum)
+
+    def release(self) -> None:
+        """Stop holding back, and raise for a signal that came meanwhile."""
+        self.holding = False
+        signum, self.held = self.held, None
+        if signum is not None:
+            self._raise(signum)
+
+    @staticmethod
+    def _raise(signum: int) -> NoReturn:
+        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
 
 def _installed_commands() -> set[str]:
@@ -291,7 +315,12 @@ def _intro(inat: InatServer, root: Path, api_rate: float, observations: int, pho
 
 
 def _run_steps(
-    inat: InatServer, steps: Sequence[Step], commands: set[str], root: Path, api_rate: float
+    inat: InatServer,
+    steps: Sequence[Step],
+    commands: set[str],
+    root: Path,
+    api_rate: float,
+    interrupts: Interrupts,
 ) -> int:
     paths = _paths(root)
     env = _child_env(inat.api_url, paths["data"], api_rate)
@@ -303,7 +332,7 @@ def _run_steps(
         args = [arg.format(**paths) for arg in step.args]
         _say("$ " + shlex.join(["inatdl", *args]))
         api_before, photos_before = len(inat.api_requests()), len(inat.photo_requests())
-        code = _run_child([sys.executable, "-m", "inatdl", *args], env)
+        code = _run_child([sys.executable, "-m", "inatdl", *args], env, interrupts)
         api = len(inat.api_requests()) - api_before
         photos = len(inat.photo_requests()) - photos_before
         _say(f"(the stand-in answered {api} API requests and {photos} photo requests)")
@@ -322,10 +351,16 @@ def _run_steps(
     return 0
 
 
-def _run_child(command: list[str], env: dict[str, str]) -> int:
+def _run_child(command: list[str], env: dict[str, str], interrupts: Interrupts) -> int:
     """Run one inatdl command on this terminal; on Ctrl-C or SIGTERM, stop it, then go on."""
-    child = subprocess.Popen(command, env=env)
+    interrupts.holding = True
     try:
+        child = subprocess.Popen(command, env=env)
+    except BaseException:
+        interrupts.holding = False
+        raise
+    try:
+        interrupts.release()
         return child.wait()
     except BaseException as exc:
         _stop(child, told=isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Terminated))

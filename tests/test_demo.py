@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -116,6 +118,7 @@ def running(pid: int) -> bool:
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table in /proc")
 def test_sigterm_stops_the_running_command_and_the_stand_in(tmp_path: Path) -> None:
+    fetches: list[int] = []
     demo = subprocess.Popen(
         [sys.executable, str(DEMO), "--api-rate", "100"],
         cwd=tmp_path,
@@ -131,19 +134,26 @@ def test_sigterm_stops_the_running_command_and_the_stand_in(tmp_path: Path) -> N
         deadline = time.monotonic() + 10
         while not children(demo.pid) and time.monotonic() < deadline:
             time.sleep(0.01)
-        (fetch,) = children(demo.pid)
+        fetches = children(demo.pid)
         demo.send_signal(signal.SIGTERM)
-        _, err = demo.communicate(timeout=30)
+        _, err = demo.communicate(timeout=15)
+        left_running = [pid for pid in fetches if running(pid)]
     finally:
         demo.kill()
+        for pid in fetches:
+            if running(pid):  # the demo left it behind: end it here
+                os.kill(pid, signal.SIGKILL)
     assert demo.returncode == 130
     assert "Interrupted; the stand-in is stopped." in err
-    assert not running(fetch)
+    assert len(fetches) == 1 and not left_running
 
 
 def test_pip_install_does_not_install_the_stand_in_or_the_demo(tmp_path: Path) -> None:
+    # A copy, so that no build/ folder left in the clone by an earlier build adds its files.
+    leftovers = shutil.ignore_patterns(".*", "build", "*.egg-info", "__pycache__", "inatdl-d*")
+    clone = shutil.copytree(REPO, tmp_path / "clone", ignore=leftovers)
     pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet"]
-    subprocess.run([*pip_wheel, "--wheel-dir", str(tmp_path), str(REPO)], check=True, capture_output=True)
+    subprocess.run([*pip_wheel, "--wheel-dir", str(tmp_path), str(clone)], check=True, capture_output=True)
     (wheel,) = tmp_path.glob("inatdl-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {name.split("/")[0] for name in names} == {"inatdl", wheel.name.split("-py")[0] + ".dist-info"}
