@@ -86,10 +86,9 @@ EUROPE_AND_AMERICA = (38.0, -95.0, 58.0, 30.0)
 EASTERN_AMERICA = (28.0, -100.0, 47.0, -72.0)
 MEDITERRANEAN = (34.0, -9.0, 45.0, 36.0)
 CAUCASUS = (36.0, 40.0, 44.0, 50.0)
-LYTHRUM = 61297
-ALATUM = 61298
+LYTHRUM, ALATUM, SALICARIA = 61297, 61298, 61299
 DEMO_SPECIES = (
-    Species("Lythrum salicaria", 61299, 70, EUROPE_AND_AMERICA),
+    Species("Lythrum salicaria", SALICARIA, 70, EUROPE_AND_AMERICA),
     Species("Lythrum alatum", ALATUM, 26, EASTERN_AMERICA),
     Species("Lythrum hyssopifolia", 61300, 18, MEDITERRANEAN),
     Species("Lythrum virgatum", 61301, 12, (44.0, 10.0, 55.0, 50.0)),
@@ -117,12 +116,12 @@ OBSERVERS = (
     ("loosestrife_watch", "cc-by-nc-sa", 1),
     ("ecolab_eu", "cc-by-nc", 3),
 )
-QUALITY_GRADES = (("research", 14), ("needs_id", 5), ("casual", 1))
+QUALITY_GRADES, QUALITY_WEIGHTS = ("research", "needs_id", "casual"), (14, 5, 1)
 
 
 def build_demo_world(inat: InatServer, seed: int = 14) -> tuple[int, int]:
-    """The names of species.csv: 11 of them known, a variety, a synonym; returns the number
-    of observations and of photos served.
+    """The names of species.csv, 11 of its 14 known (one an inactive name), and a variety;
+    returns the number of observations and of photos served.
 
     Photos under the observers' mixed licences (all rights reserved ones on the static host,
     the others on the open-data host, as iNaturalist does), one to three an observation,
@@ -141,8 +140,8 @@ def build_demo_world(inat: InatServer, seed: int = 14) -> tuple[int, int]:
     # Observation ids grow with upload time, across species, as on iNaturalist.
     sightings = [s for s in (*DEMO_SPECIES, VARIETY) for _ in range(s.observations)]
     rng.shuffle(sightings)
-    flagged = {(61299, 4), (ALATUM, 2)}  # (taxon, its n-th observation): first photo flagged
-    gone = (61299, 11)  # its last photo is gone from the photo host
+    flagged = {(SALICARIA, 4), (ALATUM, 2)}  # (taxon, its n-th observation): first photo flagged
+    gone = (SALICARIA, 11)  # its last photo is gone from the photo host
     seen: dict[int, int] = {}
     observation_id, photos = 1_504_000, 0
     for species in sightings:
@@ -166,7 +165,7 @@ def build_demo_world(inat: InatServer, seed: int = 14) -> tuple[int, int]:
             observation_id,
             species.taxon_id,
             photos=specs,
-            quality_grade=rng.choices(*zip(*QUALITY_GRADES))[0],
+            quality_grade=rng.choices(QUALITY_GRADES, QUALITY_WEIGHTS)[0],
             observed_on=f"{rng.randint(2012, 2025)}-{rng.randint(5, 9):02d}-{rng.randint(1, 28):02d}",
             latitude=round(rng.uniform(south, north), 4),
             longitude=round(rng.uniform(west, east), 4),
@@ -280,9 +279,13 @@ def _prepare(root: Path) -> None:
 
 
 def _paths(root: Path) -> dict[str, str]:
-    species = os.path.relpath(SPECIES_CSV)
+    """The paths the commands are given: short ones, as a user types them in the clone."""
+    try:
+        species = os.path.relpath(SPECIES_CSV)
+    except ValueError:  # on another Windows drive
+        species = str(SPECIES_CSV)
     return {
-        "species": species if not species.startswith("..") else str(SPECIES_CSV),
+        "species": str(SPECIES_CSV) if species.startswith("..") else species,
         "data": str(root / "data"),
         "dataset": str(root / "dataset"),
     }
