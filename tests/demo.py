@@ -416,9 +416,16 @@ def _outro(root: Path, seconds: float) -> str:
 def _manifest_sample(
     path: Path, columns: Sequence[str] = ("path", "license_code", "attribution")
 ) -> list[str]:
+    """A few rows of the manifest, each of another licence and taxon."""
+    sample: list[dict[str, str]] = []
     with path.open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    sample = list({row["license_code"]: row for row in reversed(rows)}.values())[:4]
+        for row in csv.DictReader(handle):
+            if all(
+                row["license_code"] != s["license_code"] and row["taxon_id"] != s["taxon_id"] for s in sample
+            ):
+                sample.append(row)
+            if len(sample) == 4:
+                break
     widths = [max(len(c), *(len(row[c]) for row in sample)) for c in columns]
     return [
         "  " + "  ".join(f"{value:<{width}}" for value, width in zip(values, widths)).rstrip()
