@@ -3,6 +3,9 @@
 It starts the tests' stand-in for iNaturalist (tests/inat_server.py) on loopback, fills it
 with the names of the example species.csv, and runs the real ``inatdl`` commands against it
 as a user types them, into a folder of its own (``inatdl-demo/``, never ``inatdl-data/``).
+The stand-in's observations carry photo URLs on its own two loopback hosts (its imitations
+of static.inaturalist.org and of the open-data bucket), so inatdl downloads from it as from
+iNaturalist, with no setting of its own; NO_PROXY keeps a proxy for the internet off them.
 The stand-in stops when the demo ends, also on Ctrl-C or when a step fails; the exit code
 is then not 0. The demo lives under tests/ because it is no part of inatdl: ``pip install .``
 never installs it, and the ``inatdl`` command never starts it.
