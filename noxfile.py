@@ -36,3 +36,10 @@ def lint(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     session.run("ruff", "check", ".")
     session.run("mypy", "--strict", "src/inatdl")
+
+
+@nox.session(python=PYTHONS[0])
+def demo(session: nox.Session) -> None:
+    """The README's "Try it without a network": the everyday job against the local stand-in."""
+    session.install("-e", ".[test]")
+    session.run("python", "tests/demo.py", *session.posargs)
