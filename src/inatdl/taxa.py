@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import logging
@@ -49,46 +50,100 @@ class Choice:
     follow_ids: list[int] = field(default_factory=list)
 
 
-def read_species_csv(path: Path, column: str = "Species") -> list[str]:
-    """The distinct names of ``column``, as first written, in file order."""
+DEFAULT_COLUMN = "Species"
+DELIMITERS = (",", ";", "\t")  # comma first: it wins when the header is one cell
+
+
+def read_species_csv(path: Path, column: str | None = None) -> list[str]:
+    """The distinct names of the file, as first written, in file order.
+
+    The file is a table delimited by commas, semicolons or tabs (as spreadsheets write it in
+    various locales) whose header holds ``column`` (``Species`` by default), or, when no
+    column was asked for and the first line is one cell that is not ``Species``, a plain
+    list of one name a line.
+    """
+    wanted = column or DEFAULT_COLUMN
+    text = _species_text(path, wanted)
+    lines = text.splitlines()
+    first = next((line for line in lines if line.strip()), "")
+    delimiter, header = _find_header(first, wanted)
+    if delimiter is None and column is None and len(header) == 1:
+        return _distinct(line for line in lines)
+    if delimiter is None:
+        found = ", ".join(repr(h) for h in header if h) or "none"
+        raise SpeciesFileError(
+            f"{path} has no column {wanted!r}; columns found: {found}; choose one with --column"
+        )
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True))
+    except csv.Error as exc:
+        raise SpeciesFileError(f"{path} is not a readable CSV: {exc}") from None
+    rows = [row for row in rows if any(cell.strip() for cell in row)]
+    header = [cell.strip() for cell in rows[0]]
+    index = _column_index(header, wanted)
+    assert index is not None  # _find_header found it on this line
+    names = _distinct(row[index] if index < len(row) else "" for row in rows[1:])
+    if not names:
+        raise SpeciesFileError(f"{path} has a header but no names in column {header[index]!r}")
+    return names
+
+
+def _species_text(path: Path, column: str) -> str:
+    """The file's text: UTF-8 (a BOM allowed) or UTF-16 with its BOM, as Excel writes it."""
     if not path.exists():
         raise SpeciesFileError(f"species file {path} not found")
     if path.is_dir():
         raise SpeciesFileError(f"{path} is a folder; give the species CSV file")
     raw = path.read_bytes()
-    if not raw.strip():
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            raw = raw.decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError:
+            raise SpeciesFileError(f"{path} is not readable UTF-16 text; save it as UTF-8") from None
+    if not raw.lstrip(codecs.BOM_UTF8).strip():
         raise SpeciesFileError(
-            f"{path} is empty; it needs a header row with a {column!r} column and one name a row"
+            f"{path} is empty; it needs a header row with a {column!r} column and one name a row, "
+            "or one name a line"
         )
     if b"\x00" in raw:
         raise SpeciesFileError(f"{path} is not a CSV file (it holds binary data)")
     try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise SpeciesFileError(
             f"{path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); "
             "save it as UTF-8 (in Excel: 'CSV UTF-8') and try again"
         ) from None
-    try:
-        rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
-    except csv.Error as exc:
-        raise SpeciesFileError(f"{path} is not a readable CSV: {exc}") from None
-    header = [cell.strip() for cell in rows[0]]
-    index = _column_index(header, column)
-    if index is None:
-        found = ", ".join(repr(h) for h in header if h) or "none"
-        raise SpeciesFileError(
-            f"{path} has no column {column!r}; columns found: {found}; choose one with --column"
-        )
+
+
+def _find_header(line: str, column: str) -> tuple[str | None, list[str]]:
+    """The delimiter whose cells of ``line`` hold ``column``, with those cells; when none
+    does, None and the cells of the delimiter that splits the line most (to name them)."""
+    best: list[str] = [line.strip()]
+    found: tuple[str, list[str]] | None = None
+    for delimiter in DELIMITERS:
+        try:
+            cells = next(csv.reader([line], delimiter=delimiter), [])
+        except csv.Error:
+            continue
+        cells = [cell.strip() for cell in cells]
+        while len(cells) > 1 and not cells[-1]:
+            cells.pop()  # a trailing delimiter makes no column
+        if _column_index(cells, column) is not None and (found is None or len(cells) > len(found[1])):
+            found = (delimiter, cells)
+        if len(cells) > len(best):
+            best = cells
+    return found if found is not None else (None, best)
+
+
+def _distinct(cells: Iterable[str]) -> list[str]:
+    """Each name once (compared ignoring case and runs of spaces), as first written."""
     names: dict[str, str] = {}
-    for row in rows[1:]:
-        cell = row[index] if index < len(row) else ""
+    for cell in cells:
         key = normalise_name(cell)
         if key and key not in names:
             names[key] = cell  # as written: taxa.csv keeps the user's spelling
-    if not names:
-        raise SpeciesFileError(f"{path} has a header but no names in column {header[index]!r}")
     return list(names.values())
 
 
@@ -105,7 +160,7 @@ def _observations(taxon: JSON) -> int:
     return count if isinstance(count, int) and not isinstance(count, bool) else 0
 
 
-def _is_taxon(value: Any) -> bool:
+def is_taxon(value: Any) -> bool:
     """A search result that can be used: a dict with an int id and a name."""
     return (
         isinstance(value, dict)
@@ -124,7 +179,7 @@ def choose_taxon(name: str, results: Iterable[JSON]) -> Choice:
     its current taxon.
     """
     key = normalise_name(name)
-    exact = [t for t in results if _is_taxon(t) and normalise_name(t["name"]) == key]
+    exact = [t for t in results if is_taxon(t) and normalise_name(t["name"]) == key]
     active = sorted((t for t in exact if t.get("is_active", True)), key=_observations, reverse=True)
     if active:
         return Choice(EXACT if len(active) == 1 else AMBIGUOUS, active[0], active[1:])
@@ -153,9 +208,7 @@ def resolve_name(client: ApiClient, input_name: str) -> TaxonRow:
     note = ""
     if choice.follow_ids:
         ids = ",".join(str(i) for i in choice.follow_ids)
-        current = [
-            t for t in _results(client.get(f"taxa/{ids}")) if _is_taxon(t) and t.get("is_active", True)
-        ]
+        current = [t for t in _results(client.get(f"taxa/{ids}")) if is_taxon(t) and t.get("is_active", True)]
         current.sort(key=_observations, reverse=True)
         if not current:
             return TaxonRow(input_name, note="an inactive name whose current taxon is unknown")
