@@ -179,11 +179,19 @@ def species_of(taxon: JSON, known: Mapping[int, JSON]) -> tuple[int | None, int 
 
 
 def species_rows(leaves: Sequence[Leaf], known: Mapping[int, JSON]) -> list[TaxonRow]:
-    """One row per species, counting the observations of every leaf that belongs to it."""
+    """One row per species, counting the observations of every leaf that belongs to it.
+
+    A leaf below species whose species the API did not give stays as it is (its photos are
+    still what was asked for); a leaf above species is left out.
+    """
     taxa: dict[int, JSON] = {}
     counts: dict[int, int] = {}
     for leaf in leaves:
         species_id = species_of(leaf.taxon, known)[0]
+        level = rank_level(leaf.taxon)
+        if species_id is None and level is not None and level < SPECIES_LEVEL:
+            log.warning("the species of %s is not known to the API; listed as it is", leaf.taxon["name"])
+            species_id = leaf.taxon["id"]
         if species_id is None:
             log.debug("left out %s (%s): no species", leaf.taxon.get("name"), leaf.taxon.get("rank"))
             continue
