@@ -68,7 +68,7 @@ def read_species_csv(path: Path, column: str | None = None) -> list[str]:
     first = next((line for line in lines if line.strip()), "")
     delimiter, header = _find_header(first, wanted)
     if delimiter is None and column is None and len(header) == 1:
-        return _distinct(line for line in lines)
+        return _distinct(line.strip().rstrip("".join(DELIMITERS)).strip() for line in lines)
     if delimiter is None:
         found = ", ".join(repr(h) for h in header if h) or "none"
         raise SpeciesFileError(
@@ -118,23 +118,21 @@ def _species_text(path: Path, column: str) -> str:
 
 
 def _find_header(line: str, column: str) -> tuple[str | None, list[str]]:
-    """The delimiter whose cells of ``line`` hold ``column``, with those cells; when none
-    does, None and the cells of the delimiter that splits the line most (to name them)."""
-    best: list[str] = [line.strip()]
-    found: tuple[str, list[str]] | None = None
+    """The first delimiter whose cells of ``line`` hold ``column``, with those cells; when
+    none does, None and the most cells any delimiter makes of the line (to name them)."""
+    widest = [line.strip()]
     for delimiter in DELIMITERS:
         try:
-            cells = next(csv.reader([line], delimiter=delimiter), [])
+            cells = [cell.strip() for cell in next(csv.reader([line], delimiter=delimiter), [])]
         except csv.Error:
             continue
-        cells = [cell.strip() for cell in cells]
+        if _column_index(cells, column) is not None:
+            return delimiter, cells
         while len(cells) > 1 and not cells[-1]:
             cells.pop()  # a trailing delimiter makes no column
-        if _column_index(cells, column) is not None and (found is None or len(cells) > len(found[1])):
-            found = (delimiter, cells)
-        if len(cells) > len(best):
-            best = cells
-    return found if found is not None else (None, best)
+        if len(cells) > len(widest):
+            widest = cells
+    return None, widest
 
 
 def _distinct(cells: Iterable[str]) -> list[str]:
