@@ -233,11 +233,13 @@ def _say(settings: Settings, text: str = "") -> None:
 
 @cli.group(context_settings=CONTEXT)
 def taxa() -> None:
-    """Resolve species names to iNaturalist taxa (writes taxa.csv).
+    """Choose the taxa to download: from a list of names, or those observed in a place
+    (writes taxa.csv).
 
     \b
     Example:
       inatdl taxa resolve species.csv
+      inatdl taxa observed --place-id 128892
     """
 
 
