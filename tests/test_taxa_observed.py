@@ -162,6 +162,7 @@ def test_pages_of_500_and_species_names_asked_30_at_a_time(inat: InatServer, tmp
     assert [int(r["observations_count"]) for r in taxa] == sorted(
         (1 + (i % 3) for i in range(1, 1001)), reverse=True
     )
+    assert result.stderr.splitlines() == [f"Listing the taxa observed: page {n} of 2" for n in (1, 2)]
     pages = inat.requests_to("/v1/observations/species_counts")
     assert [(r.query["page"], r.query["per_page"]) for r in pages] == [
         ("1", "500"),
@@ -255,3 +256,14 @@ def test_a_species_the_api_does_not_give_leaves_its_leaf_as_it_is(
     ]
     assert len(reserve.requests_to("/v1/taxa/")) == 1  # not asked again and again
     assert "the species of Gobius cobitis maior is not known to the API; listed as it is" in result.stderr
+
+
+def test_taxa_resolve_afterwards_asks_again_for_observed_names(reserve: InatServer, tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    assert run(reserve, data, "taxa", "observed", "--place-id", str(PLACE)).exit_code == 0
+    species = tmp_path / "species.txt"
+    species.write_text("Gobius niger\n", encoding="utf-8")
+    reserve.clear_requests()
+    assert run(reserve, data, "taxa", "resolve", str(species)).exit_code == 0
+    assert [r.query["q"] for r in reserve.requests_to("/v1/taxa")] == ["Gobius niger"]
+    assert rows(data) == [("Gobius niger", str(NIGER), "Gobius niger", "species", "exact", "8")]  # everywhere

@@ -337,7 +337,12 @@ def taxa_observed(
     """
     data_dir = ensure_data_dir(settings.data_dir)
     query = ObservedQuery(place_id, within, rank, quality)
-    report = list_observed(settings.client(), query, data_dir)
+
+    def show(page: int, pages: int) -> None:
+        if pages > 1 and not settings.quiet:
+            click.echo(f"Listing the taxa observed: page {page} of {pages}", err=True)
+
+    report = list_observed(settings.client(), query, data_dir, on_page=show)
     _print_observed(settings, report, query)
 
 

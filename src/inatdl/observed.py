@@ -10,7 +10,7 @@ folded into its species, whose name is asked by id, a few ids a request.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,11 +18,10 @@ from typing import Any
 from inatdl.client import JSON, ApiClient
 from inatdl.constants import QUALITY_GRADES, SPECIES_COUNTS_PER_PAGE, TAXA_FILE, TAXA_IDS_PER_REQUEST
 from inatdl.errors import NothingObservedError, UnknownTaxonError
-from inatdl.taxa import TaxonRow, is_taxon, resolve_name, write_taxa_csv
+from inatdl.taxa import OBSERVED, TaxonRow, is_taxon, resolve_name, write_taxa_csv
 
 log = logging.getLogger("inatdl")
 
-OBSERVED = "observed"
 RANK_SPECIES, RANK_ANY = "species", "any"
 RANKS = (RANK_SPECIES, RANK_ANY)
 SPECIES_LEVEL = 10
@@ -57,15 +56,20 @@ class ObservedReport:
     path: Path
 
 
-def list_observed(client: ApiClient, query: ObservedQuery, data_dir: Path) -> ObservedReport:
+def list_observed(
+    client: ApiClient,
+    query: ObservedQuery,
+    data_dir: Path,
+    on_page: Callable[[int, int], None] | None = None,
+) -> ObservedReport:
     """List the taxa observed with photos under ``query`` and write them as taxa.csv.
 
     taxa.csv is replaced only when there is something to write: an empty list is an error
-    and leaves the old file as it was.
+    and leaves the old file as it was. ``on_page(page, pages)`` follows a long listing.
     """
     within = resolve_within(client, query.within) if query.within else None
     params = species_counts_params(query, None if within is None else within.taxon_id)
-    leaves = [leaf for page in leaf_pages(client, params) for leaf in page]
+    leaves = [leaf for page in leaf_pages(client, params, on_page) for leaf in page]
     if query.rank == RANK_SPECIES:
         rows = species_rows(leaves, ancestors_of_leaves(client, leaves))
     else:
@@ -102,7 +106,9 @@ def species_counts_params(query: ObservedQuery, within_id: int | None) -> dict[s
     return params
 
 
-def leaf_pages(client: ApiClient, params: Mapping[str, Any]) -> Iterator[list[Leaf]]:
+def leaf_pages(
+    client: ApiClient, params: Mapping[str, Any], on_page: Callable[[int, int], None] | None = None
+) -> Iterator[list[Leaf]]:
     """Pages of species_counts, 500 leaves each, until ``total_results`` are seen.
 
     This endpoint pages by ``page`` (it has no id cursor), and a short page may still not be
@@ -118,6 +124,8 @@ def leaf_pages(client: ApiClient, params: Mapping[str, Any]) -> Iterator[list[Le
         yield [leaf for leaf in map(_leaf, listed) if leaf is not None]
         total = data.get("total_results")
         log.debug("species_counts page %d: %d leaves of %s", page, len(listed), total)
+        if on_page is not None and isinstance(total, int):
+            on_page(page, -(-total // SPECIES_COUNTS_PER_PAGE))
         if not listed or not isinstance(total, int) or page * SPECIES_COUNTS_PER_PAGE >= total:
             return
         page += 1

@@ -21,6 +21,7 @@ log = logging.getLogger("inatdl")
 
 TAXA_COLUMNS = ("input_name", "taxon_id", "name", "rank", "match", "observations_count")
 EXACT, SYNONYM, AMBIGUOUS, NOT_FOUND = "exact", "synonym", "ambiguous", "not_found"
+OBSERVED = "observed"  # written by `taxa observed`: a taxon, not the answer for a name
 
 
 @dataclass
@@ -290,14 +291,19 @@ def resolve_species(
 ) -> list[TaxonRow]:
     """Resolve every name, reusing the answers already in taxa.csv unless ``refresh``.
 
-    Only resolved names are reused: names not found before are asked again. If the API
+    Only resolved names are reused (not the taxa `taxa observed` listed): names not found
+    before are asked again. If the API
     fails part way, the names resolved so far are saved so the next run goes on from them.
     """
     path = data_dir / TAXA_FILE
     known: dict[str, TaxonRow] = {}
     if not refresh and path.exists():
         try:
-            known = {normalise_name(row.input_name): row for row in read_taxa_csv(path) if row.resolved}
+            known = {
+                normalise_name(row.input_name): row
+                for row in read_taxa_csv(path)
+                if row.resolved and row.match != OBSERVED
+            }
         except NoTaxaError as exc:
             log.warning("%s; resolving every name again", exc)
     rows: list[TaxonRow] = []
