@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shlex
 from pathlib import Path
 
@@ -267,3 +268,24 @@ def test_taxa_resolve_afterwards_asks_again_for_observed_names(reserve: InatServ
     assert run(reserve, data, "taxa", "resolve", str(species)).exit_code == 0
     assert [r.query["q"] for r in reserve.requests_to("/v1/taxa")] == ["Gobius niger"]
     assert rows(data) == [("Gobius niger", str(NIGER), "Gobius niger", "species", "exact", "8")]  # everywhere
+
+
+def test_a_leaf_seen_twice_as_the_pages_shift_counts_once(inat: InatServer, tmp_path: Path) -> None:
+    inat.add_taxon(1, "Animalia", rank="kingdom")
+    for i in range(1, 502):
+        inat.add_taxon(1000 + i, f"Genus species{i}", parent_id=1)
+        inat.add_observations(1000 + i, 1, first_id=i, place_ids=(PLACE,))
+    shifted = {
+        "total_results": 501,
+        "page": 2,
+        "per_page": 500,
+        "results": [{"count": 1, "taxon": inat.taxon(1500)}],
+    }
+    inat.add_fault(
+        Fault("status", target="observations", status=200, body=json.dumps(shifted), path_contains="page=2")
+    )
+    result = run(inat, tmp_path / "d", "taxa", "observed", "--place-id", str(PLACE))
+    assert result.exit_code == 0, result.output
+    taxa = read_taxa(tmp_path / "d")
+    assert len(taxa) == 500 and {r["observations_count"] for r in taxa} == {"1"}
+    assert [r.query["page"] for r in inat.requests_to("/v1/observations/species_counts")] == ["1", "2"]

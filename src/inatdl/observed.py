@@ -69,7 +69,7 @@ def list_observed(
     """
     within = resolve_within(client, query.within) if query.within else None
     params = species_counts_params(query, None if within is None else within.taxon_id)
-    leaves = [leaf for page in leaf_pages(client, params, on_page) for leaf in page]
+    leaves = _once_each(leaf_pages(client, params, on_page))
     if query.rank == RANK_SPECIES:
         rows = species_rows(leaves, ancestors_of_leaves(client, leaves))
     else:
@@ -192,29 +192,23 @@ def species_rows(leaves: Sequence[Leaf], known: Mapping[int, JSON]) -> list[Taxo
     A leaf below species whose species the API did not give stays as it is (its photos are
     still what was asked for); a leaf above species is left out.
     """
-    taxa: dict[int, JSON] = {}
-    counts: dict[int, int] = {}
+    pairs: list[tuple[JSON, int]] = []
     for leaf in leaves:
         species_id = species_of(leaf.taxon, known)[0]
         level = rank_level(leaf.taxon)
-        if species_id is None and level is not None and level < SPECIES_LEVEL:
+        if species_id is not None:
+            pairs.append((leaf.taxon if species_id == leaf.taxon["id"] else known[species_id], leaf.count))
+        elif level is not None and level < SPECIES_LEVEL:
             log.warning("the species of %s is not known to the API; listed as it is", leaf.taxon["name"])
-            species_id = leaf.taxon["id"]
-        if species_id is None:
-            log.debug("left out %s (%s): no species", leaf.taxon.get("name"), leaf.taxon.get("rank"))
-            continue
-        taxa.setdefault(species_id, leaf.taxon if species_id == leaf.taxon["id"] else known[species_id])
-        counts[species_id] = counts.get(species_id, 0) + leaf.count
-    return _sorted_rows((taxa[i], counts[i]) for i in taxa)
+            pairs.append((leaf.taxon, leaf.count))
+        else:
+            log.debug("left out %s (%s): no species", leaf.taxon["name"], leaf.taxon.get("rank"))
+    return _rows(pairs)
 
 
 def leaf_rows(leaves: Sequence[Leaf]) -> list[TaxonRow]:
     """One row per leaf, as the API lists them."""
-    counts: dict[int, Leaf] = {}
-    for leaf in leaves:
-        seen = counts.get(leaf.taxon["id"])
-        counts[leaf.taxon["id"]] = leaf if seen is None else Leaf(leaf.taxon, seen.count + leaf.count)
-    return _sorted_rows((leaf.taxon, leaf.count) for leaf in counts.values())
+    return _rows((leaf.taxon, leaf.count) for leaf in leaves)
 
 
 def rank_level(taxon: JSON) -> float | None:
@@ -226,20 +220,35 @@ def rank_level(taxon: JSON) -> float | None:
     return _LEVELS.get(rank) if isinstance(rank, str) else None
 
 
-def _sorted_rows(pairs: Iterable[tuple[JSON, int]]) -> list[TaxonRow]:
+def _rows(pairs: Iterable[tuple[JSON, int]]) -> list[TaxonRow]:
+    """One row per taxon with its counts summed, the most observed first."""
+    taxa: dict[int, JSON] = {}
+    counts: dict[int, int] = {}
+    for taxon, count in pairs:
+        taxa.setdefault(taxon["id"], taxon)
+        counts[taxon["id"]] = counts.get(taxon["id"], 0) + count
     rows = [
         TaxonRow(
             input_name=taxon["name"],
-            taxon_id=taxon["id"],
+            taxon_id=taxon_id,
             name=taxon["name"],
             rank=taxon["rank"] if isinstance(taxon.get("rank"), str) else "",
             match=OBSERVED,
-            observations_count=count,
+            observations_count=counts[taxon_id],
         )
-        for taxon, count in pairs
+        for taxon_id, taxon in taxa.items()
     ]
     rows.sort(key=lambda row: (-(row.observations_count or 0), row.name.casefold(), row.taxon_id or 0))
     return rows
+
+
+def _once_each(pages: Iterable[list[Leaf]]) -> list[Leaf]:
+    """Each leaf once (as first seen): pages by number shift when observations come in."""
+    leaves: dict[int, Leaf] = {}
+    for page in pages:
+        for leaf in page:
+            leaves.setdefault(leaf.taxon["id"], leaf)
+    return list(leaves.values())
 
 
 def _leaf(result: Any) -> Leaf | None:
