@@ -8,8 +8,12 @@ import shlex
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+from fakes import FakeClock
 from inat_server import Fault, InatServer
 from world import TAXA_HEADER, run, write_taxa
+
+from inatdl.cli import cli
 
 PLACE, ELSEWHERE = 128892, 999
 ANIMALIA, FISHES, GOBIUS, NIGER, JOZO = 1, 2, 11, 12, 13
@@ -289,3 +293,23 @@ def test_a_leaf_seen_twice_as_the_pages_shift_counts_once(inat: InatServer, tmp_
     taxa = read_taxa(tmp_path / "d")
     assert len(taxa) == 500 and {r["observations_count"] for r in taxa} == {"1"}
     assert [r.query["page"] for r in inat.requests_to("/v1/observations/species_counts")] == ["1", "2"]
+
+
+def test_in_the_default_data_dir_the_command_is_the_plain_one(
+    reserve: InatServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = [
+        "--api-url",
+        reserve.api_url,
+        "taxa",
+        "observed",
+        "--place-id",
+        str(PLACE),
+        "--quality",
+        "research",
+    ]
+    result = CliRunner().invoke(cli, args, obj={"clock": FakeClock()})
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == "  inatdl photos fetch --place-id 128892 --quality research"
+    assert len(read_taxa(tmp_path / "inatdl-data")) == 5

@@ -70,23 +70,27 @@ def read_species_csv(path: Path, column: str | None = None) -> list[str]:
     delimiter, header = _find_header(first, wanted)
     if delimiter is None and column is None and len(header) == 1:
         return _distinct(line.strip().rstrip("".join(DELIMITERS)).strip() for line in lines)
-    if delimiter is None:
+    rows = _table_rows(path, text, delimiter) if delimiter is not None else [header]
+    header = [cell.strip() for cell in rows[0]]
+    index = _column_index(header, wanted)
+    if index is None:
         found = ", ".join(repr(h) for h in header if h) or "none"
         raise SpeciesFileError(
             f"{path} has no column {wanted!r}; columns found: {found}; choose one with --column"
         )
-    try:
-        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True))
-    except csv.Error as exc:
-        raise SpeciesFileError(f"{path} is not a readable CSV: {exc}") from None
-    rows = [row for row in rows if any(cell.strip() for cell in row)]
-    header = [cell.strip() for cell in rows[0]]
-    index = _column_index(header, wanted)
-    assert index is not None  # _find_header found it on this line
     names = _distinct(row[index] if index < len(row) else "" for row in rows[1:])
     if not names:
         raise SpeciesFileError(f"{path} has a header but no names in column {header[index]!r}")
     return names
+
+
+def _table_rows(path: Path, text: str, delimiter: str) -> list[list[str]]:
+    """The rows of a delimited file that hold anything, the header first."""
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True))
+    except csv.Error as exc:
+        raise SpeciesFileError(f"{path} is not a readable CSV: {exc}") from None
+    return [row for row in rows if any(cell.strip() for cell in row)]
 
 
 def _species_text(path: Path, column: str) -> str:
