@@ -4,7 +4,9 @@ The list comes from ``/observations/species_counts``, which counts *leaf* taxa: 
 observation goes to its taxon (to the parent when its taxon ranks below species), and a
 counted taxon that is an ancestor of another counted one is left out. So a leaf may still
 rank below species (a variety of a subspecies); for ``--rank species`` such a leaf is
-folded into its species, whose name is asked by id, a few ids a request.
+folded into its species, whose name is asked by id, a few ids a request. (Its species'
+own observations, hidden by that leaf, are then not in the count; `photos fetch` still
+gets them, as it asks for the species with its descendants.)
 """
 
 from __future__ import annotations
