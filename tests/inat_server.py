@@ -84,6 +84,11 @@ CONTENT_TYPES = {
 }
 RESULT_WINDOW = 10_000
 MAX_PER_PAGE = 200
+#: /observations/species_counts pages up to 500 leaf taxa, and gives 500 when not asked.
+SPECIES_COUNTS_MAX_PER_PAGE = 500
+#: /taxa/{ids} answers 422 "Too many IDs" past this many ids.
+TAXA_IDS_MAX = 30
+SPECIES_LEVEL = 10
 DEFAULT_PER_PAGE = 30
 WINDOW_ERROR = (
     "Result window is too large, page * per_page must be less than or equal to 10000. "
@@ -1375,6 +1380,8 @@ class InatServer:
                 return self._taxa_by_id([int(x) for x in m.group(1).split(",")])
             if path == "/v1/observations":
                 return self._search_observations(query)
+            if path == "/v1/observations/species_counts":
+                return self._species_counts(query)
         except _BadRequest as exc:
             return _json_error(422, str(exc))
         return _json_error(404, "Not found")
@@ -1422,6 +1429,8 @@ class InatServer:
         )
 
     def _taxa_by_id(self, ids: list[int]) -> _Response:
+        if len(ids) > TAXA_IDS_MAX:
+            return _json_error(422, "Too many IDs")
         with self._lock:
             results = [self._taxon_json(self._taxa[i]) for i in ids if i in self._taxa]
         if not results:
@@ -1464,6 +1473,51 @@ class InatServer:
         return _json_response(
             200,
             {"total_results": total, "page": page, "per_page": per_page, "results": results},
+        )
+
+    # ----------------------------------------------------------------- /v1/observations/species_counts
+
+    def _species_counts(self, query: dict[str, str]) -> _Response:
+        """Leaf taxa of the matching observations and how many each, as the real API counts them.
+
+        As iNaturalistAPI's ``ESModel.ancestriesSpeciesCounts``: observations are counted by
+        their taxon's ``min_species_taxon_id`` (the taxon itself, or its parent when it ranks
+        below species: a variety's observations count for its species, a variety of a
+        subspecies for the subspecies), then every counted taxon that is an ancestor of
+        another counted one is dropped, with its count. Ordered by count, most first (ties
+        by id); paged by ``page`` with ``per_page`` up to 500 (the default).
+        """
+        per_page = _int_param(query, "per_page", SPECIES_COUNTS_MAX_PER_PAGE)
+        page = _int_param(query, "page", 1)
+        assert per_page is not None and page is not None
+        if per_page < 0:
+            per_page = SPECIES_COUNTS_MAX_PER_PAGE
+        per_page, page = min(per_page, SPECIES_COUNTS_MAX_PER_PAGE), max(1, page)
+        lowest = RANK_LEVELS.get(query.get("lrank", ""), 0)
+        highest = RANK_LEVELS.get(query.get("hrank", ""), 100)
+        ranks = {r.lower() for r in _csv(query.get("rank"))}
+        with self._lock:
+            _, recs = self._filtered(query)
+            counts: dict[int, int] = {}
+            for o in recs:
+                taxon = self._taxa[o.taxon_id]
+                level = RANK_LEVELS.get(taxon.rank, SPECIES_LEVEL)
+                if not lowest <= level <= highest or (ranks and taxon.rank.lower() not in ranks):
+                    continue
+                key = taxon.parent_id if level < SPECIES_LEVEL and taxon.parent_id else taxon.id
+                counts[key] = counts.get(key, 0) + 1
+            ancestors = {a for key in counts for a in self._taxa[key].ancestor_ids[:-1]}
+            leaves = sorted((-n, key) for key, n in counts.items() if key not in ancestors)
+            if query.get("order", "desc").strip().lower() == "asc":
+                leaves.sort(key=lambda pair: (-pair[0], pair[1]))
+            offset = (page - 1) * per_page
+            results = [
+                {"count": -negative, "taxon": self._taxon_json(self._taxa[key])}
+                for negative, key in leaves[offset : offset + per_page]
+            ]
+        return _json_response(
+            200,
+            {"total_results": len(leaves), "page": page, "per_page": per_page, "results": results},
         )
 
     def _filtered(self, query: dict[str, str]) -> tuple[list[int], list[_Obs]]:

@@ -690,3 +690,66 @@ def test_big_taxon_pages_whole_with_id_above(inat: InatServer) -> None:
         timeout=10,
     ).json()
     assert licensed["total_results"] == 12_500 and licensed["results"] == []
+
+
+def leaves(response: requests.Response) -> list[tuple[int, int]]:
+    body = response.json()
+    return [(r["taxon"]["id"], r["count"]) for r in body["results"]]
+
+
+def test_species_counts_lists_leaf_taxa_as_the_real_api(inat: InatServer) -> None:
+    lythrum_world(inat)
+    inat.add_taxon(34, "Lythrum salicaria tomentosum villosum", rank="variety", parent_id=31)
+    inat.add_taxon(35, "Lythrum hyssopifolia minor", rank="variety", parent_id=32)
+    inat.add_observations(30, 3, first_id=1, place_ids=(7,))
+    inat.add_observations(31, 2, first_id=10, place_ids=(7,))  # counted for its species, 30
+    inat.add_observations(35, 4, first_id=20, place_ids=(7,))  # counted for 32, never listed itself
+    inat.add_observations(20, 1, first_id=30, place_ids=(7,))  # the genus: an ancestor, dropped
+    inat.add_observations(40, 1, first_id=40, place_ids=(8,))
+    inat.add_observation(50, 40, photos=[], place_ids=(7,))
+    body = get(inat, "/observations/species_counts", place_id=7).json()
+    assert (body["total_results"], body["page"], body["per_page"]) == (3, 1, 500)
+    assert [(r["count"], r["taxon"]["name"], r["taxon"]["rank"]) for r in body["results"]] == [
+        (5, "Lythrum salicaria", "species"),
+        (4, "Lythrum hyssopifolia", "species"),
+        (1, "Lysimachia vulgaris", "species"),  # the observation without photos
+    ]
+    assert leaves(get(inat, "/observations/species_counts", place_id=7, photos="true")) == [(30, 5), (32, 4)]
+    # a variety of a subspecies is counted for the subspecies, which then hides the species
+    inat.add_observations(34, 1, first_id=60, place_ids=(7,))
+    assert leaves(get(inat, "/observations/species_counts", place_id=7, photos="true")) == [(32, 4), (31, 1)]
+    assert leaves(get(inat, "/observations/species_counts", taxon_id=32)) == [(32, 4)]
+    # only genus-level observations: the genus is the leaf, unless hrank leaves it out
+    inat.add_observations(20, 1, first_id=70, place_ids=(9,))
+    assert leaves(get(inat, "/observations/species_counts", place_id=9)) == [(20, 1)]
+    assert leaves(get(inat, "/observations/species_counts", place_id=9, hrank="species")) == []
+    both = get(inat, "/observations/species_counts", place_id="7,8", hrank="species", lrank="species")
+    assert leaves(both) == [(30, 3), (40, 2)]  # rank_level 10 only: the subspecies' and varieties' left out
+    assert leaves(get(inat, "/observations/species_counts", place_id="7,8", order="asc")) == [
+        (31, 1),
+        (40, 2),
+        (32, 4),
+    ]
+
+
+def test_species_counts_pages_by_page_up_to_500(inat: InatServer) -> None:
+    inat.add_taxon(1, "Plantae", rank="kingdom")
+    for i in range(2, 1202):
+        inat.add_taxon(i, f"Species {i}", parent_id=1)
+        inat.add_observations(i, 1 + i % 2, first_id=i * 10)
+    first = get(inat, "/observations/species_counts", per_page=1000).json()
+    assert (first["total_results"], first["per_page"], len(first["results"])) == (1200, 500, 500)
+    third = get(inat, "/observations/species_counts", page=3).json()
+    assert len(third["results"]) == 200
+    seen = [t for page in (1, 2, 3) for t, _ in leaves(get(inat, "/observations/species_counts", page=page))]
+    assert sorted(seen) == list(range(2, 1202))
+    counts = [
+        n for page in (1, 2, 3) for _, n in leaves(get(inat, "/observations/species_counts", page=page))
+    ]
+    assert counts == sorted(counts, reverse=True)
+    assert get(inat, "/observations/species_counts", page=4).json()["results"] == []
+    assert get(inat, "/observations/species_counts", per_page=0).json()["results"] == []
+    ids = ",".join(str(i) for i in range(2, 33))
+    too_many = get(inat, f"/taxa/{ids}")
+    assert too_many.status_code == 422 and too_many.json()["error"] == "Too many IDs"
+    assert len(get(inat, f"/taxa/{ids.rsplit(',', 1)[0]}").json()["results"]) == 30

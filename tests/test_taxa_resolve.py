@@ -211,3 +211,93 @@ def test_api_rate_is_respected(world: InatServer, tmp_path: Path) -> None:
 def test_version_and_help(inat: InatServer, tmp_path: Path) -> None:
     result = run(inat, tmp_path, "--version")
     assert result.stdout == f"inatdl, version {__version__}\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "written"),
+    [
+        (b"Species;Family\nLythrum salicaria;Lythraceae\nLythrum alatum;Lythraceae\n", None),
+        (
+            b"family\tspecies\tnote\r\nLythraceae\tLythrum salicaria\t\r\nLythraceae\tLythrum alatum\tx\r\n",
+            None,
+        ),
+        (b"Lythrum salicaria\nLythrum alatum\n", None),  # plain text, one name a line
+        (b"\xef\xbb\xbfLythrum salicaria\r\n\r\n  lythrum  SALICARIA \r\nLythrum alatum\r\n", None),
+        (b"Species\nLythrum salicaria\n\nLythrum alatum\n", None),  # a first line "Species" is a header
+        (b"\n\n;Species;\n;Lythrum salicaria;\n\n;Lythrum alatum;\n", None),
+        (b'"Species","Note"\n"Lythrum salicaria","tall, purple"\nLythrum alatum,"a ""winged"" one"\n', None),
+        (b'Note;Species\n"a; b";"Lythrum salicaria"\n"";Lythrum alatum\n', None),
+        ("Species\tFamily\r\nLythrum salicaria\tLythraceae\r\nLythrum alatum\tLythraceae\r\n", "utf-16"),
+        ("Lythrum salicaria\nLythrum alatum\n", "utf-16-be"),
+        (b"Lythrum salicaria;\nLythrum alatum ;;\n", None),  # one column, delimiters left behind
+    ],
+    ids=[
+        "semicolons",
+        "tabs",
+        "plain",
+        "plain-bom-crlf-blank-repeated",
+        "one-column",
+        "leading-blank-lines",
+        "quoted",
+        "quoted-semicolons",
+        "excel-unicode-text",
+        "utf16-be-plain",
+        "plain-trailing-delimiters",
+    ],
+)
+def test_species_lists_as_people_have_them(
+    world: InatServer, tmp_path: Path, content: bytes | str, written: str | None
+) -> None:
+    path = tmp_path / "species.txt"
+    if isinstance(content, str):
+        assert written is not None
+        path.write_bytes(
+            content.encode(written) if written != "utf-16-be" else b"\xfe\xff" + content.encode(written)
+        )
+    else:
+        path.write_bytes(content)
+    result = run(world, tmp_path / "d", "taxa", "resolve", str(path))
+    assert result.exit_code == 0, result.output
+    assert [r.query["q"].casefold() for r in world.requests_to("/v1/taxa")] == [
+        "lythrum salicaria",
+        "lythrum alatum",
+    ]
+    assert [r["taxon_id"] for r in read_taxa(tmp_path / "d")] == [str(SALICARIA), str(ALATUM)]
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "message"),
+    [
+        (
+            b"Name;Genus\nx;y\n",
+            (),
+            "{path} has no column 'Species'; columns found: 'Name', 'Genus'; choose one with --column",
+        ),
+        (
+            b"Name\tGenus\tSpecies name\nx\ty\tz\n",
+            (),
+            "{path} has no column 'Species'; columns found: 'Name', 'Genus', 'Species name'",
+        ),
+        (
+            b"Lythrum salicaria\nLythrum alatum\n",
+            ("--column", "Scientific name"),
+            "{path} has no column 'Scientific name'; columns found: 'Lythrum salicaria'",
+        ),
+        (b"\n \n\t\n", (), "{path} is empty; it needs a header row with a 'Species' column"),
+        (b"\xef\xbb\xbf\r\n", (), "{path} is empty"),
+        (b"Species;Family\n;Lythraceae\n", (), "{path} has a header but no names in column 'Species'"),
+        (b"\xff\xfeL\x00y\x00\x00\xd8", (), "{path} is not readable UTF-16 text; save it as UTF-8"),
+        ("Species\nLythrum\n".encode("utf-16-le"), (), "{path} is not a CSV file (it holds binary data)"),
+        (b'Species;Note\nLythrum salicaria;"unended\n', (), "{path} is not a readable CSV"),
+    ],
+)
+def test_bad_species_lists_get_one_line(
+    inat: InatServer, tmp_path: Path, content: bytes, args: tuple[str, ...], message: str
+) -> None:
+    path = tmp_path / "species.txt"
+    path.write_bytes(content)
+    result = run(inat, tmp_path / "d", "taxa", "resolve", str(path), *args)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: " + message.format(path=path))
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert not inat.requests and not (tmp_path / "d" / "taxa.csv").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import shlex
 import signal
 import sys
 import traceback
@@ -41,6 +42,7 @@ from inatdl.errors import InatdlError
 from inatdl.fetch import FetchOptions, FetchReport, fetch_photos
 from inatdl.files import ensure_data_dir
 from inatdl.observations import Filters
+from inatdl.observed import RANK_SPECIES, RANKS, ObservedQuery, ObservedReport, list_observed
 from inatdl.progress import LogReporter, TqdmReporter
 from inatdl.taxa import NOT_FOUND, TaxonRow, load_resolved_taxa, read_species_csv, resolve_species
 from inatdl.units import format_size, parse_size
@@ -231,26 +233,32 @@ def _say(settings: Settings, text: str = "") -> None:
 
 @cli.group(context_settings=CONTEXT)
 def taxa() -> None:
-    """Resolve species names to iNaturalist taxa (writes taxa.csv).
+    """Choose the taxa to download: from a list of names, or those observed in a place
+    (writes taxa.csv).
 
     \b
     Example:
       inatdl taxa resolve species.csv
+      inatdl taxa observed --place-id 128892
     """
 
 
 @taxa.command("resolve", context_settings=CONTEXT)
 @click.argument("species_csv", type=click.Path(path_type=Path))
 @click.option(
-    "--column", default="Species", show_default=True, help="The CSV column holding the scientific names."
+    "--column",
+    help="The column holding the scientific names [default: Species; a file without it is read as "
+    "one name a line].",
 )
 @click.option("--refresh", is_flag=True, help="Ask the API again for names resolved before.")
 @click.pass_obj
-def taxa_resolve(settings: Settings, species_csv: Path, column: str, refresh: bool) -> None:
+def taxa_resolve(settings: Settings, species_csv: Path, column: str | None, refresh: bool) -> None:
     """Resolve the names of SPECIES_CSV to taxon ids and write taxa.csv in the data dir.
 
-    Names are matched on the exact scientific name, ignoring case and runs of spaces;
-    an inactive name is followed to its current taxon. A rerun asks only for new names.
+    SPECIES_CSV is delimited by commas, semicolons or tabs with a header row, or is plain
+    text with one name a line. Names are matched on the exact scientific name, ignoring
+    case and runs of spaces; an inactive name is followed to its current taxon. A rerun
+    asks only for new names.
 
     \b
     Example:
@@ -290,6 +298,77 @@ def _print_taxa(settings: Settings, rows: Sequence[TaxonRow], path: Path) -> Non
     if missing:
         _say(settings, f"Not found on iNaturalist ({len(missing)}): {', '.join(missing)}")
     _say(settings, f"Wrote {path} ({resolved} of {len(rows)} names resolved).")
+
+
+@taxa.command("observed", context_settings=CONTEXT)
+@click.option(
+    "--place-id", type=click.IntRange(min=1), required=True, help="The iNaturalist place (its number)."
+)
+@click.option("--within", metavar="NAME", help="Only taxa under this higher taxon, e.g. Plantae or Aves.")
+@click.option(
+    "--rank",
+    type=click.Choice(RANKS),
+    default=RANK_SPECIES,
+    show_default=True,
+    help="species: a variety's or subspecies' observations count for its species; any: the most "
+    "specific taxa observed, as iNaturalist lists them (a genus when none of its species was).",
+)
+@click.option(
+    "--quality",
+    type=CommaList(QUALITY_GRADES),
+    default=",".join(QUALITY_GRADES),
+    show_default=True,
+    help="Quality grades of the observations to count, comma-separated.",
+)
+@click.pass_obj
+def taxa_observed(
+    settings: Settings, place_id: int, within: str | None, rank: str, quality: tuple[str, ...]
+) -> None:
+    """List the taxa observed with photos in a place and write them as taxa.csv.
+
+    taxa.csv then holds taxa, not the place: fetch their photos from that place with
+    `photos fetch --place-id` (as printed at the end); without it, from everywhere.
+
+    \b
+    Example (every species of a marine protected area, with its photos from there):
+      inatdl taxa observed --place-id 128892
+      inatdl photos fetch --place-id 128892 --size medium
+      inatdl taxa observed --place-id 128892 --within Actinopterygii --quality research
+    """
+    data_dir = ensure_data_dir(settings.data_dir)
+    query = ObservedQuery(place_id, within, rank, quality)
+
+    def show(page: int, pages: int) -> None:
+        if pages > 1 and not settings.quiet:
+            click.echo(f"Listing the taxa observed: page {page} of {pages}", err=True)
+
+    report = list_observed(settings.client(), query, data_dir, on_page=show)
+    _print_observed(settings, report, query)
+
+
+def _print_observed(settings: Settings, report: ObservedReport, query: ObservedQuery) -> None:
+    width = max([len(r.name) for r in report.rows] + [10])
+    _say(settings, f"{'taxon_id':>9}  {'name':<{width}}  {'rank':<10}  {'observations':>12}")
+    for row in report.rows:
+        _say(
+            settings,
+            f"{row.taxon_id:>9}  {row.name:<{width}}  {row.rank:<10}  {row.observations_count:>12}",
+        )
+    kind = "species" if query.rank == RANK_SPECIES else "taxa"
+    under = f" under {report.within.name}" if report.within is not None else ""
+    _say(settings)
+    _say(
+        settings,
+        f"Wrote {report.path} ({len(report.rows)} {kind}{under} observed in place {query.place_id}).",
+    )
+    command = ["inatdl"]
+    if settings.data_dir != Path(DEFAULT_DATA_DIR):
+        command += ["--data-dir", str(settings.data_dir)]
+    command += ["photos", "fetch", "--place-id", str(query.place_id)]
+    if set(query.quality) != set(QUALITY_GRADES):
+        command += ["--quality", ",".join(query.quality)]
+    _say(settings, "Fetch their photos from that place with:")
+    _say(settings, "  " + shlex.join(command))
 
 
 # photos ---------------------------------------------------------------------------------

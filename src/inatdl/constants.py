@@ -9,6 +9,8 @@ DEFAULT_API_RATE = 1.0  # requests per second; iNaturalist asks for about 1/s
 # Paging
 OBSERVATIONS_PER_PAGE = 200  # the API's maximum for /observations
 TAXA_PER_PAGE = 200
+SPECIES_COUNTS_PER_PAGE = 500  # the API's maximum for /observations/species_counts
+TAXA_IDS_PER_REQUEST = 30  # /taxa/{ids} refuses more ids than this
 
 # HTTP
 CONNECT_TIMEOUT = 10.0  # seconds

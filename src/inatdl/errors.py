@@ -31,6 +31,14 @@ class NoTaxaError(InatdlError):
     """photos fetch was run before taxa resolve produced any taxon."""
 
 
+class UnknownTaxonError(InatdlError):
+    """A taxon named in an option (``--within``) is not on iNaturalist."""
+
+
+class NothingObservedError(InatdlError):
+    """`taxa observed` found no taxon under its filter."""
+
+
 class DiskError(InatdlError):
     """Writing to the data dir failed (full disk, no permission)."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import logging
@@ -20,6 +21,7 @@ log = logging.getLogger("inatdl")
 
 TAXA_COLUMNS = ("input_name", "taxon_id", "name", "rank", "match", "observations_count")
 EXACT, SYNONYM, AMBIGUOUS, NOT_FOUND = "exact", "synonym", "ambiguous", "not_found"
+OBSERVED = "observed"  # written by `taxa observed`: a taxon, not the answer for a name
 
 
 @dataclass
@@ -49,46 +51,102 @@ class Choice:
     follow_ids: list[int] = field(default_factory=list)
 
 
-def read_species_csv(path: Path, column: str = "Species") -> list[str]:
-    """The distinct names of ``column``, as first written, in file order."""
+DEFAULT_COLUMN = "Species"
+DELIMITERS = (",", ";", "\t")  # comma first: it wins when the header is one cell
+
+
+def read_species_csv(path: Path, column: str | None = None) -> list[str]:
+    """The distinct names of the file, as first written, in file order.
+
+    The file is a table delimited by commas, semicolons or tabs (as spreadsheets write it in
+    various locales) whose header holds ``column`` (``Species`` by default), or, when no
+    column was asked for and the first line is one cell that is not ``Species``, a plain
+    list of one name a line.
+    """
+    wanted = column or DEFAULT_COLUMN
+    text = _species_text(path, wanted)
+    lines = text.splitlines()
+    first = next((line for line in lines if line.strip()), "")
+    delimiter, header = _find_header(first, wanted)
+    if delimiter is None and column is None and len(header) == 1:
+        return _distinct(line.strip().rstrip("".join(DELIMITERS)).strip() for line in lines)
+    rows = _table_rows(path, text, delimiter) if delimiter is not None else [header]
+    header = [cell.strip() for cell in rows[0]]
+    index = _column_index(header, wanted)
+    if index is None:
+        found = ", ".join(repr(h) for h in header if h) or "none"
+        raise SpeciesFileError(
+            f"{path} has no column {wanted!r}; columns found: {found}; choose one with --column"
+        )
+    names = _distinct(row[index] if index < len(row) else "" for row in rows[1:])
+    if not names:
+        raise SpeciesFileError(f"{path} has a header but no names in column {header[index]!r}")
+    return names
+
+
+def _table_rows(path: Path, text: str, delimiter: str) -> list[list[str]]:
+    """The rows of a delimited file that hold anything, the header first."""
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True))
+    except csv.Error as exc:
+        raise SpeciesFileError(f"{path} is not a readable CSV: {exc}") from None
+    return [row for row in rows if any(cell.strip() for cell in row)]
+
+
+def _species_text(path: Path, column: str) -> str:
+    """The file's text: UTF-8 (a BOM allowed) or UTF-16 with its BOM, as Excel writes it."""
     if not path.exists():
         raise SpeciesFileError(f"species file {path} not found")
     if path.is_dir():
         raise SpeciesFileError(f"{path} is a folder; give the species CSV file")
     raw = path.read_bytes()
-    if not raw.strip():
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            raw = raw.decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError:
+            raise SpeciesFileError(f"{path} is not readable UTF-16 text; save it as UTF-8") from None
+    if not raw.lstrip(codecs.BOM_UTF8).strip():
         raise SpeciesFileError(
-            f"{path} is empty; it needs a header row with a {column!r} column and one name a row"
+            f"{path} is empty; it needs a header row with a {column!r} column and one name a row, "
+            "or one name a line"
         )
     if b"\x00" in raw:
         raise SpeciesFileError(f"{path} is not a CSV file (it holds binary data)")
     try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise SpeciesFileError(
             f"{path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); "
             "save it as UTF-8 (in Excel: 'CSV UTF-8') and try again"
         ) from None
-    try:
-        rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
-    except csv.Error as exc:
-        raise SpeciesFileError(f"{path} is not a readable CSV: {exc}") from None
-    header = [cell.strip() for cell in rows[0]]
-    index = _column_index(header, column)
-    if index is None:
-        found = ", ".join(repr(h) for h in header if h) or "none"
-        raise SpeciesFileError(
-            f"{path} has no column {column!r}; columns found: {found}; choose one with --column"
-        )
+
+
+def _find_header(line: str, column: str) -> tuple[str | None, list[str]]:
+    """The first delimiter whose cells of ``line`` hold ``column``, with those cells; when
+    none does, None and the most cells any delimiter makes of the line (to name them)."""
+    widest = [line.strip()]
+    for delimiter in DELIMITERS:
+        try:
+            cells = [cell.strip() for cell in next(csv.reader([line], delimiter=delimiter), [])]
+        except csv.Error:
+            continue
+        if _column_index(cells, column) is not None:
+            return delimiter, cells
+        while len(cells) > 1 and not cells[-1]:
+            cells.pop()  # a trailing delimiter makes no column
+        if len(cells) > len(widest):
+            widest = cells
+    return None, widest
+
+
+def _distinct(cells: Iterable[str]) -> list[str]:
+    """Each name once (compared ignoring case and runs of spaces), as first written."""
     names: dict[str, str] = {}
-    for row in rows[1:]:
-        cell = row[index] if index < len(row) else ""
+    for cell in cells:
         key = normalise_name(cell)
         if key and key not in names:
             names[key] = cell  # as written: taxa.csv keeps the user's spelling
-    if not names:
-        raise SpeciesFileError(f"{path} has a header but no names in column {header[index]!r}")
     return list(names.values())
 
 
@@ -105,7 +163,7 @@ def _observations(taxon: JSON) -> int:
     return count if isinstance(count, int) and not isinstance(count, bool) else 0
 
 
-def _is_taxon(value: Any) -> bool:
+def is_taxon(value: Any) -> bool:
     """A search result that can be used: a dict with an int id and a name."""
     return (
         isinstance(value, dict)
@@ -124,7 +182,7 @@ def choose_taxon(name: str, results: Iterable[JSON]) -> Choice:
     its current taxon.
     """
     key = normalise_name(name)
-    exact = [t for t in results if _is_taxon(t) and normalise_name(t["name"]) == key]
+    exact = [t for t in results if is_taxon(t) and normalise_name(t["name"]) == key]
     active = sorted((t for t in exact if t.get("is_active", True)), key=_observations, reverse=True)
     if active:
         return Choice(EXACT if len(active) == 1 else AMBIGUOUS, active[0], active[1:])
@@ -153,9 +211,7 @@ def resolve_name(client: ApiClient, input_name: str) -> TaxonRow:
     note = ""
     if choice.follow_ids:
         ids = ",".join(str(i) for i in choice.follow_ids)
-        current = [
-            t for t in _results(client.get(f"taxa/{ids}")) if _is_taxon(t) and t.get("is_active", True)
-        ]
+        current = [t for t in _results(client.get(f"taxa/{ids}")) if is_taxon(t) and t.get("is_active", True)]
         current.sort(key=_observations, reverse=True)
         if not current:
             return TaxonRow(input_name, note="an inactive name whose current taxon is unknown")
@@ -239,14 +295,19 @@ def resolve_species(
 ) -> list[TaxonRow]:
     """Resolve every name, reusing the answers already in taxa.csv unless ``refresh``.
 
-    Only resolved names are reused: names not found before are asked again. If the API
+    Only resolved names are reused (not the taxa `taxa observed` listed): names not found
+    before are asked again. If the API
     fails part way, the names resolved so far are saved so the next run goes on from them.
     """
     path = data_dir / TAXA_FILE
     known: dict[str, TaxonRow] = {}
     if not refresh and path.exists():
         try:
-            known = {normalise_name(row.input_name): row for row in read_taxa_csv(path) if row.resolved}
+            known = {
+                normalise_name(row.input_name): row
+                for row in read_taxa_csv(path)
+                if row.resolved and row.match != OBSERVED
+            }
         except NoTaxaError as exc:
             log.warning("%s; resolving every name again", exc)
     rows: list[TaxonRow] = []
