@@ -275,12 +275,12 @@ class _Run:
         position = query.after_id
 
         def remaining(observations: int) -> None:
+            self.pages_done += 1
             pages = -(-observations // OBSERVATIONS_PER_PAGE)
-            self.reporter.paged(self.pages_done + 1, pages + self.queries_left)
+            self.reporter.paged(self.pages_done, pages + self.queries_left)
 
         params = lambda: self.options.filters.params(walk.active)  # noqa: E731 - asked before each page
         for page in observation_pages(self.client, params, query.after_id, remaining):
-            self.pages_done += 1
             rows = self._page_rows(page, walk, listed, position)
             position = max(int(o["id"]) for o in page)
             self.seen_up_to = max(self.seen_up_to, position)

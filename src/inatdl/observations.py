@@ -67,7 +67,7 @@ def observation_pages(
     stops without a wasted request when a page is short or nothing remains. ``params`` may
     be a function asked before each page, so the caller can narrow the query between pages
     (a taxon that reached its cap is dropped, and the walk goes on from where it is).
-    ``on_remaining`` hears how many observations are left after each page.
+    ``on_remaining`` hears, after each page asked, how many observations are left.
     """
     last_id = after_id
     while True:
@@ -85,13 +85,13 @@ def observation_pages(
             if isinstance(listed, list)
             else []
         )
-        if not results:
-            return
         total = data.get("total_results")
         done = len(results) < OBSERVATIONS_PER_PAGE or (isinstance(total, int) and total <= len(results))
         if on_remaining is not None:
             left = total - len(results) if isinstance(total, int) else OBSERVATIONS_PER_PAGE
             on_remaining(0 if done else left)
+        if not results:
+            return
         yield results
         last_id = max(int(o["id"]) for o in results)
         if done:

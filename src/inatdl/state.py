@@ -65,6 +65,7 @@ CREATE TABLE IF NOT EXISTS ledger (
 CREATE INDEX IF NOT EXISTS ledger_by_time ON ledger (at);
 """
 
+
 class PhotoRow(NamedTuple):
     """A photo as listed, before its download: the columns a new row is inserted with."""
 
