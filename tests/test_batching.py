@@ -116,14 +116,21 @@ def test_a_cap_counts_a_listed_variety_apart_and_drops_capped_taxa_from_the_quer
     for taxon_id in EIGHT:
         own = sorted(obs for obs, t in owner.items() if t == taxon_id)
         assert sorted(by_taxon[taxon_id]) == own[:20], taxon_id  # its own lowest ids, not the variety's
-    # every taxon reached its cap within the first page, and left the query there
+    # a taxon leaves the query once it has its 20, and not before; the walk goes on by id
     served = pages(inat)
-    assert served[0][1] == "0" and len(served) <= 2
+    assert served[0] == (",".join(str(t) for t in sorted(EIGHT)), "0")
+    assert [int(after) for _, after in served] == sorted(int(after) for _, after in served)
+    for asked, after in served:
+        for taxon_id in EIGHT:
+            had = len([obs for obs, t in owner.items() if t == taxon_id and obs <= int(after)])
+            assert (str(taxon_id) in asked.split(",")) == (had < 20), (asked, after, taxon_id)
+    assert len(served) < math.ceil(TOTAL / 200)
     # the same cap again: nothing to ask; a higher one goes on from where each taxon stopped
     inat.clear_requests()
     assert run(inat, data, *FETCH, "--max-per-taxon", "20").exit_code == 0
     assert not inat.requests_to("/v1/observations") and not inat.photo_requests()
     assert run(inat, data, *FETCH, "--max-per-taxon", "25").exit_code == 0
+    assert all(after != "0" for _, after in pages(inat))  # each from where its walk stopped
     for taxon_id in EIGHT:
         own = sorted(obs for obs, t in owner.items() if t == taxon_id)
         got = sorted(int(r["observation_id"]) for r in manifest(data) if r["taxon_id"] == str(taxon_id))
