@@ -8,9 +8,18 @@ import signal
 import time
 from pathlib import Path
 
+from click.testing import CliRunner
 from fakes import FakeClock
 from inat_server import Fault, InatServer
 from world import files, manifest, run, start, write_taxa
+
+from inatdl.cli import cli
+from inatdl.client import ApiClient, build_session
+from inatdl.constants import ALL_LICENSES
+from inatdl.fetch import FetchOptions, SilentReporter, fetch_photos
+from inatdl.observations import Filters
+from inatdl.progress import TqdmReporter
+from inatdl.taxa import load_resolved_taxa
 
 # Eight Lythrum taxa as in the issue: 902 observations, one photo each, a species and its
 # variety among them (hyssopifolia and its var. thymifolium), their ids interleaved.
@@ -226,10 +235,6 @@ def test_an_api_that_does_not_answer_is_told_in_one_line_while_retrying(tmp_path
     data = tmp_path / "data"
     write_taxa(data, [(11, "Lythrum salicaria")])
     clock = FakeClock()
-    from click.testing import CliRunner
-
-    from inatdl.cli import cli
-
     result = CliRunner().invoke(
         cli,
         ["--data-dir", str(data), "--api-url", "http://127.0.0.1:9/v1", *FETCH],
@@ -250,3 +255,28 @@ def test_a_short_retry_is_not_told(inat: InatServer, tmp_path: Path) -> None:
     result = run(inat, data, *FETCH)
     assert result.exit_code == 0, result.output
     assert "not answering" not in result.stderr
+
+
+class RecordingReporter(SilentReporter):
+    def __init__(self) -> None:
+        self.pages: list[tuple[int, int]] = []
+
+    def paged(self, done: int, left: int) -> None:
+        self.pages.append((done, left))
+
+
+def test_progress_counts_the_pages_of_the_whole_job(inat: InatServer, tmp_path: Path) -> None:
+    build_eight(inat)
+    data = tmp_path / "data"
+    listed(data, sorted(EIGHT))
+    clock = FakeClock()
+    client = ApiClient(inat.api_url, build_session(), clock, rate=1)
+    options = FetchOptions("square", Filters(ALL_LICENSES), 1, 10**12, 10**12, dry_run=True)
+    reporter = RecordingReporter()
+    fetch_photos(client, data, load_resolved_taxa(data), options, clock, reporter)
+    assert reporter.pages == [(0, 1), (1, 4), (2, 3), (3, 2), (4, 1), (5, 0)]
+    bar = TqdmReporter()
+    bar.listing("Lythrum salicaria and 7 other taxa")
+    bar.paged(2, 3)
+    assert bar.photos.desc == "photos (paging Lythrum salicaria and 7 other taxa: 2/5 pages)"
+    bar.close()

@@ -37,8 +37,8 @@ class TqdmReporter:
         self.photos.set_description_str(f"photos (paging {taxon})")
 
     def paged(self, done: int, left: int) -> None:
-        pages = f"{done} pages done, {left} left" if left else f"{done} pages done"
-        self.photos.set_description_str(f"photos (paging {self.taxon}: {pages})")
+        """Observation pages of the whole job: done, and done and left together."""
+        self.photos.set_description_str(f"photos (paging {self.taxon}: {done}/{done + left} pages)")
 
     def queued(self, count: int) -> None:
         self.photos.total = (self.photos.total or 0) + count
