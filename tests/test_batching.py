@@ -280,3 +280,22 @@ def test_progress_counts_the_pages_of_the_whole_job(inat: InatServer, tmp_path: 
     bar.paged(2, 3)
     assert bar.photos.desc == "photos (paging Lythrum salicaria and 7 other taxa: 2/5 pages)"
     bar.close()
+
+
+def test_a_place_job_asks_its_taxa_together_within_the_place(inat: InatServer, tmp_path: Path) -> None:
+    inat.add_taxon(1, "Plantae", rank="kingdom")
+    for taxon_id in (21, 22, 23):
+        inat.add_taxon(taxon_id, f"Loca species{taxon_id}", parent_id=1)
+    inside: set[int] = set()
+    for i in range(450):  # ids interleaved across the taxa, one in three outside the place
+        taxon_id, place = 21 + i % 3, (77,) if i % 3 else (5,)
+        inat.add_observations(taxon_id, 1, first_id=1000 + i, place_ids=place)
+        if i % 3:
+            inside.add(1000 + i)
+    data = tmp_path / "data"
+    write_taxa(data, [(t, f"Loca species{t}") for t in (21, 22, 23)])
+    assert run(inat, data, *FETCH, "--place-id", "77").exit_code == 0
+    served = inat.requests_to("/v1/observations")
+    assert {(r.query["taxon_id"], r.query["place_id"]) for r in served} == {("21,22,23", "77")}
+    assert len(served) == math.ceil(len(inside) / 200)
+    assert {int(r["observation_id"]) for r in manifest(data)} == inside
