@@ -279,7 +279,9 @@ class _Run:
             pages = -(-observations // OBSERVATIONS_PER_PAGE)
             self.reporter.paged(self.pages_done, pages + self.queries_left)
 
-        params = lambda: self.options.filters.params(walk.active)  # noqa: E731 - asked before each page
+        def params() -> dict[str, Any]:  # asked before each page: capped taxa are left out
+            return self.options.filters.params(walk.active)
+
         for page in observation_pages(self.client, params, query.after_id, remaining):
             rows = self._page_rows(page, walk, listed, position)
             position = max(int(o["id"]) for o in page)
