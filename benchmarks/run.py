@@ -637,20 +637,23 @@ def requests_section(reqs: dict[str, Any], res: dict[str, Any]) -> list[str]:
     first, rerun = reqs["first"], reqs["rerun"]
     lines = [
         "Counted by the server. A fresh fetch of several taxa (photos of 2 kB, 16 workers), then a "
-        "rerun of the finished job. Ideal pages for N observations: ceil(N / 200), at least 1.",
+        "rerun of the finished job. The taxa are asked together (taxon_id=a,b,c); ideal pages for "
+        "N observations in all: ceil(N / 200), at least 1.",
         "",
-        "| taxon | observations | pages, first run | ideal | pages, rerun | photo requests, rerun |",
+        "| query (taxon_id) | observations | pages, first run | ideal | pages, rerun "
+        "| photo requests, rerun |",
         "|---|---|---|---|---|---|",
     ]
     rerun_photos = rerun["server"]["counts"].get("photo_get", 0) + rerun["server"]["counts"].get(
         "photo_head", 0
     )
-    for i, (taxon, n) in enumerate(reqs["taxa"].items()):
-        pages = first["server"]["pages"].get(str(taxon), 0)
-        again = rerun["server"]["pages"].get(str(taxon), 0)
+    for i, asked in enumerate(sorted(set(first["server"]["pages"]) | set(rerun["server"]["pages"]))):
+        n = sum(reqs["taxa"].get(int(t), 0) for t in asked.split(","))
+        pages = first["server"]["pages"].get(asked, 0)
+        again = rerun["server"]["pages"].get(asked, 0)
         lines.append(
-            f"| {taxon} | {n:,} | {pages} | {max(1, math.ceil(n / PER_PAGE))} | {again} "
-            f"| {rerun_photos if i == 0 else '(all taxa above)'} |"
+            f"| {asked} | {n:,} | {pages} | {max(1, math.ceil(n / PER_PAGE))} | {again} "
+            f"| {rerun_photos if i == 0 else '(all queries above)'} |"
         )
     gets = first["server"]["counts"].get("photo_get", 0)
     wanted = sum(reqs["taxa"].values())
@@ -658,7 +661,7 @@ def requests_section(reqs: dict[str, Any], res: dict[str, Any]) -> list[str]:
         "",
         f"First run: {gets:,} photo GETs for {wanted:,} photos; rerun: {rerun_photos} photo requests "
         "(target 0) and at most "
-        f"{max(rerun['server']['pages'].values(), default=0)} page per taxon (target ≤ 1). The "
+        f"{max(rerun['server']['pages'].values(), default=0)} page per query (target ≤ 1). The "
         f"{res['photos']:,}-photo resume job: {sum(res['build']['server']['pages'].values())} pages "
         f"(ideal {math.ceil(res['photos'] / PER_PAGE)}).",
     ]

@@ -6,7 +6,7 @@ the measured client's CPU time or GIL. Every request waits ``latency_ms`` in
 
 Served:
 
-- ``GET /v1/observations?taxon_id=T&per_page=N&id_above=I`` (``order_by=id&order=asc``):
+- ``GET /v1/observations?taxon_id=T[,T2...]&per_page=N&id_above=I`` (``order_by=id&order=asc``):
   the observations of taxon T with ids above I, at most 200 a page, and ``total_results``
   counting those still above I (as the real API does). Taxon T has the observation ids
   ``T * 10,000,000 + 1 .. + n``; each has one photo whose id is the observation id. An
@@ -76,7 +76,7 @@ class World:
         self.reset()
 
     def reset(self) -> None:
-        self.pages: Counter[int] = Counter()
+        self.pages: Counter[str] = Counter()  # by the taxon_id asked: "T" or "T1,T2,..."
         self.counts: Counter[str] = Counter()
         self.bytes_sent = 0
 
@@ -153,16 +153,19 @@ class World:
         }
 
     def page(self, base: str, query: Any) -> bytes:
-        taxon_id = int(query.get("taxon_id") or 0)
+        asked = str(query.get("taxon_id") or "0")
         per_page = max(0, min(MAX_PER_PAGE, int(query.get("per_page") or DEFAULT_PER_PAGE)))
         id_above = int(query.get("id_above") or 0)
-        count = self.taxa.get(taxon_id, 0)
-        ids = photo_ids(taxon_id, count)
-        start = min(count, max(0, id_above - ids.start + 1)) if count else 0
-        chosen = ids[start : start + per_page]
-        results = [self.observation(base, taxon_id, i, self.filler) for i in chosen]
-        self.pages[taxon_id] += 1
-        payload = {"total_results": count - start, "page": 1, "per_page": per_page, "results": results}
+        total, chosen = 0, []
+        for taxon_id in sorted({int(t) for t in asked.split(",") if t.strip()}):  # ids ascend with taxa
+            count = self.taxa.get(taxon_id, 0)
+            ids = photo_ids(taxon_id, count)
+            start = min(count, max(0, id_above - ids.start + 1)) if count else 0
+            total += count - start
+            chosen += [(taxon_id, i) for i in ids[start : start + per_page - len(chosen)]]
+        results = [self.observation(base, taxon_id, i, self.filler) for taxon_id, i in chosen]
+        self.pages[asked] += 1
+        payload = {"total_results": total, "page": 1, "per_page": per_page, "results": results}
         return json.dumps(payload).encode()
 
 

@@ -216,6 +216,7 @@ def test_taxon_id_includes_descendants(inat: InatServer) -> None:
     assert obs_ids(get(inat, "/observations", taxon_id=30)) == [2, 1]
     response = get(inat, "/observations", taxon_id=30)
     assert response.json()["results"][0]["taxon"]["id"] == 31  # its own taxon, not the queried
+    assert response.json()["results"][0]["taxon"]["ancestor_ids"] == [1, 10, 20, 30, 31]  # root first
     assert obs_ids(get(inat, "/observations", taxon_id=20)) == [3, 2, 1]
     assert obs_ids(get(inat, "/observations", taxon_id="31,32")) == [3, 2]
     assert get(inat, "/observations", taxon_id=40).json()["total_results"] == 0

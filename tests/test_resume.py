@@ -151,7 +151,8 @@ def test_interrupted_paging_goes_on_from_the_cursor(inat: InatServer, tmp_path: 
     result = run(inat, data, "photos", "fetch", "--size", "small")
     assert result.exit_code == 0, result.output
     pages = [(r.query["taxon_id"], r.query["id_above"]) for r in inat.requests_to("/v1/observations")]
-    assert pages[0] == ("10", "1399")
+    assert pages[0] == ("10,20", "1399")
+    assert len(pages) == 5  # the 1,000 observations left, 200 a page, both taxa in one query
     assert files(data) == expected
     assert len(inat.photo_requests()) == len(expected) - 400
 

@@ -567,6 +567,26 @@ def _print_dry_run(settings: Settings, report: FetchReport, options: FetchOption
             f"Already downloaded into this data dir in the last hour: {format_size(report.spent['hourly'])}, "
             f"in the last day: {format_size(report.spent['daily'])}.",
         )
+    _say(settings, _listing_cost(report, settings.api_rate))
+
+
+def _listing_cost(report: FetchReport, api_rate: float) -> str:
+    """The API requests the listing took, and their time at --api-rate: a job's real cost."""
+    pages = "1 observation page" if report.pages == 1 else f"{report.pages} observation pages"
+    line = (
+        f"API requests for the listing: {report.api_requests} ({pages}), "
+        f"{_seconds(report.api_requests / api_rate)} at {api_rate:g} a second; "
+        "the listing is kept, so the real run asks only for what is new."
+    )
+    if report.head_requests:
+        line += f" Sizes estimated from {report.head_requests} HEAD requests to the photo hosts."
+    return line
+
+
+def _seconds(seconds: float) -> str:
+    if seconds < 90:
+        return f"{round(seconds, 1):g} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else _duration(seconds / 3600)
 
 
 def _duration(hours: float) -> str:

@@ -24,6 +24,7 @@ from inatdl.constants import (
     MAX_REDIRECTS,
     READ_TIMEOUT,
     RETRY_AFTER_MAX,
+    RETRY_NOTICE_SECONDS,
 )
 from inatdl.errors import ApiError
 
@@ -142,6 +143,7 @@ class ApiClient:
         shown = requests.Request("GET", url, params=params).prepare().url or url
         started = self.clock.monotonic()
         problem = "no attempt made"
+        told = False  # the user has been told that the API is being retried
         for attempt in range(1, self.attempts + 1):
             self.limiter.wait()
             self.requests_made += 1
@@ -176,14 +178,27 @@ class ApiClient:
             if attempt == self.attempts:
                 break
             delay = backoff_delay(attempt, retry_after)
-            if retry_after is None and self.clock.monotonic() - started + delay > self.give_up_after:
+            elapsed = self.clock.monotonic() - started
+            if retry_after is None and elapsed + delay > self.give_up_after:
                 break
             log.debug("GET %s: %s; retry %d in %.1f s", shown, problem, attempt, delay)
+            if not told and elapsed + delay > RETRY_NOTICE_SECONDS:
+                told = True
+                asked = delay if retry_after is not None else None
+                log.warning("%s", retry_notice(problem, asked, self.give_up_after - elapsed))
             self.clock.sleep(delay)
         raise ApiError(
             f"could not get {shown} after {attempt} attempts: {problem}; "
             "check your connection and --api-url, then run the same command again"
         )
+
+
+def retry_notice(problem: str, retry_after: float | None, give_up_in: float) -> str:
+    """The one line a user sees when the API has not answered for a few seconds, so that
+    a run without network is not silent for minutes."""
+    if retry_after is not None:
+        return f"iNaturalist API busy ({problem}); asked to wait, retrying in {retry_after:.0f} s…"
+    return f"iNaturalist API not answering ({problem}); retrying for up to {give_up_in:.0f} s…"
 
 
 def _short_text(text: str, limit: int = 160) -> str:

@@ -11,6 +11,9 @@ OBSERVATIONS_PER_PAGE = 200  # the API's maximum for /observations
 TAXA_PER_PAGE = 200
 SPECIES_COUNTS_PER_PAGE = 500  # the API's maximum for /observations/species_counts
 TAXA_IDS_PER_REQUEST = 30  # /taxa/{ids} refuses more ids than this
+# Taxa asked in one /observations query (taxon_id=a,b,c): 200 ids of up to 8 digits keep
+# the URL near 2 kB, far from the 8 kB that servers and proxies commonly refuse.
+TAXA_PER_QUERY = 200
 
 # HTTP
 CONNECT_TIMEOUT = 10.0  # seconds
@@ -73,3 +76,4 @@ COMMIT_EVERY_PHOTOS = 200
 COMMIT_EVERY_SECONDS = 2.0
 DRY_RUN_SAMPLE = 5  # photos per taxon whose size is asked (HEAD) in --dry-run
 API_GIVE_UP_SECONDS = 120.0  # stop retrying one API request after about two minutes
+RETRY_NOTICE_SECONDS = 5.0  # an API request retried longer than this is told to the user

@@ -1,4 +1,5 @@
-"""`photos fetch`: page each taxon's observations, record their photos, download them.
+"""`photos fetch`: page the taxa's observations, many taxa a query, record their photos,
+download them.
 
 The listing (main thread) and the downloads (worker threads) overlap: each page's photos
 are recorded as pending in the state store with the paging cursor, in one transaction,
@@ -24,7 +25,7 @@ import requests
 from inatdl.budget import ByteBudget
 from inatdl.client import ApiClient
 from inatdl.clock import Clock
-from inatdl.constants import DRY_RUN_SAMPLE, MANIFEST_FILE, PHOTOS_DIR, STATE_FILE
+from inatdl.constants import DRY_RUN_SAMPLE, MANIFEST_FILE, OBSERVATIONS_PER_PAGE, PHOTOS_DIR, STATE_FILE
 from inatdl.download import PART_SUFFIX, Downloader, content_length
 from inatdl.errors import ApiError, InatdlError, LimitReached
 from inatdl.files import disk_error
@@ -33,11 +34,24 @@ from inatdl.naming import safe_folder_name
 from inatdl.observations import (
     Filters,
     choose_photo,
+    lineage,
     observation_fields,
     observation_pages,
     observation_photos,
 )
-from inatdl.state import DONE, FAILED, GONE, PENDING, DataDirLock, Outcome, PhotoJob, Store
+from inatdl.plan import Query, QueryWalk, most_specific, plan_queries
+from inatdl.state import (
+    DONE,
+    FAILED,
+    GONE,
+    PENDING,
+    Cursor,
+    DataDirLock,
+    Outcome,
+    PhotoJob,
+    PhotoRow,
+    Store,
+)
 from inatdl.taxa import TaxonRow
 
 log = logging.getLogger("inatdl")
@@ -85,6 +99,9 @@ class FetchReport:
     interrupted: bool = False
     error: InatdlError | None = None
     spent: dict[str, int] = field(default_factory=dict)  # bytes in each window, for --dry-run
+    api_requests: int = 0  # made by the listing, retries included
+    pages: int = 0  # observation pages of the listing
+    head_requests: int = 0  # to the photo hosts, for the --dry-run estimate
 
     def total(self, attribute: str) -> int:
         return sum(getattr(t, attribute) for t in self.taxa)
@@ -94,6 +111,7 @@ class Reporter(Protocol):
     """Where progress goes: a tqdm bar, plain log lines, or nowhere."""
 
     def listing(self, taxon: str) -> None: ...
+    def paged(self, done: int, left: int) -> None: ...  # observation pages of the whole job
     def queued(self, count: int) -> None: ...
     def finished(self, outcome: Outcome) -> None: ...
     def waiting(self, message: str) -> None: ...
@@ -102,6 +120,7 @@ class Reporter(Protocol):
 
 class SilentReporter:
     def listing(self, taxon: str) -> None: ...
+    def paged(self, done: int, left: int) -> None: ...
     def queued(self, count: int) -> None: ...
     def finished(self, outcome: Outcome) -> None: ...
     def waiting(self, message: str) -> None: ...
@@ -147,6 +166,9 @@ class _Run:
         self.jobs: queue.Queue[PhotoJob | None] = queue.Queue(maxsize=max(16, options.workers * 4))
         self.reports: dict[int, TaxonReport] = {}
         self._lock = threading.Lock()
+        self.pages_done = 0  # observation pages this run, for progress
+        self.queries_left = 0  # queries of the plan not started yet
+        self.seen_up_to = 0  # the highest observation id known to exist (see QueryWalk.finished)
 
     # Workers ---------------------------------------------------------------------------
 
@@ -203,77 +225,127 @@ class _Run:
 
     # Listing ---------------------------------------------------------------------------
 
-    def list_taxon(self, taxon: TaxonRow) -> None:
-        """Queue what earlier runs with these filters left to do, then page on from the cursor."""
+    def list_all(self, taxa: Iterable[TaxonRow]) -> None:
+        """Queue what earlier runs with these filters left to do, then walk the query plan."""
+        listed: dict[int, _Listed] = {}
+        for taxon in taxa:
+            assert taxon.taxon_id is not None
+            if taxon.taxon_id not in listed:
+                listed[taxon.taxon_id] = self._take_over(taxon)
+            if self.halt.is_set():
+                return
+        cap = self.options.max_per_taxon
+        cursors = {
+            taxon_id: self.store.cursor(entry.key)
+            for taxon_id, entry in listed.items()
+            if cap is None or entry.held < cap
+        }
+        queries = plan_queries(cursors)
+        self.seen_up_to = self.store.highest_cursor()
+        for number, query in enumerate(queries):
+            self.queries_left = len(queries) - number - 1
+            self._walk(query, listed)
+            if self.halt.is_set():
+                return
+
+    def _take_over(self, taxon: TaxonRow) -> _Listed:
+        """A taxon's report, its photos held so far, and its retries queued (up to the cap)."""
         assert taxon.taxon_id is not None
         taxon_id, size, cap = taxon.taxon_id, self.options.size, self.options.max_per_taxon
         report = self.reports[taxon_id] = TaxonReport(taxon_id, taxon.name)
-        folder = f"{PHOTOS_DIR}/{safe_folder_name(taxon.name, str(taxon_id))}"
-        self.reporter.listing(taxon.name)
-        filters = self.options.filters
-        query = filters.key(taxon_id, size)
-        self.store.forget_other_listings(taxon_id, size, query)
+        key = self.options.filters.key(taxon_id, size)
+        self.store.forget_other_listings(taxon_id, size, key)
         counts = self.store.status_counts(taxon_id, size)
         report.had = counts.get(DONE, 0)
         held = report.had + counts.get(PENDING, 0) + counts.get(FAILED, 0)
         retries = self.store.jobs_to_retry(taxon_id, size)
         for job in itertools.islice(retries, None if cap is None else max(0, cap - report.had)):
             if self.halt.is_set():
-                return
+                break
             self._put(job)
-        if cap is not None and held >= cap:
-            return
-        cursor = self.store.cursor(query)
-        for page in observation_pages(self.client, filters.params(taxon_id), cursor):
-            rows, last_complete, held, full = self._page_rows(page, taxon, folder, query, held, report)
-            if rows or last_complete:
-                cursor = last_complete or cursor
-                self.store.record_page(query, taxon_id, cursor, rows)
-            for row in rows:
-                self._put(PhotoJob(row[0], size, row[7], row[8], taxon_id))
-            if full or self.halt.is_set():
+        folder = f"{PHOTOS_DIR}/{safe_folder_name(taxon.name, str(taxon_id))}"
+        return _Listed(taxon, folder, key, held, report)
+
+    def _walk(self, query: Query, listed: dict[int, _Listed]) -> None:
+        """Page one query, each observation to its most specific listed taxon; a taxon that
+        reaches its cap leaves the query; the cursors move with each page's photos."""
+        walk = QueryWalk(query)
+        self.reporter.listing(_names([listed[taxon_id].taxon.name for taxon_id in query.taxon_ids]))
+        self.reporter.paged(self.pages_done, 1 + self.queries_left)
+        position = query.after_id
+
+        def remaining(observations: int) -> None:
+            self.pages_done += 1
+            pages = -(-observations // OBSERVATIONS_PER_PAGE)
+            self.reporter.paged(self.pages_done, pages + self.queries_left)
+
+        def params() -> dict[str, Any]:  # asked before each page: capped taxa are left out
+            return self.options.filters.params(walk.active)
+
+        for page in observation_pages(self.client, params, query.after_id, remaining):
+            rows = self._page_rows(page, walk, listed, position)
+            position = max(int(o["id"]) for o in page)
+            self.seen_up_to = max(self.seen_up_to, position)
+            walk.page_done(position)
+            self._record(walk, listed, rows)
+            if not walk.active or self.halt.is_set():
                 return
+        walk.finished(self.seen_up_to)
+        self._record(walk, listed, [])
+
+    def _record(self, walk: QueryWalk, listed: dict[int, _Listed], rows: list[PhotoRow]) -> None:
+        cursors = [Cursor(listed[t].key, t, last_id) for t, last_id in walk.cursors.items()]
+        self.store.record_page(cursors, rows)
+        for row in rows:
+            self._put(PhotoJob(row.photo_id, row.size, row.url, row.path, row.taxon_id))
 
     def _page_rows(
-        self,
-        page: Sequence[dict[str, Any]],
-        taxon: TaxonRow,
-        folder: str,
-        query: str,
-        held: int,
-        report: TaxonReport,
-    ) -> tuple[list[tuple[Any, ...]], int, int, bool]:
-        """The new photo rows of a page, up to --max-per-taxon, and the last observation
-        whose photos all made it (the cursor; 0 when the cap came inside the first)."""
+        self, page: Sequence[dict[str, Any]], walk: QueryWalk, listed: dict[int, _Listed], position: int
+    ) -> list[PhotoRow]:
+        """The new photo rows of a page, each taxon up to --max-per-taxon; a taxon that
+        reaches it is dropped from the walk, complete up to the observation before."""
         size, cap = self.options.size, self.options.max_per_taxon
         photos = [(observation, observation_photos(observation)) for observation in page]
-        known = self.store.existing([p["id"] for _, listed in photos for p in listed], size)
-        rows: list[tuple[Any, ...]] = []
-        last_complete = 0
-        for observation, listed in photos:
+        known = self.store.existing([p["id"] for _, listed_photos in photos for p in listed_photos], size)
+        rows: list[PhotoRow] = []
+        before = position  # the last observation of the page before this one
+        for observation, observation_photo_list in photos:
             fields = observation_fields(observation)
-            for photo in listed:
+            taxon_id = most_specific(lineage(observation), listed)
+            if taxon_id is None and len(walk.active) == 1:
+                taxon_id = walk.active[0]  # the API did not say which taxon: the only one asked
+            if taxon_id is None or taxon_id not in walk.active:  # capped, or another query's
+                before = fields["observation_id"]
+                continue
+            entry = listed[taxon_id]
+            capped_inside = False
+            for photo in observation_photo_list:
                 choice = choose_photo(photo, self.options.filters.licenses, size)
-                report.listed += 1
+                entry.report.listed += 1
                 if choice.skip:
-                    report.skipped[choice.skip] += 1
+                    entry.report.skipped[choice.skip] += 1
                     continue
                 if choice.photo_id in known:
                     continue
-                if cap is not None and held >= cap:
-                    return rows, last_complete, held, True
-                held += 1
+                if cap is not None and entry.held >= cap:
+                    capped_inside = True
+                    break
+                entry.held += 1
                 known.add(choice.photo_id)
-                path = f"{folder}/{choice.photo_id}_{size}.{choice.extension}"
-                rows.append((
-                    choice.photo_id, size, taxon.taxon_id, taxon.name, fields["observation_id"],
-                    fields["observed_taxon_id"], fields["observed_taxon_name"], choice.url, path,
+                rows.append(PhotoRow(
+                    choice.photo_id, size, taxon_id, entry.taxon.name, fields["observation_id"],
+                    fields["observed_taxon_id"], fields["observed_taxon_name"], choice.url,
+                    f"{entry.folder}/{choice.photo_id}_{size}.{choice.extension}",
                     choice.license_code, choice.attribution, fields["observer"],
                     fields["quality_grade"], fields["latitude"], fields["longitude"],
-                    fields["observed_on"], fields["observation_url"], query,
+                    fields["observed_on"], fields["observation_url"], entry.key,
                 ))  # fmt: skip
-            last_complete = fields["observation_id"]
-        return rows, last_complete, held, cap is not None and held >= cap
+            if capped_inside:  # what the cap allowed of this observation is kept, the rest not
+                walk.drop(taxon_id, before)
+            elif cap is not None and entry.held >= cap:
+                walk.drop(taxon_id, fields["observation_id"])
+            before = fields["observation_id"]
+        return rows
 
     # The run ---------------------------------------------------------------------------
 
@@ -289,11 +361,9 @@ class _Run:
         for worker in workers:
             worker.start()
         report = FetchReport([], self.data_dir / MANIFEST_FILE, dry_run=self.options.dry_run)
+        requests_before = self.client.requests_made
         try:
-            for taxon in taxa:
-                if self.halt.is_set():
-                    break
-                self.list_taxon(taxon)
+            self.list_all(taxa)
         except ApiError as exc:
             report.error = exc  # the downloads already queued still finish
         except KeyboardInterrupt:
@@ -305,6 +375,8 @@ class _Run:
         finally:
             report.interrupted |= self._finish(workers)
             report.taxa = list(self.reports.values())
+            report.api_requests = self.client.requests_made - requests_before
+            report.pages = self.pages_done
         if self.fatal is not None:
             if isinstance(self.fatal, InatdlError):
                 report.error = self.fatal
@@ -352,6 +424,7 @@ class _Run:
         for taxon in report.taxa:
             jobs = self.store.jobs_to_retry(taxon.taxon_id, self.options.size, batch=DRY_RUN_SAMPLE)
             for job in itertools.islice(jobs, DRY_RUN_SAMPLE):
+                report.head_requests += 1
                 length = _head_length(self.downloader.session, job.url, self.client.timeout)
                 if length is not None:
                     sampled.append(length)
@@ -361,6 +434,24 @@ class _Run:
             taxon.queued = counts.get(PENDING, 0) + counts.get(FAILED, 0)
             taxon.estimated_bytes = taxon.queued * average
         report.spent = {window: self.budget.spent(window) for window in ("hourly", "daily")}
+
+
+@dataclass
+class _Listed:
+    """A taxon of this run: where its photos go, its walk's name, and its photos so far."""
+
+    taxon: TaxonRow
+    folder: str
+    key: str  # Filters.key: its cursor and its photos' query
+    held: int  # photos downloaded, pending or failed: what --max-per-taxon counts
+    report: TaxonReport
+
+
+def _names(names: Sequence[str]) -> str:
+    """The taxa of a query, for progress: "A", "A and B", "A and 7 other taxa"."""
+    if len(names) <= 2:
+        return " and ".join(names)
+    return f"{names[0]} and {len(names) - 1} other taxa"
 
 
 def _drain(jobs: queue.Queue[PhotoJob | None]) -> None:

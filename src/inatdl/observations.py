@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,10 +27,10 @@ class Filters:
     observed_from: str | None = None
     observed_to: str | None = None
 
-    def params(self, taxon_id: int) -> dict[str, Any]:
-        """The /observations query for a taxon (paging parameters aside)."""
+    def params(self, taxon_ids: Sequence[int]) -> dict[str, Any]:
+        """The /observations query for these taxa (paging parameters aside)."""
         params: dict[str, Any] = {
-            "taxon_id": taxon_id,
+            "taxon_id": ",".join(str(taxon_id) for taxon_id in taxon_ids),
             "photos": "true",
             "photo_license": ",".join(self.licenses),
         }
@@ -48,23 +48,31 @@ class Filters:
 
     def key(self, taxon_id: int, size: str) -> str:
         """Names a paging cursor: the same taxon, size and filters continue the same walk."""
-        params = self.params(taxon_id)
+        params = self.params([taxon_id])
         params["photo_license"] = ",".join(sorted(self.licenses))
         if "quality_grade" in params:
             params["quality_grade"] = ",".join(sorted(self.quality))
         return "&".join(f"{k}={params[k]}" for k in sorted(params)) + f"&size={size}"
 
 
-def observation_pages(client: ApiClient, params: Mapping[str, Any], after_id: int) -> Iterator[list[JSON]]:
+def observation_pages(
+    client: ApiClient,
+    params: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
+    after_id: int,
+    on_remaining: Callable[[int], None] | None = None,
+) -> Iterator[list[JSON]]:
     """Pages of observations with ids above ``after_id``, in id order, streamed.
 
     Pages by ``id_above`` (never ``page``, which the API refuses past 10,000 results) and
-    stops without a wasted request when a page is short or nothing remains.
+    stops without a wasted request when a page is short or nothing remains. ``params`` may
+    be a function asked before each page, so the caller can narrow the query between pages
+    (a taxon that reached its cap is dropped, and the walk goes on from where it is).
+    ``on_remaining`` hears, after each page asked, how many observations are left.
     """
     last_id = after_id
     while True:
         query = {
-            **params,
+            **(params() if callable(params) else params),
             "order_by": "id",
             "order": "asc",
             "per_page": OBSERVATIONS_PER_PAGE,
@@ -77,12 +85,16 @@ def observation_pages(client: ApiClient, params: Mapping[str, Any], after_id: in
             if isinstance(listed, list)
             else []
         )
+        total = data.get("total_results")
+        done = len(results) < OBSERVATIONS_PER_PAGE or (isinstance(total, int) and total <= len(results))
+        if on_remaining is not None:
+            left = total - len(results) if isinstance(total, int) else OBSERVATIONS_PER_PAGE
+            on_remaining(0 if done else left)
         if not results:
             return
         yield results
         last_id = max(int(o["id"]) for o in results)
-        total = data.get("total_results")
-        if len(results) < OBSERVATIONS_PER_PAGE or (isinstance(total, int) and total <= len(results)):
+        if done:
             return
 
 
@@ -161,6 +173,19 @@ def coordinates(observation: JSON) -> tuple[float | None, float | None]:
         return float(lat), float(lng)
     except (KeyError, ValueError):
         return None, None
+
+
+def lineage(observation: JSON) -> list[int]:
+    """The observation's taxon and its ancestors, root first (``taxon.ancestor_ids``, which
+    ends with the taxon's own id); just the taxon when the API leaves the ancestors out."""
+    taxon = observation.get("taxon")
+    if not isinstance(taxon, dict):
+        return []
+    ancestors = [a for a in _list(taxon.get("ancestor_ids")) if _int(a)]
+    own = _int(taxon.get("id"))
+    if own and (not ancestors or ancestors[-1] != own):
+        ancestors.append(own)
+    return ancestors
 
 
 def observation_fields(observation: JSON) -> dict[str, Any]:

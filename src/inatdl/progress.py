@@ -20,6 +20,7 @@ class TqdmReporter:
     """Two bars, photos and bytes, with rate and ETA; the taxon being paged as a prefix."""
 
     def __init__(self) -> None:
+        self.taxon = ""
         self.photos = tqdm(total=0, unit="photo", desc="photos", position=0, dynamic_ncols=True)
         self.bytes = tqdm(
             total=None,
@@ -32,7 +33,12 @@ class TqdmReporter:
         )
 
     def listing(self, taxon: str) -> None:
+        self.taxon = taxon
         self.photos.set_description_str(f"photos (paging {taxon})")
+
+    def paged(self, done: int, left: int) -> None:
+        """Observation pages of the whole job: done, and done and left together."""
+        self.photos.set_description_str(f"photos (paging {self.taxon}: {done}/{done + left} pages)")
 
     def queued(self, count: int) -> None:
         self.photos.total = (self.photos.total or 0) + count
@@ -57,11 +63,16 @@ class LogReporter:
 
     def __init__(self) -> None:
         self.total = self.done = self.bytes = 0
+        self.pages = self.pages_left = 0
         self._last = time.monotonic()
         self._lock = threading.Lock()
 
     def listing(self, taxon: str) -> None:
         log.info("paging the observations of %s", taxon)
+
+    def paged(self, done: int, left: int) -> None:
+        with self._lock:
+            self.pages, self.pages_left = done, left
 
     def queued(self, count: int) -> None:
         with self._lock:
@@ -77,7 +88,10 @@ class LogReporter:
                 self._line()
 
     def _line(self) -> None:
-        log.info("%d of %d photos handled, %s downloaded", self.done, self.total, format_size(self.bytes))
+        pages = f"; {self.pages} observation pages done, {self.pages_left} left" if self.pages_left else ""
+        log.info(
+            "%d of %d photos handled, %s downloaded%s", self.done, self.total, format_size(self.bytes), pages
+        )
 
     def waiting(self, message: str) -> None:
         log.warning("%s", message)

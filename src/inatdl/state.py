@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from inatdl.clock import Clock
 from inatdl.constants import COMMIT_EVERY_PHOTOS, COMMIT_EVERY_SECONDS, LOCK_FILE
@@ -65,12 +65,39 @@ CREATE TABLE IF NOT EXISTS ledger (
 CREATE INDEX IF NOT EXISTS ledger_by_time ON ledger (at);
 """
 
-# Columns a new photo row is inserted with, in this order.
-PHOTO_COLUMNS = (
-    "photo_id", "size", "taxon_id", "taxon_name", "observation_id", "observed_taxon_id",
-    "observed_taxon_name", "url", "path", "license_code", "attribution", "observer",
-    "quality_grade", "latitude", "longitude", "observed_on", "observation_url", "query",
-)  # fmt: skip
+
+class PhotoRow(NamedTuple):
+    """A photo as listed, before its download: the columns a new row is inserted with."""
+
+    photo_id: int
+    size: str
+    taxon_id: int
+    taxon_name: str
+    observation_id: int
+    observed_taxon_id: int | None
+    observed_taxon_name: str | None
+    url: str
+    path: str
+    license_code: str
+    attribution: str
+    observer: str | None
+    quality_grade: str | None
+    latitude: float | None
+    longitude: float | None
+    observed_on: str | None
+    observation_url: str
+    query: str
+
+
+PHOTO_COLUMNS = PhotoRow._fields
+
+
+class Cursor(NamedTuple):
+    """Where one taxon's walk under one filter and size stands."""
+
+    query: str  # the filters and size (Filters.key), naming the walk
+    taxon_id: int
+    last_id: int  # every photo of observations up to this id is recorded
 
 
 @dataclass
@@ -211,18 +238,24 @@ class Store:
             row = self.db.execute("SELECT last_id FROM cursors WHERE query=?", (query,)).fetchone()
         return int(row[0]) if row else 0
 
-    def record_page(self, query: str, taxon_id: int, last_id: int, rows: Sequence[Sequence[Any]]) -> None:
-        """Insert a page's new photos as pending and move the cursor, in one transaction."""
+    def highest_cursor(self) -> int:
+        """The highest observation id any walk got to: an id that existed before this run."""
+        with self._lock:
+            row = self.db.execute("SELECT MAX(last_id) FROM cursors").fetchone()
+        return int(row[0] or 0)
+
+    def record_page(self, cursors: Sequence[Cursor], rows: Sequence[PhotoRow]) -> None:
+        """Insert a page's new photos as pending and move the cursors, in one transaction."""
         now = self.clock.now()
         columns = ", ".join(PHOTO_COLUMNS)
         marks = ", ".join("?" for _ in PHOTO_COLUMNS)
         sql = f"INSERT OR IGNORE INTO photos ({columns}, status, updated_at) VALUES ({marks}, '{PENDING}', ?)"
         with self.transaction():
             self.db.executemany(sql, [(*row, now) for row in rows])
-            self.db.execute(
+            self.db.executemany(
                 "INSERT INTO cursors VALUES (?, ?, ?, ?) ON CONFLICT(query) DO UPDATE SET "
                 "last_id=excluded.last_id, updated_at=excluded.updated_at",
-                (query, taxon_id, last_id, now),
+                [(c.query, c.taxon_id, c.last_id, now) for c in cursors],
             )
 
     def forget_other_listings(self, taxon_id: int, size: str, query: str) -> None:

@@ -1,0 +1,301 @@
+"""Many taxa in one query: the API requests a job costs, and where each photo goes."""
+
+from __future__ import annotations
+
+import math
+import random
+import signal
+import time
+from pathlib import Path
+
+from click.testing import CliRunner
+from fakes import FakeClock
+from inat_server import Fault, InatServer
+from world import files, manifest, run, start, write_taxa
+
+from inatdl.cli import cli
+from inatdl.client import ApiClient, build_session
+from inatdl.constants import ALL_LICENSES
+from inatdl.fetch import FetchOptions, SilentReporter, fetch_photos
+from inatdl.observations import Filters
+from inatdl.progress import TqdmReporter
+from inatdl.taxa import load_resolved_taxa
+
+# Eight Lythrum taxa as in the issue: 902 observations, one photo each, a species and its
+# variety among them (hyssopifolia and its var. thymifolium), their ids interleaved.
+HYSSOPIFOLIA, THYMIFOLIUM, VIRGATUM = 13, 18, 17
+EIGHT = {
+    11: ("Lythrum salicaria", 300),
+    12: ("Lythrum alatum", 200),
+    HYSSOPIFOLIA: ("Lythrum hyssopifolia", 150),
+    14: ("Lythrum tribracteatum", 100),
+    15: ("Lythrum junceum", 60),
+    16: ("Lythrum portula", 40),
+    VIRGATUM: ("Lythrum virgatum", 30),
+    THYMIFOLIUM: ("Lythrum hyssopifolia thymifolium", 22),
+}
+TOTAL = sum(count for _, count in EIGHT.values())
+FETCH = ("photos", "fetch", "--size", "square")
+
+
+def build_eight(inat: InatServer) -> dict[int, int]:
+    """The eight taxa and their observations (ids 1000-1901); {observation id: taxon id}."""
+    inat.add_taxon(1, "Plantae", rank="kingdom")
+    inat.add_taxon(2, "Lythrum", rank="genus", parent_id=1)
+    for taxon_id, (name, _) in EIGHT.items():
+        if taxon_id != THYMIFOLIUM:
+            inat.add_taxon(taxon_id, name, parent_id=2)
+    inat.add_taxon(THYMIFOLIUM, EIGHT[THYMIFOLIUM][0], rank="variety", parent_id=HYSSOPIFOLIA)
+    labels = [taxon_id for taxon_id, (_, count) in EIGHT.items() for _ in range(count)]
+    random.Random(9).shuffle(labels)
+    owner = {1000 + i: taxon_id for i, taxon_id in enumerate(labels)}
+    inat.photo_size_bytes = {"square": 200}
+    for obs_id, taxon_id in owner.items():
+        inat.add_observations(taxon_id, 1, first_id=obs_id)
+    return owner
+
+
+def listed(data: Path, taxa: list[int]) -> None:
+    write_taxa(data, [(taxon_id, EIGHT[taxon_id][0]) for taxon_id in taxa])
+
+
+def folder(taxon_id: int) -> str:
+    return "photos/" + EIGHT[taxon_id][0].replace(" ", "_")
+
+
+def pages(inat: InatServer) -> list[tuple[str, str]]:
+    """(taxon_id, id_above) of every observation page served."""
+    return [
+        (r.query["taxon_id"], r.query["id_above"])
+        for r in inat.requests_to("/v1/observations")
+        if r.status == 200
+    ]
+
+
+def test_eight_taxa_take_the_fewest_pages_and_a_listed_variety_its_own_folder(
+    inat: InatServer, tmp_path: Path
+) -> None:
+    owner = build_eight(inat)
+    data = tmp_path / "data"
+    listed(data, sorted(EIGHT))
+    result = run(inat, data, *FETCH)
+    assert result.exit_code == 0, result.output
+    everyone = ",".join(str(t) for t in sorted(EIGHT))
+    assert pages(inat) == [(everyone, str(after)) for after in (0, 1199, 1399, 1599, 1799)]
+    assert len(pages(inat)) == math.ceil(TOTAL / 200)
+    # each photo in the folder of its own taxon, the variety's too
+    assert set(files(data)) == {f"{folder(t)}/{obs * 10}_square.jpg" for obs, t in owner.items()}
+    rows = manifest(data)
+    assert len(rows) == TOTAL
+    assert all(r["taxon_id"] == r["observed_taxon_id"] == str(owner[int(r["observation_id"])]) for r in rows)
+    # a rerun of the finished job: one page
+    inat.clear_requests()
+    assert run(inat, data, *FETCH).exit_code == 0
+    assert pages(inat) == [(everyone, "1901")]
+    assert not inat.photo_requests()
+
+
+def test_without_the_variety_listed_its_photos_go_to_the_species(inat: InatServer, tmp_path: Path) -> None:
+    owner = build_eight(inat)
+    data = tmp_path / "data"
+    listed(data, [t for t in sorted(EIGHT) if t != THYMIFOLIUM])
+    assert run(inat, data, *FETCH).exit_code == 0
+    assert len(pages(inat)) == math.ceil(TOTAL / 200)
+    variety = [r for r in manifest(data) if owner[int(r["observation_id"])] == THYMIFOLIUM]
+    assert len(variety) == EIGHT[THYMIFOLIUM][1]
+    for row in variety:
+        assert (row["taxon_id"], row["taxon_name"]) == (str(HYSSOPIFOLIA), "Lythrum hyssopifolia")
+        assert (row["observed_taxon_id"], row["observed_taxon_name"]) == (
+            str(THYMIFOLIUM),
+            EIGHT[THYMIFOLIUM][0],
+        )
+        assert row["path"].startswith(folder(HYSSOPIFOLIA) + "/")
+
+
+def test_a_cap_counts_a_listed_variety_apart_and_drops_capped_taxa_from_the_query(
+    inat: InatServer, tmp_path: Path
+) -> None:
+    owner = build_eight(inat)
+    data = tmp_path / "data"
+    listed(data, sorted(EIGHT))
+    assert run(inat, data, *FETCH, "--max-per-taxon", "20").exit_code == 0
+    by_taxon: dict[int, list[int]] = {}
+    for row in manifest(data):
+        by_taxon.setdefault(int(row["taxon_id"]), []).append(int(row["observation_id"]))
+    for taxon_id in EIGHT:
+        own = sorted(obs for obs, t in owner.items() if t == taxon_id)
+        assert sorted(by_taxon[taxon_id]) == own[:20], taxon_id  # its own lowest ids, not the variety's
+    # a taxon leaves the query once it has its 20, and not before; the walk goes on by id
+    served = pages(inat)
+    assert served[0] == (",".join(str(t) for t in sorted(EIGHT)), "0")
+    assert [int(after) for _, after in served] == sorted(int(after) for _, after in served)
+    for asked, after in served:
+        for taxon_id in EIGHT:
+            had = len([obs for obs, t in owner.items() if t == taxon_id and obs <= int(after)])
+            assert (str(taxon_id) in asked.split(",")) == (had < 20), (asked, after, taxon_id)
+    assert len(served) < math.ceil(TOTAL / 200)
+    # the same cap again: nothing to ask; a higher one goes on from where each taxon stopped
+    inat.clear_requests()
+    assert run(inat, data, *FETCH, "--max-per-taxon", "20").exit_code == 0
+    assert not inat.requests_to("/v1/observations") and not inat.photo_requests()
+    assert run(inat, data, *FETCH, "--max-per-taxon", "25").exit_code == 0
+    assert all(after != "0" for _, after in pages(inat))  # each from where its walk stopped
+    for taxon_id in EIGHT:
+        own = sorted(obs for obs, t in owner.items() if t == taxon_id)
+        got = sorted(int(r["observation_id"]) for r in manifest(data) if r["taxon_id"] == str(taxon_id))
+        assert got == own[:25], taxon_id
+    assert len(inat.photo_requests()) == sum(min(count, 25) - 20 for _, count in EIGHT.values())
+
+
+def test_a_cap_without_the_variety_listed_counts_its_photos_for_the_species(
+    inat: InatServer, tmp_path: Path
+) -> None:
+    owner = build_eight(inat)
+    data = tmp_path / "data"
+    listed(data, [HYSSOPIFOLIA, VIRGATUM])
+    assert run(inat, data, *FETCH, "--max-per-taxon", "20").exit_code == 0
+    species = sorted(int(r["observation_id"]) for r in manifest(data) if r["taxon_id"] == str(HYSSOPIFOLIA))
+    assert species == sorted(obs for obs, t in owner.items() if t in (HYSSOPIFOLIA, THYMIFOLIUM))[:20]
+
+
+def test_a_taxon_added_between_runs_walks_alone_and_then_joins_the_others(
+    inat: InatServer, tmp_path: Path
+) -> None:
+    owner = build_eight(inat)
+    data = tmp_path / "data"
+    seven = [t for t in sorted(EIGHT) if t != 11]
+    listed(data, seven)
+    assert run(inat, data, *FETCH).exit_code == 0
+    inat.clear_requests()
+    listed(data, sorted(EIGHT))  # salicaria added to taxa.csv
+    assert run(inat, data, *FETCH).exit_code == 0
+    served = pages(inat)
+    # its own walk from the start (2 pages for 300 observations); the others asked once, not again
+    salicaria = sorted(obs for obs, t in owner.items() if t == 11)
+    assert served == [("11", "0"), ("11", str(salicaria[199])), (",".join(map(str, seven)), "1901")]
+    got = {int(r["observation_id"]) for r in manifest(data) if r["taxon_id"] == "11"}
+    assert got == {obs for obs, t in owner.items() if t == 11}
+    assert len(manifest(data)) == TOTAL
+    # and the next run asks for all eight in one page again
+    inat.clear_requests()
+    assert run(inat, data, *FETCH).exit_code == 0
+    assert pages(inat) == [(",".join(str(t) for t in sorted(EIGHT)), "1901")]
+
+
+def test_a_listing_stopped_by_the_api_resumes_in_the_same_query(inat: InatServer, tmp_path: Path) -> None:
+    build_eight(inat)
+    data = tmp_path / "data"
+    listed(data, sorted(EIGHT))
+    inat.throttle(after=2, every=1, retry_after="1", target="observations")  # page 3 never comes
+    assert run(inat, data, *FETCH).exit_code == 1
+    assert len(manifest(data)) == 400
+    inat.clear_faults()
+    assert run(inat, data, *FETCH).exit_code == 0
+    assert len(pages(inat)) == math.ceil(TOTAL / 200)  # both runs together: no page twice
+    assert len(manifest(data)) == TOTAL
+
+
+def test_a_listing_killed_mid_walk_resumes_within_one_extra_page(inat: InatServer, tmp_path: Path) -> None:
+    owner = build_eight(inat)
+    data = tmp_path / "data"
+    listed(data, sorted(EIGHT))
+    inat.add_fault(Fault("latency", target="observations", delay=0.3))
+    child = start(inat, data)
+    deadline = time.monotonic() + 20
+    while len(inat.requests_to("/v1/observations")) < 2:
+        assert time.monotonic() < deadline and child.poll() is None
+        time.sleep(0.01)
+    child.send_signal(signal.SIGKILL)  # while the third page is on its way
+    child.wait()
+    inat.clear_faults()
+    child = start(inat, data)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    assert len(pages(inat)) <= math.ceil(TOTAL / 200) + 1
+    assert {int(r["observation_id"]) for r in manifest(data)} == set(owner)
+
+
+def test_dry_run_tells_the_requests_of_the_listing_and_their_time(inat: InatServer, tmp_path: Path) -> None:
+    build_eight(inat)
+    data = tmp_path / "data"
+    listed(data, sorted(EIGHT))
+    result = run(inat, data, "--api-rate", "0.5", *FETCH, "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert (
+        "API requests for the listing: 5 (5 observation pages), 10 s at 0.5 a second; "
+        "the listing is kept, so the real run asks only for what is new. "
+        "Sizes estimated from 40 HEAD requests to the photo hosts."
+    ) in result.stdout
+    assert len([r for r in inat.photo_requests() if r.method == "HEAD"]) == 40
+    result = run(inat, data, *FETCH, "--dry-run")
+    assert "API requests for the listing: 1 (1 observation page), 1 s at 1 a second;" in result.stdout
+
+
+def test_an_api_that_does_not_answer_is_told_in_one_line_while_retrying(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_taxa(data, [(11, "Lythrum salicaria")])
+    clock = FakeClock()
+    result = CliRunner().invoke(
+        cli,
+        ["--data-dir", str(data), "--api-url", "http://127.0.0.1:9/v1", *FETCH],
+        obj={"clock": clock, "timeout": (1.0, 1.0)},
+    )
+    assert result.exit_code == 1
+    notices = [line for line in result.stderr.splitlines() if "not answering" in line]
+    assert len(notices) == 1
+    assert notices[0].startswith("iNaturalist API not answering (connection refused); retrying for up to ")
+    assert result.stderr.index(notices[0]) < result.stderr.index("Error: could not get")
+
+
+def test_a_short_retry_is_not_told(inat: InatServer, tmp_path: Path) -> None:
+    build_eight(inat)
+    data = tmp_path / "data"
+    listed(data, [11])
+    inat.add_fault(Fault("status", target="observations", status=503, times=1))
+    result = run(inat, data, *FETCH)
+    assert result.exit_code == 0, result.output
+    assert "not answering" not in result.stderr
+
+
+class RecordingReporter(SilentReporter):
+    def __init__(self) -> None:
+        self.pages: list[tuple[int, int]] = []
+
+    def paged(self, done: int, left: int) -> None:
+        self.pages.append((done, left))
+
+
+def test_progress_counts_the_pages_of_the_whole_job(inat: InatServer, tmp_path: Path) -> None:
+    build_eight(inat)
+    data = tmp_path / "data"
+    listed(data, sorted(EIGHT))
+    clock = FakeClock()
+    client = ApiClient(inat.api_url, build_session(), clock, rate=1)
+    options = FetchOptions("square", Filters(ALL_LICENSES), 1, 10**12, 10**12, dry_run=True)
+    reporter = RecordingReporter()
+    fetch_photos(client, data, load_resolved_taxa(data), options, clock, reporter)
+    assert reporter.pages == [(0, 1), (1, 4), (2, 3), (3, 2), (4, 1), (5, 0)]
+    bar = TqdmReporter()
+    bar.listing("Lythrum salicaria and 7 other taxa")
+    bar.paged(2, 3)
+    assert bar.photos.desc == "photos (paging Lythrum salicaria and 7 other taxa: 2/5 pages)"
+    bar.close()
+
+
+def test_a_place_job_asks_its_taxa_together_within_the_place(inat: InatServer, tmp_path: Path) -> None:
+    inat.add_taxon(1, "Plantae", rank="kingdom")
+    for taxon_id in (21, 22, 23):
+        inat.add_taxon(taxon_id, f"Loca species{taxon_id}", parent_id=1)
+    inside: set[int] = set()
+    for i in range(450):  # ids interleaved across the taxa, one in three outside the place
+        taxon_id, place = 21 + i % 3, (77,) if i % 3 else (5,)
+        inat.add_observations(taxon_id, 1, first_id=1000 + i, place_ids=place)
+        if i % 3:
+            inside.add(1000 + i)
+    data = tmp_path / "data"
+    write_taxa(data, [(t, f"Loca species{t}") for t in (21, 22, 23)])
+    assert run(inat, data, *FETCH, "--place-id", "77").exit_code == 0
+    served = inat.requests_to("/v1/observations")
+    assert {(r.query["taxon_id"], r.query["place_id"]) for r in served} == {("21,22,23", "77")}
+    assert len(served) == math.ceil(len(inside) / 200)
+    assert {int(r["observation_id"]) for r in manifest(data)} == inside
