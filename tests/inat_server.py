@@ -61,6 +61,7 @@ __all__ = [
     "RecordedRequest",
     "attribution",
     "http_date",
+    "photo_pixels",
 ]
 
 # --------------------------------------------------------------------------- constants
