@@ -179,6 +179,8 @@ def test_torchvision_imagefolder_sees_one_class_a_taxon(
     samples = [p for c in classes for p in sorted((train / c).rglob("*")) if p.is_file()]
     assert samples and all(p.suffix.lower() in IMAGE_EXTENSIONS for p in samples)
     rows = read_csv(train / "metadata.csv")
+    with (data / "photos.csv").open(encoding="utf-8") as handle:
+        assert list(rows[0]) == ["file_name", "label", *handle.readline().strip().split(",")]
     assert sorted(r["file_name"] for r in rows) == sorted(p.relative_to(train).as_posix() for p in samples)
     assert all(r["file_name"].split("/")[0] == r["label"].replace(" ", "_") for r in rows)
 
