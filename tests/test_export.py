@@ -8,6 +8,7 @@ import errno
 import hashlib
 import math
 import os
+import shutil
 import subprocess
 import sys
 from collections import Counter, defaultdict
@@ -163,6 +164,36 @@ def test_export_loads_with_hugging_face_imagefolder(
         for split, share in SHARES.items():  # each observation an independent draw: within 3 sd
             assert abs(counts[split] / n - share) < 3 * math.sqrt(share * (1 - share) / n), (taxon, counts)
     assert "Too few observations for every split: Quercus robur (2 observations: none in" in result.output
+
+
+def test_a_column_empty_throughout_one_split_stays_out_of_metadata(
+    fetched: tuple[InatServer, Path], hf: ModuleType, tmp_path: Path
+) -> None:
+    """Hugging Face's loader infers each split's column types and refuses two that differ:
+    dates missing from every photo of the test split would make it fail."""
+    inat, data = fetched
+    first = tmp_path / "first"
+    assert export(inat, data, first, "--split", SPLIT).exit_code == 0
+    in_test = {row["photo_id"] for row in exported_rows(first)["test"]}
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    rows = manifest(copy)
+    for row in rows:
+        if row["photo_id"] in in_test:
+            row["observed_on"] = ""
+    with (copy / "photos.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    out = tmp_path / "dataset"
+
+    result = export(inat, copy, out, "--split", SPLIT)
+
+    assert result.exit_code == 0, result.output
+    assert "Hugging Face's loader refuses; still in photos.csv): observed_on" in result.output
+    dataset = load(hf, out)
+    assert "observed_on" not in dataset["train"].column_names
+    assert {"license_code", "attribution", "observer", "latitude"} <= set(dataset["test"].column_names)
 
 
 def test_torchvision_imagefolder_sees_one_class_a_taxon(

@@ -667,6 +667,12 @@ def _print_export(settings: Settings, report: ExportReport, options: ExportOptio
     if report.capped:
         listed = ", ".join(f"{label} (of {n})" for label, n in report.capped)
         _say(settings, f"Kept at most {options.max_per_taxon} photos of {listed}.")
+    if report.dropped_columns:
+        _say(
+            settings,
+            f"Left out of metadata.csv (read as different types in different splits, which Hugging "
+            f"Face's loader refuses; still in photos.csv): {', '.join(report.dropped_columns)}",
+        )
     if report.short:
         unit = options.group_by
         listed = "; ".join(

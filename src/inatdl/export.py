@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import json
 import os
 import shutil
@@ -100,6 +101,7 @@ class ExportReport:
     short: list[tuple[str, int, list[str]]] = field(default_factory=list)  # taxon, groups, empty splits
     capped: list[tuple[str, int]] = field(default_factory=list)  # taxon, photos before the cap
     missing_files: int = 0
+    dropped_columns: list[str] = field(default_factory=list)  # typed differently in two splits
     added: int = 0
     removed: int = 0
     kept: int = 0
@@ -299,14 +301,31 @@ def _write(
     for source, target in zip(photos["path"].tolist(), targets):
         placer.place(os.path.join(source_root, source), os.path.join(target_root, target), report)
     report.linked, report.copied = placer.linked, placer.copied
+    per_split = {s: photos[photos["_split"] == s] if options.splits else photos for s in split_dirs}
     columns = ["file_name", "label", *manifest_columns]
+    report.dropped_columns = columns_read_differently(per_split, columns)
+    columns = [c for c in columns if c not in report.dropped_columns]
     for split, metadata in zip(split_dirs, metadata_files):
-        rows = photos[photos["_split"] == split] if options.splits else photos
         with atomic_writer(out_dir / metadata) as handle:
-            rows[columns].to_csv(handle, index=False, lineterminator="\n")
+            per_split[split][columns].to_csv(handle, index=False, lineterminator="\n")
     atomic_write_text(out_dir / CARD_NAME, dataset_card(photos, options, report))
     atomic_write_text(out_dir / CREDITS_NAME, credits(photos))
     return files
+
+
+def columns_read_differently(per_split: dict[str, pd.DataFrame], columns: Sequence[str]) -> list[str]:
+    """The columns that a reader inferring types, as Hugging Face's loader does (pandas on
+    the first 10,000 rows of each metadata.csv), would type differently in two splits: say
+    dates empty throughout a small split. That loader refuses such a dataset, so these
+    columns stay in photos.csv only."""
+    if len(per_split) < 2:
+        return []
+    inferred = [
+        pd.read_csv(io.StringIO(rows[list(columns)].head(10_000).to_csv(index=False))).dtypes
+        for rows in per_split.values()
+        if not rows.empty
+    ]
+    return [c for c in columns if len({str(dtypes[c]) for dtypes in inferred}) > 1]
 
 
 class _Placer:
@@ -450,6 +469,12 @@ def dataset_card(photos: pd.DataFrame, options: ExportOptions, report: ExportRep
         "`label` is the taxon's accepted scientific name; every column of `metadata.csv` "
         "(licence, attribution, observer, observation, coordinates, date) comes along.",
     ]
+    if report.dropped_columns:
+        lines += [
+            "",
+            f"Not in `metadata.csv`: {', '.join(report.dropped_columns)}, which would be read as "
+            "different types in different splits (the loader refuses that).",
+        ]
     if names:
         shares = ", ".join(f"{name} {share:g}" for name, share in options.splits)
         lines += [
