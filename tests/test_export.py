@@ -508,3 +508,31 @@ def test_split_rules() -> None:
     for bad in ("train", "train=0", "train=1.5", "=1", "train=nan"):
         with pytest.raises(ValueError):
             parse_splits(bad)
+
+
+def test_an_export_cut_short_leaves_nothing_the_next_one_forgets(
+    fetched: tuple[InatServer, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inat, data = fetched
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    out, fresh = tmp_path / "dataset", tmp_path / "fresh"
+    real_link, linked = os.link, []
+
+    def link_then_stop(source: Any, target: Any) -> None:
+        if len(linked) == 50:
+            raise KeyboardInterrupt
+        real_link(source, target)
+        linked.append(Path(source))
+
+    monkeypatch.setattr(os, "link", link_then_stop)
+    result = export(inat, copy, out, "--split", SPLIT)
+    assert result.exit_code == 130 and len(linked) == 50
+    monkeypatch.setattr(os, "link", real_link)
+    linked[0].unlink()  # a photo exported by the cut run leaves the data dir before the next
+
+    assert export(inat, copy, out, "--split", SPLIT).exit_code == 0
+    assert export(inat, copy, fresh, "--split", SPLIT).exit_code == 0
+    ours, theirs = snapshot(out), snapshot(fresh)
+    assert ours.pop("README.md") and theirs.pop("README.md")
+    assert ours == theirs and not any(name.endswith(linked[0].name) for name in ours)
