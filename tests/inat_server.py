@@ -27,6 +27,7 @@ Usage::
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import http
 import json
@@ -60,6 +61,7 @@ __all__ = [
     "RecordedRequest",
     "attribution",
     "http_date",
+    "photo_pixels",
 ]
 
 # --------------------------------------------------------------------------- constants
@@ -465,7 +467,8 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def _png_header(width: int, height: int) -> bytes:
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    """The signature and IHDR of an 8-bit greyscale PNG."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
 
 
@@ -482,15 +485,129 @@ _JPEG_END = b"\xff\xd9"
 
 
 def _magic(ext: str, size: str) -> tuple[bytes, bytes]:
-    """Leading and trailing bytes for a photo file of this extension."""
+    """Leading and trailing bytes of a WebP photo: the one format served undecodable."""
+    return b"RIFF\x00\x00\x00\x00WEBPVP8 ", b""
+
+
+# Real images: a uniform grey picture of the announced pixel size, built by hand (no Pillow
+# in the server) and padded to the announced byte length with a comment the decoders skip.
+#: The least padding each format can hold: an empty JPEG COM segment, a PNG tEXt chunk
+#: "Comment" with no text, a GIF comment extension with one byte.
+_MIN_PAD = {"jpg": 4, "jpeg": 4, "png": 20, "gif": 5}
+
+
+def _jpeg_image(width: int, height: int) -> tuple[bytes, bytes]:
+    """A baseline greyscale JPEG whose every 8x8 block is mid-grey: Huffman tables of one
+    1-bit code each (DC difference 0, end of block), so a block costs two zero bits."""
+    dqt = b"\xff\xdb\x00\x43\x00" + b"\x01" * 64
+    sof = b"\xff\xc0\x00\x0b\x08" + struct.pack(">HH", height, width) + b"\x01\x01\x11\x00"
+    one_code = b"\x01" + b"\x00" * 15 + b"\x00"  # one code of length 1, for symbol 0
+    dht = b"\xff\xc4\x00\x14\x00" + one_code + b"\xff\xc4\x00\x14\x10" + one_code
+    sos = b"\xff\xda\x00\x08\x01\x01\x00\x00\x3f\x00"
+    bits = 2 * ((width + 7) // 8) * ((height + 7) // 8)
+    scan = b"\x00" * (bits // 8) + (bytes([(1 << (8 - bits % 8)) - 1]) if bits % 8 else b"")
+    return _JPEG_HEAD, dqt + sof + dht + sos + scan + _JPEG_END
+
+
+def _jpeg_pad(count: int, text: bytes) -> bytes:
+    """COM segments of exactly ``count`` bytes (at least 4), each at most 65,537."""
+    segments = -(-count // 65_537)
+    room = count - 4 * segments
+    parts = []
+    for i in range(segments):
+        size = room // segments + (1 if i < room % segments else 0)
+        parts.append(b"\xff\xfe" + struct.pack(">H", size + 2) + text[:size])
+        text = text[size:]
+    return b"".join(parts)
+
+
+def _png_image(width: int, height: int) -> tuple[bytes, bytes]:
+    """An 8-bit greyscale PNG, all black."""
+    idat = _png_chunk(b"IDAT", zlib.compress(b"\x00" * ((width + 1) * height), 9))
+    return _png_header(width, height), idat + _PNG_END
+
+
+def _png_pad(count: int, text: bytes) -> bytes:
+    """A tEXt chunk "Comment" of exactly ``count`` bytes (at least 20)."""
+    return _png_chunk(b"tEXt", b"Comment\x00" + text[: count - 20])
+
+
+def _gif_image(width: int, height: int) -> tuple[bytes, bytes]:
+    """A GIF89a of one colour, its LZW codes worked out for a run of equal pixels."""
+    screen = b"GIF89a" + struct.pack("<HH", width, height) + b"\x91\x00\x00"
+    palette = b"\x80\x80\x80" + b"\x00" * 9
+    data = _gif_solid_lzw(width * height)
+    blocks = b"".join(bytes([len(data[i : i + 255])]) + data[i : i + 255] for i in range(0, len(data), 255))
+    descriptor = b"\x2c" + struct.pack("<HHHH", 0, 0, width, height) + b"\x00"
+    return screen + palette, descriptor + b"\x02" + blocks + b"\x00\x3b"
+
+
+def _gif_solid_lzw(pixels: int) -> bytes:
+    """LZW codes (minimum code size 2) for ``pixels`` pixels of colour 0.
+
+    After a clear code, the n-th code stands for n+1 pixels (code 0, then 6, 7, ... each
+    the entry the decoder is about to add) and is ``max(3, (5 + n).bit_length())`` bits
+    wide; a clear every 4,000 codes keeps the table below its 4,096 entries."""
+    clear, end, group = 4, 5, 4000
+    codes: list[tuple[int, int]] = [(clear, 3)]
+    n = 0
+    while pixels > 0:
+        if n == group:
+            codes.append((clear, (5 + n).bit_length()))
+            n = 0
+        run = min(n + 1, pixels)
+        codes.append((0 if run == 1 else 4 + run, max(3, (5 + n).bit_length())))
+        pixels -= run
+        n += 1
+    codes.append((end, max(3, (5 + n).bit_length())))
+    acc = nbits = 0
+    out = bytearray()
+    for code, width in codes:
+        acc |= code << nbits
+        nbits += width
+        while nbits >= 8:
+            out.append(acc & 0xFF)
+            acc >>= 8
+            nbits -= 8
+    if nbits:
+        out.append(acc & 0xFF)
+    return bytes(out)
+
+
+def _gif_pad(count: int, text: bytes) -> bytes:
+    """A comment extension of exactly ``count`` bytes (at least 5)."""
+    inner = count - 3  # sub-block length bytes and text
+    blocks = -(-inner // 256)
+    text = text[: inner - blocks]
+    sizes = [len(text) // blocks + (1 if i < len(text) % blocks else 0) for i in range(blocks)]
+    parts, at = [], 0
+    for size in sizes:
+        parts.append(bytes([size]) + text[at : at + size])
+        at += size
+    return b"\x21\xfe" + b"".join(parts) + b"\x00"
+
+
+_IMAGE_BUILDERS = {"jpg": _jpeg_image, "jpeg": _jpeg_image, "png": _png_image, "gif": _gif_image}
+_PADDERS = {"jpg": _jpeg_pad, "jpeg": _jpeg_pad, "png": _png_pad, "gif": _gif_pad}
+
+
+@functools.lru_cache(maxsize=256)
+def _image_template(ext: str, width: int, height: int) -> tuple[bytes, bytes]:
+    """The image's bytes before and after its padding, cached: tests serve tens of thousands."""
+    return _IMAGE_BUILDERS[ext](width, height)
+
+
+def photo_pixels(photo_id: int, size: str) -> tuple[int, int]:
+    """Width and height of a photo at ``size``: square is 75 x 75, the others the original
+    dimensions scaled so the long side is the size's pixels (never enlarged)."""
     px = _PIXELS.get(size, 75)
-    if ext == "png":
-        return _png_header(px, px), _PNG_END
-    if ext == "gif":
-        return b"GIF89a" + struct.pack("<HH", px, px) + b"\x80\x00\x00", b"\x3b"
-    if ext == "webp":
-        return b"RIFF\x00\x00\x00\x00WEBPVP8 ", b""
-    return _JPEG_HEAD, _JPEG_END
+    if size == "square" or size not in _PIXELS:
+        return px, px
+    width, height = _dimensions(photo_id)
+    long_side = max(width, height)
+    if long_side <= px:
+        return width, height
+    return max(1, round(width * px / long_side)), max(1, round(height * px / long_side))
 
 
 def _dimensions(photo_id: int) -> tuple[int, int]:
@@ -505,6 +622,13 @@ def _dimensions(photo_id: int) -> tuple[int, int]:
 
 def _timestamp(photo_id: int) -> int:
     return _TIMESTAMP_BASE + (photo_id * 7919) % 100_000_000
+
+
+def _filler(photo_id: int, size: str, count: int) -> bytes:
+    """``count`` printable bytes that differ from photo to photo and size to size."""
+    seed = hashlib.sha256(f"{photo_id}:{size}".encode()).digest()
+    block = b"".join(hashlib.sha256(seed + bytes([i])).hexdigest().encode() for i in range(16))
+    return (block * (count // len(block) + 1))[:count]
 
 
 # --------------------------------------------------------------------------- HTTP plumbing
@@ -1297,11 +1421,14 @@ class InatServer:
             return self._url(self._photos[photo_id], size)
 
     def photo_bytes(self, photo_id: int, size: str) -> bytes:
-        """Deterministic bytes for (photo, size): real magic number, size-dependent length.
+        """Deterministic bytes for (photo, size): a real image that decoders open, of the
+        pixel size ``photo_pixels`` gives, padded to a size-dependent length.
 
         The length is ``photo_size_bytes[size]`` exactly when set, else PHOTO_BASE_BYTES[size]
-        plus up to 1/8 more depending on the id. The file ends with the format's end marker
-        (JPEG FFD9, PNG IEND, GIF ';') so truncation is detectable.
+        plus up to 1/8 more depending on the id. The padding is a comment (JPEG COM, PNG
+        tEXt, GIF comment extension) naming the photo, then hex filler. The file ends with
+        the format's end marker (JPEG FFD9, PNG IEND, GIF ';') so truncation is detectable.
+        A length too short for the image gives its first bytes only (not decodable).
         """
         photo = self._photos.get(photo_id)
         ext = photo.ext if photo is not None else "jpg"
@@ -1312,15 +1439,20 @@ class InatServer:
                 photo_id * 2_654_435_761 + PHOTO_SIZES.index(size) * 97 if size in PHOTO_SIZES else photo_id
             )
             length = base + salt % (base // 8)
-        head, tail = _magic(ext, size)
-        head += f" inat-test-photo {photo_id} {size} ".encode()
-        fill = length - len(head) - len(tail)
-        if fill < 0:
-            return (head + tail)[:length]
-        seed = hashlib.sha256(f"{photo_id}:{size}".encode()).digest()
-        block = b"".join(hashlib.sha256(seed + bytes([i])).digest() for i in range(32))
-        body = block * (fill // len(block) + 1)
-        return head + body[:fill] + tail
+        label = f"inat-test-photo {photo_id} {size} ".encode()
+        if ext not in _IMAGE_BUILDERS:
+            head, tail = _magic(ext, size)
+            head += label
+            fill = length - len(head) - len(tail)
+            if fill < 0:
+                return (head + tail)[:length]
+            return head + _filler(photo_id, size, fill) + tail
+        head, tail = _image_template(ext, *photo_pixels(photo_id, size))
+        pad = length - len(head) - len(tail)
+        if pad < _MIN_PAD[ext]:
+            return (head + _PADDERS[ext](_MIN_PAD[ext], label) + tail)[:length]
+        text = label + _filler(photo_id, size, max(0, pad - len(label)))
+        return head + _PADDERS[ext](pad, text) + tail
 
     # ----------------------------------------------------------------- routing
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import socket
 import time
@@ -17,7 +18,9 @@ from inat_server import (
     InatServer,
     attribution,
     http_date,
+    photo_pixels,
 )
+from PIL import Image
 
 JPEG = b"\xff\xd8\xff\xe0"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -390,6 +393,28 @@ def test_photo_bytes_and_content_types(inat: InatServer) -> None:
     assert requests.get(inat.photo_url(17), timeout=5).headers["Content-Type"] == "text/html"
     inat.photo_size_bytes = {"medium": 300_000}
     assert len(requests.get(inat.photo_url(11, "medium"), timeout=5).content) == 300_000
+
+
+def test_photos_are_real_images_of_their_announced_size(inat: InatServer) -> None:
+    """Loaders that decode (Pillow, as Hugging Face's imagefolder does) get a whole image of
+    the size's pixels, whatever byte length the server announces."""
+    photo_world(inat)
+    for pid in (11, 12, 13):  # jpg, png, gif; original dimensions 1536 x 2048, 1188 square, 2048 x 1365
+        for size in ("square", "thumb", "small", "medium", "large", "original"):
+            picture = Image.open(io.BytesIO(requests.get(inat.photo_url(pid, size), timeout=5).content))
+            picture.load()
+            assert picture.size == photo_pixels(pid, size)
+    sizes = [photo_pixels(11, s) for s in ("square", "small", "original")]
+    assert sizes == [(75, 75), (180, 240), (1536, 2048)]
+    assert photo_pixels(12, "original") == (1188, 1188) and photo_pixels(13, "medium") == (500, 333)
+    for length in (300, 301, 302, 303, 304, 305, 4_000, 65_600, 140_000):
+        inat.photo_size_bytes = {"square": length}
+        for pid in (11, 12, 13):
+            body = inat.photo_bytes(pid, "square")
+            assert len(body) == length and f"inat-test-photo {pid} square".encode() in body
+            picture = Image.open(io.BytesIO(body))
+            picture.load()
+            assert picture.size == (75, 75)
 
 
 def test_photo_404s_and_gone(inat: InatServer) -> None:

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -44,8 +44,12 @@ from inatdl.files import ensure_data_dir
 from inatdl.observations import Filters
 from inatdl.observed import RANK_SPECIES, RANKS, ObservedQuery, ObservedReport, list_observed
 from inatdl.progress import LogReporter, TqdmReporter
+from inatdl.splits import GROUP_BY, parse_splits
 from inatdl.taxa import NOT_FOUND, TaxonRow, load_resolved_taxa, read_species_csv, resolve_species
 from inatdl.units import format_size, parse_size
+
+if TYPE_CHECKING:  # the module imports pandas: loaded only by `dataset export`
+    from inatdl.export import ExportOptions, ExportReport
 
 log = logging.getLogger("inatdl")
 EXIT_INTERRUPTED = 130
@@ -610,3 +614,168 @@ class _sigterm_as_interrupt:
 
 def _raise_interrupt(signum: int, frame: object) -> NoReturn:
     raise KeyboardInterrupt
+
+
+# dataset --------------------------------------------------------------------------------
+
+
+class SplitShares(click.ParamType):
+    """train=0.8,validation=0.1,test=0.1: split names and shares that add up to 1."""
+
+    name = "NAME=SHARE,..."
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[tuple[str, float], ...]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return parse_splits(str(value))
+        except ValueError as exc:
+            self.fail(f"{value!r}: {exc}", param, ctx)
+
+
+@cli.group(context_settings=CONTEXT)
+def dataset() -> None:
+    """Turn the downloaded photos into a dataset that ML tools load as it is.
+
+    \b
+    Example:
+      inatdl dataset export my-dataset --split train=0.8,validation=0.1,test=0.1
+    """
+
+
+@dataset.command("export", context_settings=CONTEXT)
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--split",
+    "splits",
+    type=SplitShares(),
+    help="Split folders and their shares, e.g. train=0.8,validation=0.1,test=0.1 (names: "
+    "train, validation, test). Without it, one set of taxon folders.",
+)
+@click.option(
+    "--group-by",
+    type=click.Choice(GROUP_BY),
+    default="observation",
+    show_default=True,
+    help="Photos of one observation (or one observer) never span two splits.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Another seed draws other splits.")
+@click.option("--min-per-taxon", type=click.IntRange(min=1), help="Leave out taxa with fewer photos.")
+@click.option(
+    "--max-per-taxon",
+    type=click.IntRange(min=1),
+    help="Keep at most N photos a taxon, one of each observation first; the same ones every time.",
+)
+@click.option(
+    "--size",
+    type=click.Choice(list(PHOTO_SIZES)),
+    help="The photo size to export, when the data dir holds several.",
+)
+@click.option("--copy", is_flag=True, help="Copy the photos instead of hard-linking them.")
+@click.pass_obj
+def dataset_export(
+    settings: Settings,
+    out_dir: Path,
+    splits: tuple[tuple[str, float], ...] | None,
+    group_by: str,
+    seed: int,
+    min_per_taxon: int | None,
+    max_per_taxon: int | None,
+    size: str | None,
+    copy: bool,
+) -> None:
+    """Build OUT_DIR from the photos in the data dir, for torchvision's ImageFolder and
+    Hugging Face's imagefolder: taxon folders (in split folders with --split), a
+    metadata.csv with each photo's licence and attribution, README.md and CREDITS.md.
+
+    The data dir is only read. Photos are hard links (no extra disk) where possible.
+    Exporting again into OUT_DIR updates it: a photo never changes split.
+
+    \b
+    Example:
+      inatdl dataset export my-dataset --split train=0.8,validation=0.1,test=0.1
+      inatdl dataset export birds --split train=0.9,test=0.1 --group-by observer --max-per-taxon 500
+    """
+    from inatdl.export import ExportOptions, export_dataset  # pandas: only for this command
+
+    options = ExportOptions(
+        splits=splits or (),
+        group_by=group_by,
+        seed=seed,
+        min_per_taxon=min_per_taxon,
+        max_per_taxon=max_per_taxon,
+        size=size,
+        copy=copy,
+        command=_export_command(
+            settings, out_dir, splits, group_by, seed, min_per_taxon, max_per_taxon, size, copy
+        ),
+    )
+    report = export_dataset(settings.data_dir, out_dir, options)
+    _print_export(settings, report, options)
+
+
+def _export_command(
+    settings: Settings,
+    out_dir: Path,
+    splits: tuple[tuple[str, float], ...] | None,
+    group_by: str,
+    seed: int,
+    min_per_taxon: int | None,
+    max_per_taxon: int | None,
+    size: str | None,
+    copy: bool,
+) -> str:
+    """The command line that makes this export again, for the dataset card."""
+    words = ["inatdl"]
+    if str(settings.data_dir) != DEFAULT_DATA_DIR:
+        words += ["--data-dir", str(settings.data_dir)]
+    words += ["dataset", "export", str(out_dir)]
+    if splits:
+        words += ["--split", ",".join(f"{name}={share:g}" for name, share in splits)]
+        words += ["--group-by", group_by, "--seed", str(seed)]
+    limits = (("--min-per-taxon", min_per_taxon), ("--max-per-taxon", max_per_taxon), ("--size", size))
+    for option, value in limits:
+        if value is not None:
+            words += [option, str(value)]
+    if copy:
+        words.append("--copy")
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def _print_export(settings: Settings, report: ExportReport, options: ExportOptions) -> None:
+    how = f"{report.linked:,} hard-linked, {report.copied:,} copied" if report.added else "nothing new"
+    _say(
+        settings,
+        f"Exported {_photos(report.photos)} of {len(report.taxa)} taxa ({report.size}) to {report.out_dir}: "
+        f"{report.added:,} added ({how}), {report.kept:,} already there, {report.removed:,} removed.",
+    )
+    for name in report.split_names:
+        count = report.photos_in(name)
+        _say(settings, f"  {name:<11} {count:>8,}  {count / report.photos:6.1%}")
+    if report.options_changed:
+        _say(settings, "The options differ from the last export into this folder: photos may have moved.")
+    if report.left_out:
+        listed = ", ".join(f"{label} ({n})" for label, n in report.left_out)
+        _say(settings, f"Left out, fewer than --min-per-taxon {options.min_per_taxon} photos: {listed}")
+    if report.missing_files:
+        missing = _photos(report.missing_files)
+        _say(settings, f"Left out: {missing} in photos.csv whose file is not in the data dir.")
+    if report.capped:
+        listed = ", ".join(f"{label} (of {n})" for label, n in report.capped)
+        _say(settings, f"Kept at most {options.max_per_taxon} photos of {listed}.")
+    if report.dropped_columns:
+        _say(
+            settings,
+            f"Left out of metadata.csv (read as different types in different splits, which Hugging "
+            f"Face's loader refuses; still in photos.csv): {', '.join(report.dropped_columns)}",
+        )
+    if report.short:
+        unit = options.group_by
+        listed = "; ".join(
+            f"{label} ({groups} {unit}{'s' if groups != 1 else ''}: none in {', '.join(empty)})"
+            for label, groups, empty in report.short
+        )
+        _say(settings, f"Too few {unit}s for every split: {listed}")
+    _say(settings, f"Dataset card {report.out_dir / 'README.md'}, credits {report.out_dir / 'CREDITS.md'}.")

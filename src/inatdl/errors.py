@@ -43,6 +43,10 @@ class DiskError(InatdlError):
     """Writing to the data dir failed (full disk, no permission)."""
 
 
+class ExportError(InatdlError):
+    """`dataset export` cannot be done with this data dir, output folder or options."""
+
+
 class LimitReached(InatdlError):
     """A byte limit is reached and the user asked not to wait."""
 
