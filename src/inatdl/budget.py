@@ -1,9 +1,11 @@
-"""The byte budget: rolling hourly and daily windows over every byte downloaded.
+"""The byte budget: rolling hourly and daily windows over every byte the photo hosts send.
 
-Every admitted byte is in the ledger on disk *before* it is read: bytes are reserved
-in leases (one row and one commit per lease, not per photo) written as if all of the
-lease were spent at its latest possible moment, so a crash can only overcount. When a
-lease closes, its row is corrected to the bytes really read.
+A photo is admitted *before* its request: its bytes are reserved in the windows first, so
+the hosts never send a body the budget has no room for. Every reserved byte is in the
+ledger on disk before the request goes out: bytes are reserved in leases (one row and one
+commit per lease, not per photo) written as if all of the lease were spent at its latest
+possible moment, so a crash can only overcount. When a download ends, its reservation is
+replaced by the bytes the host sent (see download.py for how those are judged).
 """
 
 from __future__ import annotations
@@ -50,15 +52,23 @@ class _Bucket:
 
 
 @dataclass
-class Ticket:
-    """One admitted download: the buckets its reserved bytes were counted in."""
+class _Part:
+    """Reserved bytes of a ticket: the bucket they count in and the lease holding them."""
 
-    parts: list[tuple[_Bucket, int]]
+    bucket: _Bucket
+    bytes: int
     lease_id: int
+
+
+@dataclass
+class Ticket:
+    """One admitted download: what it has reserved."""
+
+    parts: list[_Part]
 
     @property
     def bytes(self) -> int:
-        return sum(num_bytes for _, num_bytes in self.parts)
+        return sum(part.bytes for part in self.parts)
 
 
 class _Window:
@@ -118,6 +128,8 @@ class ByteBudget:
         self._lease: _Lease | None = None
         self._announced: float | None = None
         self._in_flight = 0  # admitted tickets not yet settled
+        self.sent = 0  # bytes this run counted as sent by the hosts
+        self.overruns: list[str] = []  # what went past a limit, and why (said in the summary)
         now = clock.now()
         self._bucket: _Bucket | None = None  # the newest, still taking admissions
         self._bucket_opened = 0.0
@@ -128,6 +140,21 @@ class ByteBudget:
         with self._lock:
             self.windows[window].expire(self.clock.now())
             return self.windows[window].total
+
+    def room(self) -> int:
+        """Bytes that still fit in both windows now."""
+        with self._lock:
+            now = self.clock.now()
+            for window in self.windows.values():
+                window.expire(now)
+            return min(window.limit - window.total for window in self.windows.values())
+
+    def admit(self, num_bytes: int) -> Ticket:
+        """Reserve ``num_bytes`` before a request, waiting for room (LimitReached under
+        --no-wait, WaitCancelled at Ctrl-C, TooLarge if it can never fit)."""
+        while not isinstance(admitted := self.try_admit(num_bytes), Ticket):
+            self.wait_until(*admitted)
+        return admitted
 
     def _blocked_until(self, now: float, num_bytes: int) -> tuple[float, str]:
         until, which = now, ""
@@ -150,24 +177,39 @@ class ByteBudget:
             until, which = self._blocked_until(now, num_bytes)
             if until > now:
                 return until, which
-            ticket = Ticket([(self._count(now, num_bytes), num_bytes)], self._reserve(now, num_bytes))
+            ticket = Ticket([self._part(now, num_bytes)])
             self._in_flight += 1
             return ticket
 
-    def try_extend(self, ticket: Ticket, num_bytes: int) -> tuple[float, str] | None:
-        """Reserve ``num_bytes`` more for a body that outgrew its estimate if they fit now;
-        else (when they will, which limit)."""
+    def resize(self, ticket: Ticket, num_bytes: int, what: str) -> bool:
+        """Make ``ticket`` reserve ``num_bytes``, once a body's length is known.
+
+        Shrinking always works. Growing takes the difference from the windows when it
+        fits; when it does not, the host is sending those bytes anyway: they are counted
+        all the same, the overrun is recorded for the summary, and False is returned.
+        """
         with self._lock:
             now = self.clock.now()
-            until, which = self._blocked_until(now, num_bytes)
-            if until > now:
-                return until, which
-            ticket.lease_id = self._reserve(now, num_bytes)
-            ticket.parts.append((self._count(now, num_bytes), num_bytes))
-            return None
+            extra = num_bytes - ticket.bytes
+            if extra <= 0:
+                self._release(ticket, -extra, now)
+                return True
+            for window in self.windows.values():
+                window.expire(now)
+            over = [(n, w) for n, w in self.windows.items() if w.total + extra > w.limit]
+            ticket.parts.append(self._part(now, extra))
+            for name, window in over:
+                self.overruns.append(
+                    f"{what} was {format_size(extra)} larger than the room reserved for it and the "
+                    f"{name} window had no room left: its bytes were sent anyway and are counted, "
+                    f"so that window holds {format_size(window.total)} of its "
+                    f"{format_size(window.limit)} limit until they age out"
+                )
+            return not over
 
     def wait_for_room(self, num_bytes: int) -> None:
-        """Wait, without reserving, until ``num_bytes`` would fit (before a request)."""
+        """Wait, without reserving, until ``num_bytes`` would fit; under --no-wait, raise
+        LimitReached only when nothing in flight may still free room."""
         while True:
             with self._lock:
                 now = self.clock.now()
@@ -206,27 +248,46 @@ class ByteBudget:
         if self.clock.wait(self.cancel, max(0.0, until - self.clock.now()) + 0.001):
             raise WaitCancelled
 
-    def settle(self, ticket: Ticket, used: int) -> None:
-        """Count what an admitted download really read, as read now.
-
-        Its reservation moves to the newest bucket, so bytes still being read long after
-        their admission are counted from when they arrived (never less, never earlier).
-        """
+    def settle(self, ticket: Ticket, sent: int) -> None:
+        """Replace a download's reservation by the bytes its host sent, counted as sent now
+        (bytes still arriving long after their admission count from when they arrived)."""
         with self._lock:
             self._in_flight -= 1
             now = self.clock.now()
-            for bucket, num_bytes in ticket.parts:
-                bucket.bytes -= num_bytes
-                for window in self.windows.values():
-                    window.expire(now)
-                    if window.holds(bucket, now):
-                        window.total -= num_bytes
-            if used:
-                self._count(now, used)
-            if self._lease is not None and self._lease.id == ticket.lease_id:
-                self._lease.used += used - ticket.bytes
-                self._lease.last_at = now
-            ticket.parts = []
+            self.sent += sent
+            lease = self._lease
+            if lease is not None and all(part.lease_id == lease.id for part in ticket.parts):
+                self._release(ticket, ticket.bytes, now)
+                if sent:
+                    self._part(now, sent)
+            else:  # on disk before a closed lease gives its share back: never undercounted
+                if sent:
+                    self._part(now, sent)
+                self._release(ticket, ticket.bytes, now)
+
+    def _release(self, ticket: Ticket, num_bytes: int, now: float) -> None:
+        """Give back ``num_bytes`` of a ticket's reservation, its newest first."""
+        while num_bytes > 0 and ticket.parts:
+            part = ticket.parts[-1]
+            taken = min(num_bytes, part.bytes)
+            part.bucket.bytes -= taken
+            for window in self.windows.values():
+                window.expire(now)
+                if window.holds(part.bucket, now):
+                    window.total -= taken
+            if self._lease is not None and self._lease.id == part.lease_id:
+                self._lease.used -= taken
+            else:  # its lease was closed counting it
+                self.store.shrink_lease(part.lease_id, taken)
+            part.bytes -= taken
+            num_bytes -= taken
+            if not part.bytes:
+                ticket.parts.pop()
+
+    def _part(self, now: float, num_bytes: int) -> _Part:
+        """Count ``num_bytes`` in the windows now and on disk (a lease) before they are sent."""
+        lease_id = self._reserve(now, num_bytes)
+        return _Part(self._count(now, num_bytes), num_bytes, lease_id)
 
     def _count(self, now: float, num_bytes: int) -> _Bucket:
         """Add admitted bytes to the windows: to the newest bucket while it is young, so

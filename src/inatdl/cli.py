@@ -470,6 +470,19 @@ def _print_fetch(settings: Settings, report: FetchReport) -> None:
     if gone:
         _say(settings, f"{_photos(gone)} gone from iNaturalist (404/410); not retried.")
     _say(settings, f"Photos in {settings.data_dir / 'photos'}; manifest {report.manifest}.")
+    _print_budget(settings, report)
+
+
+def _print_budget(settings: Settings, report: FetchReport) -> None:
+    """How much of each window the run used, and anything that went past a limit."""
+    windows = "; ".join(
+        f"{name} window {format_size(report.spent[name])} of {format_size(limit)} "
+        f"({100 * report.spent[name] / limit:.0f} %)"
+        for name, limit in report.limits.items()
+    )
+    _say(settings, f"Byte budget: the photo hosts sent {format_size(report.sent)} this run; {windows}.")
+    for overrun in report.overruns:
+        click.echo(f"Over a limit: {overrun}.", err=True)
 
 
 def _print_dry_run(settings: Settings, report: FetchReport, options: FetchOptions) -> None:
