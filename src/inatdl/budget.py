@@ -53,9 +53,8 @@ class _Bucket:
 
 @dataclass
 class _Part:
-    """Reserved bytes of a ticket: the bucket they count in and the lease holding them."""
+    """Reserved bytes of a ticket and the lease holding them on disk."""
 
-    bucket: _Bucket
     bytes: int
     lease_id: int
 
@@ -72,13 +71,19 @@ class Ticket:
 
 
 class _Window:
-    """A running sum of the buckets younger than ``length`` seconds."""
+    """A running sum of the buckets younger than ``length`` seconds, and of the bytes
+    reserved by downloads in flight (which count until they settle, however long)."""
 
     def __init__(self, length: float, limit: int) -> None:
         self.length = length
         self.limit = limit
         self.buckets: deque[_Bucket] = deque()
         self.total = 0
+        self.reserved = 0
+
+    @property
+    def used(self) -> int:
+        return self.total + self.reserved
 
     def add(self, bucket: _Bucket) -> None:
         self.buckets.append(bucket)
@@ -88,12 +93,9 @@ class _Window:
         while self.buckets and self.buckets[0].at <= now - self.length:
             self.total -= self.buckets.popleft().bytes
 
-    def holds(self, bucket: _Bucket, now: float) -> bool:
-        return bucket.at > now - self.length
-
     def free_at(self, now: float, num_bytes: int) -> float:
         """The earliest time at which ``num_bytes`` more would fit."""
-        excess = self.total + num_bytes - self.limit
+        excess = self.used + num_bytes - self.limit
         if excess <= 0:
             return now
         for bucket in sorted(self.buckets, key=lambda b: b.at):
@@ -139,7 +141,7 @@ class ByteBudget:
     def spent(self, window: str) -> int:
         with self._lock:
             self.windows[window].expire(self.clock.now())
-            return self.windows[window].total
+            return self.windows[window].used
 
     def room(self) -> int:
         """Bytes that still fit in both windows now."""
@@ -147,7 +149,7 @@ class ByteBudget:
             now = self.clock.now()
             for window in self.windows.values():
                 window.expire(now)
-            return min(window.limit - window.total for window in self.windows.values())
+            return min(window.limit - window.used for window in self.windows.values())
 
     def admit(self, num_bytes: int) -> Ticket:
         """Reserve ``num_bytes`` before a request, waiting for room (LimitReached under
@@ -177,7 +179,7 @@ class ByteBudget:
             until, which = self._blocked_until(now, num_bytes)
             if until > now:
                 return until, which
-            ticket = Ticket([self._part(now, num_bytes)])
+            ticket = Ticket([self._part(num_bytes)])
             self._in_flight += 1
             return ticket
 
@@ -192,17 +194,17 @@ class ByteBudget:
             now = self.clock.now()
             extra = num_bytes - ticket.bytes
             if extra <= 0:
-                self._release(ticket, -extra, now)
+                self._release(ticket, -extra)
                 return True
             for window in self.windows.values():
                 window.expire(now)
-            over = [(n, w) for n, w in self.windows.items() if w.total + extra > w.limit]
-            ticket.parts.append(self._part(now, extra))
+            over = [(n, w) for n, w in self.windows.items() if w.used + extra > w.limit]
+            ticket.parts.append(self._part(extra))
             for name, window in over:
                 self.overruns.append(
                     f"{what} was {format_size(extra)} larger than the room reserved for it and the "
                     f"{name} window had no room left: its bytes were sent anyway and are counted, "
-                    f"so that window holds {format_size(window.total)} of its "
+                    f"so that window holds {format_size(window.used)} of its "
                     f"{format_size(window.limit)} limit until they age out"
                 )
             return not over
@@ -257,24 +259,24 @@ class ByteBudget:
             self.sent += sent
             lease = self._lease
             if lease is not None and all(part.lease_id == lease.id for part in ticket.parts):
-                self._release(ticket, ticket.bytes, now)
-                if sent:
-                    self._part(now, sent)
+                self._release(ticket, ticket.bytes)
+                self._add_sent(now, sent)
             else:  # on disk before a closed lease gives its share back: never undercounted
-                if sent:
-                    self._part(now, sent)
-                self._release(ticket, ticket.bytes, now)
+                self._add_sent(now, sent)
+                self._release(ticket, ticket.bytes)
 
-    def _release(self, ticket: Ticket, num_bytes: int, now: float) -> None:
+    def _add_sent(self, now: float, sent: int) -> None:
+        if sent:
+            self._reserve(now, sent)
+            self._count(now, sent)
+
+    def _release(self, ticket: Ticket, num_bytes: int) -> None:
         """Give back ``num_bytes`` of a ticket's reservation, its newest first."""
         while num_bytes > 0 and ticket.parts:
             part = ticket.parts[-1]
             taken = min(num_bytes, part.bytes)
-            part.bucket.bytes -= taken
             for window in self.windows.values():
-                window.expire(now)
-                if window.holds(part.bucket, now):
-                    window.total -= taken
+                window.reserved -= taken
             if self._lease is not None and self._lease.id == part.lease_id:
                 self._lease.used -= taken
             else:  # its lease was closed counting it
@@ -284,24 +286,24 @@ class ByteBudget:
             if not part.bytes:
                 ticket.parts.pop()
 
-    def _part(self, now: float, num_bytes: int) -> _Part:
-        """Count ``num_bytes`` in the windows now and on disk (a lease) before they are sent."""
-        lease_id = self._reserve(now, num_bytes)
-        return _Part(self._count(now, num_bytes), num_bytes, lease_id)
+    def _part(self, num_bytes: int) -> _Part:
+        """Reserve ``num_bytes`` in the windows and on disk (a lease) before they are sent."""
+        for window in self.windows.values():
+            window.reserved += num_bytes
+        return _Part(num_bytes, self._reserve(self.clock.now(), num_bytes))
 
-    def _count(self, now: float, num_bytes: int) -> _Bucket:
-        """Add admitted bytes to the windows: to the newest bucket while it is young, so
+    def _count(self, now: float, num_bytes: int) -> None:
+        """Add sent bytes to the windows: to the newest bucket while it is young, so
         that memory does not grow with the number of photos."""
         bucket = self._bucket
         if bucket is None or now - self._bucket_opened >= BUCKET_SECONDS:
             self._bucket, self._bucket_opened = _Bucket(now, num_bytes), now
             self._add_bucket(self._bucket)
-            return self._bucket
+            return
         bucket.at = max(bucket.at, now)  # later is cautious: the bytes count longer
         bucket.bytes += num_bytes
         for window in self.windows.values():
             window.total += num_bytes
-        return bucket
 
     def _add_bucket(self, bucket: _Bucket) -> None:
         for window in self.windows.values():

@@ -59,7 +59,7 @@ CAUTIOUS_PHOTO_BYTES = {
 }
 SIZE_PERCENTILE = 0.99  # reserve this percentile of the sizes seen, not the mean
 SIZE_SAMPLE = 20_000  # photos of the state read for it at the start of a run
-HEAD_WITHIN_PHOTOS = 2  # ask HEAD first when the room left is below this many estimates
+HEAD_WITHIN_PHOTOS = 4  # ask HEAD first when the room left is below this many estimates
 
 # Licences: the API's photo_license values; a null license_code is all rights reserved.
 ALL_LICENSES = ("cc0", "cc-by", "cc-by-nc", "cc-by-sa", "cc-by-nd", "cc-by-nc-sa", "cc-by-nc-nd")
