@@ -61,7 +61,7 @@ def test_hourly_and_daily_limits_hold_for_the_bytes_sent(inat: InatServer, tmp_p
     first = inat.bytes_sent()
     assert 2_000_000 - 4 * 14_000 < first <= 2_000_000  # used, to within a few photos
     assert "Byte budget: the photo hosts sent" in result.stdout
-    assert "hourly window 2.0 MB of 2.0 MB (" in result.stdout
+    assert "the last hour holds 2.0 MB of the 2.0 MB hourly limit (100 %)" in result.stdout
     for _ in range(2):  # the same hour: nothing more is sent, not even bodies left unread
         clock.advance(60)
         assert run(inat, data, *hourly, clock=clock).exit_code == 75

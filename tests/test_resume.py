@@ -281,7 +281,7 @@ def test_daily_limit_holds(inat: InatServer, tmp_path: Path) -> None:
 
 
 def test_a_photo_that_does_not_fit_is_left_unread(inat: InatServer, tmp_path: Path) -> None:
-    """Admission by Content-Length: a 6.5 kB photo is not read when less remains,
+    """Admission before the request: a 6.5 kB photo is not asked for when less remains,
     and a photo larger than the whole limit fails with the reason."""
     data = tmp_path / "data"
     make_world(inat, data, observations=1)
@@ -309,7 +309,7 @@ def test_unknown_length_is_admitted_by_a_cautious_estimate(inat: InatServer, tmp
     result = run(inat, other, "photos", "fetch", "--size", "small", "--hourly-limit", "1MB", "--no-wait")
     assert result.exit_code == 0, result.output
     assert files(other) == expected
-    # and a body that outgrows the whole budget is cut there, never kept
+    # and under a budget of three photos, the run stops at the limit
     third = tmp_path / "third"
     write_taxa(third, [(10, "Lythrum salicaria")])
     result = run(inat, third, "photos", "fetch", "--size", "small", "--hourly-limit", "20kB", "--no-wait")
@@ -336,13 +336,13 @@ def test_ctrl_c_while_waiting_for_the_budget_stops_at_once(inat: InatServer, tmp
 def test_a_photo_that_does_not_fit_is_not_asked_again_until_it_would(
     inat: InatServer, tmp_path: Path
 ) -> None:
-    """While another download is in flight, a photo left unread for want of room waits for
-    room enough for its announced size before asking again (no storm of abandoned GETs)."""
+    """While another download is in flight, a photo that does not fit is only asked its
+    size (HEAD), never its body: no GET is sent that the budget has no room for."""
     data = tmp_path / "data"
     make_world(inat, data, observations=1)  # photo 10000 first, then 50000, about 6.5 kB each
     inat.add_fault(Fault("drip", target="photo", path_contains="/photos/10000/", delay=0.05, chunk_size=256))
     child = start(inat, data, "--hourly-limit", "10kB", "--no-wait", "--workers", "2")  # the real clock
     _, err = child.communicate(timeout=60)
     assert child.returncode == 75, err
-    assert len(inat.requests_to("/photos/50000/")) == 1
+    assert [r.method for r in inat.requests_to("/photos/50000/")] == ["HEAD"]
     assert list(files(data)) == ["photos/Lythrum_salicaria/10000_small.jpg"]

@@ -475,12 +475,15 @@ def _print_fetch(settings: Settings, report: FetchReport) -> None:
 
 def _print_budget(settings: Settings, report: FetchReport) -> None:
     """How much of each window the run used, and anything that went past a limit."""
-    windows = "; ".join(
-        f"{name} window {format_size(report.spent[name])} of {format_size(limit)} "
-        f"({100 * report.spent[name] / limit:.0f} %)"
-        for name, limit in report.limits.items()
+    hourly, daily = report.limits["hourly"], report.limits["daily"]
+    _say(
+        settings,
+        f"Byte budget: the photo hosts sent {format_size(report.sent)} in this run; the last hour "
+        f"holds {format_size(report.spent['hourly'])} of the {format_size(hourly)} hourly limit "
+        f"({100 * report.spent['hourly'] / hourly:.0f} %), the last day "
+        f"{format_size(report.spent['daily'])} of {format_size(daily)} "
+        f"({100 * report.spent['daily'] / daily:.0f} %).",
     )
-    _say(settings, f"Byte budget: the photo hosts sent {format_size(report.sent)} this run; {windows}.")
     for overrun in report.overruns:
         click.echo(f"Over a limit: {overrun}.", err=True)
 

@@ -375,7 +375,6 @@ class Store:
                 self.db.execute("DELETE FROM ledger WHERE id=?", (lease_id,))
             self.db.execute("DELETE FROM ledger WHERE at < ?", (at - 2 * 86400,))
 
-
     def shrink_lease(self, lease_id: int, num_bytes: int) -> None:
         """Take back bytes a closed lease counted for a download that sent fewer."""
         with self.transaction():
