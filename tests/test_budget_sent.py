@@ -170,6 +170,22 @@ def test_a_photo_larger_than_its_estimate_near_the_limit(inat: InatServer, tmp_p
     assert set(inat.sent_in_full().values()) == {1}
 
 
+def test_a_new_run_judges_sizes_from_the_state(inat: InatServer, tmp_path: Path) -> None:
+    """The photos downloaded before give the estimate: with room for 70 photos, none is
+    asked with HEAD (the cautious default for a size never downloaded, 600 kB, would)."""
+    data = tmp_path / "data"
+    make_world(inat, data, observations=30)
+    clock = FakeClock()
+    result = run(inat, data, *MEDIUM, "--max-per-taxon", "10", clock=clock)
+    assert result.exit_code == 0, result.output
+    inat.clear_requests()
+    limit = 20 * 14_000 + 1_000_000
+    result = run(inat, data, *MEDIUM, "--hourly-limit", f"{limit}B", "--no-wait", clock=clock)
+    assert result.exit_code == 0, result.output
+    assert len(inat.photo_requests()) == 40
+    assert all(r.method == "GET" for r in inat.photo_requests())
+
+
 def test_a_body_larger_than_announced_room_is_counted_and_told(inat: InatServer, tmp_path: Path) -> None:
     """When a body turns out larger than its reservation and the window has no room for the
     difference, it is read (its host sends it anyway), counted, and said."""
