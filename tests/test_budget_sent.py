@@ -19,6 +19,7 @@ from inatdl.state import DONE, PENDING, PhotoJob, Store
 
 HOUR = 3600
 MEDIUM = ("photos", "fetch", "--size", "medium", "--workers", "16")
+PATIENT = (10.0, 10.0)  # timeouts: a loaded machine must not turn into bodies broken off
 
 
 def make_world(inat: InatServer, data: Path, observations: int = 150) -> dict[str, bytes]:
@@ -55,7 +56,7 @@ def test_hourly_and_daily_limits_hold_for_the_bytes_sent(inat: InatServer, tmp_p
     clock = FakeClock()
     inat.clock = clock.now
     hourly = (*MEDIUM, "--hourly-limit", "2MB", "--no-wait")
-    result = run(inat, data, *hourly, clock=clock)
+    result = run(inat, data, *hourly, clock=clock, timeout=PATIENT)
     assert result.exit_code == 75, result.output
     assert "Error: the hourly download limit of 2.0 MB is reached" in result.stderr
     first = inat.bytes_sent()
@@ -64,11 +65,11 @@ def test_hourly_and_daily_limits_hold_for_the_bytes_sent(inat: InatServer, tmp_p
     assert "the last hour holds 2.0 MB of the 2.0 MB hourly limit (100 %)" in result.stdout
     for _ in range(2):  # the same hour: nothing more is sent, not even bodies left unread
         clock.advance(60)
-        assert run(inat, data, *hourly, clock=clock).exit_code == 75
+        assert run(inat, data, *hourly, clock=clock, timeout=PATIENT).exit_code == 75
         assert inat.bytes_sent() <= 2_000_000
     clock.advance(HOUR)
     daily = (*MEDIUM, "--hourly-limit", "200MB", "--daily-limit", "3MB", "--no-wait")
-    result = run(inat, data, *daily, clock=clock)
+    result = run(inat, data, *daily, clock=clock, timeout=PATIENT)
     assert result.exit_code == 75, result.output
     assert "daily download limit of 3.0 MB is reached" in result.stderr
     assert 3_000_000 - 4 * 14_000 < inat.bytes_sent() <= 3_000_000
@@ -77,7 +78,9 @@ def test_hourly_and_daily_limits_hold_for_the_bytes_sent(inat: InatServer, tmp_p
     assert ledger_total(data) >= inat.bytes_sent()
     assert "Over a limit" not in result.stderr
     # waiting, the rest comes as the day frees, and still never more than 3 MB a day
-    result = run(inat, data, *MEDIUM, "--hourly-limit", "2MB", "--daily-limit", "3MB", clock=clock)
+    result = run(
+        inat, data, *MEDIUM, "--hourly-limit", "2MB", "--daily-limit", "3MB", clock=clock, timeout=PATIENT
+    )
     assert result.exit_code == 0, result.output
     assert files(data) == expected
     assert sent_in_any_hour(inat) <= 2_000_000
@@ -90,7 +93,7 @@ def test_cut_bodies_are_resumed_with_range(inat: InatServer, tmp_path: Path) -> 
     data = tmp_path / "data"
     expected = make_world(inat, data, observations=200)
     cut = inat.add_fault(Fault("short", target="photo", rate=0.05, first_attempts=1, seed=3))
-    result = run(inat, data, *MEDIUM)
+    result = run(inat, data, *MEDIUM, timeout=PATIENT)
     assert result.exit_code == 0, result.output
     assert files(data) == expected
     assert cut.hits >= 10
@@ -115,7 +118,7 @@ def test_a_body_that_changed_is_fetched_again_whole(inat: InatServer, tmp_path: 
 
     changer = threading.Thread(target=change_the_photo)
     changer.start()
-    result = run(inat, data, *MEDIUM)
+    result = run(inat, data, *MEDIUM, timeout=PATIENT)
     changer.join()
     assert result.exit_code == 0, result.output
     assert files(data)["photos/Lythrum_salicaria/10000_medium.jpg"] == inat.photo_bytes(10000, "medium")
@@ -139,7 +142,7 @@ def test_every_byte_a_host_sent_is_in_the_ledger(inat: InatServer, tmp_path: Pat
     expected = make_world(inat, data, observations=40)
     inat.ranges = fault.kind != "short"  # a short body is then fetched again from byte 0
     inat.add_fault(fault)
-    result = run(inat, data, *MEDIUM)
+    result = run(inat, data, *MEDIUM, timeout=PATIENT)
     assert result.exit_code == 0, result.output
     assert files(data) == expected
     assert fault.hits > 0
@@ -154,17 +157,21 @@ def test_a_photo_larger_than_its_estimate_near_the_limit(inat: InatServer, tmp_p
     make_world(inat, data, observations=10)
     clock = FakeClock()
     one_worker = ("photos", "fetch", "--size", "medium", "--workers", "1")
-    result = run(inat, data, *one_worker, "--max-per-taxon", "8", clock=clock)
+    result = run(inat, data, *one_worker, "--max-per-taxon", "8", clock=clock, timeout=PATIENT)
     assert result.exit_code == 0, result.output  # the state now knows 16 photos' sizes
     inat.photo_lengths[10080] = 65_000  # the next photo
     limit = inat.bytes_sent() + 60_000
-    result = run(inat, data, *one_worker, "--hourly-limit", f"{limit}B", "--no-wait", clock=clock)
+    result = run(
+        inat, data, *one_worker, "--hourly-limit", f"{limit}B", "--no-wait", clock=clock, timeout=PATIENT
+    )
     assert result.exit_code == 75, result.output
     assert [r.method for r in inat.requests_to("/photos/10080/")] == ["HEAD"]
     assert inat.bytes_sent() <= limit
     assert "Over a limit" not in result.stderr
     clock.advance(HOUR)
-    result = run(inat, data, *one_worker, "--hourly-limit", f"{limit}B", "--no-wait", clock=clock)
+    result = run(
+        inat, data, *one_worker, "--hourly-limit", f"{limit}B", "--no-wait", clock=clock, timeout=PATIENT
+    )
     assert result.exit_code == 0, result.output
     assert files(data)["photos/Lythrum_salicaria/10080_medium.jpg"] == inat.photo_bytes(10080, "medium")
     assert set(inat.sent_in_full().values()) == {1}
@@ -176,11 +183,13 @@ def test_a_new_run_judges_sizes_from_the_state(inat: InatServer, tmp_path: Path)
     data = tmp_path / "data"
     make_world(inat, data, observations=30)
     clock = FakeClock()
-    result = run(inat, data, *MEDIUM, "--max-per-taxon", "10", clock=clock)
+    result = run(inat, data, *MEDIUM, "--max-per-taxon", "10", clock=clock, timeout=PATIENT)
     assert result.exit_code == 0, result.output
     inat.clear_requests()
     limit = 20 * 14_000 + 1_000_000
-    result = run(inat, data, *MEDIUM, "--hourly-limit", f"{limit}B", "--no-wait", clock=clock)
+    result = run(
+        inat, data, *MEDIUM, "--hourly-limit", f"{limit}B", "--no-wait", clock=clock, timeout=PATIENT
+    )
     assert result.exit_code == 0, result.output
     assert len(inat.photo_requests()) == 40
     assert all(r.method == "GET" for r in inat.photo_requests())
@@ -193,7 +202,9 @@ def test_a_body_larger_than_announced_room_is_counted_and_told(inat: InatServer,
     make_world(inat, data, observations=1)
     inat.add_fault(Fault("no_length", target="photo"))  # not even HEAD tells the length
     inat.photo_lengths[10000] = 300_000
-    result = run(inat, data, *MEDIUM, "--hourly-limit", "100kB", "--no-wait", "--workers", "1")
+    result = run(
+        inat, data, *MEDIUM, "--hourly-limit", "100kB", "--no-wait", "--workers", "1", timeout=PATIENT
+    )
     assert "Over a limit: photo 10000 (of unknown length) was" in result.stderr
     assert "the hourly window had no room left" in result.stderr
     assert ledger_total(data) >= inat.bytes_sent() > 100_000
