@@ -22,7 +22,7 @@ from inatdl.errors import LimitReached
 from inatdl.state import Store
 from inatdl.units import format_size
 
-IN_FLIGHT_RECHECK = 0.25  # seconds
+IN_FLIGHT_RECHECK = 0.25  # seconds (real ones) between looks at the stop while downloads settle
 BUCKET_SECONDS = 10.0  # admissions this close together are counted together
 
 
@@ -127,6 +127,7 @@ class ByteBudget:
         self.largest = min(hourly_limit, daily_limit)  # no single download can be larger
         self.lease_size = max(1, min(LEASE_MAX_BYTES, int(min(hourly_limit, daily_limit) * LEASE_FRACTION)))
         self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)  # a download in flight ended or shrank
         self._lease: _Lease | None = None
         self._announced: float | None = None
         self._in_flight = 0  # admitted tickets not yet settled
@@ -195,6 +196,7 @@ class ByteBudget:
             extra = num_bytes - ticket.bytes
             if extra <= 0:
                 self._release(ticket, -extra)
+                self._settled.notify_all()
                 return True
             for window in self.windows.values():
                 window.expire(now)
@@ -224,12 +226,15 @@ class ByteBudget:
         """Sleep until ``until``, or raise LimitReached under --no-wait.
 
         While admitted downloads are still in flight, their reservations may yet shrink (an
-        estimate for a body of unknown length, a body cut short), so look again shortly.
+        estimate before its Content-Length, a body cut short), so look again when one of
+        them settles or shrinks: an event, not a time, so no clock moves for it.
         """
         with self._lock:
-            in_flight = self._in_flight
+            in_flight = self._in_flight > 0
+            if in_flight:
+                self._settled.wait(IN_FLIGHT_RECHECK)
         if in_flight:
-            if self.clock.wait(self.cancel, IN_FLIGHT_RECHECK):
+            if self.cancel.is_set():
                 raise WaitCancelled
             return
         limit = self.windows[which].limit
@@ -264,6 +269,7 @@ class ByteBudget:
             else:  # on disk before a closed lease gives its share back: never undercounted
                 self._add_sent(now, sent)
                 self._release(ticket, ticket.bytes)
+            self._settled.notify_all()
 
     def _add_sent(self, now: float, sent: int) -> None:
         if sent:
