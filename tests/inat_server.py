@@ -30,6 +30,7 @@ import contextlib
 import functools
 import hashlib
 import http
+import io
 import json
 import re
 import socket
@@ -40,8 +41,8 @@ import time
 import traceback
 import zlib
 from bisect import bisect_left, bisect_right
-from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -217,6 +218,7 @@ class RecordedRequest:
     fault: str | None = None  # e.g. "status:503", "reset", "throttle"; None if served normally
     target: str = ""  # raw request target: path plus "?query" as sent
     time: float = 0.0  # time.monotonic() when the answer started (after any latency)
+    sent: int = 0  # body bytes written to the socket so far (read or not by the client)
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """Case-insensitive header lookup."""
@@ -653,14 +655,41 @@ class _HostServer(ThreadingHTTPServer):
         self.inat._note_error(traceback.format_exc())
 
 
+class _CountingWriter(io.BufferedIOBase):
+    """The handler's wfile: sends straight to the socket and reports each byte count the
+    kernel took, so what is counted is what was sent, whether the client reads it or not."""
+
+    def __init__(self, sock: socket.socket, on_sent: Callable[[int], None]) -> None:
+        self._sock = sock
+        self._on_sent = on_sent
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        with memoryview(data) as view, view.cast("B") as octets:
+            done = 0
+            while done < len(octets):
+                sent = self._sock.send(octets[done:])
+                self._on_sent(sent)
+                done += sent
+        return done
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _HostServer
+    _answer: RecordedRequest | None = None  # the request whose body is being written
+    _in_body = False
 
     # -- connection bookkeeping (so stop() can unblock keep-alive threads)
 
     def setup(self) -> None:
         super().setup()
+        self.wfile = _CountingWriter(self.connection, self._count_sent)
         with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.inat._track(self.connection, True)
@@ -675,6 +704,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silenced: tests would drown in access logs."""
+
+    def end_headers(self) -> None:
+        super().end_headers()
+        self._in_body = True
+
+    def _count_sent(self, num_bytes: int) -> None:
+        if self._in_body and self._answer is not None:
+            self._answer.sent += num_bytes
 
     # -- methods
 
@@ -699,30 +736,32 @@ class _Handler(BaseHTTPRequestHandler):
         path = split.path or "/"
         query = dict(parse_qsl(split.query, keep_blank_values=True))
         headers = dict(self.headers.items())
+        self._answer, self._in_body = None, False
         if inat.latency > 0:
             time.sleep(inat.latency)
         fault = inat._choose_fault(host, path, url) if allowed else None
 
         def record(status: int) -> None:
-            inat._record(
-                RecordedRequest(
-                    method=self.command,
-                    host=host,
-                    path=path,
-                    query=query,
-                    headers=headers,
-                    status=status,
-                    fault=fault.name if fault else None,
-                    target=url,
-                    time=time.monotonic(),
-                )
+            self._answer = RecordedRequest(
+                method=self.command,
+                host=host,
+                path=path,
+                query=query,
+                headers=headers,
+                status=status,
+                fault=fault.name if fault else None,
+                target=url,
+                time=inat.clock(),
             )
+            inat._record(self._answer)
 
         try:
             resp = _json_error(405, "Method not allowed")
             resp.headers.append(("Connection", "close"))  # its request body was never read
             if allowed and (fault is None or fault.kind in _NEEDS_NORMAL):
                 resp = inat._route(host, path, query)
+                if path.startswith("/photos/"):
+                    resp = inat._ranged(resp, self.headers)
             if fault is None:
                 record(resp.status)
                 self._send(resp, head)
@@ -893,6 +932,12 @@ class InatServer:
         self.latency: float = 0.0
         #: Exact body length per size word (e.g. {"medium": 5_000_000}) for budget tests.
         self.photo_size_bytes: dict[str, int] = {}
+        #: Exact body length of single photos (any size), over photo_size_bytes.
+        self.photo_lengths: dict[int, int] = {}
+        #: Whether the photo hosts honour Range (206); False answers every GET with 200.
+        self.ranges: bool = True
+        #: What RecordedRequest.time reads (a benchmark on a fake clock replaces it).
+        self.clock: Callable[[], float] = time.monotonic
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -1009,6 +1054,19 @@ class InatServer:
     def api_requests(self) -> list[RecordedRequest]:
         """Requests under /v1/."""
         return self.requests_to("/v1/")
+
+    def bytes_sent(self, prefix: str = "/photos/") -> int:
+        """Body bytes the hosts wrote to their sockets for GETs under ``prefix``."""
+        return sum(r.sent for r in self.requests_to(prefix))
+
+    def sent_in_full(self) -> Counter[str]:
+        """How many times each photo (path) was sent whole, by a 200 from its first byte."""
+        whole: Counter[str] = Counter()
+        for r in self.photo_requests():
+            m = _PHOTO_RE.fullmatch(r.path)
+            if m and r.status == 200 and r.sent == len(self.photo_bytes(int(m.group(1)), m.group(2))):
+                whole[r.path] += 1
+        return whole
 
     def clear_requests(self) -> None:
         with self._lock:
@@ -1433,7 +1491,7 @@ class InatServer:
         photo = self._photos.get(photo_id)
         ext = photo.ext if photo is not None else "jpg"
         base = PHOTO_BASE_BYTES.get(size, 2_048)
-        length = self.photo_size_bytes.get(size)
+        length = self.photo_lengths.get(photo_id, self.photo_size_bytes.get(size))
         if length is None:
             salt = (
                 photo_id * 2_654_435_761 + PHOTO_SIZES.index(size) * 97 if size in PHOTO_SIZES else photo_id
@@ -1494,12 +1552,34 @@ class InatServer:
             resp.status = photo.gone
             return resp
         content_type = photo.content_type or CONTENT_TYPES.get(ext, "application/octet-stream")
+        body = self.photo_bytes(photo_id, size)
+        validators = [
+            ("ETag", '"' + hashlib.sha256(body).hexdigest()[:20] + '"'),
+            ("Last-Modified", formatdate(_timestamp(photo_id), usegmt=True)),
+            ("Accept-Ranges", "bytes"),
+        ]
         return _Response(
-            200,
-            self.photo_bytes(photo_id, size),
-            content_type,
-            [("Cache-Control", "public, max-age=31536000")],
+            200, body, content_type, [("Cache-Control", "public, max-age=31536000"), *validators]
         )
+
+    def _ranged(self, resp: _Response, headers: Any) -> _Response:
+        """A photo's answer to ``Range: bytes=N-[M]``: 206 with that part while ``If-Range``
+        (when sent) still names this body by its ETag or Last-Modified, else the whole 200."""
+        asked = headers.get("Range")
+        if resp.status != 200 or not self.ranges or asked is None:
+            return resp
+        m = re.fullmatch(r"bytes=(\d+)-(\d*)", asked.strip())
+        validators = dict(resp.headers)
+        condition = headers.get("If-Range")
+        if m is None or condition not in (None, validators["ETag"], validators["Last-Modified"]):
+            return resp
+        total = len(resp.body)
+        start = int(m.group(1))
+        end = min(int(m.group(2)), total - 1) if m.group(2) else total - 1
+        if start >= total or end < start:
+            return _Response(416, b"", None, [("Content-Range", f"bytes */{total}")])
+        part = [("Content-Range", f"bytes {start}-{end}/{total}")]
+        return _Response(206, resp.body[start : end + 1], resp.content_type, resp.headers + part)
 
     def _serve_api(self, path: str, query: dict[str, str]) -> _Response:
         if len(path) > 1:

@@ -779,3 +779,30 @@ def test_species_counts_pages_by_page_up_to_500(inat: InatServer) -> None:
     too_many = get(inat, f"/taxa/{ids}")
     assert too_many.status_code == 422 and too_many.json()["error"] == "Too many IDs"
     assert len(get(inat, f"/taxa/{ids.rsplit(',', 1)[0]}").json()["results"]) == 30
+
+
+def test_photo_hosts_count_what_they_send_and_serve_ranges(inat: InatServer) -> None:
+    """Body bytes are counted as written to the socket, read or not; Range gives 206 while
+    If-Range names the body, the whole 200 when it no longer does."""
+    inat.add_taxon(1, "Plantae", rank="kingdom")
+    inat.add_observation(10, 1, photos=[{"id": 100, "license_code": "cc0"}])
+    url = inat.photo_url(100, "medium")
+    body = inat.photo_bytes(100, "medium")
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port)) as unread:  # never reads a byte
+        unread.sendall(f"GET {parts.path}?{parts.query} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        deadline = time.monotonic() + 5
+        while inat.bytes_sent() < len(body):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    assert inat.bytes_sent() == len(body) and inat.sent_in_full()[parts.path] == 1
+    whole = requests.get(url, timeout=5)
+    etag = whole.headers["ETag"]
+    rest = requests.get(url, headers={"Range": "bytes=100-", "If-Range": etag}, timeout=5)
+    assert rest.status_code == 206 and rest.content == body[100:]
+    assert rest.headers["Content-Range"] == f"bytes 100-{len(body) - 1}/{len(body)}"
+    changed = requests.get(url, headers={"Range": "bytes=100-", "If-Range": '"other"'}, timeout=5)
+    assert changed.status_code == 200 and changed.content == body
+    beyond = requests.get(url, headers={"Range": f"bytes={len(body)}-"}, timeout=5)
+    assert beyond.status_code == 416
+    assert inat.photo_requests()[-3].sent == len(body) - 100

@@ -1,9 +1,11 @@
-"""The byte budget: rolling hourly and daily windows over every byte downloaded.
+"""The byte budget: rolling hourly and daily windows over every byte the photo hosts send.
 
-Every admitted byte is in the ledger on disk *before* it is read: bytes are reserved
-in leases (one row and one commit per lease, not per photo) written as if all of the
-lease were spent at its latest possible moment, so a crash can only overcount. When a
-lease closes, its row is corrected to the bytes really read.
+A photo is admitted *before* its request: its bytes are reserved in the windows first, so
+the hosts never send a body the budget has no room for. Every reserved byte is in the
+ledger on disk before the request goes out: bytes are reserved in leases (one row and one
+commit per lease, not per photo) written as if all of the lease were spent at its latest
+possible moment, so a crash can only overcount. When a download ends, its reservation is
+replaced by the bytes the host sent (see download.py for how those are judged).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from inatdl.errors import LimitReached
 from inatdl.state import Store
 from inatdl.units import format_size
 
-IN_FLIGHT_RECHECK = 0.25  # seconds
+IN_FLIGHT_RECHECK = 0.25  # seconds (real ones) between looks at the stop while downloads settle
 BUCKET_SECONDS = 10.0  # admissions this close together are counted together
 
 
@@ -50,25 +52,38 @@ class _Bucket:
 
 
 @dataclass
-class Ticket:
-    """One admitted download: the buckets its reserved bytes were counted in."""
+class _Part:
+    """Reserved bytes of a ticket and the lease holding them on disk."""
 
-    parts: list[tuple[_Bucket, int]]
+    bytes: int
     lease_id: int
+
+
+@dataclass
+class Ticket:
+    """One admitted download: what it has reserved."""
+
+    parts: list[_Part]
 
     @property
     def bytes(self) -> int:
-        return sum(num_bytes for _, num_bytes in self.parts)
+        return sum(part.bytes for part in self.parts)
 
 
 class _Window:
-    """A running sum of the buckets younger than ``length`` seconds."""
+    """A running sum of the buckets younger than ``length`` seconds, and of the bytes
+    reserved by downloads in flight (which count until they settle, however long)."""
 
     def __init__(self, length: float, limit: int) -> None:
         self.length = length
         self.limit = limit
         self.buckets: deque[_Bucket] = deque()
         self.total = 0
+        self.reserved = 0
+
+    @property
+    def used(self) -> int:
+        return self.total + self.reserved
 
     def add(self, bucket: _Bucket) -> None:
         self.buckets.append(bucket)
@@ -78,12 +93,9 @@ class _Window:
         while self.buckets and self.buckets[0].at <= now - self.length:
             self.total -= self.buckets.popleft().bytes
 
-    def holds(self, bucket: _Bucket, now: float) -> bool:
-        return bucket.at > now - self.length
-
     def free_at(self, now: float, num_bytes: int) -> float:
         """The earliest time at which ``num_bytes`` more would fit."""
-        excess = self.total + num_bytes - self.limit
+        excess = self.used + num_bytes - self.limit
         if excess <= 0:
             return now
         for bucket in sorted(self.buckets, key=lambda b: b.at):
@@ -115,9 +127,12 @@ class ByteBudget:
         self.largest = min(hourly_limit, daily_limit)  # no single download can be larger
         self.lease_size = max(1, min(LEASE_MAX_BYTES, int(min(hourly_limit, daily_limit) * LEASE_FRACTION)))
         self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)  # a download in flight ended or shrank
         self._lease: _Lease | None = None
         self._announced: float | None = None
         self._in_flight = 0  # admitted tickets not yet settled
+        self.sent = 0  # bytes this run counted as sent by the hosts
+        self.overruns: list[str] = []  # what went past a limit, and why (said in the summary)
         now = clock.now()
         self._bucket: _Bucket | None = None  # the newest, still taking admissions
         self._bucket_opened = 0.0
@@ -127,7 +142,22 @@ class ByteBudget:
     def spent(self, window: str) -> int:
         with self._lock:
             self.windows[window].expire(self.clock.now())
-            return self.windows[window].total
+            return self.windows[window].used
+
+    def room(self) -> int:
+        """Bytes that still fit in both windows now."""
+        with self._lock:
+            now = self.clock.now()
+            for window in self.windows.values():
+                window.expire(now)
+            return min(window.limit - window.used for window in self.windows.values())
+
+    def admit(self, num_bytes: int) -> Ticket:
+        """Reserve ``num_bytes`` before a request, waiting for room (LimitReached under
+        --no-wait, WaitCancelled at Ctrl-C, TooLarge if it can never fit)."""
+        while not isinstance(admitted := self.try_admit(num_bytes), Ticket):
+            self.wait_until(*admitted)
+        return admitted
 
     def _blocked_until(self, now: float, num_bytes: int) -> tuple[float, str]:
         until, which = now, ""
@@ -150,24 +180,40 @@ class ByteBudget:
             until, which = self._blocked_until(now, num_bytes)
             if until > now:
                 return until, which
-            ticket = Ticket([(self._count(now, num_bytes), num_bytes)], self._reserve(now, num_bytes))
+            ticket = Ticket([self._part(num_bytes)])
             self._in_flight += 1
             return ticket
 
-    def try_extend(self, ticket: Ticket, num_bytes: int) -> tuple[float, str] | None:
-        """Reserve ``num_bytes`` more for a body that outgrew its estimate if they fit now;
-        else (when they will, which limit)."""
+    def resize(self, ticket: Ticket, num_bytes: int, what: str) -> bool:
+        """Make ``ticket`` reserve ``num_bytes``, once a body's length is known.
+
+        Shrinking always works. Growing takes the difference from the windows when it
+        fits; when it does not, the host is sending those bytes anyway: they are counted
+        all the same, the overrun is recorded for the summary, and False is returned.
+        """
         with self._lock:
             now = self.clock.now()
-            until, which = self._blocked_until(now, num_bytes)
-            if until > now:
-                return until, which
-            ticket.lease_id = self._reserve(now, num_bytes)
-            ticket.parts.append((self._count(now, num_bytes), num_bytes))
-            return None
+            extra = num_bytes - ticket.bytes
+            if extra <= 0:
+                self._release(ticket, -extra)
+                self._settled.notify_all()
+                return True
+            for window in self.windows.values():
+                window.expire(now)
+            over = [(n, w) for n, w in self.windows.items() if w.used + extra > w.limit]
+            ticket.parts.append(self._part(extra))
+            for name, window in over:
+                self.overruns.append(
+                    f"{what} was {format_size(extra)} larger than the room reserved for it and the "
+                    f"{name} window had no room left: its bytes were sent anyway and are counted, "
+                    f"so that window holds {format_size(window.used)} of its "
+                    f"{format_size(window.limit)} limit until they age out"
+                )
+            return not over
 
     def wait_for_room(self, num_bytes: int) -> None:
-        """Wait, without reserving, until ``num_bytes`` would fit (before a request)."""
+        """Wait, without reserving, until ``num_bytes`` would fit; under --no-wait, raise
+        LimitReached only when nothing in flight may still free room."""
         while True:
             with self._lock:
                 now = self.clock.now()
@@ -180,12 +226,15 @@ class ByteBudget:
         """Sleep until ``until``, or raise LimitReached under --no-wait.
 
         While admitted downloads are still in flight, their reservations may yet shrink (an
-        estimate for a body of unknown length, a body cut short), so look again shortly.
+        estimate before its Content-Length, a body cut short), so look again when one of
+        them settles or shrinks: an event, not a time, so no clock moves for it.
         """
         with self._lock:
-            in_flight = self._in_flight
+            in_flight = self._in_flight > 0
+            if in_flight:
+                self._settled.wait(IN_FLIGHT_RECHECK)
         if in_flight:
-            if self.clock.wait(self.cancel, IN_FLIGHT_RECHECK):
+            if self.cancel.is_set():
                 raise WaitCancelled
             return
         limit = self.windows[which].limit
@@ -206,41 +255,61 @@ class ByteBudget:
         if self.clock.wait(self.cancel, max(0.0, until - self.clock.now()) + 0.001):
             raise WaitCancelled
 
-    def settle(self, ticket: Ticket, used: int) -> None:
-        """Count what an admitted download really read, as read now.
-
-        Its reservation moves to the newest bucket, so bytes still being read long after
-        their admission are counted from when they arrived (never less, never earlier).
-        """
+    def settle(self, ticket: Ticket, sent: int) -> None:
+        """Replace a download's reservation by the bytes its host sent, counted as sent now
+        (bytes still arriving long after their admission count from when they arrived)."""
         with self._lock:
             self._in_flight -= 1
             now = self.clock.now()
-            for bucket, num_bytes in ticket.parts:
-                bucket.bytes -= num_bytes
-                for window in self.windows.values():
-                    window.expire(now)
-                    if window.holds(bucket, now):
-                        window.total -= num_bytes
-            if used:
-                self._count(now, used)
-            if self._lease is not None and self._lease.id == ticket.lease_id:
-                self._lease.used += used - ticket.bytes
-                self._lease.last_at = now
-            ticket.parts = []
+            self.sent += sent
+            lease = self._lease
+            if lease is not None and all(part.lease_id == lease.id for part in ticket.parts):
+                self._release(ticket, ticket.bytes)
+                self._add_sent(now, sent)
+            else:  # on disk before a closed lease gives its share back: never undercounted
+                self._add_sent(now, sent)
+                self._release(ticket, ticket.bytes)
+            self._settled.notify_all()
 
-    def _count(self, now: float, num_bytes: int) -> _Bucket:
-        """Add admitted bytes to the windows: to the newest bucket while it is young, so
+    def _add_sent(self, now: float, sent: int) -> None:
+        if sent:
+            self._reserve(now, sent)
+            self._count(now, sent)
+
+    def _release(self, ticket: Ticket, num_bytes: int) -> None:
+        """Give back ``num_bytes`` of a ticket's reservation, its newest first."""
+        while num_bytes > 0 and ticket.parts:
+            part = ticket.parts[-1]
+            taken = min(num_bytes, part.bytes)
+            for window in self.windows.values():
+                window.reserved -= taken
+            if self._lease is not None and self._lease.id == part.lease_id:
+                self._lease.used -= taken
+            else:  # its lease was closed counting it
+                self.store.shrink_lease(part.lease_id, taken)
+            part.bytes -= taken
+            num_bytes -= taken
+            if not part.bytes:
+                ticket.parts.pop()
+
+    def _part(self, num_bytes: int) -> _Part:
+        """Reserve ``num_bytes`` in the windows and on disk (a lease) before they are sent."""
+        for window in self.windows.values():
+            window.reserved += num_bytes
+        return _Part(num_bytes, self._reserve(self.clock.now(), num_bytes))
+
+    def _count(self, now: float, num_bytes: int) -> None:
+        """Add sent bytes to the windows: to the newest bucket while it is young, so
         that memory does not grow with the number of photos."""
         bucket = self._bucket
         if bucket is None or now - self._bucket_opened >= BUCKET_SECONDS:
             self._bucket, self._bucket_opened = _Bucket(now, num_bytes), now
             self._add_bucket(self._bucket)
-            return self._bucket
+            return
         bucket.at = max(bucket.at, now)  # later is cautious: the bytes count longer
         bucket.bytes += num_bytes
         for window in self.windows.values():
             window.total += num_bytes
-        return bucket
 
     def _add_bucket(self, bucket: _Bucket) -> None:
         for window in self.windows.values():

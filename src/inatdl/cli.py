@@ -553,6 +553,22 @@ def _print_fetch(settings: Settings, report: FetchReport) -> None:
     if gone:
         _say(settings, f"{_photos(gone)} gone from iNaturalist (404/410); not retried.")
     _say(settings, f"Photos in {settings.data_dir / 'photos'}; manifest {report.manifest}.")
+    _print_budget(settings, report)
+
+
+def _print_budget(settings: Settings, report: FetchReport) -> None:
+    """How much of each window the run used, and anything that went past a limit."""
+    hourly, daily = report.limits["hourly"], report.limits["daily"]
+    _say(
+        settings,
+        f"Byte budget: the photo hosts sent {format_size(report.sent)} in this run; the last hour "
+        f"holds {format_size(report.spent['hourly'])} of the {format_size(hourly)} hourly limit "
+        f"({100 * report.spent['hourly'] / hourly:.0f} %), the last day "
+        f"{format_size(report.spent['daily'])} of {format_size(daily)} "
+        f"({100 * report.spent['daily'] / daily:.0f} %).",
+    )
+    for overrun in report.overruns:
+        click.echo(f"Over a limit: {overrun}.", err=True)
 
 
 def _print_dry_run(settings: Settings, report: FetchReport, options: FetchOptions) -> None:

@@ -52,6 +52,20 @@ MAX_PHOTO_BYTES = {
     "original": 100_000_000,
 }
 
+# Judging a photo's size before its request (the byte budget admits it before it is sent).
+# Until a size has been downloaded once, a cautious guess: above most real photos of that size.
+CAUTIOUS_PHOTO_BYTES = {
+    "square": 30_000,
+    "thumb": 50_000,
+    "small": 150_000,
+    "medium": 600_000,
+    "large": 2_500_000,
+    "original": 10_000_000,
+}
+SIZE_PERCENTILE = 0.99  # reserve this percentile of the sizes seen, not the mean
+SIZE_SAMPLE = 20_000  # photos of the state read for it at the start of a run
+HEAD_WITHIN_PHOTOS = 4  # ask HEAD first when the room left is below this many estimates
+
 # Licences: the API's photo_license values; a null license_code is all rights reserved.
 ALL_LICENSES = ("cc0", "cc-by", "cc-by-nc", "cc-by-sa", "cc-by-nd", "cc-by-nc-sa", "cc-by-nc-nd")
 DEFAULT_LICENSES = ALL_LICENSES

@@ -1,11 +1,22 @@
-"""Download one photo: admitted against the byte budget, streamed, checked, renamed."""
+"""Download one photo: admitted against the byte budget before its request, streamed,
+checked, renamed; a body cut short is resumed with Range.
+
+What the ledger counts for a request is what its host may have sent of the body: the bytes
+read when the body ended cleanly (whole, or cut short by the host closing), and the whole
+announced length when it was left unread or broken off (a reset, a timeout, Ctrl-C), since
+the host may have sent it all the same. Counting more than was sent is safe; less is not.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
 import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -16,18 +27,21 @@ from inatdl.budget import ByteBudget, Ticket, TooLarge, WaitCancelled
 from inatdl.client import Timeout, backoff_delay, describe_failure, is_retryable, retry_after_seconds
 from inatdl.clock import Clock
 from inatdl.constants import (
+    CAUTIOUS_PHOTO_BYTES,
     CHUNK_SIZE,
     CONNECT_TIMEOUT,
     GONE_STATUSES,
+    HEAD_WITHIN_PHOTOS,
     MAX_PHOTO_BYTES,
     PHOTO_ATTEMPTS,
     PHOTO_DEADLINE,
     READ_TIMEOUT,
+    SIZE_PERCENTILE,
 )
 from inatdl.files import disk_error
 from inatdl.state import DONE, FAILED, GONE, PENDING, Outcome, PhotoJob
 
-UNKNOWN_LENGTH_STEP = 1_000_000  # bytes reserved at a time for a body of unknown length
+SIZE_BUCKET_RATIO = 1.0905  # photo sizes are counted in buckets about 9 % wide
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
 PART_SUFFIX = ".part"
 
@@ -60,20 +74,90 @@ class _Retry(Exception):
         self.retry_after = retry_after
 
 
-class _NoRoom(Exception):
-    """The announced size does not fit the byte budget now: the body is left unread."""
-
-    def __init__(self, needed: int) -> None:
-        super().__init__(needed)
-        self.needed = needed
-
-
 class _Refused(Exception):
     """This photo cannot be had as it is served: no retry would help."""
 
 
 class _Dropped(Exception):
     """The run is stopping: an unfinished body is thrown away."""
+
+
+class PhotoSizes:
+    """How large the photos of each size are, to reserve enough before a request.
+
+    A histogram of sizes in buckets about 9 % wide, begun with the sizes the state holds:
+    adding a size and reading the percentile cost no more than a few operations a photo.
+    """
+
+    def __init__(self, recorded: Callable[[str], Iterable[int]] = lambda size: ()) -> None:
+        self._recorded = recorded
+        self._counts: dict[str, Counter[int]] = {}
+        self._estimates: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def add(self, size: str, num_bytes: int) -> None:
+        with self._lock:
+            self._histogram(size)[_bucket(num_bytes)] += 1
+            self._estimates.pop(size, None)
+
+    def estimate(self, size: str) -> int:
+        """A high percentile of the sizes seen; a cautious default before any."""
+        with self._lock:
+            estimate = self._estimates.get(size)
+            if estimate is None:
+                counts = self._histogram(size)
+                estimate = self._estimates[size] = _percentile(counts) or CAUTIOUS_PHOTO_BYTES[size]
+            return estimate
+
+    def _histogram(self, size: str) -> Counter[int]:
+        counts = self._counts.get(size)
+        if counts is None:
+            counts = self._counts[size] = Counter(_bucket(n) for n in self._recorded(size))
+        return counts
+
+
+def _bucket(num_bytes: int) -> int:
+    return int(math.log(max(1, num_bytes), SIZE_BUCKET_RATIO))
+
+
+def _percentile(counts: Counter[int]) -> int:
+    """The upper edge of the bucket holding the SIZE_PERCENTILE-th size; 0 when empty."""
+    total = sum(counts.values())
+    above = (1 - SIZE_PERCENTILE) * total
+    for bucket in sorted(counts, reverse=True):
+        above -= counts[bucket]
+        if above < 0:
+            return math.ceil(SIZE_BUCKET_RATIO ** (bucket + 1))
+    return 0
+
+
+@dataclass
+class _Partial:
+    """A body cut short: the bytes kept in the .part file, and how to ask for the rest."""
+
+    path: str
+    offset: int = 0
+    total: int | None = None  # the photo's whole length, as its host told it
+    validator: str | None = None  # its ETag or Last-Modified, for If-Range
+
+    def restart(self) -> None:
+        self.offset, self.total, self.validator = 0, None, None
+
+
+@dataclass
+class _Body:
+    """One answer's body as it is read: what the ledger is to count for it."""
+
+    length: int | None  # announced (Content-Length), None when unknown
+    received: int = 0
+    ended_cleanly: bool = False  # whole, or cut short by the host closing the connection
+
+    def sent(self, reserved: int) -> int:
+        """The most the host may have sent: what was read when the body ended cleanly, its
+        announced length otherwise (or, unknown, the room reserved for it)."""
+        if self.ended_cleanly:
+            return self.received
+        return max(self.received, reserved if self.length is None else self.length)
 
 
 class Downloader:
@@ -88,6 +172,7 @@ class Downloader:
         stop: threading.Event,
         timeout: Timeout = (CONNECT_TIMEOUT, READ_TIMEOUT),
         attempts: int = PHOTO_ATTEMPTS,
+        sizes: PhotoSizes | None = None,
     ) -> None:
         self.session = session
         self.data_dir = data_dir
@@ -96,11 +181,7 @@ class Downloader:
         self.stop = stop
         self.timeout = timeout
         self.attempts = attempts
-        self._sizes_seen = [0, 0]  # photos, bytes: for the estimate before a request
-
-    def typical_bytes(self) -> int:
-        photos, total = self._sizes_seen
-        return total // photos if photos else 1
+        self.sizes = sizes or PhotoSizes()
 
     def download(self, job: PhotoJob) -> Outcome:
         """Fetch one photo, retrying what may pass; the outcome says what happened.
@@ -112,18 +193,25 @@ class Downloader:
         final = os.path.join(self.data_dir, job.path)
         if os.path.isfile(final):  # a rename that the previous run did not get to record
             return Outcome(job, DONE, os.path.getsize(final), already_there=True)
-        attempt, problem, needed = 0, "", self.typical_bytes()
+        partial = _Partial(final + PART_SUFFIX)
+        try:
+            outcome = self._attempts(job, final, partial)
+        finally:
+            if partial.offset:  # kept for a retry that did not come
+                with contextlib.suppress(OSError):
+                    os.unlink(partial.path)
+        if outcome.status == DONE:
+            self.sizes.add(job.size, outcome.bytes)
+        return outcome
+
+    def _attempts(self, job: PhotoJob, final: str, partial: _Partial) -> Outcome:
+        attempt, problem = 0, ""
         while attempt < self.attempts:
             if self.stop.is_set():
                 return Outcome(job, PENDING, attempts=attempt)
+            attempt += 1
             try:
-                self.budget.wait_for_room(needed)
-                attempt += 1
-                return self._attempt(job, final, attempt)
-            except _NoRoom as no_room:
-                attempt -= 1  # asking again once there is room for it is not a retry
-                needed = max(needed, no_room.needed)
-                continue
+                return self._attempt(job, final, attempt, partial)
             except (_Dropped, WaitCancelled):
                 return Outcome(job, PENDING, attempts=attempt)
             except (_Refused, TooLarge) as refused:
@@ -136,13 +224,40 @@ class Downloader:
                     return Outcome(job, PENDING, attempts=attempt)
         return Outcome(job, FAILED, error=problem, attempts=attempt)
 
-    def _attempt(self, job: PhotoJob, final: str, attempt: int) -> Outcome:
-        cap = MAX_PHOTO_BYTES[job.size]
+    def _judge(self, job: PhotoJob, partial: _Partial) -> int:
+        """The bytes to reserve before asking: what is left of a known length, else a high
+        percentile of this size, checked with HEAD when the room left is within a few of it."""
+        if partial.total is not None:
+            return partial.total - partial.offset
+        estimate = min(self.sizes.estimate(job.size), self.budget.largest)
+        margin = HEAD_WITHIN_PHOTOS * estimate
+        if self.budget.wait and margin <= self.budget.largest:
+            self.budget.wait_for_room(margin)  # as the window frees, not in a burst later
+        if self.budget.room() < margin:
+            length = head_length(self.session, job.url, self.timeout)
+            if length:
+                return length
+        return estimate
+
+    def _attempt(self, job: PhotoJob, final: str, attempt: int, partial: _Partial) -> Outcome:
+        ticket = self.budget.admit(self._judge(job, partial))
+        body = _Body(length=0)  # nothing sent until an answer comes
         try:
-            # identity: the bytes counted against the budget and Content-Length are the file's
-            response = self.session.get(
-                job.url, stream=True, timeout=self.timeout, headers={"Accept-Encoding": "identity"}
-            )
+            return self._ask(job, final, attempt, partial, ticket, body)
+        finally:
+            self.budget.settle(ticket, body.sent(ticket.bytes))
+
+    def _ask(
+        self, job: PhotoJob, final: str, attempt: int, partial: _Partial, ticket: Ticket, body: _Body
+    ) -> Outcome:
+        cap = MAX_PHOTO_BYTES[job.size]
+        # identity: the bytes counted against the budget and Content-Length are the file's
+        headers = {"Accept-Encoding": "identity"}
+        if partial.offset and partial.validator:
+            headers["Range"] = f"bytes={partial.offset}-"
+            headers["If-Range"] = partial.validator
+        try:
+            response = self.session.get(job.url, stream=True, timeout=self.timeout, headers=headers)
         except (
             requests.exceptions.InvalidSchema,
             requests.exceptions.InvalidURL,
@@ -153,113 +268,163 @@ class Downloader:
         except requests.RequestException as exc:
             raise _Retry(describe_failure(exc)) from None
         with response:
+            body.length = content_length(response)
             status = response.status_code
             if status in GONE_STATUSES:
                 return Outcome(job, GONE, error=f"HTTP {status}", attempts=attempt)
             if is_retryable(status):
                 raise _Retry(f"HTTP {status}", retry_after_seconds(response))
-            if status != 200:
+            if status == 206 and not _continues(response, partial):
+                partial.restart()
+                raise _Retry("the host sent another part than the one asked for")
+            if status == 200:
+                partial.offset = 0  # the whole photo again (it changed, or ranges are not served)
+            elif status != 206:
+                if status == 416:  # the part kept no longer matches: start again
+                    partial.restart()
+                    raise _Retry("HTTP 416 for the rest of a cut body")
                 return Outcome(job, FAILED, error=f"HTTP {status}", attempts=attempt)
             content_type = response.headers.get("Content-Type", "").lower()
             if content_type.startswith("text/") or "json" in content_type:
                 raise _Retry(f"got {content_type.split(';')[0]} instead of an image")
-            length = content_length(response)
-            if length is not None and length > cap:
+            if body.length is not None and partial.offset + body.length > cap:
                 return Outcome(
                     job,
                     FAILED,
                     attempts=attempt,
-                    error=f"announced {length} bytes, more than a {job.size} photo can be",
+                    error=f"announced {body.length} bytes, more than a {job.size} photo can be",
                 )
-            if length == 0:
+            if body.length == 0:
                 raise _Retry("empty body")
-            # Without a Content-Length, reserve an estimate first and more as the body grows.
-            largest = self.budget.largest
-            first_step = min(cap, UNKNOWN_LENGTH_STEP, largest, max(2 * CHUNK_SIZE, largest // 16))
-            allowed = first_step if length is None else length
-            try:
-                admitted = self.budget.try_admit(allowed)
-            except TooLarge as too_large:
-                return Outcome(job, FAILED, error=str(too_large), attempts=attempt)
-            if not isinstance(admitted, Ticket):
-                raise _NoRoom(allowed)
-            received = self._receive(response, final, admitted, length, cap)
-        self._sizes_seen[0] += 1  # racy under threads, but only an estimate
-        self._sizes_seen[1] += received
+            if body.length is not None:
+                self.budget.resize(ticket, body.length, f"photo {job.photo_id}")
+                partial.total = partial.offset + body.length
+            else:
+                partial.total = None
+            partial.validator = _validator(response)
+            received = self._receive(response, final, partial, ticket, body, cap, job)
         return Outcome(job, DONE, received, attempts=attempt)
 
     def _receive(
-        self, response: requests.Response, final: str, ticket: Ticket, length: int | None, cap: int
+        self,
+        response: requests.Response,
+        final: str,
+        partial: _Partial,
+        ticket: Ticket,
+        body: _Body,
+        cap: int,
+        job: PhotoJob,
     ) -> int:
-        """Stream the body to a temporary file beside ``final``; rename it when whole.
+        """Stream the body onto the .part file beside ``final``; rename it when whole.
 
-        Never reads a byte that is not reserved in the budget: a body of unknown length
-        reserves more, step by step, before reading past what it has.
+        A body of unknown length reserves more, step by step, before reading past what it
+        has. A body cut short keeps its .part for a Range request when its host named it
+        (ETag or Last-Modified); anything else removes it.
         """
-        temporary = final + PART_SUFFIX
-        received = 0
-        complete = False
+        keep = False
         deadline = time.monotonic() + PHOTO_DEADLINE
         head = tail = b""
         try:
-            with _open_creating_folder(temporary) as handle:
+            with _open_part(partial) as handle:
+                if partial.offset:
+                    handle.seek(0)
+                    head = handle.read(16)
+                    handle.seek(partial.offset)
                 while True:
-                    room = ticket.bytes - received
+                    room = ticket.bytes - body.received
                     if room <= 0:
-                        if length is not None:
+                        if body.length is not None:
                             break
-                        self._grow(ticket, received, cap)
-                        room = ticket.bytes - received
-                    chunk = response.raw.read(min(CHUNK_SIZE, room), decode_content=False)
+                        self._grow(ticket, partial.offset + body.received, cap, job)
+                        room = ticket.bytes - body.received
+                    try:
+                        chunk = response.raw.read1(min(CHUNK_SIZE, room), decode_content=False)
+                    except urllib3.exceptions.ProtocolError as exc:
+                        if isinstance(exc.__context__, urllib3.exceptions.IncompleteRead):
+                            body.ended_cleanly = True  # the host closed: it sent what came
+                        raise
                     if not chunk:
+                        body.ended_cleanly = True
                         break
                     if self.stop.is_set():
                         raise _Dropped
-                    if received == 0:
+                    if not head:
                         head = chunk[:16]
                         if not looks_like_image(head):
                             raise _Retry("the body is not an image")
                     if time.monotonic() > deadline:
                         raise _Retry(f"the body took more than {PHOTO_DEADLINE:.0f} s")
-                    received += len(chunk)
+                    body.received += len(chunk)
+                    partial.offset += len(chunk)
                     handle.write(chunk)
                     tail = (tail + chunk)[-16:]
-            if received == 0:
+            if body.received == 0:
                 raise _Retry("empty body")
-            if length is not None and received != length:
-                raise _Retry(f"body cut short: {received} of {length} bytes")
-            if length is None and not is_whole_image(head, tail, received):
+            if body.length is not None and body.received != body.length:
+                keep = partial.validator is not None
+                raise _Retry(f"body cut short: {body.received} of {body.length} bytes")
+            if body.length is None and not is_whole_image(head, tail, partial.offset):
                 raise _Retry("body cut short (no end of image)")
-            os.replace(temporary, final)
-            complete = True
-            return received
+            os.replace(partial.path, final)
+            total, partial.offset = partial.offset, 0
+            return total
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+            keep = partial.validator is not None  # what came is good: ask for the rest
             raise _Retry(describe_failure(exc)) from None
         except OSError as exc:
             raise disk_error(exc, Path(final)) from None
         finally:
-            self.budget.settle(ticket, received)
-            if not complete:
+            if partial.offset and not keep:
+                partial.restart()
                 with contextlib.suppress(OSError):
-                    os.unlink(temporary)
+                    os.unlink(partial.path)
 
-    def _grow(self, ticket: Ticket, received: int, cap: int) -> None:
-        """Reserve more for a body of unknown length that has used its reservation; when
-        the budget has no room, the attempt waits for it rather than counting as failed."""
+    def _grow(self, ticket: Ticket, received: int, cap: int, job: PhotoJob) -> None:
+        """Reserve more for a body of unknown length that has used its reservation: its
+        host sends it whether or not it fits, so past the limit it is read and counted."""
         more = min(ticket.bytes, cap - received)
         if more <= 0:
             raise _Refused(f"the body is larger than {cap} bytes, more than a photo can be")
-        if self.budget.try_extend(ticket, more) is not None:
-            raise _NoRoom(received + more)
+        self.budget.resize(ticket, ticket.bytes + more, f"photo {job.photo_id} (of unknown length)")
 
 
-def _open_creating_folder(path: str) -> BinaryIO:
-    """Open ``path`` for writing; its folder is made only when missing (not a call a photo)."""
+def _continues(response: requests.Response, partial: _Partial) -> bool:
+    """Whether a 206 answers for the bytes after those kept."""
+    content_range = response.headers.get("Content-Range", "")
+    return content_range.startswith(f"bytes {partial.offset}-") and partial.offset > 0
+
+
+def _validator(response: requests.Response) -> str | None:
+    """What If-Range may name this body by: a strong ETag, else its Last-Modified."""
+    etag = response.headers.get("ETag")
+    if etag and not etag.startswith("W/"):
+        return etag
+    return response.headers.get("Last-Modified")
+
+
+def head_length(session: requests.Session, url: str, timeout: Timeout) -> int | None:
+    """The Content-Length a HEAD request announces (no body is sent); None if it fails."""
     try:
-        return open(path, "wb")  # noqa: SIM115 - the caller closes it
+        response = session.head(
+            url, allow_redirects=True, timeout=timeout, headers={"Accept-Encoding": "identity"}
+        )
+    except requests.RequestException:
+        return None
+    return content_length(response) if response.ok else None
+
+
+def _open_part(partial: _Partial) -> BinaryIO:
+    """Open the .part file: to go on after its bytes, or afresh; its folder is made only
+    when missing (not a call a photo)."""
+    if partial.offset:
+        handle = open(partial.path, "r+b")  # noqa: SIM115 - the caller closes it
+        handle.truncate(partial.offset)
+        return handle
+    try:
+        return open(partial.path, "wb")  # noqa: SIM115
     except FileNotFoundError:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        return open(path, "wb")  # noqa: SIM115
+        os.makedirs(os.path.dirname(partial.path), exist_ok=True)
+        return open(partial.path, "wb")  # noqa: SIM115
 
 
 def content_length(response: requests.Response) -> int | None:

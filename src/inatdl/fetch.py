@@ -20,13 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import requests
-
 from inatdl.budget import ByteBudget
 from inatdl.client import ApiClient
 from inatdl.clock import Clock
-from inatdl.constants import DRY_RUN_SAMPLE, MANIFEST_FILE, OBSERVATIONS_PER_PAGE, PHOTOS_DIR, STATE_FILE
-from inatdl.download import PART_SUFFIX, Downloader, content_length
+from inatdl.constants import (
+    DRY_RUN_SAMPLE,
+    MANIFEST_FILE,
+    OBSERVATIONS_PER_PAGE,
+    PHOTOS_DIR,
+    SIZE_SAMPLE,
+    STATE_FILE,
+)
+from inatdl.download import PART_SUFFIX, Downloader, PhotoSizes, head_length
 from inatdl.errors import ApiError, InatdlError, LimitReached
 from inatdl.files import disk_error
 from inatdl.manifest import write_manifest
@@ -98,7 +103,10 @@ class FetchReport:
     dry_run: bool = False
     interrupted: bool = False
     error: InatdlError | None = None
-    spent: dict[str, int] = field(default_factory=dict)  # bytes in each window, for --dry-run
+    spent: dict[str, int] = field(default_factory=dict)  # bytes in each window at the end
+    limits: dict[str, int] = field(default_factory=dict)
+    sent: int = 0  # bytes the photo hosts sent this run, as the ledger counts them
+    overruns: list[str] = field(default_factory=list)  # what went past a limit, and why
     api_requests: int = 0  # made by the listing, retries included
     pages: int = 0  # observation pages of the listing
     head_requests: int = 0  # to the photo hosts, for the --dry-run estimate
@@ -161,7 +169,13 @@ class _Run:
             cancel=self.abort,
         )
         self.downloader = Downloader(
-            client.session, data_dir, self.budget, clock, self.abort, timeout=client.timeout
+            client.session,
+            data_dir,
+            self.budget,
+            clock,
+            self.abort,
+            timeout=client.timeout,
+            sizes=PhotoSizes(lambda size: store.recent_sizes(size, SIZE_SAMPLE)),
         )
         self.jobs: queue.Queue[PhotoJob | None] = queue.Queue(maxsize=max(16, options.workers * 4))
         self.reports: dict[int, TaxonReport] = {}
@@ -384,6 +398,9 @@ class _Run:
                 raise self.fatal
         if self.options.dry_run and not report.interrupted:
             self.estimate(report)
+        report.spent = {window: self.budget.spent(window) for window in self.budget.windows}
+        report.limits = {name: window.limit for name, window in self.budget.windows.items()}
+        report.sent, report.overruns = self.budget.sent, self.budget.overruns
         return report
 
     def _finish(self, workers: list[threading.Thread]) -> bool:
@@ -425,7 +442,7 @@ class _Run:
             jobs = self.store.jobs_to_retry(taxon.taxon_id, self.options.size, batch=DRY_RUN_SAMPLE)
             for job in itertools.islice(jobs, DRY_RUN_SAMPLE):
                 report.head_requests += 1
-                length = _head_length(self.downloader.session, job.url, self.client.timeout)
+                length = head_length(self.downloader.session, job.url, self.client.timeout)
                 if length is not None:
                     sampled.append(length)
         average = sum(sampled) // len(sampled) if sampled else 0
@@ -433,7 +450,6 @@ class _Run:
             counts = self.store.status_counts(taxon.taxon_id, self.options.size)
             taxon.queued = counts.get(PENDING, 0) + counts.get(FAILED, 0)
             taxon.estimated_bytes = taxon.queued * average
-        report.spent = {window: self.budget.spent(window) for window in ("hourly", "daily")}
 
 
 @dataclass
@@ -460,14 +476,6 @@ def _drain(jobs: queue.Queue[PhotoJob | None]) -> None:
             jobs.get_nowait()
         except queue.Empty:
             return
-
-
-def _head_length(session: requests.Session, url: str, timeout: Any) -> int | None:
-    try:
-        response = session.head(url, allow_redirects=True, timeout=timeout)
-    except requests.RequestException:
-        return None
-    return content_length(response) if response.ok else None
 
 
 def sweep_photos(data_dir: Path, store: Store) -> None:

@@ -322,6 +322,16 @@ class Store:
                 )
         return found
 
+    def recent_sizes(self, size: str, limit: int) -> list[int]:
+        """Byte sizes of up to ``limit`` of the latest photos downloaded at ``size``."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT bytes FROM photos WHERE size=? AND status=? AND bytes > 0 "
+                "ORDER BY updated_at DESC LIMIT ?",
+                (size, DONE, limit),
+            ).fetchall()
+        return [row[0] for row in rows]
+
     def done_paths(self) -> Iterator[tuple[int, str, str]]:
         """(photo_id, size, path) of every photo recorded as downloaded."""
         with self._lock:
@@ -397,6 +407,12 @@ class Store:
             else:
                 self.db.execute("DELETE FROM ledger WHERE id=?", (lease_id,))
             self.db.execute("DELETE FROM ledger WHERE at < ?", (at - 2 * 86400,))
+
+    def shrink_lease(self, lease_id: int, num_bytes: int) -> None:
+        """Take back bytes a closed lease counted for a download that sent fewer."""
+        with self.transaction():
+            self.db.execute("UPDATE ledger SET bytes = bytes - ? WHERE id=?", (num_bytes, lease_id))
+            self.db.execute("DELETE FROM ledger WHERE id=? AND bytes <= 0", (lease_id,))
 
 
 class _Transaction:

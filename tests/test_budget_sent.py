@@ -1,0 +1,269 @@
+"""The byte budget as the photo hosts see it: the test server counts the body bytes it
+writes to its sockets (read by inatdl or not), and these tests hold inatdl to those counts."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+from fakes import FakeClock
+from inat_server import Fault, InatServer
+from world import files, run, write_taxa
+
+from inatdl.budget import ByteBudget, WaitCancelled
+from inatdl.download import Downloader
+from inatdl.state import DONE, PENDING, PhotoJob, Store
+
+HOUR = 3600
+MEDIUM = ("photos", "fetch", "--size", "medium", "--workers", "16")
+PATIENT = (10.0, 10.0)  # timeouts: a loaded machine must not turn into bodies broken off
+
+
+def make_world(inat: InatServer, data: Path, observations: int = 150) -> dict[str, bytes]:
+    """Two taxa of one-photo observations (medium photos of 12.3-13.8 kB); their files."""
+    inat.add_taxon(1, "Plantae", rank="kingdom")
+    inat.add_taxon(10, "Lythrum salicaria", parent_id=1)
+    inat.add_taxon(20, "Lythrum alatum", parent_id=1)
+    inat.add_observations(10, observations, first_id=1000)
+    inat.add_observations(20, observations, first_id=5000, hosts=("open",))
+    write_taxa(data, [(10, "Lythrum salicaria"), (20, "Lythrum alatum")])
+    return {
+        f"photos/{name}/{(first + i) * 10}_medium.jpg": inat.photo_bytes((first + i) * 10, "medium")
+        for name, first in (("Lythrum_salicaria", 1000), ("Lythrum_alatum", 5000))
+        for i in range(observations)
+    }
+
+
+def sent_in_any_hour(inat: InatServer, length: float = HOUR) -> int:
+    """The most body bytes the hosts sent within any window of ``length`` (fake clock)."""
+    sent = [(r.time, r.sent) for r in inat.photo_requests()]
+    return max((sum(n for t, n in sent if at - length < t <= at) for at, _ in sent), default=0)
+
+
+def ledger_total(data: Path) -> int:
+    with sqlite3.connect(data / "state.sqlite") as db:
+        return int(db.execute("SELECT COALESCE(SUM(bytes), 0) FROM ledger").fetchone()[0])
+
+
+def test_hourly_and_daily_limits_hold_for_the_bytes_sent(inat: InatServer, tmp_path: Path) -> None:
+    """The issue's runs: a 2 MB hour, the same hour again, then a 3 MB day; no body is
+    sent that is not read, so no photo is ever sent whole twice."""
+    data = tmp_path / "data"
+    expected = make_world(inat, data, observations=200)  # 400 photos, about 5.2 MB
+    clock = FakeClock()
+    inat.clock = clock.now
+    hourly = (*MEDIUM, "--hourly-limit", "2MB", "--no-wait")
+    result = run(inat, data, *hourly, clock=clock, timeout=PATIENT)
+    assert result.exit_code == 75, result.output
+    assert "Error: the hourly download limit of 2.0 MB is reached" in result.stderr
+    first = inat.bytes_sent()
+    assert 2_000_000 - 4 * 14_000 < first <= 2_000_000  # used, to within a few photos
+    assert "Byte budget: the photo hosts sent" in result.stdout
+    assert "the last hour holds 2.0 MB of the 2.0 MB hourly limit (100 %)" in result.stdout
+    for _ in range(2):  # the same hour: nothing more is sent, not even bodies left unread
+        clock.advance(60)
+        assert run(inat, data, *hourly, clock=clock, timeout=PATIENT).exit_code == 75
+        assert inat.bytes_sent() <= 2_000_000
+    clock.advance(HOUR)
+    daily = (*MEDIUM, "--hourly-limit", "200MB", "--daily-limit", "3MB", "--no-wait")
+    result = run(inat, data, *daily, clock=clock, timeout=PATIENT)
+    assert result.exit_code == 75, result.output
+    assert "daily download limit of 3.0 MB is reached" in result.stderr
+    assert 3_000_000 - 4 * 14_000 < inat.bytes_sent() <= 3_000_000
+    assert sent_in_any_hour(inat) <= 2_000_000
+    assert set(inat.sent_in_full().values()) == {1}
+    assert ledger_total(data) >= inat.bytes_sent()
+    assert "Over a limit" not in result.stderr
+    # waiting, the rest comes as the day frees, and still never more than 3 MB a day
+    result = run(
+        inat, data, *MEDIUM, "--hourly-limit", "2MB", "--daily-limit", "3MB", clock=clock, timeout=PATIENT
+    )
+    assert result.exit_code == 0, result.output
+    assert files(data) == expected
+    assert sent_in_any_hour(inat) <= 2_000_000
+    assert sent_in_any_hour(inat, 24 * HOUR) <= 3_000_000
+    assert set(inat.sent_in_full().values()) == {1}
+
+
+def test_cut_bodies_are_resumed_with_range(inat: InatServer, tmp_path: Path) -> None:
+    """5 % of bodies cut at half way: the rest is asked with Range and If-Range."""
+    data = tmp_path / "data"
+    expected = make_world(inat, data, observations=200)
+    cut = inat.add_fault(Fault("short", target="photo", rate=0.05, first_attempts=1, seed=3))
+    result = run(inat, data, *MEDIUM, timeout=PATIENT)
+    assert result.exit_code == 0, result.output
+    assert files(data) == expected
+    assert cut.hits >= 10
+    ranged = [r for r in inat.photo_requests() if r.header("Range")]
+    assert len(ranged) == cut.hits
+    assert all(r.status == 206 and r.header("If-Range", "").startswith('"') for r in ranged)
+    kept = sum(len(content) for content in expected.values())
+    assert inat.bytes_sent() / kept <= 1.01
+    assert inat.bytes_sent() <= ledger_total(data) <= inat.bytes_sent() * 1.01
+
+
+def test_a_body_that_changed_is_fetched_again_whole(inat: InatServer, tmp_path: Path) -> None:
+    """If-Range no longer matches: the host answers 200, and the part kept is dropped."""
+    data = tmp_path / "data"
+    make_world(inat, data, observations=1)
+    cut = inat.add_fault(Fault("short", target="photo", times=1, path_contains="/10000/"))
+
+    def change_the_photo() -> None:
+        while cut.hits == 0:
+            threading.Event().wait(0.001)
+        inat.photo_lengths[10000] = 20_000  # a new ETag
+
+    changer = threading.Thread(target=change_the_photo)
+    changer.start()
+    result = run(inat, data, *MEDIUM, timeout=PATIENT)
+    changer.join()
+    assert result.exit_code == 0, result.output
+    assert files(data)["photos/Lythrum_salicaria/10000_medium.jpg"] == inat.photo_bytes(10000, "medium")
+    assert [r.status for r in inat.requests_to("/photos/10000/")] == [200, 200]
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault("reset_mid_body", target="photo", rate=0.3, first_attempts=1),
+        Fault("short", target="photo", rate=0.3, first_attempts=1),
+        Fault("status", target="photo", status=503, rate=0.3, first_attempts=1),
+        Fault("drip", target="photo", rate=0.1, first_attempts=1, delay=0.001, chunk_size=4096),
+    ],
+    ids=lambda fault: fault.name,
+)
+def test_every_byte_a_host_sent_is_in_the_ledger(inat: InatServer, tmp_path: Path, fault: Fault) -> None:
+    """Bodies cut, reset (what came may be lost on the way) or left unread (an error page)
+    are counted at least as the hosts sent them, and not much more."""
+    data = tmp_path / "data"
+    expected = make_world(inat, data, observations=40)
+    inat.ranges = fault.kind != "short"  # a short body is then fetched again from byte 0
+    inat.add_fault(fault)
+    result = run(inat, data, *MEDIUM, timeout=PATIENT)
+    assert result.exit_code == 0, result.output
+    assert files(data) == expected
+    assert fault.hits > 0
+    sent = inat.bytes_sent()
+    assert sent <= ledger_total(data) <= sent * 1.2
+
+
+def test_a_photo_larger_than_its_estimate_near_the_limit(inat: InatServer, tmp_path: Path) -> None:
+    """Near the limit the size is asked with HEAD: a photo five times the others' size is
+    not requested when it would not fit, and comes once the window frees."""
+    data = tmp_path / "data"
+    make_world(inat, data, observations=10)
+    clock = FakeClock()
+    one_worker = ("photos", "fetch", "--size", "medium", "--workers", "1")
+    result = run(inat, data, *one_worker, "--max-per-taxon", "8", clock=clock, timeout=PATIENT)
+    assert result.exit_code == 0, result.output  # the state now knows 16 photos' sizes
+    inat.photo_lengths[10080] = 65_000  # the next photo
+    limit = inat.bytes_sent() + 60_000
+    result = run(
+        inat, data, *one_worker, "--hourly-limit", f"{limit}B", "--no-wait", clock=clock, timeout=PATIENT
+    )
+    assert result.exit_code == 75, result.output
+    assert [r.method for r in inat.requests_to("/photos/10080/")] == ["HEAD"]
+    assert inat.bytes_sent() <= limit
+    assert "Over a limit" not in result.stderr
+    clock.advance(HOUR)
+    result = run(
+        inat, data, *one_worker, "--hourly-limit", f"{limit}B", "--no-wait", clock=clock, timeout=PATIENT
+    )
+    assert result.exit_code == 0, result.output
+    assert files(data)["photos/Lythrum_salicaria/10080_medium.jpg"] == inat.photo_bytes(10080, "medium")
+    assert set(inat.sent_in_full().values()) == {1}
+
+
+def test_a_new_run_judges_sizes_from_the_state(inat: InatServer, tmp_path: Path) -> None:
+    """The photos downloaded before give the estimate: with room for 70 photos, none is
+    asked with HEAD (the cautious default for a size never downloaded, 600 kB, would)."""
+    data = tmp_path / "data"
+    make_world(inat, data, observations=30)
+    clock = FakeClock()
+    result = run(inat, data, *MEDIUM, "--max-per-taxon", "10", clock=clock, timeout=PATIENT)
+    assert result.exit_code == 0, result.output
+    inat.clear_requests()
+    limit = 20 * 14_000 + 1_000_000
+    result = run(
+        inat, data, *MEDIUM, "--hourly-limit", f"{limit}B", "--no-wait", clock=clock, timeout=PATIENT
+    )
+    assert result.exit_code == 0, result.output
+    assert len(inat.photo_requests()) == 40
+    assert all(r.method == "GET" for r in inat.photo_requests())
+
+
+def test_a_body_larger_than_announced_room_is_counted_and_told(inat: InatServer, tmp_path: Path) -> None:
+    """When a body turns out larger than its reservation and the window has no room for the
+    difference, it is read (its host sends it anyway), counted, and said."""
+    data = tmp_path / "data"
+    make_world(inat, data, observations=1)
+    inat.add_fault(Fault("no_length", target="photo"))  # not even HEAD tells the length
+    inat.photo_lengths[10000] = 300_000
+    result = run(
+        inat, data, *MEDIUM, "--hourly-limit", "100kB", "--no-wait", "--workers", "1", timeout=PATIENT
+    )
+    assert "Over a limit: photo 10000 (of unknown length) was" in result.stderr
+    assert "the hourly window had no room left" in result.stderr
+    assert ledger_total(data) >= inat.bytes_sent() > 100_000
+
+
+def test_ctrl_c_ends_a_wait_for_the_budget(tmp_path: Path) -> None:
+    """A worker waiting for the window to free wakes at Ctrl-C (the run's cancel event),
+    without the hour passing; the test waits at most 4 s, under the 5 s grace."""
+
+    class EventClock(FakeClock):
+        def wait(self, event: threading.Event, seconds: float) -> bool:
+            if event.wait(4.0):
+                return True
+            self.advance(seconds)  # not woken: the time passes
+            return False
+
+    clock = EventClock()
+    cancel = threading.Event()
+    store = Store(tmp_path / "state.sqlite", clock)
+    budget = ByteBudget(store, clock, 1000, 10_000, wait=True, cancel=cancel)
+    budget.settle(budget.admit(1000), 1000)
+    outcome: list[object] = []
+
+    def worker() -> None:
+        try:
+            outcome.append(budget.admit(500))
+        except WaitCancelled as exc:
+            outcome.append(exc)
+
+    waiting = threading.Thread(target=worker)
+    waiting.start()
+    cancel.set()  # what Ctrl-C does
+    waiting.join(timeout=4.5)
+    assert not waiting.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], WaitCancelled)
+    assert clock.now() - 1_700_000_000 < HOUR
+
+
+def test_a_slow_body_stops_at_ctrl_c(inat: InatServer, tmp_path: Path) -> None:
+    """The stop is looked at between the pieces of a slow body: a photo that would take
+    10 s to arrive is dropped (and counted) within the 5 s grace, not read to its end."""
+    make_world(inat, tmp_path, observations=1)
+    inat.add_fault(Fault("drip", target="photo", delay=0.1, chunk_size=128))  # 100 pieces
+    clock = FakeClock()
+    stop = threading.Event()
+    store = Store(tmp_path / "state.sqlite", clock)
+    budget = ByteBudget(store, clock, 10**9, 10**9, cancel=stop)
+    downloader = Downloader(requests.Session(), tmp_path, budget, clock, stop, timeout=(2.0, 2.0))
+    job = PhotoJob(10000, "medium", inat.photo_url(10000, "medium"), "photos/x/10000_medium.jpg", 10)
+    outcome: list[str] = []
+    worker = threading.Thread(target=lambda: outcome.append(downloader.download(job).status))
+    worker.start()
+    while not inat.photo_requests() or inat.photo_requests()[0].sent < 512:
+        assert worker.is_alive()
+        threading.Event().wait(0.01)
+    stop.set()  # what Ctrl-C does
+    worker.join(timeout=4.0)
+    assert outcome == [PENDING]
+    assert DONE not in outcome and not (tmp_path / job.path).exists()
+    assert not list((tmp_path / "photos").rglob("*.part"))
+    budget.close()
+    assert ledger_total(tmp_path) >= inat.bytes_sent()
