@@ -349,6 +349,8 @@ class _Obs(NamedTuple):
     padding: int
     license_code: str | None
     photos: tuple[_Photo, ...]
+    coordinates: str = "both"  # which of geojson and location the JSON gives: "both", "geojson",
+    # "location" or "none" (an observation without a place)
 
 
 @dataclass
@@ -1040,6 +1042,7 @@ class InatServer:
         user_login: str = "samroom",
         padding: int = 0,
         license_code: Any = ...,
+        coordinates: str = "both",
     ) -> dict[str, Any]:
         """Add one observation; returns its JSON.
 
@@ -1047,8 +1050,12 @@ class InatServer:
         rights reserved), ``host`` ("static"/"open"), ``ext`` ("jpg"...), ``flagged`` (the API
         then gives the placeholder URL), ``gone`` (404/410 from the photo host), and
         ``content_type`` (override). ``license_code`` is the observation's own licence;
-        by default the first photo's (None without photos).
+        by default the first photo's (None without photos). ``coordinates`` says where the
+        JSON gives the place: "both" (geojson and location), "geojson", "location" or "none";
+        ``observed_on=""`` gives an observation without a date.
         """
+        if coordinates not in ("both", "geojson", "location", "none"):
+            raise ValueError("coordinates must be 'both', 'geojson', 'location' or 'none'")
         built = []
         for spec in photos or []:
             unknown = set(spec) - _PHOTO_KEYS
@@ -1087,6 +1094,7 @@ class InatServer:
             padding=padding,
             license_code=license_code,
             photos=tuple(built),
+            coordinates=coordinates,
         )
         with self._lock:
             self._insert([obs])
@@ -1203,8 +1211,8 @@ class InatServer:
         if taxon is None:
             taxon = taxon_cache[o.taxon_id] = self._taxon_json(self._taxa[o.taxon_id])
         photos = [self._photo_json(p, o.user_login) for p in o.photos]
-        year, month, day = (o.observed_on.split("-") + ["1", "1"])[:3]
-        when = f"{o.observed_on}T12:00:00+00:00"
+        year, month, day = (o.observed_on.split("-") + ["1", "1"])[:3] if o.observed_on else (0, 0, 0)
+        when = f"{o.observed_on}T12:00:00+00:00" if o.observed_on else None  # "": no date
         description = None
         if o.padding > 0:
             description = (_FILLER * (o.padding // len(_FILLER) + 1))[: o.padding]
@@ -1213,21 +1221,25 @@ class InatServer:
             "uuid": _uuid(f"observation:{o.id}"),
             "uri": f"https://www.inaturalist.org/observations/{o.id}",
             "quality_grade": o.quality_grade,
-            "observed_on": o.observed_on,
-            "observed_on_string": o.observed_on,
+            "observed_on": o.observed_on or None,
+            "observed_on_string": o.observed_on or None,
             "observed_on_details": {
                 "date": o.observed_on,
                 "year": int(year),
                 "month": int(month),
                 "day": int(day),
-            },
+            }
+            if o.observed_on
+            else None,
             "time_observed_at": when,
-            "created_at": when,
-            "updated_at": when,
+            "created_at": when or "2020-01-01T12:00:00+00:00",
+            "updated_at": when or "2020-01-01T12:00:00+00:00",
             "species_guess": taxon.get("preferred_common_name") or taxon["name"],
             "description": description,
-            "location": f"{o.latitude},{o.longitude}",
-            "geojson": {"type": "Point", "coordinates": [o.longitude, o.latitude]},
+            "location": f"{o.latitude},{o.longitude}" if o.coordinates in ("both", "location") else None,
+            "geojson": {"type": "Point", "coordinates": [o.longitude, o.latitude]}
+            if o.coordinates in ("both", "geojson")
+            else None,
             "geoprivacy": None,
             "obscured": False,
             "mappable": True,

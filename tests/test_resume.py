@@ -243,11 +243,13 @@ def test_hourly_limit_with_no_wait_exits_75_and_holds_across_runs(inat: InatServ
     assert run(inat, data, *no_wait, clock=clock).exit_code == 75
     assert first < downloaded_bytes(data) <= 2 * limit
     # and waiting (the default) finishes the job, sleeping on the clock until bytes age out
+    started = clock.now()
     result = run(inat, data, *FETCH_SMALL, "--hourly-limit", "100kB", "--workers", "16", clock=clock)
     assert result.exit_code == 0, result.output
     assert "hourly limit of 100.0 kB reached; waiting until" in result.stderr
     assert files(data) == expected
-    assert max(clock.sleeps) > 3000
+    assert max(clock.sleeps) > 3000  # one long wait, not polls adding up to an hour
+    assert clock.now() - started <= 3 * 3600  # about 195 kB were left: two hours' worth, not more
     with sqlite3.connect(data / "state.sqlite") as db:
         ledger = db.execute("SELECT at, bytes FROM ledger ORDER BY at").fetchall()
     for at, _ in ledger:

@@ -1,0 +1,99 @@
+"""Plant each known bug in a copy of src/ and check that the test meant to catch it fails.
+
+    python tests/planted_bugs.py            # every planted bug
+    python tests/planted_bugs.py observed_on
+
+Each bug is a one-line change to behaviour users rely on (issue 12). The copy is put first
+on PYTHONPATH, so the tests (and the child processes they start) import the planted code;
+the working tree is never changed. Exit status 1 when a bug survives its test, or when
+a test fails without its bug.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Planted:
+    name: str
+    path: str  # under src/inatdl
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+BUGS = [
+    Planted(
+        "licence_ignored_per_photo",  # only the API's per-observation filter is left
+        "observations.py",
+        "if not license_code or license_code not in licenses:",
+        "if not license_code:",
+        ("tests/test_manifest.py::test_only_photos_of_the_asked_licences_beside_photos_of_others",),
+    ),
+    Planted(
+        "observed_on_empty",  # observed_on is always empty in photos.csv
+        "observations.py",
+        '"observed_on": _text(observation.get("observed_on")),',
+        '"observed_on": None,',
+        ("tests/test_manifest.py::test_every_manifest_column_holds_the_servers_data",),
+    ),
+    Planted(
+        "location_string_ignored",  # no coordinates for observations that have only `location`
+        "observations.py",
+        'lat, lng = str(observation["location"]).split(",")',
+        'lat, lng = str(observation["geojson"]).split(",")',
+        ("tests/test_manifest.py::test_every_manifest_column_holds_the_servers_data",),
+    ),
+    Planted(
+        "geojson_read_as_lat_lng",  # geojson is [longitude, latitude]
+        "observations.py",
+        'lng, lat = observation["geojson"]["coordinates"][:2]',
+        'lat, lng = observation["geojson"]["coordinates"][:2]',
+        ("tests/test_manifest.py::test_every_manifest_column_holds_the_servers_data",),
+    ),
+    # The budget and download bugs of issue 12 (rows 3-6 of tests/README.md) go here too.
+]
+
+
+def run_tests(src: Path, tests: tuple[str, ...]) -> bool:
+    """True when the tests pass against the package in ``src``."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True).returncode == 0
+
+
+def check(bug: Planted) -> bool:
+    with tempfile.TemporaryDirectory(prefix="planted-") as tmp:
+        src = Path(tmp, "src")
+        shutil.copytree(ROOT / "src", src)
+        target = src / "inatdl" / bug.path
+        text = target.read_text(encoding="utf-8")
+        if text.count(bug.old) != 1:
+            print(f"{bug.name}: the line to change is not in {bug.path} once; update this script")
+            return False
+        if not run_tests(src, bug.tests):
+            print(f"{bug.name}: its tests fail without the bug")
+            return False
+        target.write_text(text.replace(bug.old, bug.new), encoding="utf-8")
+        caught = not run_tests(src, bug.tests)
+    print(f"{bug.name}: {'caught' if caught else 'NOT CAUGHT'} by {', '.join(bug.tests)}")
+    return caught
+
+
+def main(names: list[str]) -> int:
+    chosen = [bug for bug in BUGS if not names or bug.name in names]
+    results = [check(bug) for bug in chosen]
+    return 0 if chosen and all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
