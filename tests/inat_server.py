@@ -171,7 +171,7 @@ _ICONIC_NAMES = frozenset(
 _NEEDS_NORMAL = frozenset({"latency", "drip", "short", "reset_mid_body", "no_length"})
 _PHOTO_KEYS = frozenset({"id", "license_code", "host", "ext", "flagged", "gone", "content_type"})
 _BULK_KEYS = frozenset(
-    {"observed_on", "latitude", "longitude", "place_ids", "user_login", "padding", "license_code"}
+    {"observed_on", "latitude", "longitude", "place_ids", "user_login", "padding", "license_code", "flagged"}
 )
 _FILTER_KEYS = (
     "taxon_id",
@@ -1120,7 +1120,8 @@ class InatServer:
         photos each), or ``first_photo_id + n`` for the n-th photo overall when given.
         ``license_codes``, ``hosts`` and ``exts`` cycle over the photos in order,
         ``quality_grades`` over the observations. Other keywords (observed_on, latitude,
-        longitude, place_ids, user_login, padding, license_code) apply to every observation.
+        longitude, place_ids, user_login, padding, license_code, flagged) apply to every
+        observation (``flagged``: to all their photos).
         """
         unknown = set(kw) - _BULK_KEYS
         if unknown:
@@ -1136,6 +1137,7 @@ class InatServer:
         user_login = kw.get("user_login", "samroom")
         padding = int(kw.get("padding", 0))
         obs_license = kw.get("license_code", ...)
+        flagged = bool(kw.get("flagged", False))
         n_lic, n_q, n_h, n_e = len(license_codes), len(quality_grades), len(hosts), len(exts)
         records = []
         photo_index = 0
@@ -1150,7 +1152,7 @@ class InatServer:
                         license_codes[photo_index % n_lic],
                         hosts[photo_index % n_h],
                         exts[photo_index % n_e],
-                        False,
+                        flagged,
                         None,
                         None,
                     )
