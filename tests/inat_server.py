@@ -40,7 +40,7 @@ import traceback
 import zlib
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -574,6 +574,8 @@ class _Handler(BaseHTTPRequestHandler):
         headers = dict(self.headers.items())
         if inat.latency > 0:
             time.sleep(inat.latency)
+        if inat.on_request is not None:
+            inat.on_request(host, path, query)
         fault = inat._choose_fault(host, path, url) if allowed else None
 
         def record(status: int) -> None:
@@ -766,6 +768,9 @@ class InatServer:
         self.latency: float = 0.0
         #: Exact body length per size word (e.g. {"medium": 5_000_000}) for budget tests.
         self.photo_size_bytes: dict[str, int] = {}
+        #: Called with (host, path, query) before each answer, in the request's thread: a test
+        #: can hold a request there until another has arrived, to check order without timing.
+        self.on_request: Callable[[str, str, dict[str, str]], None] | None = None
 
     # ----------------------------------------------------------------- lifecycle
 

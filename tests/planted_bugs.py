@@ -60,6 +60,41 @@ BUGS = [
         'lat, lng = observation["geojson"]["coordinates"][:2]',
         ("tests/test_manifest.py::test_every_manifest_column_holds_the_servers_data",),
     ),
+    Planted(
+        "one_worker_only",  # --workers N downloads one photo at a time
+        "fetch.py",
+        "for i in range(self.options.workers)",
+        "for i in range(1)",
+        ("tests/test_cli.py::test_workers_download_concurrently",),
+    ),
+    Planted(
+        "every_page_listed_before_downloading",
+        "fetch.py",
+        "for page in observation_pages(self.client, filters.params(taxon_id), cursor):",
+        "for page in list(observation_pages(self.client, filters.params(taxon_id), cursor)):",
+        ("tests/test_fetch.py::test_downloads_start_while_the_next_page_is_fetched",),
+    ),
+    Planted(
+        "tls_unchecked",
+        "client.py",
+        "session.max_redirects = MAX_REDIRECTS",
+        "session.max_redirects, session.verify = MAX_REDIRECTS, False",
+        ("tests/test_faults.py::test_every_request_verifies_tls",),
+    ),
+    Planted(
+        "worker_error_swallowed",  # a state write that fails in a worker goes unnoticed
+        "fetch.py",
+        "self._fail(exc)",
+        "log.debug(exc)",
+        ("tests/test_faults.py::test_a_full_disk_under_the_state_file_stops_the_run_and_loses_nothing",),
+    ),
+    Planted(
+        "observation_without_id_trusted",
+        "observations.py",
+        '[o for o in listed if isinstance(o, dict) and _int(o.get("id"))]',
+        "[o for o in listed if isinstance(o, dict)]",
+        ("tests/test_faults.py::test_odd_api_json_is_survived_and_loses_nothing",),
+    ),
     # The budget and download bugs of issue 12 (rows 3-6 of tests/README.md) go here too.
 ]
 
