@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import signal
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -78,13 +80,29 @@ def test_sigkill_at_random_moments_then_finish(inat: InatServer, tmp_path: Path)
     assert len(gets) - len(set(gets)) <= kills * 6  # only those in flight at a kill
 
 
+def hold_photos_after(inat: InatServer, count: int) -> tuple[threading.Event, threading.Event]:
+    """Let ``count`` photo requests through, then hold the rest until the test releases them:
+    a signal sent in between lands in the middle of the job, however fast the machine."""
+    served = itertools.count(1)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold(host: str, path: str, query: dict[str, str]) -> None:
+        if path.startswith("/photos/") and next(served) > count:
+            holding.set()
+            release.wait(timeout=30)
+
+    inat.on_request = hold
+    return holding, release
+
+
 def test_ctrl_c_saves_state_and_exits_130(inat: InatServer, tmp_path: Path) -> None:
     data = tmp_path / "data"
     expected = make_world(inat, data)
-    inat.latency = 0.01
+    holding, release = hold_photos_after(inat, 40)
     child = start(inat, data, "--workers", "4")
-    wait_for_photos(inat, 40)
+    assert holding.wait(timeout=30)
     child.send_signal(signal.SIGINT)
+    release.set()
     out, err = child.communicate(timeout=30)
     assert child.returncode == 130, err
     assert "Interrupted: state saved; run the same command again to resume." in err
@@ -92,7 +110,7 @@ def test_ctrl_c_saves_state_and_exits_130(inat: InatServer, tmp_path: Path) -> N
     done_first = manifest_ids(data)
     assert 30 <= len(done_first) < len(expected)
     inat.clear_requests()
-    inat.latency = 0
+    inat.on_request = None
     child = start(inat, data)
     out, err = child.communicate(timeout=60)
     assert child.returncode == 0, err
@@ -108,24 +126,33 @@ def test_ctrl_c_saves_state_and_exits_130(inat: InatServer, tmp_path: Path) -> N
 
 def test_sigterm_is_like_ctrl_c(inat: InatServer, tmp_path: Path) -> None:
     data = tmp_path / "data"
-    make_world(inat, data)
-    inat.latency = 0.01
+    expected = make_world(inat, data)
+    holding, release = hold_photos_after(inat, 10)
     child = start(inat, data)
-    wait_for_photos(inat, 10)
+    assert holding.wait(timeout=30)
     child.send_signal(signal.SIGTERM)
+    release.set()
     _, err = child.communicate(timeout=30)
     assert child.returncode == 130, err
-    assert manifest_ids(data)
+    assert 5 <= len(manifest_ids(data)) < len(expected)
 
 
 def test_two_runs_at_once_are_safe(inat: InatServer, tmp_path: Path) -> None:
     data = tmp_path / "data"
     expected = make_world(inat, data, observations=100)
-    inat.latency = 0.01
+    first_downloading, second_done = threading.Event(), threading.Event()
+
+    def hold_photos(host: str, path: str, query: dict[str, str]) -> None:
+        if path.startswith("/photos/"):  # the first run is downloading until the second is done
+            first_downloading.set()
+            second_done.wait(timeout=30)
+
+    inat.on_request = hold_photos
     first = start(inat, data, "--workers", "2")
-    wait_for_photos(inat, 5)
+    assert first_downloading.wait(timeout=30)
     second = start(inat, data)
     _, err = second.communicate(timeout=30)
+    second_done.set()
     assert second.returncode == 1
     assert err.strip() == (
         f"Error: another inatdl (pid {first.pid}) is using {data}; wait for it to finish, "
