@@ -289,6 +289,7 @@ def test_a_page_whose_results_are_not_a_list_ends_the_walk(results: Any) -> None
         ("a" * 119 + " b", "a" * 119),  # cut at 120 bytes, then trimmed again
         ("a" + "é" * 100, "a" + "é" * 59),  # never half a character
         ("._ Lythrum ._", "Lythrum"),
+        ("Salix alba X", "Salix_alba_X"),
     ],
 )
 def test_folder_names_are_trimmed_and_cut_cleanly(name: str, folder: str) -> None:
@@ -319,6 +320,7 @@ def test_the_extension_is_the_last_one_of_the_last_segment(url: str, extension: 
         (0, "0 B"),
         (999, "999 B"),
         (1000, "1.0 kB"),
+        (999_500, "999.5 kB"),
         (1_500_000, "1.5 MB"),
         (5_000_000_000, "5.0 GB"),
         (2_500_000_000_000, "2.5 TB"),
