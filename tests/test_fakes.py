@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from fakes import FakeClock
 
 
-def run_threads(*targets: object) -> None:
-    threads = [threading.Thread(target=target) for target in targets]  # type: ignore[arg-type]
+def run_threads(*targets: Callable[[], None]) -> None:
+    threads = [threading.Thread(target=target) for target in targets]
     for thread in threads:
         thread.start()
     for thread in threads:
