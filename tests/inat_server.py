@@ -179,7 +179,7 @@ _ICONIC_NAMES = frozenset(
 _NEEDS_NORMAL = frozenset({"latency", "drip", "short", "reset_mid_body", "no_length"})
 _PHOTO_KEYS = frozenset({"id", "license_code", "host", "ext", "flagged", "gone", "content_type"})
 _BULK_KEYS = frozenset(
-    {"observed_on", "latitude", "longitude", "place_ids", "user_login", "padding", "license_code"}
+    {"observed_on", "latitude", "longitude", "place_ids", "user_login", "padding", "license_code", "flagged"}
 )
 _FILTER_KEYS = (
     "taxon_id",
@@ -358,6 +358,8 @@ class _Obs(NamedTuple):
     padding: int
     license_code: str | None
     photos: tuple[_Photo, ...]
+    coordinates: str = "both"  # which of geojson and location the JSON gives: "both", "geojson",
+    # "location" or "none" (an observation without a place)
 
 
 @dataclass
@@ -739,6 +741,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer, self._in_body = None, False
         if inat.latency > 0:
             time.sleep(inat.latency)
+        if inat.on_request is not None:
+            inat.on_request(host, path, query)
         fault = inat._choose_fault(host, path, url) if allowed else None
 
         def record(status: int) -> None:
@@ -938,6 +942,9 @@ class InatServer:
         self.ranges: bool = True
         #: What RecordedRequest.time reads (a benchmark on a fake clock replaces it).
         self.clock: Callable[[], float] = time.monotonic
+        #: Called with (host, path, query) before each answer, in the request's thread: a test
+        #: can hold a request there until another has arrived, to check order without timing.
+        self.on_request: Callable[[str, str, dict[str, str]], None] | None = None
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -1227,6 +1234,7 @@ class InatServer:
         user_login: str = "samroom",
         padding: int = 0,
         license_code: Any = ...,
+        coordinates: str = "both",
     ) -> dict[str, Any]:
         """Add one observation; returns its JSON.
 
@@ -1234,8 +1242,12 @@ class InatServer:
         rights reserved), ``host`` ("static"/"open"), ``ext`` ("jpg"...), ``flagged`` (the API
         then gives the placeholder URL), ``gone`` (404/410 from the photo host), and
         ``content_type`` (override). ``license_code`` is the observation's own licence;
-        by default the first photo's (None without photos).
+        by default the first photo's (None without photos). ``coordinates`` says where the
+        JSON gives the place: "both" (geojson and location), "geojson", "location" or "none";
+        ``observed_on=""`` gives an observation without a date.
         """
+        if coordinates not in ("both", "geojson", "location", "none"):
+            raise ValueError("coordinates must be 'both', 'geojson', 'location' or 'none'")
         built = []
         for spec in photos or []:
             unknown = set(spec) - _PHOTO_KEYS
@@ -1274,6 +1286,7 @@ class InatServer:
             padding=padding,
             license_code=license_code,
             photos=tuple(built),
+            coordinates=coordinates,
         )
         with self._lock:
             self._insert([obs])
@@ -1299,7 +1312,8 @@ class InatServer:
         photos each), or ``first_photo_id + n`` for the n-th photo overall when given.
         ``license_codes``, ``hosts`` and ``exts`` cycle over the photos in order,
         ``quality_grades`` over the observations. Other keywords (observed_on, latitude,
-        longitude, place_ids, user_login, padding, license_code) apply to every observation.
+        longitude, place_ids, user_login, padding, license_code, flagged) apply to every
+        observation (``flagged``: to all their photos).
         """
         unknown = set(kw) - _BULK_KEYS
         if unknown:
@@ -1315,6 +1329,7 @@ class InatServer:
         user_login = kw.get("user_login", "samroom")
         padding = int(kw.get("padding", 0))
         obs_license = kw.get("license_code", ...)
+        flagged = bool(kw.get("flagged", False))
         n_lic, n_q, n_h, n_e = len(license_codes), len(quality_grades), len(hosts), len(exts)
         records = []
         photo_index = 0
@@ -1329,7 +1344,7 @@ class InatServer:
                         license_codes[photo_index % n_lic],
                         hosts[photo_index % n_h],
                         exts[photo_index % n_e],
-                        False,
+                        flagged,
                         None,
                         None,
                     )
@@ -1390,8 +1405,8 @@ class InatServer:
         if taxon is None:
             taxon = taxon_cache[o.taxon_id] = self._taxon_json(self._taxa[o.taxon_id])
         photos = [self._photo_json(p, o.user_login) for p in o.photos]
-        year, month, day = (o.observed_on.split("-") + ["1", "1"])[:3]
-        when = f"{o.observed_on}T12:00:00+00:00"
+        year, month, day = (o.observed_on.split("-") + ["1", "1"])[:3] if o.observed_on else (0, 0, 0)
+        when = f"{o.observed_on}T12:00:00+00:00" if o.observed_on else None  # "": no date
         description = None
         if o.padding > 0:
             description = (_FILLER * (o.padding // len(_FILLER) + 1))[: o.padding]
@@ -1400,21 +1415,25 @@ class InatServer:
             "uuid": _uuid(f"observation:{o.id}"),
             "uri": f"https://www.inaturalist.org/observations/{o.id}",
             "quality_grade": o.quality_grade,
-            "observed_on": o.observed_on,
-            "observed_on_string": o.observed_on,
+            "observed_on": o.observed_on or None,
+            "observed_on_string": o.observed_on or None,
             "observed_on_details": {
                 "date": o.observed_on,
                 "year": int(year),
                 "month": int(month),
                 "day": int(day),
-            },
+            }
+            if o.observed_on
+            else None,
             "time_observed_at": when,
-            "created_at": when,
-            "updated_at": when,
+            "created_at": when or "2020-01-01T12:00:00+00:00",
+            "updated_at": when or "2020-01-01T12:00:00+00:00",
             "species_guess": taxon.get("preferred_common_name") or taxon["name"],
             "description": description,
-            "location": f"{o.latitude},{o.longitude}",
-            "geojson": {"type": "Point", "coordinates": [o.longitude, o.latitude]},
+            "location": f"{o.latitude},{o.longitude}" if o.coordinates in ("both", "location") else None,
+            "geojson": {"type": "Point", "coordinates": [o.longitude, o.latitude]}
+            if o.coordinates in ("both", "geojson")
+            else None,
             "geoprivacy": None,
             "obscured": False,
             "mappable": True,

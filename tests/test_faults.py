@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import errno
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from fakes import FakeClock
 from inat_server import Fault, InatServer, http_date
+from requests.adapters import HTTPAdapter
 from world import ALATUM_PHOTOS, SALICARIA_PHOTOS, expected_files, files, manifest_ids, run
 
 import inatdl.download
-from inatdl.client import build_session
 from inatdl.observations import SKIP_URL, choose_photo
+from inatdl.state import Store
 
 # The API ------------------------------------------------------------------------------------
 
@@ -129,14 +132,26 @@ def test_connection_refused(world: InatServer, tmp_path: Path) -> None:
                 },
             ],
         },
+        {"total_results": 1, "results": [{"id": "seven", "photos": [{"id": 75, "license_code": "cc0"}]}]},
         ["not", "an", "object"],
     ],
 )
-def test_odd_api_json_never_crashes(world: InatServer, tmp_path: Path, payload: Any) -> None:
+def test_odd_api_json_is_survived_and_loses_nothing(world: InatServer, tmp_path: Path, payload: Any) -> None:
+    """A page in a shape the API should never give: no traceback, nothing from it
+    downloaded, and the next run, on good pages, finishes the job."""
     world.add_fault(Fault("status", target="observations", status=200, body=json.dumps(payload), times=1))
-    result = run(world, tmp_path / "data", "photos", "fetch")
+    data = tmp_path / "data"
+    result = run(world, data, "photos", "fetch")
     assert "Traceback" not in result.output and "unexpected" not in result.output
     assert result.exit_code == 0, result.output
+    expected = expected_files(world)
+    assert set(files(data)) <= set(expected)
+    assert {r.path for r in world.photo_requests()} <= {
+        f"/photos/{p.split('/')[-1].split('_')[0]}/medium.{p.rsplit('.', 1)[1]}" for p in expected
+    } | {"/photos/1400/medium.jpg"}
+    assert run(world, data, "photos", "fetch").exit_code == 0
+    assert files(data) == expected
+    assert sorted(manifest_ids(data)) == sorted(p.split("/")[-1].split("_")[0] for p in expected)
 
 
 # The photo hosts ------------------------------------------------------------------------------
@@ -315,34 +330,62 @@ def test_odd_photo_urls_are_skipped(url: str) -> None:
     assert choose_photo(photo, ("cc0",), "medium").skip == SKIP_URL
 
 
-def test_tls_verification_is_on() -> None:
-    session = build_session()
-    assert session.verify is True
-    source = "".join(p.read_text() for p in Path(inatdl.download.__file__).parent.glob("*.py"))
-    assert "verify=False" not in source
-
-
-def test_a_state_write_failing_in_a_worker_stops_the_run_cleanly(
+def test_every_request_verifies_tls(
     world: InatServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from inatdl.errors import DiskError
-    from inatdl.state import Store
+    """Whatever a request is (API page, photo GET, HEAD for the estimate), it reaches the
+    transport with certificate checks on: a verify=False anywhere would show here."""
+    for variable in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(variable, raising=False)
+    sent: list[tuple[str, object]] = []
+    original = HTTPAdapter.send
 
-    calls = []
+    def send(self: HTTPAdapter, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        sent.append((request.method or "", kwargs.get("verify")))
+        return original(self, request, **kwargs)
+
+    monkeypatch.setattr(HTTPAdapter, "send", send)
+    data = tmp_path / "data"
+    assert run(world, data, "photos", "fetch", "--dry-run").exit_code == 0
+    assert run(world, data, "photos", "fetch").exit_code == 0
+    assert files(data) == expected_files(world)
+    assert {method for method, _ in sent} == {"GET", "HEAD"}
+    assert {verify for _, verify in sent} == {True}
+
+
+def test_a_full_disk_under_the_state_file_stops_the_run_and_loses_nothing(
+    world: InatServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite reports a full disk while a worker records a photo: the run stops with the
+    library's one line naming the state file, and the next run finishes without fetching
+    again the photos whose files were complete."""
     original = Store.record
+    recorded: list[object] = []
 
-    def failing_record(self: Store, outcome: Any) -> None:
-        calls.append(outcome)
-        if len(calls) >= 5:
-            raise DiskError(
-                "the disk holding the state is full; free some space and run the same command again"
-            )
+    def record_on_a_full_disk(self: Store, outcome: Any) -> None:
+        recorded.append(outcome)
+        if len(recorded) == 5:
+            with self.transaction():
+                raise sqlite3.OperationalError("database or disk is full")
         original(self, outcome)
 
-    monkeypatch.setattr(Store, "record", failing_record)
-    result = run(world, tmp_path / "data", "photos", "fetch", "--workers", "2")
+    monkeypatch.setattr(Store, "record", record_on_a_full_disk)
+    data = tmp_path / "data"
+    result = run(world, data, "photos", "fetch", "--workers", "2")
     assert result.exit_code == 1
-    assert result.stderr.splitlines()[-1].startswith("Error: the disk holding the state is full")
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: the disk holding {data / 'state.sqlite'} is full; free some space and run the "
+        "same command again (nothing done so far is lost)"
+    )
+    assert "Traceback" not in result.stderr
+    saved = {path for path in files(data) if not path.endswith(".part")}  # complete photos only
+    assert 4 <= len(saved) < len(expected_files(world))
+    monkeypatch.undo()
+    world.clear_requests()
+    assert run(world, data, "photos", "fetch").exit_code == 0
+    assert files(data) == expected_files(world)
+    fetched_again = {r.path.split("/")[2] for r in world.photo_requests()}
+    assert not fetched_again & {path.split("/")[-1].split("_")[0] for path in saved}
 
 
 def test_a_long_retry_after_is_honoured_not_given_up(world: InatServer, tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,6 @@ from world import (
     SALICARIA_PHOTOS,
     VARIETY,
     expected_files,
-    fetch_command,
     files,
     manifest,
     run,
@@ -363,45 +362,52 @@ def test_hostile_taxon_names_stay_inside_the_data_dir(inat: InatServer, tmp_path
 
 
 def test_taxon_with_25000_observations_comes_out_whole(inat: InatServer, tmp_path: Path) -> None:
-    """Past the API's 10,000-result window: id_above paging, never a refused page."""
+    """Past the API's 10,000-result window: id_above paging, never a refused page, every
+    observation once. The walk is the full 25,000; one observation in 100 has a photo to
+    download and the others a flagged one (a placeholder, skipped), so the run stays fast."""
     inat.add_taxon(1, "Plantae", rank="kingdom")
     inat.add_taxon(10, "Quercus robur", parent_id=1)
-    inat.add_observations(10, 25_000, first_id=1)
+    for block in range(250):
+        inat.add_observations(10, 99, first_id=block * 100 + 1, flagged=True)
+        inat.add_observation((block + 1) * 100, 10, photos=[{"id": (block + 1) * 1000 + 7}])
     inat.photo_size_bytes = {"square": 300}
     data = tmp_path / "data"
     write_taxa(data, [(10, "Quercus robur")])
-    result = run(inat, data, "--api-rate", "1000", "photos", "fetch", "--size", "square", "--dry-run")
+    result = run(inat, data, "--api-rate", "1000", "photos", "fetch", "--size", "square", "--workers", "8")
     assert result.exit_code == 0, result.output
     pages = inat.requests_to("/v1/observations")
-    assert len(pages) == 125 and all(r.status == 200 and "page" not in r.query for r in pages)
-    assert (
-        next(line for line in result.stdout.splitlines() if line.startswith("Quercus")).split()[2] == "25000"
-    )
-    # the real run downloads them all, with the listing the dry run saved
-    command = fetch_command(inat, data, "--size", "square", "--workers", "16")
-    child = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert child.returncode == 0, child.stderr
-    names = {p.name for p in (data / "photos" / "Quercus_robur").iterdir()}
-    assert names == {f"{i * 10}_square.jpg" for i in range(1, 25_001)}
-    assert len(manifest(data)) == 25_000
-    assert len([r for r in inat.photo_requests() if r.method == "GET"]) == 25_000
-    assert inat.connections_opened < 100  # a pooled, kept-alive session, not a connection a photo
+    assert all(r.status == 200 and "page" not in r.query for r in pages)
+    assert [int(r.query["id_above"]) for r in pages] == list(range(0, 25_000, 200))  # 125 pages, no gap
+    assert "Skipped: 24750 placeholder" in result.stdout
+    wanted = {f"{(block + 1) * 1000 + 7}_square.jpg" for block in range(250)}
+    assert {p.name for p in (data / "photos" / "Quercus_robur").iterdir()} == wanted
+    assert sorted(int(r["observation_id"]) for r in manifest(data)) == list(range(100, 25_001, 100))
+    assert len([r for r in inat.photo_requests() if r.method == "GET"]) == 250
+    assert inat.connections_opened < 50  # a pooled, kept-alive session, not a connection a photo
 
 
 def test_downloads_start_while_the_next_page_is_fetched(inat: InatServer, tmp_path: Path) -> None:
+    """The API holds the second page until a photo has been asked for: a run that listed
+    every page before downloading would never send that photo request first."""
     inat.add_taxon(1, "Plantae", rank="kingdom")
     inat.add_taxon(10, "Quercus robur", parent_id=1)
     inat.add_observations(10, 1000, first_id=1)
     data = tmp_path / "data"
     write_taxa(data, [(10, "Quercus robur")])
-    inat.add_fault(Fault("latency", target="observations", delay=0.2))
+    photo_asked = threading.Event()
+    waited: list[bool] = []
+
+    def hold_later_pages(host: str, path: str, query: dict[str, str]) -> None:
+        if path.startswith("/photos/"):
+            photo_asked.set()
+        elif path == "/v1/observations" and query.get("id_above") != "0" and not waited:
+            waited.append(photo_asked.wait(timeout=10))
+
+    inat.on_request = hold_later_pages
     assert run(inat, data, "photos", "fetch", "--size", "square").exit_code == 0
-    order = [
-        ("page" if r.path.startswith("/v1/") else "photo")
-        for r in sorted(inat.requests, key=lambda r: r.time)
-    ]
-    assert order.index("photo") < order.index("page", 1)  # a photo came before the second page
-    assert order.count("page") == 5
+    assert waited == [True]
+    assert len(inat.requests_to("/v1/observations")) == 5
+    assert len(files(data)) == 1000
 
 
 def test_quiet_prints_nothing_but_errors(world: InatServer, tmp_path: Path) -> None:

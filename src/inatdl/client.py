@@ -57,7 +57,7 @@ def backoff_delay(attempt: int, retry_after: float | None = None) -> float:
     Exponential with jitter (half fixed, half random) so that many workers do not
     retry in step; never shorter than the server's Retry-After.
     """
-    ceiling = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (attempt - 1))
+    ceiling = min(BACKOFF_MAX, BACKOFF_BASE * 2.0 ** (attempt - 1))
     delay = ceiling / 2 + random.uniform(0, ceiling / 2)
     if retry_after is not None:
         delay = max(delay, min(retry_after, RETRY_AFTER_MAX))

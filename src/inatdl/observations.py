@@ -123,6 +123,10 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
+def _dict(value: Any) -> JSON:
+    return value if isinstance(value, dict) else {}
+
+
 def observation_photos(observation: JSON) -> list[JSON]:
     """The photo dicts of an observation, from ``photos`` or ``observation_photos``."""
     photos = _list(observation.get("photos"))
@@ -190,8 +194,8 @@ def lineage(observation: JSON) -> list[int]:
 
 def observation_fields(observation: JSON) -> dict[str, Any]:
     """The manifest fields an observation gives to each of its photos, each of its type or None."""
-    taxon = observation.get("taxon") if isinstance(observation.get("taxon"), dict) else {}
-    user = observation.get("user") if isinstance(observation.get("user"), dict) else {}
+    taxon = _dict(observation.get("taxon"))
+    user = _dict(observation.get("user"))
     latitude, longitude = coordinates(observation)
     obs_id = int(observation["id"])
     return {

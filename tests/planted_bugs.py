@@ -1,0 +1,161 @@
+"""Plant each known bug in a copy of src/ and check that the test meant to catch it fails.
+
+    python tests/planted_bugs.py            # every planted bug
+    python tests/planted_bugs.py observed_on
+
+Each bug is a one-line change to behaviour users rely on (issue 12). The copy is put first
+on PYTHONPATH, so the tests (and the child processes they start) import the planted code;
+the working tree is never changed. Exit status 1 when a bug survives its test, or when
+a test fails without its bug.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Planted:
+    name: str
+    path: str  # under src/inatdl
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+BUGS = [
+    Planted(
+        "licence_ignored_per_photo",  # only the API's per-observation filter is left
+        "observations.py",
+        "if not license_code or license_code not in licenses:",
+        "if not license_code:",
+        ("tests/test_manifest.py::test_only_photos_of_the_asked_licences_beside_photos_of_others",),
+    ),
+    Planted(
+        "observed_on_empty",  # observed_on is always empty in photos.csv
+        "observations.py",
+        '"observed_on": _text(observation.get("observed_on")),',
+        '"observed_on": None,',
+        ("tests/test_manifest.py::test_every_manifest_column_holds_the_servers_data",),
+    ),
+    Planted(
+        "location_string_ignored",  # no coordinates for observations that have only `location`
+        "observations.py",
+        'lat, lng = str(observation["location"]).split(",")',
+        'lat, lng = str(observation["geojson"]).split(",")',
+        ("tests/test_manifest.py::test_every_manifest_column_holds_the_servers_data",),
+    ),
+    Planted(
+        "geojson_read_as_lat_lng",  # geojson is [longitude, latitude]
+        "observations.py",
+        'lng, lat = observation["geojson"]["coordinates"][:2]',
+        'lat, lng = observation["geojson"]["coordinates"][:2]',
+        ("tests/test_manifest.py::test_every_manifest_column_holds_the_servers_data",),
+    ),
+    Planted(
+        "one_worker_only",  # --workers N downloads one photo at a time
+        "fetch.py",
+        "for i in range(self.options.workers)",
+        "for i in range(1)",
+        ("tests/test_cli.py::test_workers_download_concurrently",),
+    ),
+    Planted(
+        "every_page_listed_before_downloading",
+        "fetch.py",
+        "for page in observation_pages(self.client, params, query.after_id, remaining):",
+        "for page in list(observation_pages(self.client, params, query.after_id, remaining)):",
+        ("tests/test_fetch.py::test_downloads_start_while_the_next_page_is_fetched",),
+    ),
+    Planted(
+        "tls_unchecked",
+        "client.py",
+        "session.max_redirects = MAX_REDIRECTS",
+        "session.max_redirects, session.verify = MAX_REDIRECTS, False",
+        ("tests/test_faults.py::test_every_request_verifies_tls",),
+    ),
+    Planted(
+        "worker_error_swallowed",  # a state write that fails in a worker goes unnoticed
+        "fetch.py",
+        "self._fail(exc)",
+        "log.debug(exc)",
+        ("tests/test_faults.py::test_a_full_disk_under_the_state_file_stops_the_run_and_loses_nothing",),
+    ),
+    Planted(
+        "observation_without_id_trusted",
+        "observations.py",
+        '[o for o in listed if isinstance(o, dict) and _int(o.get("id"))]',
+        "[o for o in listed if isinstance(o, dict)]",
+        ("tests/test_faults.py::test_odd_api_json_is_survived_and_loses_nothing",),
+    ),
+    Planted(
+        "budget_wait_ignores_ctrl_c",
+        "budget.py",
+        "if self.clock.wait(self.cancel, max(0.0, until - self.clock.now()) + 0.001):",
+        "if self.clock.wait(threading.Event(), max(0.0, until - self.clock.now()) + 0.001):",
+        ("tests/test_budget_sent.py::test_ctrl_c_ends_a_wait_for_the_budget",),
+    ),
+    Planted(
+        "bytes_sent_but_unread_not_counted",  # a body left unread is counted as nothing
+        "download.py",
+        "return max(self.received, reserved if self.length is None else self.length)",
+        "return self.received",
+        ("tests/test_budget_sent.py::test_every_byte_a_host_sent_is_in_the_ledger",),
+    ),
+    Planted(
+        "failed_attempt_not_counted",
+        "download.py",
+        "self.budget.settle(ticket, body.sent(ticket.bytes))",
+        "self.budget.settle(ticket, body.received if body.ended_cleanly else 0)",
+        ("tests/test_budget_sent.py::test_every_byte_a_host_sent_is_in_the_ledger",),
+    ),
+    Planted(
+        "no_stop_check_in_a_slow_body",
+        "download.py",
+        "                    if self.stop.is_set():\n                        raise _Dropped",
+        "                    if False:\n                        raise _Dropped",
+        ("tests/test_budget_sent.py::test_a_slow_body_stops_at_ctrl_c",),
+    ),
+]
+
+
+def run_tests(src: Path, tests: tuple[str, ...]) -> bool:
+    """True when the tests pass against the package in ``src``."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True).returncode == 0
+
+
+def check(bug: Planted) -> bool:
+    with tempfile.TemporaryDirectory(prefix="planted-") as tmp:
+        src = Path(tmp, "src")
+        shutil.copytree(ROOT / "src", src)
+        target = src / "inatdl" / bug.path
+        text = target.read_text(encoding="utf-8")
+        if text.count(bug.old) != 1:
+            print(f"{bug.name}: the line to change is not in {bug.path} once; update this script")
+            return False
+        if not run_tests(src, bug.tests):
+            print(f"{bug.name}: its tests fail without the bug")
+            return False
+        target.write_text(text.replace(bug.old, bug.new), encoding="utf-8")
+        caught = not run_tests(src, bug.tests)
+    print(f"{bug.name}: {'caught' if caught else 'NOT CAUGHT'} by {', '.join(bug.tests)}")
+    return caught
+
+
+def main(names: list[str]) -> int:
+    chosen = [bug for bug in BUGS if not names or bug.name in names]
+    results = [check(bug) for bug in chosen]
+    return 0 if chosen and all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
