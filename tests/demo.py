@@ -341,7 +341,9 @@ def _run_steps(
         code = _run_child([sys.executable, "-m", "inatdl", *args], env, interrupts)
         api = len(inat.api_requests()) - api_before
         photos = len(inat.photo_requests()) - photos_before
-        _say(f"(the stand-in answered {api} API requests and {photos} photo requests)")
+        api_words = "API request" if api == 1 else "API requests"
+        photo_words = "photo request" if photos == 1 else "photo requests"
+        _say(f"(the stand-in answered {api} {api_words} and {photos} {photo_words})")
         if code != 0:
             print(f"Error: the demo stops: 'inatdl {shlex.join(args)}' exited with {code}", file=sys.stderr)
             return code if code > 0 else 1
