@@ -340,6 +340,25 @@ def test_min_and_max_per_taxon(fetched: tuple[InatServer, Path], tmp_path: Path)
     assert read_csv(again / "metadata.csv") == rows
 
 
+def test_max_per_taxon_keeps_the_shares_of_the_splits(fetched: tuple[InatServer, Path], tmp_path: Path) -> None:
+    """The photos kept under the cap come from every split in the shares asked, not from the
+    groups that hash lowest, which are all train."""
+    inat, data = fetched
+    out = tmp_path / "dataset"
+    result = export(inat, data, out, "--split", SPLIT, "--max-per-taxon", "100")
+    assert result.exit_code == 0, result.output
+    observations: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for split, rows in exported_rows(out).items():
+        for row in rows:
+            observations[row["label"]][split].add(row["observation_id"])
+    for taxon in ("Lythrum salicaria", "Lythrum alatum"):  # 100 of about 140 observations kept
+        counts = {split: len(observations[taxon][split]) for split in SHARES}
+        n = sum(counts.values())
+        assert n == 100, counts
+        for split, share in SHARES.items():
+            assert abs(counts[split] / n - share) < 3 * math.sqrt(share * (1 - share) / n), (taxon, counts)
+
+
 def test_without_split_one_set_of_taxon_folders(
     fetched: tuple[InatServer, Path], hf: ModuleType, tmp_path: Path
 ) -> None:

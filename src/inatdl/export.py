@@ -243,14 +243,22 @@ def _apply_min(photos: pd.DataFrame, minimum: int | None, report: ExportReport) 
 def _apply_max(photos: pd.DataFrame, maximum: int | None, seed: int, report: ExportReport) -> pd.DataFrame:
     """At most ``maximum`` photos a taxon, the same for the same data: one photo of each
     group first (groups in hash order), then a second of each, and so on, so the photos kept
-    come from as many observations (or observers) as possible."""
+    come from as many observations (or observers) as possible.
+
+    The groups' order is a hash of its own, not ``_position``: the split bounds cut that one,
+    so taking the lowest positions first would keep train groups only."""
     if not maximum:
         return photos
     ranked = photos.copy()
+    keys = ranked["_group"].tolist()
+    order = {key: unit_hash(seed, f"cap:{key}") for key in set(keys)}
+    ranked["_cap_position"] = [order[key] for key in keys]
     ranked["_photo_position"] = [unit_hash(seed, f"photo:{pid}") for pid in ranked["photo_id"]]
     ranked = ranked.sort_values(["_group", "_photo_position"], kind="stable")
     ranked["_round"] = ranked.groupby(["taxon_name", "_group"]).cumcount()
-    ranked = ranked.sort_values(["taxon_name", "_round", "_position", "_photo_position"], kind="stable")
+    ranked = ranked.sort_values(
+        ["taxon_name", "_round", "_cap_position", "_photo_position"], kind="stable"
+    )
     counts = ranked.groupby("taxon_name").size()
     report.capped = [(str(label), int(n)) for label, n in counts[counts > maximum].items()]
     kept = ranked.groupby("taxon_name").head(maximum)
