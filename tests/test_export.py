@@ -340,7 +340,9 @@ def test_min_and_max_per_taxon(fetched: tuple[InatServer, Path], tmp_path: Path)
     assert read_csv(again / "metadata.csv") == rows
 
 
-def test_max_per_taxon_keeps_the_shares_of_the_splits(fetched: tuple[InatServer, Path], tmp_path: Path) -> None:
+def test_max_per_taxon_keeps_the_shares_of_the_splits(
+    fetched: tuple[InatServer, Path], tmp_path: Path
+) -> None:
     """The photos kept under the cap come from every split in the shares asked, not from the
     groups that hash lowest, which are all train."""
     inat, data = fetched

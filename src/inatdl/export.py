@@ -256,9 +256,7 @@ def _apply_max(photos: pd.DataFrame, maximum: int | None, seed: int, report: Exp
     ranked["_photo_position"] = [unit_hash(seed, f"photo:{pid}") for pid in ranked["photo_id"]]
     ranked = ranked.sort_values(["_group", "_photo_position"], kind="stable")
     ranked["_round"] = ranked.groupby(["taxon_name", "_group"]).cumcount()
-    ranked = ranked.sort_values(
-        ["taxon_name", "_round", "_cap_position", "_photo_position"], kind="stable"
-    )
+    ranked = ranked.sort_values(["taxon_name", "_round", "_cap_position", "_photo_position"], kind="stable")
     counts = ranked.groupby("taxon_name").size()
     report.capped = [(str(label), int(n)) for label, n in counts[counts > maximum].items()]
     kept = ranked.groupby("taxon_name").head(maximum)
