@@ -291,6 +291,27 @@ def test_new_photos_never_move_old_ones_and_gone_ones_leave(
     assert sorted(str(pid) for split in dataset.values() for pid in split["photo_id"]) == sorted(new)
 
 
+def test_a_split_without_photos_has_no_folder(inat: InatServer, hf: ModuleType, tmp_path: Path) -> None:
+    """Hugging Face's loader refuses a split whose metadata.csv lists no image, so a split
+    that no group landed in gets no folder, and the summary says so."""
+    inat.add_taxon(1, "Plantae", rank="kingdom")
+    inat.add_taxon(SALICARIA, "Lythrum salicaria", parent_id=1)
+    add_observations(inat, SALICARIA, 1001, 1)  # one observation of three photos
+    data, out = tmp_path / "data", tmp_path / "dataset"
+    write_taxa(data, TAXA[:1])
+    fetch(inat, data)
+    where = split_for(unit_hash(0, "observation:1001"), parse_splits(SPLIT))
+    empty = [name for name in SHARES if name != where]
+
+    result = export(inat, data, out, "--split", SPLIT)
+
+    assert result.exit_code == 0, result.output
+    assert f"No photo in {', '.join(empty)}, so no folder for it" in result.output
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [where]
+    dataset = load(hf, out)
+    assert list(dataset) == [where] and sorted(dataset[where]["photo_id"]) == [10010, 10011, 10012]
+
+
 def test_hard_links_by_default_copies_with_copy(fetched: tuple[InatServer, Path], tmp_path: Path) -> None:
     inat, data = fetched
     before = snapshot(data)

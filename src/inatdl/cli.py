@@ -771,6 +771,12 @@ def _print_export(settings: Settings, report: ExportReport, options: ExportOptio
             f"Left out of metadata.csv (read as different types in different splits, which Hugging "
             f"Face's loader refuses; still in photos.csv): {', '.join(report.dropped_columns)}",
         )
+    if report.empty_splits:
+        _say(
+            settings,
+            f"No photo in {', '.join(report.empty_splits)}, so no folder for it: too few "
+            f"{options.group_by}s for the shares asked; fetch more photos or ask fewer splits.",
+        )
     if report.short:
         unit = options.group_by
         listed = "; ".join(

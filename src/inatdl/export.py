@@ -102,6 +102,7 @@ class ExportReport:
     capped: list[tuple[str, int]] = field(default_factory=list)  # taxon, photos before the cap
     missing_files: int = 0
     dropped_columns: list[str] = field(default_factory=list)  # typed differently in two splits
+    empty_splits: list[str] = field(default_factory=list)  # asked, but no photo landed there
     added: int = 0
     removed: int = 0
     kept: int = 0
@@ -273,6 +274,7 @@ def _count(photos: pd.DataFrame, options: ExportOptions, report: ExportReport) -
         empty = [name for name in names if options.splits and counts[name] == 0]
         if empty:
             report.short.append((str(label), groups, empty))
+    report.empty_splits = [name for name, _ in options.splits if report.photos_in(name) == 0]
 
 
 def _write(
@@ -289,7 +291,8 @@ def _write(
     file_names = ["/".join(path.rsplit("/", 2)[-2:]) for path in photos["path"].tolist()]
     photos = photos.assign(file_name=file_names, label=photos["taxon_name"])
     targets = [f"{s}/{f}" if s else f for s, f in zip(photos["_split"].tolist(), file_names, strict=True)]
-    split_dirs = [name for name, _ in options.splits] or [""]
+    # No folder for a split without photos: Hugging Face's loader refuses an empty split.
+    split_dirs = [name for name, _ in options.splits if name not in report.empty_splits] or [""]
     metadata_files = [f"{s}/{METADATA_NAME}" if s else METADATA_NAME for s in split_dirs]
     files = sorted({*targets, *metadata_files})
     old = [f for f in (previous or {}).get("files", []) if isinstance(f, str) and _safe_relative(f)]
@@ -506,6 +509,8 @@ def dataset_card(photos: pd.DataFrame, options: ExportOptions, report: ExportRep
     if names:
         totals = [f"{report.photos_in(n):,}" for n in names]
         lines.append(_row(["**all**", *totals, f"{report.photos:,}", f"{photos['_group'].nunique():,}"]))
+    if report.empty_splits:
+        lines += ["", f"No photo landed in {', '.join(report.empty_splits)}, so it has no folder."]
     if report.short:
         short = "; ".join(
             f"{label} ({groups} {options.group_by}{'s' if groups != 1 else ''}, none in {', '.join(empty)})"
