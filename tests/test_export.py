@@ -425,6 +425,27 @@ def test_card_and_credits(fetched: tuple[InatServer, Path], tmp_path: Path) -> N
         )
 
 
+def test_the_cards_loading_code_gives_the_same_class_ids_in_every_split(
+    fetched: tuple[InatServer, Path], hf: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Quercus robur (2 observations) is missing from a split: numbering each split's own
+    labels, as `class_encode_column` does, would give its id to another taxon there."""
+    inat, data = fetched
+    out = tmp_path / "dataset"
+    result = export(inat, data, out, "--split", SPLIT)
+    assert result.exit_code == 0 and "Quercus robur (2 observations: none in" in result.output
+    card = (out / "README.md").read_text(encoding="utf-8")
+    code = card.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    names: dict[str, Any] = {}
+    exec(code, names)  # the card's own lines, as a reader pastes them
+    dataset = names["dataset"]
+    assert len({tuple(split.features["label"].names) for split in dataset.values()}) == 1
+    for split in dataset.values():
+        label = split.features["label"]
+        assert [label.int2str(i) for i in split["label"]] == split["taxon_name"]
+
+
 def test_pandas_is_loaded_by_export_only(fetched: tuple[InatServer, Path], tmp_path: Path) -> None:
     inat, data = fetched
     script = (

@@ -470,13 +470,16 @@ def dataset_card(photos: pd.DataFrame, options: ExportOptions, report: ExportRep
         "## Loading",
         "",
         "```python",
-        "from datasets import load_dataset",
+        "from datasets import ClassLabel, load_dataset",
         f'dataset = load_dataset("imagefolder", data_dir="{title}")',
-        'dataset = dataset.class_encode_column("label")  # the taxon names as class ids',
+        'names = sorted({label for split in dataset.values() for label in split.unique("label")})',
+        'dataset = dataset.cast_column("label", ClassLabel(names=names))  # the same ids in every split',
         "```",
         "",
         "`label` is the taxon's accepted scientific name; every column of `metadata.csv` "
-        "(licence, attribution, observer, observation, coordinates, date) comes along.",
+        "(licence, attribution, observer, observation, coordinates, date) comes along. "
+        "(`class_encode_column` would number each split's own taxa: with a taxon missing "
+        "from a split, the same id would mean another taxon there.)",
     ]
     if report.dropped_columns:
         lines += [
@@ -486,10 +489,8 @@ def dataset_card(photos: pd.DataFrame, options: ExportOptions, report: ExportRep
         ]
     if names:
         shares = ", ".join(f"{name} {share:g}" for name, share in options.splits)
+        lines += ["", *_torchvision_lines(title, report)]
         lines += [
-            "",
-            f'With torchvision: `ImageFolder("{title}/{names[0]}")`, one class a taxon folder; take '
-            f"`class_to_idx` from the {names[0]} set for the others, as a taxon may be missing from one.",
             "",
             "## Splits",
             "",
@@ -561,6 +562,36 @@ def dataset_card(photos: pd.DataFrame, options: ExportOptions, report: ExportRep
         "",
     ]
     return "\n".join(lines)
+
+
+def _torchvision_lines(title: str, report: ExportReport) -> list[str]:
+    """How to load the splits with torchvision, whose ImageFolder numbers the classes of each
+    split from its own taxon folders: one taxon missing from a split shifts the ids there."""
+    present = [name for name in report.split_names if name not in report.empty_splits]
+    first = present[0]
+    intro = f'With torchvision: `ImageFolder("{title}/{first}")`, one class a taxon folder'
+    missing = [
+        (label, absent)
+        for label, _, empty in report.short
+        if (absent := [name for name in empty if name in present])
+    ]
+    if len(present) == 1:
+        return [f"{intro}."]
+    if not missing:
+        return [f"{intro}; every split holds every taxon, so the class ids are the same in each."]
+    listed = "; ".join(f"{label}: none in {', '.join(absent)}" for label, absent in missing)
+    other = next(name for name in present[1:] if any(name in absent for _, absent in missing))
+    return [
+        f"{intro}. Some taxa are missing from a split ({listed}) and ImageFolder numbers only the "
+        f"taxa it finds, so give the other splits the class ids of {first}:",
+        "",
+        "```python",
+        "from torchvision.datasets import ImageFolder",
+        f'{first} = ImageFolder("{title}/{first}")',
+        f'{other} = ImageFolder("{title}/{other}")',
+        f"{other}.target_transform = [{first}.class_to_idx[name] for name in {other}.classes].__getitem__",
+        "```",
+    ]
 
 
 def credits(photos: pd.DataFrame) -> str:
