@@ -552,11 +552,49 @@ def test_a_file_a_user_added_to_the_export_is_left_alone(
     inat, data = fetched
     out = tmp_path / "dataset"
     assert export(inat, data, out, "--split", SPLIT).exit_code == 0
+    assert list(out.glob("*/Quercus_robur"))
     (out / "train" / "notes.txt").write_text("mine")
-    assert export(inat, data, out).exit_code == 0  # no split now: the split folders go
-    assert not (out / "validation").exists() and not (out / "train" / "Lythrum_salicaria").exists()
+    result = export(inat, data, out, "--split", SPLIT, "--min-per-taxon", "10")  # Quercus robur goes
+    assert (
+        result.exit_code == 0
+        and "Left out, fewer than --min-per-taxon 10 photos: Quercus robur" in result.output
+    )
+    assert not list(out.glob("*/Quercus_robur"))
     assert (out / "train" / "notes.txt").read_text() == "mine"
-    assert len(read_csv(out / "metadata.csv")) == len(manifest(data))
+
+
+def test_other_splits_into_an_earlier_export_are_refused(
+    fetched: tuple[InatServer, Path], tmp_path: Path
+) -> None:
+    """Updating an export with another seed, shares, grouping, or with/without splits would
+    move photos from test to train under a model trained on the old splits: refused, and
+    the folder left as it was."""
+    inat, data = fetched
+    out = tmp_path / "dataset"
+    assert export(inat, data, out, "--split", SPLIT).exit_code == 0
+    before = snapshot(out)
+    was = f"{out} was exported with --split {SPLIT} --group-by observation --seed 0, not "
+    for args, now in (
+        (["--split", SPLIT, "--seed", "1"], f"with --split {SPLIT} --group-by observation --seed 1"),
+        (
+            ["--split", "train=0.8,test=0.2"],
+            "with --split train=0.8,test=0.2 --group-by observation --seed 0",
+        ),
+        (["--split", SPLIT, "--group-by", "observer"], f"with --split {SPLIT} --group-by observer --seed 0"),
+        ([], "without --split"),
+    ):
+        result = export(inat, data, out, *args)
+        assert result.exit_code == 1, result.output
+        assert result.stderr == (
+            f"Error: {was}{now}; updating it would move photos from one split to another: "
+            f"export into a new folder, or delete {out} first\n"
+        )
+        assert snapshot(out) == before
+    # The same splits with other limits, or a seed without splits, are an update.
+    assert export(inat, data, out, "--split", "train=0.80,validation=0.1,test=0.10").exit_code == 0
+    flat = tmp_path / "flat"
+    assert export(inat, data, flat).exit_code == 0
+    assert export(inat, data, flat, "--seed", "5", "--max-per-taxon", "50").exit_code == 0
 
 
 def test_split_rules() -> None:

@@ -754,8 +754,6 @@ def _print_export(settings: Settings, report: ExportReport, options: ExportOptio
     for name in report.split_names:
         count = report.photos_in(name)
         _say(settings, f"  {name:<11} {count:>8,}  {count / report.photos:6.1%}")
-    if report.options_changed:
-        _say(settings, "The options differ from the last export into this folder: photos may have moved.")
     if report.left_out:
         listed = ", ".join(f"{label} ({n})" for label, n in report.left_out)
         _say(settings, f"Left out, fewer than --min-per-taxon {options.min_per_taxon} photos: {listed}")

@@ -108,7 +108,6 @@ class ExportReport:
     kept: int = 0
     linked: int = 0
     copied: int = 0
-    options_changed: bool = False
 
     def photos_in(self, split: str) -> int:
         return sum(t.photos.get(split, 0) for t in self.taxa)
@@ -123,6 +122,8 @@ def export_dataset(data_dir: Path, out_dir: Path, options: ExportOptions) -> Exp
     manifest = read_manifest(data_dir)
     size = choose_size(manifest, options.size)
     previous = read_out_dir_state(out_dir, data_dir)
+    if previous is not None:
+        check_same_splits(out_dir, previous, options)
     columns = list(manifest.columns)
     photos = manifest[manifest["size"] == size]
     del manifest  # only the photos of that size are kept in memory
@@ -140,7 +141,6 @@ def export_dataset(data_dir: Path, out_dir: Path, options: ExportOptions) -> Exp
     photos = _apply_max(photos, options.max_per_taxon, options.seed, report)
     _count(photos, options, report)
     files = _write(data_dir, out_dir, photos, columns, options, previous, report)
-    report.options_changed = previous is not None and previous.get("options") != _options_record(options)
     _write_state(out_dir, files, options)
     return report
 
@@ -215,6 +215,38 @@ def read_out_dir_state(out_dir: Path, data_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError, AttributeError) as exc:
         raise ExportError(f"{state_path} is damaged ({exc}); delete {out_dir} and export again") from None
     return dict(state)
+
+
+def check_same_splits(out_dir: Path, previous: dict[str, Any], options: ExportOptions) -> None:
+    """An error when ``out_dir`` holds an export drawn with other splits: updating it would
+    move photos between splits (test photos into train) under a model already trained on
+    the old ones, and an export cut short would leave the two schemes mixed."""
+    recorded = previous.get("options")
+    before = _split_scheme(recorded) if isinstance(recorded, dict) else None
+    now = _split_scheme(_options_record(options))
+    if before != now:
+        raise ExportError(
+            f"{out_dir} was exported {_describe_scheme(before)}, not {_describe_scheme(now)}; "
+            "updating it would move photos from one split to another: export into a new folder, "
+            f"or delete {out_dir} first"
+        )
+
+
+def _split_scheme(record: dict[str, Any]) -> dict[str, Any]:
+    """What decides the split of each photo (the group and seed matter only with splits)."""
+    splits = record.get("splits")
+    if not splits:
+        return {"splits": []}
+    return {"splits": splits, "group_by": record.get("group_by"), "seed": record.get("seed")}
+
+
+def _describe_scheme(scheme: dict[str, Any] | None) -> str:
+    if scheme is None:
+        return "with unknown options"
+    if not scheme["splits"]:
+        return "without --split"
+    shares = ",".join(f"{name}={share:g}" for name, share in scheme["splits"])
+    return f"with --split {shares} --group-by {scheme['group_by']} --seed {scheme['seed']}"
 
 
 def assign_splits(photos: pd.DataFrame, options: ExportOptions) -> pd.DataFrame:
