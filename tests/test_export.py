@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import errno
 import hashlib
+import json
 import math
 import os
 import shutil
@@ -429,13 +430,18 @@ def test_the_cards_loading_code_gives_the_same_class_ids_in_every_split(
     fetched: tuple[InatServer, Path], hf: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Quercus robur (2 observations) is missing from a split: numbering each split's own
-    labels, as `class_encode_column` does, would give its id to another taxon there."""
+    labels, as `class_encode_column` does, would give its id to another taxon there. The
+    folder's name is in the code as a Python string, whatever it holds."""
     inat, data = fetched
-    out = tmp_path / "dataset"
+    out = tmp_path / 'my "set" a\\b'
     result = export(inat, data, out, "--split", SPLIT)
     assert result.exit_code == 0 and "Quercus robur (2 observations: none in" in result.output
     card = (out / "README.md").read_text(encoding="utf-8")
-    code = card.split("```python\n", 1)[1].split("```", 1)[0]
+    blocks = [block.split("```", 1)[0] for block in card.split("```python\n")[1:]]
+    assert len(blocks) == 2 and "torchvision" in blocks[1]  # run where torchvision is installed
+    assert f"""train = ImageFolder({json.dumps(f"{out.name}/train")})""" in blocks[1]
+    compile(blocks[1], "card", "exec")
+    code = blocks[0]
     monkeypatch.chdir(tmp_path)
     names: dict[str, Any] = {}
     exec(code, names)  # the card's own lines, as a reader pastes them

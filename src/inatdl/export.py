@@ -503,7 +503,7 @@ def dataset_card(photos: pd.DataFrame, options: ExportOptions, report: ExportRep
         "",
         "```python",
         "from datasets import ClassLabel, load_dataset",
-        f'dataset = load_dataset("imagefolder", data_dir="{title}")',
+        f'dataset = load_dataset("imagefolder", data_dir={_literal(title)})',
         'names = sorted({label for split in dataset.values() for label in split.unique("label")})',
         'dataset = dataset.cast_column("label", ClassLabel(names=names))  # the same ids in every split',
         "```",
@@ -532,7 +532,7 @@ def dataset_card(photos: pd.DataFrame, options: ExportOptions, report: ExportRep
             "photos never move old ones.",
         ]
     else:
-        lines += ["", f'With torchvision: `ImageFolder("{title}")`, one class a taxon folder.']
+        lines += ["", f"With torchvision: `ImageFolder({_literal(title)})`, one class a taxon folder."]
     lines += ["", "## Photos per taxon", ""]
     header = ["taxon", *names, "total" if names else "photos", f"{options.group_by}s"]
     lines += [_row(header), _row(["---"] + ["---:"] * (len(header) - 1))]
@@ -601,7 +601,7 @@ def _torchvision_lines(title: str, report: ExportReport) -> list[str]:
     split from its own taxon folders: one taxon missing from a split shifts the ids there."""
     present = [name for name in report.split_names if name not in report.empty_splits]
     first = present[0]
-    intro = f'With torchvision: `ImageFolder("{title}/{first}")`, one class a taxon folder'
+    intro = f"With torchvision: `ImageFolder({_literal(f'{title}/{first}')})`, one class a taxon folder"
     missing = [
         (label, absent)
         for label, _, empty in report.short
@@ -619,11 +619,16 @@ def _torchvision_lines(title: str, report: ExportReport) -> list[str]:
         "",
         "```python",
         "from torchvision.datasets import ImageFolder",
-        f'{first} = ImageFolder("{title}/{first}")',
-        f'{other} = ImageFolder("{title}/{other}")',
+        f"{first} = ImageFolder({_literal(f'{title}/{first}')})",
+        f"{other} = ImageFolder({_literal(f'{title}/{other}')})",
         f"{other}.target_transform = [{first}.class_to_idx[name] for name in {other}.classes].__getitem__",
         "```",
     ]
+
+
+def _literal(text: str) -> str:
+    """``text`` as a Python string literal, for the card's code: a folder may be named ``a"b\\c``."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 def credits(photos: pd.DataFrame) -> str:
