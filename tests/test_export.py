@@ -9,6 +9,7 @@ import hashlib
 import json
 import math
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -19,9 +20,11 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from inat_server import InatServer, photo_pixels
 from world import manifest, run, write_taxa
 
+from inatdl.cli import cli
 from inatdl.splits import parse_splits, split_for, unit_hash
 
 SALICARIA, ALATUM, ROBUR = 61299, 61300, 56133
@@ -450,6 +453,21 @@ def test_the_cards_loading_code_gives_the_same_class_ids_in_every_split(
     for split in dataset.values():
         label = split.features["label"]
         assert [label.int2str(i) for i in split["label"]] == split["taxon_name"]
+
+
+def test_the_cards_command_makes_the_same_export(fetched: tuple[InatServer, Path], tmp_path: Path) -> None:
+    """The seed and the grouping choose the photos kept under --max-per-taxon, with or
+    without splits, so the card's command names them."""
+    inat, data = fetched
+    out, again = tmp_path / "dataset", tmp_path / "again"
+    args = ["--max-per-taxon", "40", "--seed", "5", "--group-by", "observer"]
+    assert export(inat, data, out, *args).exit_code == 0
+    card = (out / "README.md").read_text(encoding="utf-8")
+    command = shlex.split(card.split("```\n", 2)[1])
+    assert command[:6] == ["inatdl", "--data-dir", str(data), "dataset", "export", str(out)]
+    result = CliRunner().invoke(cli, [*command[1:5], str(again), *command[6:]])
+    assert result.exit_code == 0, result.output
+    assert read_csv(again / "metadata.csv") == read_csv(out / "metadata.csv")
 
 
 def test_pandas_is_loaded_by_export_only(fetched: tuple[InatServer, Path], tmp_path: Path) -> None:

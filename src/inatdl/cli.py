@@ -734,6 +734,7 @@ def _export_command(
     words += ["dataset", "export", str(out_dir)]
     if splits:
         words += ["--split", ",".join(f"{name}={share:g}" for name, share in splits)]
+    if splits or max_per_taxon:  # the groups and the seed decide the splits and the photos kept
         words += ["--group-by", group_by, "--seed", str(seed)]
     limits = (("--min-per-taxon", min_per_taxon), ("--max-per-taxon", max_per_taxon), ("--size", size))
     for option, value in limits:
