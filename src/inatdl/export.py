@@ -59,7 +59,13 @@ LICENSE_TERMS = {
         "attribution; non-commercial use only; no derivatives: do not share altered versions",
     ),
 }
-_LINK_FAILURES = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EACCES}
+#: os.link's errors across two file systems or on one without hard links: EINVAL is what
+#: Windows gives on FAT and exFAT drives ("[WinError 1] Incorrect function"), ENOSYS some
+#: FUSE file systems.
+_LINK_FAILURES = {
+    errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EACCES,
+    errno.EINVAL, errno.ENOSYS,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
