@@ -424,6 +424,8 @@ def test_card_and_credits(fetched: tuple[InatServer, Path], tmp_path: Path) -> N
     ):
         assert needs in card, needs
     assert f"| [CC BY-NC](https://creativecommons.org/licenses/by-nc/4.0/) | {licences['cc-by-nc']} |" in card
+    # Fetching again with other licences into the same data dir would leave the NC photos in it.
+    assert "fetch into a data dir of its own with `inatdl --data-dir DIR photos fetch --license cc0" in card
     assert f"inatdl --data-dir {data} dataset export {out} --split {SPLIT}" in card
     credits = (out / "CREDITS.md").read_text(encoding="utf-8")
     for photo in manifest(data):

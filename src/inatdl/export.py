@@ -584,8 +584,10 @@ def dataset_card(photos: pd.DataFrame, options: ExportOptions, report: ExportRep
     if any("nc" in str(c).split("-") for c in codes):
         lines += [
             "",
-            "NC: no commercial use of these photos; for a commercial model, fetch with "
-            "`inatdl photos fetch --license` leaving the NC licences out.",
+            "NC: no commercial use of these photos. For a commercial model, leave them out by "
+            "`license_code`, or fetch into a data dir of its own with `inatdl --data-dir DIR photos "
+            "fetch --license cc0,cc-by,cc-by-sa,cc-by-nd` and export that: a data dir keeps every "
+            "photo it downloaded, whatever the `--license` of later runs.",
         ]
     if any("nd" in str(c).split("-") for c in codes):
         lines += [
