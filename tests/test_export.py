@@ -476,6 +476,28 @@ def test_the_cards_command_makes_the_same_export(fetched: tuple[InatServer, Path
     assert read_csv(again / "metadata.csv") == read_csv(out / "metadata.csv")
 
 
+def test_credits_show_names_as_written(inat: InatServer, tmp_path: Path) -> None:
+    """A photographer's name that Markdown would read as markup (a tag, asterisks, an
+    underscore at a word's edge) is escaped in CREDITS.md, and kept as it is in metadata.csv."""
+    inat.add_taxon(1, "Plantae", rank="kingdom")
+    inat.add_taxon(SALICARIA, "Lythrum salicaria", parent_id=1)
+    name = "<Jane> *JD* _x_ [a](b) jo_doe"
+    inat.add_observation(1001, SALICARIA, photos=[{"id": 10010, "license_code": "cc-by"}], user_login=name)
+    data, out = tmp_path / "data", tmp_path / "dataset"
+    write_taxa(data, TAXA[:1])
+    fetch(inat, data)
+
+    assert export(inat, data, out).exit_code == 0
+
+    credits = (out / "CREDITS.md").read_text(encoding="utf-8")
+    assert (
+        "| 10010 | Lythrum salicaria | (c) \\<Jane\\> \\*JD\\* \\_x\\_ \\[a\\](b) jo_doe, some rights "
+        "reserved (CC BY) | cc-by | https://www.inaturalist.org/observations/1001 |"
+    ) in credits
+    (row,) = read_csv(out / "metadata.csv")
+    assert row["attribution"] == f"(c) {name}, some rights reserved (CC BY)" and row["observer"] == name
+
+
 def test_pandas_is_loaded_by_export_only(fetched: tuple[InatServer, Path], tmp_path: Path) -> None:
     inat, data = fetched
     script = (

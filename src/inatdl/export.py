@@ -17,6 +17,7 @@ import errno
 import io
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -66,6 +67,8 @@ _LINK_FAILURES = {
     errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EACCES,
     errno.EINVAL, errno.ENOSYS,
 }  # fmt: skip
+#: What Markdown would read as markup in a credit: an underscore only at a word's edge.
+_MARKDOWN_MARKUP = re.compile(r"[\\`*<>\[\]]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
 
 
 @dataclass(frozen=True)
@@ -651,8 +654,19 @@ def credits(photos: pd.DataFrame) -> str:
     ]
     ordered = photos.sort_values(["taxon_name", "photo_id"], key=_natural, kind="stable")
     columns = ("photo_id", "taxon_name", "attribution", "license_code", "observation_url")
-    lines += [_row(cells) for cells in zip(*(ordered[c].tolist() for c in columns), strict=True)]
+    lines += [
+        _row([photo, _plain(taxon), _plain(attribution), licence, url])
+        for photo, taxon, attribution, licence, url in zip(
+            *(ordered[c].tolist() for c in columns), strict=True
+        )
+    ]
     return "\n".join(lines) + "\n"
+
+
+def _plain(text: str) -> str:
+    """``text`` shown as written by Markdown: a name such as ``<Jane>`` or ``*JD*`` would
+    otherwise vanish or turn italic in the credit (an underscore inside a word is safe)."""
+    return _MARKDOWN_MARKUP.sub(lambda match: "\\" + match.group(0), text)
 
 
 def _natural(column: pd.Series) -> pd.Series:
