@@ -498,6 +498,37 @@ def test_credits_show_names_as_written(inat: InatServer, tmp_path: Path) -> None
     assert row["attribution"] == f"(c) {name}, some rights reserved (CC BY)" and row["observer"] == name
 
 
+def test_a_photos_csv_with_fewer_columns(
+    fetched: tuple[InatServer, Path], hf: ModuleType, tmp_path: Path
+) -> None:
+    """photos.csv as an older or hand-made manifest may be: the columns the export needs are
+    named when missing; the others are carried when present."""
+    inat, data = fetched
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    rows = manifest(copy)
+    optional = ("observed_taxon_id", "observed_taxon_name", "quality_grade", "latitude", "longitude", "bytes")
+
+    def write(columns: list[str]) -> None:
+        with (copy / "photos.csv").open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    write([c for c in rows[0] if c not in optional])
+    out = tmp_path / "dataset"
+    assert export(inat, copy, out, "--split", SPLIT).exit_code == 0
+    dataset = load(hf, out)
+    assert dataset["train"].column_names == ["image", "label", *(c for c in rows[0] if c not in optional)]
+    assert sum(len(split) for split in dataset.values()) == len(rows)
+    write([c for c in rows[0] if c not in ("observation_url", "observer")])
+    result = export(inat, copy, tmp_path / "other", "--split", SPLIT)
+    assert result.exit_code == 1 and result.stderr == (
+        f"Error: {copy / 'photos.csv'} has no column observer, observation_url; "
+        "run `inatdl photos fetch` to rewrite it\n"
+    )
+
+
 def test_pandas_is_loaded_by_export_only(fetched: tuple[InatServer, Path], tmp_path: Path) -> None:
     inat, data = fetched
     script = (
