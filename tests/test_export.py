@@ -310,7 +310,7 @@ def test_a_split_without_photos_has_no_folder(inat: InatServer, hf: ModuleType, 
     result = export(inat, data, out, "--split", SPLIT)
 
     assert result.exit_code == 0, result.output
-    assert f"No photo in {', '.join(empty)}, so no folder for it" in result.output
+    assert f"No photo in {' or '.join(empty)}, so no folder for them" in result.output
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [where]
     dataset = load(hf, out)
     assert list(dataset) == [where] and sorted(dataset[where]["photo_id"]) == [10010, 10011, 10012]

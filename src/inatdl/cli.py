@@ -773,7 +773,8 @@ def _print_export(settings: Settings, report: ExportReport, options: ExportOptio
     if report.empty_splits:
         _say(
             settings,
-            f"No photo in {', '.join(report.empty_splits)}, so no folder for it: too few "
+            f"No photo in {' or '.join(report.empty_splits)}, so no folder for "
+            f"{'them' if len(report.empty_splits) > 1 else 'it'}: too few "
             f"{options.group_by}s for the shares asked; fetch more photos or ask fewer splits.",
         )
     if report.short:

@@ -552,7 +552,8 @@ def dataset_card(photos: pd.DataFrame, options: ExportOptions, report: ExportRep
         totals = [f"{report.photos_in(n):,}" for n in names]
         lines.append(_row(["**all**", *totals, f"{report.photos:,}", f"{photos['_group'].nunique():,}"]))
     if report.empty_splits:
-        lines += ["", f"No photo landed in {', '.join(report.empty_splits)}, so it has no folder."]
+        empty = " or ".join(report.empty_splits)
+        lines += ["", f"No photo landed in {empty}: no folder for {'them' if ' or ' in empty else 'it'}."]
     if report.short:
         short = "; ".join(
             f"{label} ({groups} {options.group_by}{'s' if groups != 1 else ''}, none in {', '.join(empty)})"
