@@ -599,6 +599,14 @@ def test_errors_are_one_line_and_change_nothing(inat: InatServer, tmp_path: Path
     build_world(inat)
     write_taxa(data, TAXA)
     fetch(inat, data)
+    (data / "photos").rename(tmp_path / "moved")  # photos.csv without its photos
+    result = export(inat, data, out)
+    assert result.exit_code == 1 and not out.exists()
+    assert result.stderr == (
+        f"Error: none of the {len(manifest(data))} square photos in photos.csv is in {data}: run "
+        "`inatdl photos fetch` to download them again, or point --data-dir at the data dir\n"
+    )
+    (tmp_path / "moved").rename(data / "photos")
     a_file = tmp_path / "file"
     a_file.write_text("mine")
     result = export(inat, data, a_file)

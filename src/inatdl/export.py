@@ -141,6 +141,11 @@ def export_dataset(data_dir: Path, out_dir: Path, options: ExportOptions) -> Exp
     report = ExportReport(out_dir, size, tuple(name for name, _ in options.splits))
     report.missing_files = len(present) - sum(present)
     photos = photos[present]
+    if photos.empty:
+        raise ExportError(
+            f"none of the {report.missing_files:,} {size} photos in {MANIFEST_FILE} is in {data_dir}: "
+            "run `inatdl photos fetch` to download them again, or point --data-dir at the data dir"
+        )
     photos = _apply_min(photos, options.min_per_taxon, report)
     if photos.empty:
         raise ExportError(
