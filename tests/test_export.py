@@ -529,6 +529,28 @@ def test_a_photos_csv_with_fewer_columns(
     )
 
 
+def test_a_taxon_name_with_quotes_commas_and_slashes(
+    inat: InatServer, hf: ModuleType, tmp_path: Path
+) -> None:
+    """The label is the name as iNaturalist writes it, through metadata.csv's quoting; the
+    folder is the name made safe, as in the data dir."""
+    name = 'Salix × "odd", a/b'
+    inat.add_taxon(1, "Plantae", rank="kingdom")
+    inat.add_taxon(80001, name, parent_id=1)
+    add_observations(inat, 80001, 1000, 40)
+    data, out = tmp_path / "data", tmp_path / "dataset"
+    write_taxa(data, [(80001, name)])
+    fetch(inat, data)
+
+    assert export(inat, data, out, "--split", SPLIT).exit_code == 0
+
+    dataset = load(hf, out)
+    assert {label for split in dataset.values() for label in split["label"]} == {name}
+    assert sum(len(split) for split in dataset.values()) == len(manifest(data))
+    assert {p.name for p in out.glob("*/*") if p.is_dir()} == {"Salix_×__odd_,_a_b"}
+    assert f"| {name} |" in (out / "CREDITS.md").read_text(encoding="utf-8")
+
+
 def test_pandas_is_loaded_by_export_only(fetched: tuple[InatServer, Path], tmp_path: Path) -> None:
     inat, data = fetched
     script = (
