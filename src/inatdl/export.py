@@ -629,18 +629,23 @@ def _torchvision_lines(title: str, report: ExportReport) -> list[str]:
     if not missing:
         return [f"{intro}; every split holds every taxon, so the class ids are the same in each."]
     listed = "; ".join(f"{label}: none in {', '.join(absent)}" for label, absent in missing)
-    other = next(name for name in present[1:] if any(name in absent for _, absent in missing))
-    return [
+    unknown = [label for label, absent in missing if first in absent]
+    caveat = f" ({', '.join(unknown)} then has no id: leave it out with --min-per-taxon)" if unknown else ""
+    lines = [
         f"{intro}. Some taxa are missing from a split ({listed}) and ImageFolder numbers only the "
-        f"taxa it finds, so give the other splits the class ids of {first}:",
+        f"taxa it finds, so give the other splits the class ids of {first}{caveat}:",
         "",
         "```python",
         "from torchvision.datasets import ImageFolder",
         f"{first} = ImageFolder({_literal(f'{title}/{first}')})",
-        f"{other} = ImageFolder({_literal(f'{title}/{other}')})",
-        f"{other}.target_transform = [{first}.class_to_idx[name] for name in {other}.classes].__getitem__",
-        "```",
     ]
+    for other in present[1:]:
+        lines += [
+            f"{other} = ImageFolder({_literal(f'{title}/{other}')})",
+            f"{other}.target_transform = "
+            f"[{first}.class_to_idx[name] for name in {other}.classes].__getitem__",
+        ]
+    return [*lines, "```"]
 
 
 def _literal(text: str) -> str:
