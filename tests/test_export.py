@@ -6,8 +6,10 @@ from __future__ import annotations
 import csv
 import errno
 import hashlib
+import json
 import math
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -18,9 +20,11 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from inat_server import InatServer, photo_pixels
 from world import manifest, run, write_taxa
 
+from inatdl.cli import cli
 from inatdl.splits import parse_splits, split_for, unit_hash
 
 SALICARIA, ALATUM, ROBUR = 61299, 61300, 56133
@@ -291,6 +295,27 @@ def test_new_photos_never_move_old_ones_and_gone_ones_leave(
     assert sorted(str(pid) for split in dataset.values() for pid in split["photo_id"]) == sorted(new)
 
 
+def test_a_split_without_photos_has_no_folder(inat: InatServer, hf: ModuleType, tmp_path: Path) -> None:
+    """Hugging Face's loader refuses a split whose metadata.csv lists no image, so a split
+    that no group landed in gets no folder, and the summary says so."""
+    inat.add_taxon(1, "Plantae", rank="kingdom")
+    inat.add_taxon(SALICARIA, "Lythrum salicaria", parent_id=1)
+    add_observations(inat, SALICARIA, 1001, 1)  # one observation of three photos
+    data, out = tmp_path / "data", tmp_path / "dataset"
+    write_taxa(data, TAXA[:1])
+    fetch(inat, data)
+    where = split_for(unit_hash(0, "observation:1001"), parse_splits(SPLIT))
+    empty = [name for name in SHARES if name != where]
+
+    result = export(inat, data, out, "--split", SPLIT)
+
+    assert result.exit_code == 0, result.output
+    assert f"No photo in {' or '.join(empty)}, so no folder for them" in result.output
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [where]
+    dataset = load(hf, out)
+    assert list(dataset) == [where] and sorted(dataset[where]["photo_id"]) == [10010, 10011, 10012]
+
+
 def test_hard_links_by_default_copies_with_copy(fetched: tuple[InatServer, Path], tmp_path: Path) -> None:
     inat, data = fetched
     before = snapshot(data)
@@ -308,13 +333,17 @@ def test_hard_links_by_default_copies_with_copy(fetched: tuple[InatServer, Path]
     assert snapshot(data) == before
 
 
+@pytest.mark.parametrize(
+    "error",
+    [errno.EXDEV, errno.EINVAL, errno.ENOSYS],  # another disk; Windows on exFAT; some FUSE
+)
 def test_links_fall_back_to_copies_across_file_systems(
-    fetched: tuple[InatServer, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fetched: tuple[InatServer, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: int
 ) -> None:
     inat, data = fetched
 
     def cross_device(source: Any, target: Any) -> None:
-        raise OSError(errno.EXDEV, "Invalid cross-device link")
+        raise OSError(error, os.strerror(error))
 
     monkeypatch.setattr(os, "link", cross_device)
     out = tmp_path / "dataset"
@@ -338,6 +367,27 @@ def test_min_and_max_per_taxon(fetched: tuple[InatServer, Path], tmp_path: Path)
         assert len({r["observation_id"] for r in rows if r["label"] == taxon}) == 40
     assert export(inat, data, again, "--min-per-taxon", "10", "--max-per-taxon", "40").exit_code == 0
     assert read_csv(again / "metadata.csv") == rows
+
+
+def test_max_per_taxon_keeps_the_shares_of_the_splits(
+    fetched: tuple[InatServer, Path], tmp_path: Path
+) -> None:
+    """The photos kept under the cap come from every split in the shares asked, not from the
+    groups that hash lowest, which are all train."""
+    inat, data = fetched
+    out = tmp_path / "dataset"
+    result = export(inat, data, out, "--split", SPLIT, "--max-per-taxon", "100")
+    assert result.exit_code == 0, result.output
+    observations: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for split, rows in exported_rows(out).items():
+        for row in rows:
+            observations[row["label"]][split].add(row["observation_id"])
+    for taxon in ("Lythrum salicaria", "Lythrum alatum"):  # 100 of about 140 observations kept
+        counts = {split: len(observations[taxon][split]) for split in SHARES}
+        n = sum(counts.values())
+        assert n == 100, counts
+        for split, share in SHARES.items():
+            assert abs(counts[split] / n - share) < 3 * math.sqrt(share * (1 - share) / n), (taxon, counts)
 
 
 def test_without_split_one_set_of_taxon_folders(
@@ -374,6 +424,8 @@ def test_card_and_credits(fetched: tuple[InatServer, Path], tmp_path: Path) -> N
     ):
         assert needs in card, needs
     assert f"| [CC BY-NC](https://creativecommons.org/licenses/by-nc/4.0/) | {licences['cc-by-nc']} |" in card
+    # Fetching again with other licences into the same data dir would leave the NC photos in it.
+    assert "fetch into a data dir of its own with `inatdl --data-dir DIR photos fetch --license cc0" in card
     assert f"inatdl --data-dir {data} dataset export {out} --split {SPLIT}" in card
     credits = (out / "CREDITS.md").read_text(encoding="utf-8")
     for photo in manifest(data):
@@ -381,6 +433,122 @@ def test_card_and_credits(fetched: tuple[InatServer, Path], tmp_path: Path) -> N
             f"| {photo['photo_id']} | {photo['taxon_name']} | {photo['attribution']} | "
             f"{photo['license_code']} | {photo['observation_url']} |" in credits
         )
+
+
+def test_the_cards_loading_code_gives_the_same_class_ids_in_every_split(
+    fetched: tuple[InatServer, Path], hf: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Quercus robur (2 observations) is missing from a split: numbering each split's own
+    labels, as `class_encode_column` does, would give its id to another taxon there. The
+    folder's name is in the code as a Python string, whatever it holds."""
+    inat, data = fetched
+    out = tmp_path / 'my "set" a\\b'
+    result = export(inat, data, out, "--split", SPLIT)
+    assert result.exit_code == 0 and "Quercus robur (2 observations: none in" in result.output
+    card = (out / "README.md").read_text(encoding="utf-8")
+    blocks = [block.split("```", 1)[0] for block in card.split("```python\n")[1:]]
+    assert len(blocks) == 2 and "torchvision" in blocks[1]  # run where torchvision is installed
+    assert f"""train = ImageFolder({json.dumps(f"{out.name}/train")})""" in blocks[1]
+    compile(blocks[1], "card", "exec")
+    code = blocks[0]
+    monkeypatch.chdir(tmp_path)
+    names: dict[str, Any] = {}
+    exec(code, names)  # the card's own lines, as a reader pastes them
+    dataset = names["dataset"]
+    assert len({tuple(split.features["label"].names) for split in dataset.values()}) == 1
+    for split in dataset.values():
+        label = split.features["label"]
+        assert [label.int2str(i) for i in split["label"]] == split["taxon_name"]
+
+
+def test_the_cards_command_makes_the_same_export(fetched: tuple[InatServer, Path], tmp_path: Path) -> None:
+    """The seed and the grouping choose the photos kept under --max-per-taxon, with or
+    without splits, so the card's command names them."""
+    inat, data = fetched
+    out, again = tmp_path / "dataset", tmp_path / "again"
+    args = ["--max-per-taxon", "40", "--seed", "5", "--group-by", "observer"]
+    assert export(inat, data, out, *args).exit_code == 0
+    card = (out / "README.md").read_text(encoding="utf-8")
+    command = shlex.split(card.split("```\n", 2)[1])
+    assert command[:6] == ["inatdl", "--data-dir", str(data), "dataset", "export", str(out)]
+    result = CliRunner().invoke(cli, [*command[1:5], str(again), *command[6:]])
+    assert result.exit_code == 0, result.output
+    assert read_csv(again / "metadata.csv") == read_csv(out / "metadata.csv")
+
+
+def test_credits_show_names_as_written(inat: InatServer, tmp_path: Path) -> None:
+    """A photographer's name that Markdown would read as markup (a tag, asterisks, an
+    underscore at a word's edge) is escaped in CREDITS.md, and kept as it is in metadata.csv."""
+    inat.add_taxon(1, "Plantae", rank="kingdom")
+    inat.add_taxon(SALICARIA, "Lythrum salicaria", parent_id=1)
+    name = "<Jane> *JD* _x_ [a](b) jo_doe"
+    inat.add_observation(1001, SALICARIA, photos=[{"id": 10010, "license_code": "cc-by"}], user_login=name)
+    data, out = tmp_path / "data", tmp_path / "dataset"
+    write_taxa(data, TAXA[:1])
+    fetch(inat, data)
+
+    assert export(inat, data, out).exit_code == 0
+
+    credits = (out / "CREDITS.md").read_text(encoding="utf-8")
+    assert (
+        "| 10010 | Lythrum salicaria | (c) \\<Jane\\> \\*JD\\* \\_x\\_ \\[a\\](b) jo_doe, some rights "
+        "reserved (CC BY) | cc-by | https://www.inaturalist.org/observations/1001 |"
+    ) in credits
+    (row,) = read_csv(out / "metadata.csv")
+    assert row["attribution"] == f"(c) {name}, some rights reserved (CC BY)" and row["observer"] == name
+
+
+def test_a_photos_csv_with_fewer_columns(
+    fetched: tuple[InatServer, Path], hf: ModuleType, tmp_path: Path
+) -> None:
+    """photos.csv as an older or hand-made manifest may be: the columns the export needs are
+    named when missing; the others are carried when present."""
+    inat, data = fetched
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    rows = manifest(copy)
+    optional = ("observed_taxon_id", "observed_taxon_name", "quality_grade", "latitude", "longitude", "bytes")
+
+    def write(columns: list[str]) -> None:
+        with (copy / "photos.csv").open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    write([c for c in rows[0] if c not in optional])
+    out = tmp_path / "dataset"
+    assert export(inat, copy, out, "--split", SPLIT).exit_code == 0
+    dataset = load(hf, out)
+    assert dataset["train"].column_names == ["image", "label", *(c for c in rows[0] if c not in optional)]
+    assert sum(len(split) for split in dataset.values()) == len(rows)
+    write([c for c in rows[0] if c not in ("observation_url", "observer")])
+    result = export(inat, copy, tmp_path / "other", "--split", SPLIT)
+    assert result.exit_code == 1 and result.stderr == (
+        f"Error: {copy / 'photos.csv'} has no column observer, observation_url; "
+        "run `inatdl photos fetch` to rewrite it\n"
+    )
+
+
+def test_a_taxon_name_with_quotes_commas_and_slashes(
+    inat: InatServer, hf: ModuleType, tmp_path: Path
+) -> None:
+    """The label is the name as iNaturalist writes it, through metadata.csv's quoting; the
+    folder is the name made safe, as in the data dir."""
+    name = 'Salix × "odd", a/b'
+    inat.add_taxon(1, "Plantae", rank="kingdom")
+    inat.add_taxon(80001, name, parent_id=1)
+    add_observations(inat, 80001, 1000, 40)
+    data, out = tmp_path / "data", tmp_path / "dataset"
+    write_taxa(data, [(80001, name)])
+    fetch(inat, data)
+
+    assert export(inat, data, out, "--split", SPLIT).exit_code == 0
+
+    dataset = load(hf, out)
+    assert {label for split in dataset.values() for label in split["label"]} == {name}
+    assert sum(len(split) for split in dataset.values()) == len(manifest(data))
+    assert {p.name for p in out.glob("*/*") if p.is_dir()} == {"Salix_×__odd_,_a_b"}
+    assert f"| {name} |" in (out / "CREDITS.md").read_text(encoding="utf-8")
 
 
 def test_pandas_is_loaded_by_export_only(fetched: tuple[InatServer, Path], tmp_path: Path) -> None:
@@ -453,6 +621,14 @@ def test_errors_are_one_line_and_change_nothing(inat: InatServer, tmp_path: Path
     build_world(inat)
     write_taxa(data, TAXA)
     fetch(inat, data)
+    (data / "photos").rename(tmp_path / "moved")  # photos.csv without its photos
+    result = export(inat, data, out)
+    assert result.exit_code == 1 and not out.exists()
+    assert result.stderr == (
+        f"Error: none of the {len(manifest(data))} square photos in photos.csv is in {data}: run "
+        "`inatdl photos fetch` to download them again, or point --data-dir at the data dir\n"
+    )
+    (tmp_path / "moved").rename(data / "photos")
     a_file = tmp_path / "file"
     a_file.write_text("mine")
     result = export(inat, data, a_file)
@@ -489,11 +665,49 @@ def test_a_file_a_user_added_to_the_export_is_left_alone(
     inat, data = fetched
     out = tmp_path / "dataset"
     assert export(inat, data, out, "--split", SPLIT).exit_code == 0
+    assert list(out.glob("*/Quercus_robur"))
     (out / "train" / "notes.txt").write_text("mine")
-    assert export(inat, data, out).exit_code == 0  # no split now: the split folders go
-    assert not (out / "validation").exists() and not (out / "train" / "Lythrum_salicaria").exists()
+    result = export(inat, data, out, "--split", SPLIT, "--min-per-taxon", "10")  # Quercus robur goes
+    assert (
+        result.exit_code == 0
+        and "Left out, fewer than --min-per-taxon 10 photos: Quercus robur" in result.output
+    )
+    assert not list(out.glob("*/Quercus_robur"))
     assert (out / "train" / "notes.txt").read_text() == "mine"
-    assert len(read_csv(out / "metadata.csv")) == len(manifest(data))
+
+
+def test_other_splits_into_an_earlier_export_are_refused(
+    fetched: tuple[InatServer, Path], tmp_path: Path
+) -> None:
+    """Updating an export with another seed, shares, grouping, or with/without splits would
+    move photos from test to train under a model trained on the old splits: refused, and
+    the folder left as it was."""
+    inat, data = fetched
+    out = tmp_path / "dataset"
+    assert export(inat, data, out, "--split", SPLIT).exit_code == 0
+    before = snapshot(out)
+    was = f"{out} was exported with --split {SPLIT} --group-by observation --seed 0, not "
+    for args, now in (
+        (["--split", SPLIT, "--seed", "1"], f"with --split {SPLIT} --group-by observation --seed 1"),
+        (
+            ["--split", "train=0.8,test=0.2"],
+            "with --split train=0.8,test=0.2 --group-by observation --seed 0",
+        ),
+        (["--split", SPLIT, "--group-by", "observer"], f"with --split {SPLIT} --group-by observer --seed 0"),
+        ([], "without --split"),
+    ):
+        result = export(inat, data, out, *args)
+        assert result.exit_code == 1, result.output
+        assert result.stderr == (
+            f"Error: {was}{now}; updating it would move photos from one split to another: "
+            f"export into a new folder, or delete {out} first\n"
+        )
+        assert snapshot(out) == before
+    # The same splits with other limits, or a seed without splits, are an update.
+    assert export(inat, data, out, "--split", "train=0.80,validation=0.1,test=0.10").exit_code == 0
+    flat = tmp_path / "flat"
+    assert export(inat, data, flat).exit_code == 0
+    assert export(inat, data, flat, "--seed", "5", "--max-per-taxon", "50").exit_code == 0
 
 
 def test_split_rules() -> None:

@@ -750,6 +750,7 @@ def _export_command(
     words += ["dataset", "export", str(out_dir)]
     if splits:
         words += ["--split", ",".join(f"{name}={share:g}" for name, share in splits)]
+    if splits or max_per_taxon:  # the groups and the seed decide the splits and the photos kept
         words += ["--group-by", group_by, "--seed", str(seed)]
     limits = (("--min-per-taxon", min_per_taxon), ("--max-per-taxon", max_per_taxon), ("--size", size))
     for option, value in limits:
@@ -770,8 +771,6 @@ def _print_export(settings: Settings, report: ExportReport, options: ExportOptio
     for name in report.split_names:
         count = report.photos_in(name)
         _say(settings, f"  {name:<11} {count:>8,}  {count / report.photos:6.1%}")
-    if report.options_changed:
-        _say(settings, "The options differ from the last export into this folder: photos may have moved.")
     if report.left_out:
         listed = ", ".join(f"{label} ({n})" for label, n in report.left_out)
         _say(settings, f"Left out, fewer than --min-per-taxon {options.min_per_taxon} photos: {listed}")
@@ -786,6 +785,13 @@ def _print_export(settings: Settings, report: ExportReport, options: ExportOptio
             settings,
             f"Left out of metadata.csv (read as different types in different splits, which Hugging "
             f"Face's loader refuses; still in photos.csv): {', '.join(report.dropped_columns)}",
+        )
+    if report.empty_splits:
+        _say(
+            settings,
+            f"No photo in {' or '.join(report.empty_splits)}, so no folder for "
+            f"{'them' if len(report.empty_splits) > 1 else 'it'}: too few "
+            f"{options.group_by}s for the shares asked; fetch more photos or ask fewer splits.",
         )
     if report.short:
         unit = options.group_by

@@ -17,6 +17,7 @@ import errno
 import io
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -59,7 +60,15 @@ LICENSE_TERMS = {
         "attribution; non-commercial use only; no derivatives: do not share altered versions",
     ),
 }
-_LINK_FAILURES = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EACCES}
+#: os.link's errors across two file systems or on one without hard links: EINVAL is what
+#: Windows gives on FAT and exFAT drives ("[WinError 1] Incorrect function"), ENOSYS some
+#: FUSE file systems.
+_LINK_FAILURES = {
+    errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EACCES,
+    errno.EINVAL, errno.ENOSYS,
+}  # fmt: skip
+#: What Markdown would read as markup in a credit: an underscore only at a word's edge.
+_MARKDOWN_MARKUP = re.compile(r"[\\`*<>\[\]]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
 
 
 @dataclass(frozen=True)
@@ -102,12 +111,12 @@ class ExportReport:
     capped: list[tuple[str, int]] = field(default_factory=list)  # taxon, photos before the cap
     missing_files: int = 0
     dropped_columns: list[str] = field(default_factory=list)  # typed differently in two splits
+    empty_splits: list[str] = field(default_factory=list)  # asked, but no photo landed there
     added: int = 0
     removed: int = 0
     kept: int = 0
     linked: int = 0
     copied: int = 0
-    options_changed: bool = False
 
     def photos_in(self, split: str) -> int:
         return sum(t.photos.get(split, 0) for t in self.taxa)
@@ -122,6 +131,8 @@ def export_dataset(data_dir: Path, out_dir: Path, options: ExportOptions) -> Exp
     manifest = read_manifest(data_dir)
     size = choose_size(manifest, options.size)
     previous = read_out_dir_state(out_dir, data_dir)
+    if previous is not None:
+        check_same_splits(out_dir, previous, options)
     columns = list(manifest.columns)
     photos = manifest[manifest["size"] == size]
     del manifest  # only the photos of that size are kept in memory
@@ -130,6 +141,11 @@ def export_dataset(data_dir: Path, out_dir: Path, options: ExportOptions) -> Exp
     report = ExportReport(out_dir, size, tuple(name for name, _ in options.splits))
     report.missing_files = len(present) - sum(present)
     photos = photos[present]
+    if photos.empty:
+        raise ExportError(
+            f"none of the {report.missing_files:,} {size} photos in {MANIFEST_FILE} is in {data_dir}: "
+            "run `inatdl photos fetch` to download them again, or point --data-dir at the data dir"
+        )
     photos = _apply_min(photos, options.min_per_taxon, report)
     if photos.empty:
         raise ExportError(
@@ -139,7 +155,6 @@ def export_dataset(data_dir: Path, out_dir: Path, options: ExportOptions) -> Exp
     photos = _apply_max(photos, options.max_per_taxon, options.seed, report)
     _count(photos, options, report)
     files = _write(data_dir, out_dir, photos, columns, options, previous, report)
-    report.options_changed = previous is not None and previous.get("options") != _options_record(options)
     _write_state(out_dir, files, options)
     return report
 
@@ -216,6 +231,38 @@ def read_out_dir_state(out_dir: Path, data_dir: Path) -> dict[str, Any] | None:
     return dict(state)
 
 
+def check_same_splits(out_dir: Path, previous: dict[str, Any], options: ExportOptions) -> None:
+    """An error when ``out_dir`` holds an export drawn with other splits: updating it would
+    move photos between splits (test photos into train) under a model already trained on
+    the old ones, and an export cut short would leave the two schemes mixed."""
+    recorded = previous.get("options")
+    before = _split_scheme(recorded) if isinstance(recorded, dict) else None
+    now = _split_scheme(_options_record(options))
+    if before != now:
+        raise ExportError(
+            f"{out_dir} was exported {_describe_scheme(before)}, not {_describe_scheme(now)}; "
+            "updating it would move photos from one split to another: export into a new folder, "
+            f"or delete {out_dir} first"
+        )
+
+
+def _split_scheme(record: dict[str, Any]) -> dict[str, Any]:
+    """What decides the split of each photo (the group and seed matter only with splits)."""
+    splits = record.get("splits")
+    if not splits:
+        return {"splits": []}
+    return {"splits": splits, "group_by": record.get("group_by"), "seed": record.get("seed")}
+
+
+def _describe_scheme(scheme: dict[str, Any] | None) -> str:
+    if scheme is None:
+        return "with unknown options"
+    if not scheme["splits"]:
+        return "without --split"
+    shares = ",".join(f"{name}={share:g}" for name, share in scheme["splits"])
+    return f"with --split {shares} --group-by {scheme['group_by']} --seed {scheme['seed']}"
+
+
 def assign_splits(photos: pd.DataFrame, options: ExportOptions) -> pd.DataFrame:
     """Adds ``_group``, ``_position`` (the group's unit hash) and ``_split`` to each photo."""
     groups = [
@@ -243,14 +290,20 @@ def _apply_min(photos: pd.DataFrame, minimum: int | None, report: ExportReport) 
 def _apply_max(photos: pd.DataFrame, maximum: int | None, seed: int, report: ExportReport) -> pd.DataFrame:
     """At most ``maximum`` photos a taxon, the same for the same data: one photo of each
     group first (groups in hash order), then a second of each, and so on, so the photos kept
-    come from as many observations (or observers) as possible."""
+    come from as many observations (or observers) as possible.
+
+    The groups' order is a hash of its own, not ``_position``: the split bounds cut that one,
+    so taking the lowest positions first would keep train groups only."""
     if not maximum:
         return photos
     ranked = photos.copy()
+    keys = ranked["_group"].tolist()
+    order = {key: unit_hash(seed, f"cap:{key}") for key in set(keys)}
+    ranked["_cap_position"] = [order[key] for key in keys]
     ranked["_photo_position"] = [unit_hash(seed, f"photo:{pid}") for pid in ranked["photo_id"]]
     ranked = ranked.sort_values(["_group", "_photo_position"], kind="stable")
     ranked["_round"] = ranked.groupby(["taxon_name", "_group"]).cumcount()
-    ranked = ranked.sort_values(["taxon_name", "_round", "_position", "_photo_position"], kind="stable")
+    ranked = ranked.sort_values(["taxon_name", "_round", "_cap_position", "_photo_position"], kind="stable")
     counts = ranked.groupby("taxon_name").size()
     report.capped = [(str(label), int(n)) for label, n in counts[counts > maximum].items()]
     kept = ranked.groupby("taxon_name").head(maximum)
@@ -267,6 +320,7 @@ def _count(photos: pd.DataFrame, options: ExportOptions, report: ExportReport) -
         empty = [name for name in names if options.splits and counts[name] == 0]
         if empty:
             report.short.append((str(label), groups, empty))
+    report.empty_splits = [name for name, _ in options.splits if report.photos_in(name) == 0]
 
 
 def _write(
@@ -283,7 +337,8 @@ def _write(
     file_names = ["/".join(path.rsplit("/", 2)[-2:]) for path in photos["path"].tolist()]
     photos = photos.assign(file_name=file_names, label=photos["taxon_name"])
     targets = [f"{s}/{f}" if s else f for s, f in zip(photos["_split"].tolist(), file_names, strict=True)]
-    split_dirs = [name for name, _ in options.splits] or [""]
+    # No folder for a split without photos: Hugging Face's loader refuses an empty split.
+    split_dirs = [name for name, _ in options.splits if name not in report.empty_splits] or [""]
     metadata_files = [f"{s}/{METADATA_NAME}" if s else METADATA_NAME for s in split_dirs]
     files = sorted({*targets, *metadata_files})
     old = [f for f in (previous or {}).get("files", []) if isinstance(f, str) and _safe_relative(f)]
@@ -461,13 +516,16 @@ def dataset_card(photos: pd.DataFrame, options: ExportOptions, report: ExportRep
         "## Loading",
         "",
         "```python",
-        "from datasets import load_dataset",
-        f'dataset = load_dataset("imagefolder", data_dir="{title}")',
-        'dataset = dataset.class_encode_column("label")  # the taxon names as class ids',
+        "from datasets import ClassLabel, load_dataset",
+        f'dataset = load_dataset("imagefolder", data_dir={_literal(title)})',
+        'names = sorted({label for split in dataset.values() for label in split.unique("label")})',
+        'dataset = dataset.cast_column("label", ClassLabel(names=names))  # the same ids in every split',
         "```",
         "",
         "`label` is the taxon's accepted scientific name; every column of `metadata.csv` "
-        "(licence, attribution, observer, observation, coordinates, date) comes along.",
+        "(licence, attribution, observer, observation, coordinates, date) comes along. "
+        "(`class_encode_column` would number each split's own taxa: with a taxon missing "
+        "from a split, the same id would mean another taxon there.)",
     ]
     if report.dropped_columns:
         lines += [
@@ -477,10 +535,8 @@ def dataset_card(photos: pd.DataFrame, options: ExportOptions, report: ExportRep
         ]
     if names:
         shares = ", ".join(f"{name} {share:g}" for name, share in options.splits)
+        lines += ["", *_torchvision_lines(title, report)]
         lines += [
-            "",
-            f'With torchvision: `ImageFolder("{title}/{names[0]}")`, one class a taxon folder; take '
-            f"`class_to_idx` from the {names[0]} set for the others, as a taxon may be missing from one.",
             "",
             "## Splits",
             "",
@@ -490,7 +546,7 @@ def dataset_card(photos: pd.DataFrame, options: ExportOptions, report: ExportRep
             "photos never move old ones.",
         ]
     else:
-        lines += ["", f'With torchvision: `ImageFolder("{title}")`, one class a taxon folder.']
+        lines += ["", f"With torchvision: `ImageFolder({_literal(title)})`, one class a taxon folder."]
     lines += ["", "## Photos per taxon", ""]
     header = ["taxon", *names, "total" if names else "photos", f"{options.group_by}s"]
     lines += [_row(header), _row(["---"] + ["---:"] * (len(header) - 1))]
@@ -500,6 +556,9 @@ def dataset_card(photos: pd.DataFrame, options: ExportOptions, report: ExportRep
     if names:
         totals = [f"{report.photos_in(n):,}" for n in names]
         lines.append(_row(["**all**", *totals, f"{report.photos:,}", f"{photos['_group'].nunique():,}"]))
+    if report.empty_splits:
+        empty = " or ".join(report.empty_splits)
+        lines += ["", f"No photo landed in {empty}: no folder for {'them' if ' or ' in empty else 'it'}."]
     if report.short:
         short = "; ".join(
             f"{label} ({groups} {options.group_by}{'s' if groups != 1 else ''}, none in {', '.join(empty)})"
@@ -534,8 +593,10 @@ def dataset_card(photos: pd.DataFrame, options: ExportOptions, report: ExportRep
     if any("nc" in str(c).split("-") for c in codes):
         lines += [
             "",
-            "NC: no commercial use of these photos; for a commercial model, fetch with "
-            "`inatdl photos fetch --license` leaving the NC licences out.",
+            "NC: no commercial use of these photos. For a commercial model, leave them out by "
+            "`license_code`, or fetch into a data dir of its own with `inatdl --data-dir DIR photos "
+            "fetch --license cc0,cc-by,cc-by-sa,cc-by-nd` and export that: a data dir keeps every "
+            "photo it downloaded, whatever the `--license` of later runs.",
         ]
     if any("nd" in str(c).split("-") for c in codes):
         lines += [
@@ -552,6 +613,46 @@ def dataset_card(photos: pd.DataFrame, options: ExportOptions, report: ExportRep
     return "\n".join(lines)
 
 
+def _torchvision_lines(title: str, report: ExportReport) -> list[str]:
+    """How to load the splits with torchvision, whose ImageFolder numbers the classes of each
+    split from its own taxon folders: one taxon missing from a split shifts the ids there."""
+    present = [name for name in report.split_names if name not in report.empty_splits]
+    first = present[0]
+    intro = f"With torchvision: `ImageFolder({_literal(f'{title}/{first}')})`, one class a taxon folder"
+    missing = [
+        (label, absent)
+        for label, _, empty in report.short
+        if (absent := [name for name in empty if name in present])
+    ]
+    if len(present) == 1:
+        return [f"{intro}."]
+    if not missing:
+        return [f"{intro}; every split holds every taxon, so the class ids are the same in each."]
+    listed = "; ".join(f"{label}: none in {', '.join(absent)}" for label, absent in missing)
+    unknown = [label for label, absent in missing if first in absent]
+    caveat = f" ({', '.join(unknown)} then has no id: leave it out with --min-per-taxon)" if unknown else ""
+    lines = [
+        f"{intro}. Some taxa are missing from a split ({listed}) and ImageFolder numbers only the "
+        f"taxa it finds, so give the other splits the class ids of {first}{caveat}:",
+        "",
+        "```python",
+        "from torchvision.datasets import ImageFolder",
+        f"{first} = ImageFolder({_literal(f'{title}/{first}')})",
+    ]
+    for other in present[1:]:
+        lines += [
+            f"{other} = ImageFolder({_literal(f'{title}/{other}')})",
+            f"{other}.target_transform = "
+            f"[{first}.class_to_idx[name] for name in {other}.classes].__getitem__",
+        ]
+    return [*lines, "```"]
+
+
+def _literal(text: str) -> str:
+    """``text`` as a Python string literal, for the card's code: a folder may be named ``a"b\\c``."""
+    return json.dumps(text, ensure_ascii=False)
+
+
 def credits(photos: pd.DataFrame) -> str:
     """CREDITS.md: every photo, its attribution, licence and observation."""
     lines = [
@@ -564,8 +665,19 @@ def credits(photos: pd.DataFrame) -> str:
     ]
     ordered = photos.sort_values(["taxon_name", "photo_id"], key=_natural, kind="stable")
     columns = ("photo_id", "taxon_name", "attribution", "license_code", "observation_url")
-    lines += [_row(cells) for cells in zip(*(ordered[c].tolist() for c in columns), strict=True)]
+    lines += [
+        _row([photo, _plain(taxon), _plain(attribution), licence, url])
+        for photo, taxon, attribution, licence, url in zip(
+            *(ordered[c].tolist() for c in columns), strict=True
+        )
+    ]
     return "\n".join(lines) + "\n"
+
+
+def _plain(text: str) -> str:
+    """``text`` shown as written by Markdown: a name such as ``<Jane>`` or ``*JD*`` would
+    otherwise vanish or turn italic in the credit (an underscore inside a word is safe)."""
+    return _MARKDOWN_MARKUP.sub(lambda match: "\\" + match.group(0), text)
 
 
 def _natural(column: pd.Series) -> pd.Series:
