@@ -299,3 +299,28 @@ def test_a_place_job_asks_its_taxa_together_within_the_place(inat: InatServer, t
     assert {(r.query["taxon_id"], r.query["place_id"]) for r in served} == {("21,22,23", "77")}
     assert len(served) == math.ceil(len(inside) / 200)
     assert {int(r["observation_id"]) for r in manifest(data)} == inside
+
+
+def test_an_observation_whose_lineage_names_no_listed_taxon_goes_where_the_api_found_it(
+    inat: InatServer, tmp_path: Path
+) -> None:
+    """The variety was moved upstream (now shown under the genus) before its observations
+    were re-indexed: a query for the listed species still finds them, and they must not be
+    lost because their lineage names none of the listed taxa."""
+    owner = build_eight(inat)
+    inat.move_taxon_unindexed(THYMIFOLIUM, [1, 2, THYMIFOLIUM])
+    data = tmp_path / "data"
+    seven = [t for t in sorted(EIGHT) if t != THYMIFOLIUM]
+    listed(data, seven)
+    assert run(inat, data, *FETCH).exit_code == 0
+    variety = {obs for obs, t in owner.items() if t == THYMIFOLIUM}
+    rows = manifest(data)
+    assert {int(r["observation_id"]) for r in rows} == set(owner)
+    assert {r["taxon_id"] for r in rows if int(r["observation_id"]) in variety} == {str(HYSSOPIFOLIA)}
+    # found by halving the query's taxa: a few requests for a page holding such observations
+    asked = inat.requests_to("/v1/observations")
+    walked = [r for r in asked if "id_above" in r.query]
+    assert len(walked) == math.ceil(TOTAL / 200)
+    placing = [r for r in asked if "id_above" not in r.query]
+    assert 0 < len(placing) <= len(walked) * math.ceil(math.log2(len(seven)))
+    assert all(set(r.query["id"].split(",")) <= {str(obs) for obs in variety} for r in placing)
