@@ -324,3 +324,32 @@ def test_an_observation_whose_lineage_names_no_listed_taxon_goes_where_the_api_f
     placing = [r for r in asked if "id_above" not in r.query]
     assert 0 < len(placing) <= len(walked) * math.ceil(math.log2(len(seven)))
     assert all(set(r.query["id"].split(",")) <= {str(obs) for obs in variety} for r in placing)
+
+
+def test_raising_a_cap_walks_the_capped_taxa_together_not_one_query_each(
+    inat: InatServer, tmp_path: Path
+) -> None:
+    inat.add_taxon(1, "Plantae", rank="kingdom")
+    names = {100 + i: f"Rara species{i}" for i in range(40)}
+    for taxon_id, name in names.items():
+        inat.add_taxon(taxon_id, name, parent_id=1)
+    labels = [taxon_id for taxon_id in names for _ in range(12)]
+    random.Random(4).shuffle(labels)
+    inat.photo_size_bytes = {"square": 100}
+    for i, taxon_id in enumerate(labels):
+        inat.add_observations(taxon_id, 1, first_id=5000 + i)
+    data = tmp_path / "data"
+    write_taxa(data, list(names.items()))
+    assert run(inat, data, *FETCH, "--max-per-taxon", "5").exit_code == 0  # each capped elsewhere
+    for cap, new in (("8", 3), (None, 4)):
+        inat.clear_requests()
+        result = run(inat, data, *FETCH, *(("--max-per-taxon", cap) if cap else ()))
+        assert result.exit_code == 0
+        assert len(pages(inat)) <= math.ceil(len(labels) / 200) + 1
+        total = next(line.split() for line in result.stdout.splitlines() if line.startswith("total"))
+        assert total[1] == total[3] == str(new * len(names))  # listed: only what is new, as in a walk apart
+        for taxon_id in names:
+            own = [5000 + i for i, t in enumerate(labels) if t == taxon_id][: int(cap or 12)]
+            got = sorted(int(r["observation_id"]) for r in manifest(data) if r["taxon_id"] == str(taxon_id))
+            assert got == own, taxon_id
+    assert len(manifest(data)) == len(labels)

@@ -240,7 +240,12 @@ class _Run:
             for taxon_id, entry in listed.items()
             if cap is None or entry.held < cap
         }
-        queries = plan_queries(cursors)
+        size = self.options.size
+
+        def recorded(taxa: Sequence[int], above: int, up_to: int) -> int:
+            return self.store.observations_recorded(taxa, size, above, up_to)
+
+        queries = plan_queries(cursors, recorded=recorded)
         self.seen_up_to = self.store.highest_cursor()
         for number, query in enumerate(queries):
             self.queries_left = len(queries) - number - 1
@@ -316,7 +321,8 @@ class _Run:
         for observation, observation_photo_list in photos:
             fields = observation_fields(observation)
             taxon_id = routes[fields["observation_id"]]
-            if taxon_id is None or taxon_id not in walk.active:  # capped, or another query's
+            # capped, another query's, or recorded already (its taxon joined from further on)
+            if taxon_id not in walk.active or fields["observation_id"] <= walk.cursors[taxon_id]:
                 before = fields["observation_id"]
                 continue
             entry = listed[taxon_id]
