@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import signal
@@ -353,3 +354,21 @@ def test_raising_a_cap_walks_the_capped_taxa_together_not_one_query_each(
             got = sorted(int(r["observation_id"]) for r in manifest(data) if r["taxon_id"] == str(taxon_id))
             assert got == own, taxon_id
     assert len(manifest(data)) == len(labels)
+
+
+def test_a_full_page_with_an_unreadable_observation_does_not_end_the_walk(
+    inat: InatServer, tmp_path: Path
+) -> None:
+    inat.add_taxon(1, "Plantae", rank="kingdom")
+    inat.add_taxon(11, "Lythrum salicaria", parent_id=1)
+    inat.photo_size_bytes = {"square": 100}
+    inat.add_observations(11, 450, first_id=1000)
+    first_page = [inat.observation(obs) for obs in range(1000, 1200)]
+    first_page[100] = {"id": "1100"}  # an id that is not a number: left out, the page still full
+    body = json.dumps({"total_results": 450, "page": 1, "per_page": 200, "results": first_page})
+    inat.add_fault(Fault("status", target="observations", status=200, body=body, times=1))
+    data = tmp_path / "data"
+    write_taxa(data, [(11, "Lythrum salicaria")])
+    assert run(inat, data, *FETCH).exit_code == 0
+    assert len(pages(inat)) == 3
+    assert {int(r["observation_id"]) for r in manifest(data)} == set(range(1000, 1450)) - {1100}
