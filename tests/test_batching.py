@@ -372,3 +372,19 @@ def test_a_full_page_with_an_unreadable_observation_does_not_end_the_walk(
     assert run(inat, data, *FETCH).exit_code == 0
     assert len(pages(inat)) == 3
     assert {int(r["observation_id"]) for r in manifest(data)} == set(range(1000, 1450)) - {1100}
+
+
+def test_progress_has_no_pages_left_once_every_taxon_of_the_job_is_capped(
+    inat: InatServer, tmp_path: Path
+) -> None:
+    build_eight(inat)
+    data = tmp_path / "data"
+    listed(data, sorted(EIGHT))
+    clock = FakeClock()
+    client = ApiClient(inat.api_url, build_session(), clock, rate=1)
+    options = FetchOptions("square", Filters(ALL_LICENSES), 1, 10**12, 10**12, max_per_taxon=1, dry_run=True)
+    reporter = RecordingReporter()
+    fetch_photos(client, data, load_resolved_taxa(data), options, clock, reporter)
+    served = len(pages(inat))
+    assert served < math.ceil(TOTAL / 200)  # the walk stopped when the last taxon had its one
+    assert reporter.pages[-1] == (served, 0)

@@ -293,7 +293,10 @@ class _Run:
             self.seen_up_to = max(self.seen_up_to, position)
             walk.page_done(position)
             self._record(walk, listed, rows)
-            if not walk.active or self.halt.is_set():
+            if self.halt.is_set():
+                return
+            if not walk.active:  # every taxon capped: its pages left are not asked
+                self.reporter.paged(self.pages_done, self.queries_left)
                 return
         walk.finished(self.seen_up_to)
         self._record(walk, listed, [])
