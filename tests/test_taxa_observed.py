@@ -210,7 +210,9 @@ def test_an_unknown_within_name_is_a_clear_error(reserve: InatServer, tmp_path: 
 
 def test_usage_errors(reserve: InatServer, tmp_path: Path) -> None:
     assert run(reserve, tmp_path, "taxa", "observed").exit_code == 2
-    for bad in (["--place-id", "0"], ["--place-id", "x"], ["--place-id", "1", "--rank", "genus"]):
+    bad_options = [["--place-id", "0"], ["--place-id", "x"], ["--place-id", "1", "--rank", "genus"]]
+    bad_options += [["--place-id", "1", "--within", blank] for blank in ("", "  ")]  # not "no filter"
+    for bad in bad_options:
         result = run(reserve, tmp_path, "taxa", "observed", *bad)
         assert result.exit_code == 2, bad
     assert not reserve.requests
