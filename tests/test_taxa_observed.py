@@ -315,3 +315,13 @@ def test_in_the_default_data_dir_the_command_is_the_plain_one(
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[-1] == "  inatdl photos fetch --place-id 128892 --quality research"
     assert len(read_taxa(tmp_path / "inatdl-data")) == 5
+
+
+def test_a_within_name_that_several_taxa_bear_says_which_one_was_taken(
+    reserve: InatServer, tmp_path: Path
+) -> None:
+    reserve.add_taxon(200, "Gobius", rank="genus", parent_id=PLANTAE, observations_count=1)  # a homonym
+    result = run(reserve, tmp_path / "d", "taxa", "observed", "--place-id", str(PLACE), "--within", "Gobius")
+    assert result.exit_code == 0, result.output
+    # on stdout, seen on a terminal too (where log lines below warnings are not shown)
+    assert f"--within Gobius: taxon {GOBIUS} Gobius (also taxon 200 (1 obs.))" in result.stdout

@@ -373,6 +373,9 @@ def _print_observed(settings: Settings, report: ObservedReport, query: ObservedQ
         settings,
         f"Wrote {report.path} ({len(report.rows)} {kind}{under} observed in place {query.place_id}).",
     )
+    within = report.within
+    if within is not None and within.note:  # another taxon bears the name, or it is a synonym
+        _say(settings, f"--within {within.input_name}: taxon {within.taxon_id} {within.name} ({within.note})")
     command = ["inatdl"]
     if settings.data_dir != Path(DEFAULT_DATA_DIR):
         command += ["--data-dir", str(settings.data_dir)]
