@@ -5,7 +5,8 @@ A job's cost is its API requests, so taxa are asked many at a time (``taxon_id=a
 and each observation goes to the most specific listed taxon in its lineage. Every taxon
 keeps its own cursor (the last observation id up to which all its photos are recorded);
 taxa whose cursors stand at the same place walk together, so a finished job, whose walks
-all end at the same place, is asked again in one page per query.
+all end at the same place, is asked again in one page per query; and taxa standing a little
+further on (capped at scattered places) join a walk that passes few of their photos again.
 """
 
 from __future__ import annotations
