@@ -945,6 +945,8 @@ class InatServer:
         #: Called with (host, path, query) before each answer, in the request's thread: a test
         #: can hold a request there until another has arrived, to check order without timing.
         self.on_request: Callable[[str, str, dict[str, str]], None] | None = None
+        #: Lineages shown for taxa moved upstream whose observations are not re-indexed yet.
+        self._shown_lineage: dict[int, tuple[int, ...]] = {}
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -1182,9 +1184,18 @@ class InatServer:
         with self._lock:
             return self._taxon_json(self._taxa[taxon_id])
 
+    def move_taxon_unindexed(self, taxon_id: int, ancestor_ids: Sequence[int]) -> None:
+        """Show a taxon under other ancestors (root first, itself last), as after a taxon
+        change on iNaturalist before its observations are re-indexed: their JSON names the
+        new lineage, while ``taxon_id`` searches still find them by the old one."""
+        with self._lock:
+            self._shown_lineage[taxon_id] = tuple(ancestor_ids)
+            self._version += 1
+
     def _taxon_json(self, t: _Taxon) -> dict[str, Any]:
+        lineage = self._shown_lineage.get(t.id, t.ancestor_ids)
         iconic: _Taxon | None = None
-        for ancestor_id in t.ancestor_ids:
+        for ancestor_id in lineage:
             ancestor = self._taxa.get(ancestor_id)
             if ancestor is not None and ancestor.name in _ICONIC_NAMES:
                 iconic = ancestor
@@ -1198,8 +1209,8 @@ class InatServer:
             "rank_level": RANK_LEVELS.get(t.rank, 10),
             "is_active": t.is_active,
             "parent_id": t.parent_id,
-            "ancestry": "/".join(str(a) for a in t.ancestor_ids[:-1]) or None,
-            "ancestor_ids": list(t.ancestor_ids),
+            "ancestry": "/".join(str(a) for a in lineage[:-1]) or None,
+            "ancestor_ids": list(lineage),
             "observations_count": count,
             "current_synonymous_taxon_ids": list(t.synonyms) if t.synonyms is not None else None,
             "iconic_taxon_id": iconic.id if iconic else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import signal
@@ -299,3 +300,91 @@ def test_a_place_job_asks_its_taxa_together_within_the_place(inat: InatServer, t
     assert {(r.query["taxon_id"], r.query["place_id"]) for r in served} == {("21,22,23", "77")}
     assert len(served) == math.ceil(len(inside) / 200)
     assert {int(r["observation_id"]) for r in manifest(data)} == inside
+
+
+def test_an_observation_whose_lineage_names_no_listed_taxon_goes_where_the_api_found_it(
+    inat: InatServer, tmp_path: Path
+) -> None:
+    """The variety was moved upstream (now shown under the genus) before its observations
+    were re-indexed: a query for the listed species still finds them, and they must not be
+    lost because their lineage names none of the listed taxa."""
+    owner = build_eight(inat)
+    inat.move_taxon_unindexed(THYMIFOLIUM, [1, 2, THYMIFOLIUM])
+    data = tmp_path / "data"
+    seven = [t for t in sorted(EIGHT) if t != THYMIFOLIUM]
+    listed(data, seven)
+    assert run(inat, data, *FETCH).exit_code == 0
+    variety = {obs for obs, t in owner.items() if t == THYMIFOLIUM}
+    rows = manifest(data)
+    assert {int(r["observation_id"]) for r in rows} == set(owner)
+    assert {r["taxon_id"] for r in rows if int(r["observation_id"]) in variety} == {str(HYSSOPIFOLIA)}
+    # found by halving the query's taxa: a few requests for a page holding such observations
+    asked = inat.requests_to("/v1/observations")
+    walked = [r for r in asked if "id_above" in r.query]
+    assert len(walked) == math.ceil(TOTAL / 200)
+    placing = [r for r in asked if "id_above" not in r.query]
+    assert 0 < len(placing) <= len(walked) * math.ceil(math.log2(len(seven)))
+    assert all(set(r.query["id"].split(",")) <= {str(obs) for obs in variety} for r in placing)
+
+
+def test_raising_a_cap_walks_the_capped_taxa_together_not_one_query_each(
+    inat: InatServer, tmp_path: Path
+) -> None:
+    inat.add_taxon(1, "Plantae", rank="kingdom")
+    names = {100 + i: f"Rara species{i}" for i in range(40)}
+    for taxon_id, name in names.items():
+        inat.add_taxon(taxon_id, name, parent_id=1)
+    labels = [taxon_id for taxon_id in names for _ in range(12)]
+    random.Random(4).shuffle(labels)
+    inat.photo_size_bytes = {"square": 100}
+    for i, taxon_id in enumerate(labels):
+        inat.add_observations(taxon_id, 1, first_id=5000 + i)
+    data = tmp_path / "data"
+    write_taxa(data, list(names.items()))
+    assert run(inat, data, *FETCH, "--max-per-taxon", "5").exit_code == 0  # each capped elsewhere
+    for cap, new in (("8", 3), (None, 4)):
+        inat.clear_requests()
+        result = run(inat, data, *FETCH, *(("--max-per-taxon", cap) if cap else ()))
+        assert result.exit_code == 0
+        assert len(pages(inat)) <= math.ceil(len(labels) / 200) + 1
+        total = next(line.split() for line in result.stdout.splitlines() if line.startswith("total"))
+        assert total[1] == total[3] == str(new * len(names))  # listed: only what is new, as in a walk apart
+        for taxon_id in names:
+            own = [5000 + i for i, t in enumerate(labels) if t == taxon_id][: int(cap or 12)]
+            got = sorted(int(r["observation_id"]) for r in manifest(data) if r["taxon_id"] == str(taxon_id))
+            assert got == own, taxon_id
+    assert len(manifest(data)) == len(labels)
+
+
+def test_a_full_page_with_an_unreadable_observation_does_not_end_the_walk(
+    inat: InatServer, tmp_path: Path
+) -> None:
+    inat.add_taxon(1, "Plantae", rank="kingdom")
+    inat.add_taxon(11, "Lythrum salicaria", parent_id=1)
+    inat.photo_size_bytes = {"square": 100}
+    inat.add_observations(11, 450, first_id=1000)
+    first_page = [inat.observation(obs) for obs in range(1000, 1200)]
+    first_page[100] = {"id": "1100"}  # an id that is not a number: left out, the page still full
+    body = json.dumps({"total_results": 450, "page": 1, "per_page": 200, "results": first_page})
+    inat.add_fault(Fault("status", target="observations", status=200, body=body, times=1))
+    data = tmp_path / "data"
+    write_taxa(data, [(11, "Lythrum salicaria")])
+    assert run(inat, data, *FETCH).exit_code == 0
+    assert len(pages(inat)) == 3
+    assert {int(r["observation_id"]) for r in manifest(data)} == set(range(1000, 1450)) - {1100}
+
+
+def test_progress_has_no_pages_left_once_every_taxon_of_the_job_is_capped(
+    inat: InatServer, tmp_path: Path
+) -> None:
+    build_eight(inat)
+    data = tmp_path / "data"
+    listed(data, sorted(EIGHT))
+    clock = FakeClock()
+    client = ApiClient(inat.api_url, build_session(), clock, rate=1)
+    options = FetchOptions("square", Filters(ALL_LICENSES), 1, 10**12, 10**12, max_per_taxon=1, dry_run=True)
+    reporter = RecordingReporter()
+    fetch_photos(client, data, load_resolved_taxa(data), options, clock, reporter)
+    served = len(pages(inat))
+    assert served < math.ceil(TOTAL / 200)  # the walk stopped when the last taxon had its one
+    assert reporter.pages[-1] == (served, 0)

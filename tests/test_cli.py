@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
+from fakes import FakeClock
 from inat_server import Fault, InatServer
 from world import run, write_taxa
 
@@ -130,3 +131,15 @@ def test_workers_download_concurrently(inat: InatServer, tmp_path: Path) -> None
 def test_api_rate_must_be_a_positive_number(inat: InatServer, tmp_path: Path, rate: str) -> None:
     result = run(inat, tmp_path, "--api-rate", rate, "taxa", "resolve", "x.csv")
     assert result.exit_code == 2 and "--api-rate" in result.stderr
+
+
+@pytest.mark.parametrize("api_url", ["api.inaturalist.org/v1", "http://[::1/v1", "ftp://example.org/v1"])
+def test_an_unusable_api_url_is_one_line_naming_the_option(tmp_path: Path, api_url: str) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["--data-dir", str(tmp_path / "d"), "--api-url", api_url, "taxa", "observed", "--place-id", "7"],
+        obj={"clock": FakeClock()},
+    )
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: cannot use the API URL ") and result.stderr.count("\n") == 1
+    assert result.stderr.endswith("; check --api-url\n")

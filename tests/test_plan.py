@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from inatdl.observations import lineage
 from inatdl.plan import Query, QueryWalk, most_specific, plan_queries
 
@@ -49,3 +51,22 @@ def test_a_walk_moves_every_taxon_still_asked_and_drops_a_capped_one() -> None:
     assert walk.cursors == {10: 900, 20: 250, 30: 900}
     walk.finished(400)
     assert walk.cursors == {10: 900, 20: 250, 30: 900}  # never backwards
+
+
+def test_taxa_further_on_join_a_query_below_them_when_it_pages_less_than_a_page_again() -> None:
+    cursors = {10: 0, 20: 100, 30: 150, 40: 900}
+    recorded = {20: 5, 30: 120, 40: 400}  # observations each has recorded below its cursor
+
+    def between(taxa: Sequence[int], above: int, up_to: int) -> int:
+        assert above < up_to
+        return sum(recorded[t] for t in taxa)
+
+    assert plan_queries(cursors, recorded=between) == [
+        Query((10, 20, 30), 0, behind=((20, 100), (30, 150))),
+        Query((40,), 900),
+    ]
+    assert plan_queries(cursors) == [Query((10,), 0), Query((20,), 100), Query((30,), 150), Query((40,), 900)]
+    walk = QueryWalk(Query((10, 20), 0, behind=((20, 100),)))
+    assert walk.cursors == {10: 0, 20: 100}
+    walk.page_done(50)
+    assert walk.cursors == {10: 50, 20: 100}  # never backwards

@@ -210,7 +210,9 @@ def test_an_unknown_within_name_is_a_clear_error(reserve: InatServer, tmp_path: 
 
 def test_usage_errors(reserve: InatServer, tmp_path: Path) -> None:
     assert run(reserve, tmp_path, "taxa", "observed").exit_code == 2
-    for bad in (["--place-id", "0"], ["--place-id", "x"], ["--place-id", "1", "--rank", "genus"]):
+    bad_options = [["--place-id", "0"], ["--place-id", "x"], ["--place-id", "1", "--rank", "genus"]]
+    bad_options += [["--place-id", "1", "--within", blank] for blank in ("", "  ")]  # not "no filter"
+    for bad in bad_options:
         result = run(reserve, tmp_path, "taxa", "observed", *bad)
         assert result.exit_code == 2, bad
     assert not reserve.requests
@@ -313,3 +315,13 @@ def test_in_the_default_data_dir_the_command_is_the_plain_one(
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[-1] == "  inatdl photos fetch --place-id 128892 --quality research"
     assert len(read_taxa(tmp_path / "inatdl-data")) == 5
+
+
+def test_a_within_name_that_several_taxa_bear_says_which_one_was_taken(
+    reserve: InatServer, tmp_path: Path
+) -> None:
+    reserve.add_taxon(200, "Gobius", rank="genus", parent_id=PLANTAE, observations_count=1)  # a homonym
+    result = run(reserve, tmp_path / "d", "taxa", "observed", "--place-id", str(PLACE), "--within", "Gobius")
+    assert result.exit_code == 0, result.output
+    # on stdout, seen on a terminal too (where log lines below warnings are not shown)
+    assert f"--within Gobius: taxon {GOBIUS} Gobius (also taxon 200 (1 obs.))" in result.stdout

@@ -106,6 +106,13 @@ def _finite(value: float, param: click.Parameter) -> float:
     return value
 
 
+def _name_given(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An option naming a taxon: blank would silently mean no filter at all."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("give the scientific name of a higher taxon, e.g. Plantae", param=param)
+    return value
+
+
 class SizeType(click.ParamType):
     """A byte size such as 500MB, 5GB or 1.5GiB."""
 
@@ -308,7 +315,12 @@ def _print_taxa(settings: Settings, rows: Sequence[TaxonRow], path: Path) -> Non
 @click.option(
     "--place-id", type=click.IntRange(min=1), required=True, help="The iNaturalist place (its number)."
 )
-@click.option("--within", metavar="NAME", help="Only taxa under this higher taxon, e.g. Plantae or Aves.")
+@click.option(
+    "--within",
+    metavar="NAME",
+    callback=_name_given,
+    help="Only taxa under this higher taxon, e.g. Plantae or Aves.",
+)
 @click.option(
     "--rank",
     type=click.Choice(RANKS),
@@ -365,6 +377,9 @@ def _print_observed(settings: Settings, report: ObservedReport, query: ObservedQ
         settings,
         f"Wrote {report.path} ({len(report.rows)} {kind}{under} observed in place {query.place_id}).",
     )
+    within = report.within
+    if within is not None and within.note:  # another taxon bears the name, or it is a synonym
+        _say(settings, f"--within {within.input_name}: taxon {within.taxon_id} {within.name} ({within.note})")
     command = ["inatdl"]
     if settings.data_dir != Path(DEFAULT_DATA_DIR):
         command += ["--data-dir", str(settings.data_dir)]

@@ -140,7 +140,10 @@ class ApiClient:
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> JSON:
         """The JSON object at ``path``; raises ApiError naming the URL when it cannot."""
         url = f"{self.base_url}/{path.lstrip('/')}"
-        shown = requests.Request("GET", url, params=params).prepare().url or url
+        try:
+            shown = requests.Request("GET", url, params=params).prepare().url or url
+        except _UNUSABLE_URL as exc:
+            raise _unusable_url(url, exc) from exc
         started = self.clock.monotonic()
         problem = "no attempt made"
         told = False  # the user has been told that the API is being retried
@@ -150,12 +153,8 @@ class ApiClient:
             retry_after = None
             try:
                 response = self.session.get(url, params=params, timeout=self.timeout)
-            except (
-                requests.exceptions.InvalidURL,
-                requests.exceptions.MissingSchema,
-                requests.exceptions.InvalidSchema,
-            ) as exc:
-                raise ApiError(f"cannot use the API URL {url}: {exc}; check --api-url") from exc
+            except _UNUSABLE_URL as exc:
+                raise _unusable_url(url, exc) from exc
             except requests.RequestException as exc:
                 problem = describe_failure(exc)
             else:
@@ -191,6 +190,19 @@ class ApiClient:
             f"could not get {shown} after {attempt} attempts: {problem}; "
             "check your connection and --api-url, then run the same command again"
         )
+
+
+_UNUSABLE_URL = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+)
+
+
+def _unusable_url(url: str, exc: Exception) -> ApiError:
+    """A URL that no request can be made to (no scheme, a bad host, an unknown scheme):
+    the user's --api-url, not a fault of the program."""
+    return ApiError(f"cannot use the API URL {url}: {exc}; check --api-url")
 
 
 def retry_notice(problem: str, retry_after: float | None, give_up_in: float) -> str:

@@ -254,7 +254,12 @@ class _Run:
             for taxon_id, entry in listed.items()
             if cap is None or entry.held < cap
         }
-        queries = plan_queries(cursors)
+        size = self.options.size
+
+        def recorded(taxa: Sequence[int], above: int, up_to: int) -> int:
+            return self.store.observations_recorded(taxa, size, above, up_to)
+
+        queries = plan_queries(cursors, recorded=recorded)
         self.seen_up_to = self.store.highest_cursor()
         for number, query in enumerate(queries):
             self.queries_left = len(queries) - number - 1
@@ -302,7 +307,10 @@ class _Run:
             self.seen_up_to = max(self.seen_up_to, position)
             walk.page_done(position)
             self._record(walk, listed, rows)
-            if not walk.active or self.halt.is_set():
+            if self.halt.is_set():
+                return
+            if not walk.active:  # every taxon capped: its pages left are not asked
+                self.reporter.paged(self.pages_done, self.queries_left)
                 return
         walk.finished(self.seen_up_to)
         self._record(walk, listed, [])
@@ -321,14 +329,17 @@ class _Run:
         size, cap = self.options.size, self.options.max_per_taxon
         photos = [(observation, observation_photos(observation)) for observation in page]
         known = self.store.existing([p["id"] for _, listed_photos in photos for p in listed_photos], size)
+        routes = {int(o["id"]): most_specific(lineage(o), listed) for o in page}
+        unplaced = [observation_id for observation_id, taxon_id in routes.items() if taxon_id is None]
+        if unplaced:
+            routes.update(self._place(unplaced, walk.active))
         rows: list[PhotoRow] = []
         before = position  # the last observation of the page before this one
         for observation, observation_photo_list in photos:
             fields = observation_fields(observation)
-            taxon_id = most_specific(lineage(observation), listed)
-            if taxon_id is None and len(walk.active) == 1:
-                taxon_id = walk.active[0]  # the API did not say which taxon: the only one asked
-            if taxon_id is None or taxon_id not in walk.active:  # capped, or another query's
+            taxon_id = routes[fields["observation_id"]]
+            # capped, another query's, or recorded already (its taxon joined from further on)
+            if taxon_id not in walk.active or fields["observation_id"] <= walk.cursors[taxon_id]:
                 before = fields["observation_id"]
                 continue
             entry = listed[taxon_id]
@@ -360,6 +371,39 @@ class _Run:
                 walk.drop(taxon_id, fields["observation_id"])
             before = fields["observation_id"]
         return rows
+
+    def _place(self, observation_ids: Sequence[int], taxa: Sequence[int]) -> dict[int, int]:
+        """The taxon of ``taxa`` (those the page was asked for) under which the API found
+        each observation whose lineage names none of them (its taxon was moved upstream and
+        the observation not re-indexed yet, or the API left the ancestors out).
+
+        Halves of the taxa are asked which of the observations they find, until one taxon
+        is left: about log2(taxa) requests, only for a page holding such observations.
+        """
+        placed: dict[int, int] = {}
+        to_place = [(list(observation_ids), list(taxa))]
+        while to_place:
+            ids, candidates = to_place.pop()
+            if len(candidates) == 1:
+                placed.update(dict.fromkeys(ids, candidates[0]))
+                continue
+            half = candidates[: len(candidates) // 2]
+            query = {
+                **self.options.filters.params(half),
+                "id": ",".join(map(str, ids)),
+                "per_page": OBSERVATIONS_PER_PAGE,
+                "only_id": "true",
+            }
+            results = self.client.get("observations", query).get("results")
+            results = results if isinstance(results, list) else []
+            found = {o.get("id") for o in results if isinstance(o, dict)}
+            inside = [i for i in ids if i in found]
+            outside = [i for i in ids if i not in found]
+            if inside:
+                to_place.append((inside, half))
+            if outside:  # found by the query, so under the other half
+                to_place.append((outside, candidates[len(half) :]))
+        return placed
 
     # The run ---------------------------------------------------------------------------
 

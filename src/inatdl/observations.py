@@ -80,15 +80,13 @@ def observation_pages(
         }
         data = client.get("observations", query)
         listed = data.get("results")
-        results = (
-            [o for o in listed if isinstance(o, dict) and _int(o.get("id"))]
-            if isinstance(listed, list)
-            else []
-        )
+        listed = listed if isinstance(listed, list) else []
+        results = [o for o in listed if isinstance(o, dict) and _int(o.get("id"))]
         total = data.get("total_results")
-        done = len(results) < OBSERVATIONS_PER_PAGE or (isinstance(total, int) and total <= len(results))
+        # a page is short by what the API sent, not by what is kept of it
+        done = len(listed) < OBSERVATIONS_PER_PAGE or (isinstance(total, int) and total <= len(listed))
         if on_remaining is not None:
-            left = total - len(results) if isinstance(total, int) else OBSERVATIONS_PER_PAGE
+            left = total - len(listed) if isinstance(total, int) else OBSERVATIONS_PER_PAGE
             on_remaining(0 if done else left)
         if not results:
             return

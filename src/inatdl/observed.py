@@ -91,8 +91,6 @@ def resolve_within(client: ApiClient, name: str) -> TaxonRow:
             f"--within {name!r}: iNaturalist has no taxon of that scientific name; "
             "check the spelling (for example Plantae, Actinopterygii, Lythrum)"
         )
-    if row.note:
-        log.info("--within %s: taxon %s %s (%s)", name, row.taxon_id, row.name, row.note)
     return row
 
 

@@ -5,40 +5,60 @@ A job's cost is its API requests, so taxa are asked many at a time (``taxon_id=a
 and each observation goes to the most specific listed taxon in its lineage. Every taxon
 keeps its own cursor (the last observation id up to which all its photos are recorded);
 taxa whose cursors stand at the same place walk together, so a finished job, whose walks
-all end at the same place, is asked again in one page per query.
+all end at the same place, is asked again in one page per query; and taxa standing a little
+further on (capped at scattered places) join a walk that passes few of their photos again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from inatdl.constants import TAXA_PER_QUERY
+from inatdl.constants import OBSERVATIONS_PER_PAGE, TAXA_PER_QUERY
+
+# How many observations of these taxa above the first id and up to the second are recorded.
+Recorded = Callable[[Sequence[int], int, int], int]
 
 
 @dataclass(frozen=True)
 class Query:
-    """Taxa walked together from the same cursor, in taxon id order."""
+    """Taxa walked together from ``after_id``, in taxon id order; ``behind`` names those whose
+    own cursor stands further on (id, cursor): the walk passes their recorded observations."""
 
     taxon_ids: tuple[int, ...]
     after_id: int
+    behind: tuple[tuple[int, int], ...] = ()
 
 
-def plan_queries(cursors: Mapping[int, int], per_query: int = TAXA_PER_QUERY) -> list[Query]:
+def plan_queries(
+    cursors: Mapping[int, int], per_query: int = TAXA_PER_QUERY, recorded: Recorded | None = None
+) -> list[Query]:
     """Queries for taxa whose cursors are ``cursors`` (taxon id → last id), lowest cursor first.
 
     Taxa standing at the same id share queries of up to ``per_query`` taxa (to keep the URL
-    short); a taxon whose walk stands elsewhere (newly listed, capped before, another
-    filter's walk) gets its own, and never makes the others walk again.
+    short). Taxa standing further on join a query started below them when it would page
+    again fewer than a page of their observations already recorded (``recorded``): so taxa
+    capped at scattered places walk together when the cap is raised, not one query each,
+    while a taxon newly listed never makes the others walk again.
     """
     by_cursor: dict[int, list[int]] = {}
     for taxon_id, last_id in cursors.items():
         by_cursor.setdefault(last_id, []).append(taxon_id)
-    queries = []
+    runs: list[tuple[int, list[int]]] = []  # (where the walk starts, its taxa)
     for last_id in sorted(by_cursor):
-        taxa = sorted(by_cursor[last_id])
+        taxa = by_cursor[last_id]
+        if runs and recorded is not None and recorded(taxa, runs[-1][0], last_id) < OBSERVATIONS_PER_PAGE:
+            runs[-1][1].extend(taxa)
+        else:
+            runs.append((last_id, taxa))
+    queries = []
+    for _, run in runs:
+        taxa = sorted(run)
         for start in range(0, len(taxa), per_query):
-            queries.append(Query(tuple(taxa[start : start + per_query]), last_id))
+            chunk = taxa[start : start + per_query]
+            after_id = min(cursors[taxon_id] for taxon_id in chunk)
+            behind = tuple((t, cursors[t]) for t in chunk if cursors[t] > after_id)
+            queries.append(Query(tuple(chunk), after_id, behind))
     return queries
 
 
@@ -63,6 +83,7 @@ class QueryWalk:
     def __post_init__(self) -> None:
         self.active = list(self.query.taxon_ids)
         self.cursors = dict.fromkeys(self.query.taxon_ids, self.query.after_id)
+        self.cursors.update(self.query.behind)
 
     def drop(self, taxon_id: int, complete_up_to: int) -> None:
         """A taxon reached its cap: ask no more for it; its walk stands at ``complete_up_to``."""

@@ -308,6 +308,22 @@ class Store:
                 return
             after = (rows[-1][3], rows[-1][0])
 
+    def observations_recorded(self, taxon_ids: Sequence[int], size: str, above: int, up_to: int) -> int:
+        """How many observations of these taxa, with ids above ``above`` and up to ``up_to``,
+        have photos in the log at this size: what a walk from ``above`` would page again."""
+        count = 0
+        with self._lock:
+            for start in range(0, len(taxon_ids), 500):
+                chunk = list(taxon_ids[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                row = self.db.execute(
+                    "SELECT COUNT(DISTINCT observation_id) FROM photos "
+                    f"WHERE size=? AND taxon_id IN ({marks}) AND observation_id > ? AND observation_id <= ?",
+                    (size, *chunk, above, up_to),
+                ).fetchone()
+                count += int(row[0])
+        return count
+
     def existing(self, photo_ids: Sequence[int], size: str) -> set[int]:
         """Which of these photos are already in the log at this size."""
         found: set[int] = set()
