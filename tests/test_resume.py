@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 from fakes import FakeClock
 from inat_server import Fault, InatServer
 from world import files, manifest_ids, run, start, write_taxa
@@ -172,6 +174,41 @@ def test_leftovers_of_a_crash_are_cleaned_and_finished_files_trusted(
     assert files(data) == expected
     assert "/photos/10010/small.jpg" not in [r.path for r in inat.photo_requests()]
     assert len(manifest_ids(data)) == 10
+
+
+@pytest.mark.parametrize(
+    ("info", "part_length"),
+    [
+        (lambda url, etag, n: {"url": url + "?moved", "validator": etag, "total": n}, 100),  # another URL
+        (lambda url, etag, n: {"url": url, "validator": None, "total": n}, 100),  # nothing for If-Range
+        (lambda url, etag, n: {"url": url, "validator": etag, "total": n}, None),  # all of it: not trusted
+        (lambda url, etag, n: '{"url": "' + url, 100),  # written in part
+    ],
+    ids=["other-url", "no-validator", "whole-length", "torn"],
+)
+def test_a_kept_part_that_cannot_be_resumed_is_fetched_again(
+    inat: InatServer, tmp_path: Path, info, part_length: int | None
+) -> None:
+    """A .part is resumed only when its .part.info names it, at the photo's URL, and it is
+    short of its length; otherwise it is fetched whole again, and no leftover remains."""
+    data = tmp_path / "data"
+    expected = make_world(inat, data, observations=1)
+    assert run(inat, data, *FETCH_SMALL, "--dry-run").exit_code == 0
+    photo = expected["photos/Lythrum_salicaria/10000_small.jpg"]
+    url = inat.photo_url(10000, "small")
+    etag = requests.head(url, timeout=5).headers["ETag"]
+    folder = data / "photos" / "Lythrum_salicaria"
+    folder.mkdir(parents=True)
+    (folder / "10000_small.jpg.part").write_bytes(photo[:part_length])
+    written = info(url, etag, len(photo))
+    (folder / "10000_small.jpg.part.info").write_text(
+        written if isinstance(written, str) else json.dumps(written), encoding="utf-8"
+    )
+    (folder / "10010_small.jpg.part.info.tmp").write_text("{", encoding="utf-8")
+    inat.clear_requests()
+    assert run(inat, data, *FETCH_SMALL).exit_code == 0
+    assert files(data) == expected
+    assert [(r.status, r.header("Range")) for r in inat.requests_to("/photos/10000/")] == [(200, None)]
 
 
 @pytest.mark.parametrize(

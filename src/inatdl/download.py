@@ -1,5 +1,5 @@
 """Download one photo: admitted against the byte budget before its request, streamed,
-checked, renamed; a body cut short is resumed with Range.
+checked, renamed; a body cut short is resumed with Range, in the same run or the next.
 
 What the ledger counts for a request is what its host may have sent of the body: the bytes
 read when the body ended cleanly (whole, or cut short by the host closing), and the whole
@@ -10,6 +10,8 @@ the host may have sent it all the same. Counting more than was sent is safe; les
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 import math
 import os
 import threading
@@ -18,7 +20,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import requests
 import urllib3
@@ -44,6 +45,10 @@ from inatdl.state import DONE, FAILED, GONE, PENDING, Outcome, PhotoJob
 SIZE_BUCKET_RATIO = 1.0905  # photo sizes are counted in buckets about 9 % wide
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
 PART_SUFFIX = ".part"
+# Beside a .part, what it belongs to (URL, ETag or Last-Modified, whole length), written
+# before the .part holds a byte that the rest of its body will not follow at once: a run
+# stopped by any means leaves a .part that the next run resumes with If-Range, or none.
+PART_INFO_SUFFIX = PART_SUFFIX + ".info"
 
 
 def is_whole_image(head: bytes, tail: bytes, size: int) -> bool:
@@ -136,12 +141,57 @@ class _Partial:
     """A body cut short: the bytes kept in the .part file, and how to ask for the rest."""
 
     path: str
+    url: str
     offset: int = 0
     total: int | None = None  # the photo's whole length, as its host told it
     validator: str | None = None  # its ETag or Last-Modified, for If-Range
+    recorded: bool = False  # its .part.info names this body: another run may resume it
+
+    @property
+    def info_path(self) -> str:
+        return self.path + PART_INFO_SUFFIX[len(PART_SUFFIX) :]
 
     def restart(self) -> None:
+        """Start the body again from byte 0; its .part.info no longer names it."""
         self.offset, self.total, self.validator = 0, None, None
+        if self.recorded:
+            self.recorded = False
+            with contextlib.suppress(OSError):
+                os.unlink(self.info_path)
+
+    def record(self) -> None:
+        """Write the .part.info (temporary name, then rename) before the .part grows."""
+        temporary = self.info_path + ".tmp"
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump({"url": self.url, "validator": self.validator, "total": self.total}, handle)
+        os.replace(temporary, self.info_path)
+        self.recorded = True
+
+    def take_up(self) -> bool:
+        """Go on from a .part an earlier run kept, when its .part.info says it is this
+        photo's, at this URL; False (and both files removed) when it cannot be resumed."""
+        try:
+            with open(self.info_path, encoding="utf-8") as handle:
+                info = json.load(handle)
+            offset = os.path.getsize(self.path)
+        except (OSError, ValueError):
+            self.discard()
+            return False
+        total, validator = info.get("total"), info.get("validator")
+        usable = isinstance(validator, str) and info.get("url") == self.url
+        if not usable or not offset or (isinstance(total, int) and offset >= total):
+            self.discard()
+            return False
+        self.offset, self.validator, self.recorded = offset, validator, True
+        self.total = total if isinstance(total, int) else None
+        return True
+
+    def discard(self) -> None:
+        """Remove the .part and its .part.info: what they hold is of no further use."""
+        self.recorded = True  # whether or not this run wrote it: an earlier run may have
+        self.restart()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
 
 
 @dataclass
@@ -173,6 +223,7 @@ class Downloader:
         timeout: Timeout = (CONNECT_TIMEOUT, READ_TIMEOUT),
         attempts: int = PHOTO_ATTEMPTS,
         sizes: PhotoSizes | None = None,
+        kept_parts: set[str] | None = None,
     ) -> None:
         self.session = session
         self.data_dir = data_dir
@@ -182,6 +233,7 @@ class Downloader:
         self.timeout = timeout
         self.attempts = attempts
         self.sizes = sizes or PhotoSizes()
+        self.kept_parts = kept_parts or set()  # job paths whose .part an earlier run kept
 
     def download(self, job: PhotoJob) -> Outcome:
         """Fetch one photo, retrying what may pass; the outcome says what happened.
@@ -193,13 +245,15 @@ class Downloader:
         final = os.path.join(self.data_dir, job.path)
         if os.path.isfile(final):  # a rename that the previous run did not get to record
             return Outcome(job, DONE, os.path.getsize(final), already_there=True)
-        partial = _Partial(final + PART_SUFFIX)
+        partial = _Partial(final + PART_SUFFIX, job.url)
+        if job.path in self.kept_parts:
+            self.kept_parts.discard(job.path)
+            partial.take_up()
         try:
             outcome = self._attempts(job, final, partial)
         finally:
-            if partial.offset:  # kept for a retry that did not come
-                with contextlib.suppress(OSError):
-                    os.unlink(partial.path)
+            if partial.offset and not partial.recorded:  # no run can resume it
+                partial.discard()
         if outcome.status == DONE:
             self.sizes.add(job.size, outcome.bytes)
         return outcome
@@ -278,7 +332,7 @@ class Downloader:
                 partial.restart()
                 raise _Retry("the host sent another part than the one asked for")
             if status == 200:
-                partial.offset = 0  # the whole photo again (it changed, or ranges are not served)
+                partial.restart()  # the whole photo again (it changed, or ranges are not served)
             elif status != 206:
                 if status == 416:  # the part kept no longer matches: start again
                     partial.restart()
@@ -354,9 +408,15 @@ class Downloader:
                             raise _Retry("the body is not an image")
                     if time.monotonic() > deadline:
                         raise _Retry(f"the body took more than {PHOTO_DEADLINE:.0f} s")
+                    if (
+                        not partial.recorded
+                        and partial.validator
+                        and body.received + len(chunk) != body.length
+                    ):
+                        partial.record()  # more is to come: a stop from now on keeps the .part
                     body.received += len(chunk)
                     partial.offset += len(chunk)
-                    handle.write(chunk)
+                    _write_all(handle, chunk)
                     tail = (tail + chunk)[-16:]
             if body.received == 0:
                 raise _Retry("empty body")
@@ -366,18 +426,20 @@ class Downloader:
             if body.length is None and not is_whole_image(head, tail, partial.offset):
                 raise _Retry("body cut short (no end of image)")
             os.replace(partial.path, final)
-            total, partial.offset = partial.offset, 0
+            total = partial.offset
+            partial.restart()
             return total
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             keep = partial.validator is not None  # what came is good: ask for the rest
             raise _Retry(describe_failure(exc)) from None
+        except _Dropped:
+            keep = partial.validator is not None  # the next run asks for the rest
+            raise
         except OSError as exc:
             raise disk_error(exc, Path(final)) from None
         finally:
             if partial.offset and not keep:
-                partial.restart()
-                with contextlib.suppress(OSError):
-                    os.unlink(partial.path)
+                partial.discard()
 
     def _grow(self, ticket: Ticket, received: int, cap: int, job: PhotoJob) -> None:
         """Reserve more for a body of unknown length that has used its reservation: its
@@ -391,7 +453,12 @@ class Downloader:
 def _continues(response: requests.Response, partial: _Partial) -> bool:
     """Whether a 206 answers for the bytes after those kept."""
     content_range = response.headers.get("Content-Range", "")
-    return content_range.startswith(f"bytes {partial.offset}-") and partial.offset > 0
+    whole = "" if partial.total is None else f"/{partial.total}"  # of the body the part began
+    return (
+        content_range.startswith(f"bytes {partial.offset}-")
+        and content_range.endswith(whole)
+        and partial.offset > 0
+    )
 
 
 def _validator(response: requests.Response) -> str | None:
@@ -413,18 +480,26 @@ def head_length(session: requests.Session, url: str, timeout: Timeout) -> int | 
     return content_length(response) if response.ok else None
 
 
-def _open_part(partial: _Partial) -> BinaryIO:
+def _open_part(partial: _Partial) -> io.FileIO:
     """Open the .part file: to go on after its bytes, or afresh; its folder is made only
-    when missing (not a call a photo)."""
+    when missing (not a call a photo). Unbuffered: what was read is in the file even if
+    the process is killed the next instant, for the next run to go on after it."""
     if partial.offset:
-        handle = open(partial.path, "r+b")  # noqa: SIM115 - the caller closes it
+        handle = open(partial.path, "r+b", buffering=0)  # noqa: SIM115 - the caller closes it
         handle.truncate(partial.offset)
         return handle
     try:
-        return open(partial.path, "wb")  # noqa: SIM115
+        return open(partial.path, "wb", buffering=0)  # noqa: SIM115
     except FileNotFoundError:
         os.makedirs(os.path.dirname(partial.path), exist_ok=True)
-        return open(partial.path, "wb")  # noqa: SIM115
+        return open(partial.path, "wb", buffering=0)  # noqa: SIM115
+
+
+def _write_all(handle: io.FileIO, data: bytes) -> None:
+    """An unbuffered write may take fewer bytes than given: write until all are."""
+    view = memoryview(data)
+    while view:
+        view = view[handle.write(view) or 0 :]
 
 
 def content_length(response: requests.Response) -> int | None:
