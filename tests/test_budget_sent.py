@@ -3,6 +3,7 @@ writes to its sockets (read by inatdl or not), and these tests hold inatdl to th
 
 from __future__ import annotations
 
+import re
 import signal
 import sqlite3
 import subprocess
@@ -19,6 +20,7 @@ from world import fetch_command, files, run, write_taxa
 from inatdl.budget import ByteBudget, WaitCancelled
 from inatdl.download import Downloader
 from inatdl.state import DONE, PENDING, PhotoJob, Store
+from inatdl.units import parse_size
 
 HOUR = 3600
 MEDIUM = ("photos", "fetch", "--size", "medium", "--workers", "16")
@@ -314,3 +316,26 @@ def test_a_body_cut_by_a_stop_is_resumed_by_the_next_run(
     assert len(photo) <= sum(r.sent for r in asked) <= len(photo) + 2 * piece
     assert ledger_total(data) >= inat.bytes_sent()
     assert not [p for p in (data / "photos").rglob("*") if ".part" in p.name]
+
+
+def test_ctrl_c_waits_for_the_bodies_in_flight_to_be_counted(inat: InatServer, tmp_path: Path) -> None:
+    """Ctrl-C stops a slow body, and the run waits for its worker to drop and count it
+    before it saves the state and says what the hosts sent: a worker still reading when
+    the process ends would leave both short (Python 3.11's Thread.is_alive says False
+    after a join that Ctrl-C interrupted, though the thread runs on)."""
+    data = tmp_path / "data"
+    make_world(inat, data, observations=1)
+    photo = inat.photo_bytes(10000, "medium")
+    inat.add_fault(Fault("drip", target="photo", path_contains="/10000/", delay=0.05, chunk_size=256))
+    command = fetch_command(inat, data, "--size", "medium")
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while sum(r.sent for r in inat.requests_to("/photos/10000/")) < len(photo) // 2:
+        assert time.monotonic() < deadline and child.poll() is None, "the slow body never got going"
+        time.sleep(0.01)
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=30)
+    assert child.returncode == 130, err
+    said = re.search(r"the photo hosts sent (\S+ \S+) in this run", out)
+    assert said is not None, out
+    assert parse_size(said.group(1).replace(" ", "")) >= inat.bytes_sent() * 0.99  # (rounded to 3 digits)

@@ -188,17 +188,20 @@ class _Run:
 
     # Workers ---------------------------------------------------------------------------
 
-    def _work(self) -> None:
-        while (job := self.jobs.get()) is not _STOP:
-            if self.halt.is_set():
-                continue
-            try:
-                outcome = self.downloader.download(job)
-                if outcome.status != PENDING:
-                    self.store.record(outcome)
-                self._count(outcome)
-            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-                self._fail(exc)
+    def _work(self, ended: threading.Event) -> None:
+        try:
+            while (job := self.jobs.get()) is not _STOP:
+                if self.halt.is_set():
+                    continue
+                try:
+                    outcome = self.downloader.download(job)
+                    if outcome.status != PENDING:
+                        self.store.record(outcome)
+                    self._count(outcome)
+                except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                    self._fail(exc)
+        finally:
+            ended.set()
 
     def _fail(self, exc: BaseException) -> None:
         """Stop the run for ``exc``; at a byte limit, the downloads in flight still finish."""
@@ -366,16 +369,11 @@ class _Run:
     # The run ---------------------------------------------------------------------------
 
     def run(self, taxa: Iterable[TaxonRow]) -> FetchReport:
-        workers = (
-            []
-            if self.options.dry_run
-            else [
-                threading.Thread(target=self._work, name=f"inatdl-worker-{i}", daemon=True)
-                for i in range(self.options.workers)
-            ]
-        )
-        for worker in workers:
-            worker.start()
+        workers = [] if self.options.dry_run else [threading.Event() for _ in range(self.options.workers)]
+        for number, ended in enumerate(workers):
+            threading.Thread(
+                target=self._work, args=(ended,), name=f"inatdl-worker-{number}", daemon=True
+            ).start()
         report = FetchReport([], self.data_dir / MANIFEST_FILE, dry_run=self.options.dry_run)
         requests_before = self.client.requests_made
         try:
@@ -405,8 +403,12 @@ class _Run:
         report.sent, report.overruns = self.budget.sent, self.budget.overruns
         return report
 
-    def _finish(self, workers: list[threading.Thread]) -> bool:
-        """Let the workers end (after the queue, or at once when stopping); True if Ctrl-C."""
+    def _finish(self, workers: list[threading.Event]) -> bool:
+        """Let the workers end (after the queue, or at once when stopping); True if Ctrl-C.
+
+        A worker is known to have ended by its event, not Thread.is_alive: after a join that
+        Ctrl-C interrupted, Python 3.11 says a thread is no longer alive though it runs on.
+        """
         interrupted = False
         for _ in workers:
             while True:
@@ -420,8 +422,8 @@ class _Run:
                     interrupted = True
                     self._interrupt()
         give_up_at: float | None = None
-        for worker in workers:
-            while worker.is_alive():
+        for ended in workers:
+            while not ended.is_set():
                 if self.abort.is_set():
                     # A worker stuck in a stalled read is left behind (a daemon thread);
                     # its temporary file is swept by the next run.
@@ -429,7 +431,7 @@ class _Run:
                     if time.monotonic() >= give_up_at:
                         break
                 try:
-                    worker.join(timeout=0.2)
+                    ended.wait(timeout=0.2)
                 except KeyboardInterrupt:
                     interrupted = True
                     self._interrupt()
