@@ -339,3 +339,16 @@ def test_ctrl_c_waits_for_the_bodies_in_flight_to_be_counted(inat: InatServer, t
     said = re.search(r"the photo hosts sent (\S+ \S+) in this run", out)
     assert said is not None, out
     assert parse_size(said.group(1).replace(" ", "")) >= inat.bytes_sent() * 0.99  # (rounded to 3 digits)
+
+
+def test_a_body_of_unknown_length_is_read_up_to_the_cap_of_its_size(inat: InatServer, tmp_path: Path) -> None:
+    """A body without Content-Length is reserved step by step as it comes: a 1.5 MB square
+    photo is under the 2 MB a square can be, so it is read whole (not refused half way)."""
+    data = tmp_path / "data"
+    make_world(inat, data, observations=1)
+    inat.add_fault(Fault("no_length", target="photo"))
+    inat.photo_lengths[10000] = 1_500_000
+    result = run(inat, data, "photos", "fetch", "--size", "square", timeout=PATIENT)
+    assert result.exit_code == 0, result.output
+    assert files(data)["photos/Lythrum_salicaria/10000_square.jpg"] == inat.photo_bytes(10000, "square")
+    assert ledger_total(data) >= inat.bytes_sent()

@@ -395,7 +395,7 @@ class Downloader:
                     if room <= 0:
                         if body.length is not None:
                             break
-                        self._grow(ticket, partial.offset + body.received, cap, job)
+                        self._grow(ticket, partial.offset, cap, job)  # this body's bytes included
                         room = ticket.bytes - body.received
                     try:
                         chunk = response.raw.read1(min(CHUNK_SIZE, room), decode_content=False)
