@@ -211,6 +211,25 @@ def test_a_kept_part_that_cannot_be_resumed_is_fetched_again(
     assert [(r.status, r.header("Range")) for r in inat.requests_to("/photos/10000/")] == [(200, None)]
 
 
+def test_a_kept_part_of_a_photo_now_gone_is_removed(inat: InatServer, tmp_path: Path) -> None:
+    """A .part kept for the next run whose photo is then gone (410) is not left behind."""
+    data = tmp_path / "data"
+    make_world(inat, data, observations=1)
+    assert run(inat, data, *FETCH_SMALL, "--dry-run").exit_code == 0
+    url = inat.photo_url(10000, "small")
+    etag = requests.head(url, timeout=5).headers["ETag"]
+    folder = data / "photos" / "Lythrum_salicaria"
+    folder.mkdir(parents=True)
+    (folder / "10000_small.jpg.part").write_bytes(inat.photo_bytes(10000, "small")[:100])
+    info = {"url": url, "validator": etag, "total": len(inat.photo_bytes(10000, "small"))}
+    (folder / "10000_small.jpg.part.info").write_text(json.dumps(info), encoding="utf-8")
+    inat._photos[10000] = inat._photos[10000]._replace(gone=410)
+    result = run(inat, data, *FETCH_SMALL)
+    assert result.exit_code == 0, result.output
+    assert "1 photo gone from iNaturalist" in result.output
+    assert sorted(p.name for p in folder.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("make_state", "message"),
     [

@@ -260,6 +260,8 @@ class Downloader:
         finally:
             if partial.offset and not partial.recorded:  # no run can resume it
                 partial.discard()
+        if partial.recorded and outcome.status == GONE:  # no run will ask for it again
+            partial.discard()
         if outcome.status == DONE:
             self.sizes.add(job.size, outcome.bytes)
         return outcome
