@@ -259,7 +259,7 @@ class Fault:
     delay: float = 0.5  # seconds, for "latency" and "drip"
     chunk_size: int = 64  # bytes per piece, for "drip"
     location: str | None = None  # for "redirect"
-    body: str | None = None  # overrides the body of "status"/"throttle"/"html"
+    body: str | None = None  # overrides the body of "status"/"throttle"/"html"; of "redirect" too
     times: int | None = None
     first_attempts: int | None = None
     rate: float = 1.0
@@ -796,7 +796,9 @@ class _Handler(BaseHTTPRequestHandler):
                 record(200)
                 self._send(_Response(200, b"", normal.content_type or "application/json"), head)
             elif kind == "redirect":
-                resp = _Response(302, b"", None, [("Location", fault.location or "/")])
+                page = (fault.body or "").encode()  # what a real host often sends: a short page
+                location = [("Location", fault.location or "/")]
+                resp = _Response(302, page, "text/html" if page else None, location)
                 record(302)
                 self._send(resp, head)
             elif kind == "endless":

@@ -352,3 +352,22 @@ def test_a_body_of_unknown_length_is_read_up_to_the_cap_of_its_size(inat: InatSe
     assert result.exit_code == 0, result.output
     assert files(data)["photos/Lythrum_salicaria/10000_square.jpg"] == inat.photo_bytes(10000, "square")
     assert ledger_total(data) >= inat.bytes_sent()
+
+
+def test_the_bodies_of_redirects_are_counted(inat: InatServer, tmp_path: Path) -> None:
+    """A photo host that redirects sends a page with the redirect: its bytes count too."""
+    data = tmp_path / "data"
+    make_world(inat, data, observations=1)
+    page = "<html><body>Moved to <a href='elsewhere'>elsewhere</a></body></html>" * 40
+    target = inat.photo_url(10000, "medium")
+    inat.add_fault(
+        Fault("redirect", target="photo", path_contains="/10000/", times=1, location=target, body=page)
+    )
+    result = run(inat, data, *MEDIUM, timeout=PATIENT)
+    assert result.exit_code == 0, result.output
+    assert [r.status for r in inat.requests_to("/photos/10000/")] == [302, 200]
+    assert (
+        ledger_total(data)
+        >= inat.bytes_sent()
+        == len(page) + sum(len(content) for content in files(data).values())
+    )

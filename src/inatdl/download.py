@@ -207,13 +207,14 @@ class _Body:
     length: int | None  # announced (Content-Length), None when unknown
     received: int = 0
     ended_cleanly: bool = False  # whole, or cut short by the host closing the connection
+    redirects: int = 0  # bytes of the bodies of the redirects followed to it (read whole)
 
     def sent(self, reserved: int) -> int:
         """The most the host may have sent: what was read when the body ended cleanly, its
         announced length otherwise (or, unknown, the room reserved for it)."""
         if self.ended_cleanly:
-            return self.received
-        return max(self.received, reserved if self.length is None else self.length)
+            return self.redirects + self.received
+        return self.redirects + max(self.received, reserved if self.length is None else self.length)
 
 
 class Downloader:
@@ -330,6 +331,7 @@ class Downloader:
         except requests.RequestException as exc:
             raise _Retry(describe_failure(exc)) from None
         with response:
+            body.redirects = sum(len(hop.content) for hop in response.history)
             body.length = content_length(response)
             status = response.status_code
             if status in GONE_STATUSES:
