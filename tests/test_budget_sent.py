@@ -371,3 +371,18 @@ def test_the_bodies_of_redirects_are_counted(inat: InatServer, tmp_path: Path) -
         >= inat.bytes_sent()
         == len(page) + sum(len(content) for content in files(data).values())
     )
+
+
+def test_an_error_page_larger_than_the_room_is_told(inat: InatServer, tmp_path: Path) -> None:
+    """An error page is sent whole whether or not it is read: when it is larger than the
+    room reserved for the photo and the window has none left, that is said, not silent."""
+    data = tmp_path / "data"
+    make_world(inat, data, observations=1)
+    page = "<html><body>Service Unavailable</body></html>" + " " * 80_000
+    inat.add_fault(Fault("status", target="photo", status=503, body=page, path_contains="/10000/"))
+    result = run(
+        inat, data, *MEDIUM, "--hourly-limit", "50kB", "--no-wait", "--workers", "1", timeout=PATIENT
+    )
+    assert inat.bytes_sent() > 50_000  # the host sent its page, read or not
+    assert ledger_total(data) >= inat.bytes_sent()
+    assert "Over a limit: photo 10000 was" in result.stderr

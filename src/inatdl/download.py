@@ -308,7 +308,10 @@ class Downloader:
         try:
             return self._ask(job, final, attempt, partial, ticket, body)
         finally:
-            self.budget.settle(ticket, body.sent(ticket.bytes))
+            sent = body.sent(ticket.bytes)
+            if sent > ticket.bytes:  # an error page or redirects larger than the room reserved
+                self.budget.resize(ticket, sent, f"photo {job.photo_id}")
+            self.budget.settle(ticket, sent)
 
     def _ask(
         self, job: PhotoJob, final: str, attempt: int, partial: _Partial, ticket: Ticket, body: _Body
