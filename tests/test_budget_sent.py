@@ -70,8 +70,10 @@ def test_hourly_and_daily_limits_hold_for_the_bytes_sent(inat: InatServer, tmp_p
     assert "the last hour holds 2.0 MB of the 2.0 MB hourly limit (100 %)" in result.stdout
     for _ in range(2):  # the same hour: nothing more is sent, not even bodies left unread
         clock.advance(60)
+        asked = len(inat.photo_requests())
         assert run(inat, data, *hourly, clock=clock, timeout=PATIENT).exit_code == 75
         assert inat.bytes_sent() <= 2_000_000
+        assert len(inat.photo_requests()) == asked  # not even a HEAD: no photo fits the room left
     clock.advance(HOUR)
     daily = (*MEDIUM, "--hourly-limit", "200MB", "--daily-limit", "3MB", "--no-wait")
     result = run(inat, data, *daily, clock=clock, timeout=PATIENT)

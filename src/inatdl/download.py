@@ -114,6 +114,12 @@ class PhotoSizes:
                 estimate = self._estimates[size] = _percentile(counts) or CAUTIOUS_PHOTO_BYTES[size]
             return estimate
 
+    def smallest(self, size: str) -> int:
+        """About the smallest size seen (its bucket's lower edge); 0 before any."""
+        with self._lock:
+            counts = self._histogram(size)
+            return int(SIZE_BUCKET_RATIO ** min(counts)) if counts else 0
+
     def _histogram(self, size: str) -> Counter[int]:
         counts = self._counts.get(size)
         if counts is None:
@@ -296,7 +302,10 @@ class Downloader:
         margin = HEAD_WITHIN_PHOTOS * estimate
         if self.budget.wait and margin <= self.budget.largest:
             self.budget.wait_for_room(margin)  # as the window frees, not in a burst later
-        if self.budget.room() < margin:
+        room = self.budget.room()
+        # HEAD only when some photo could still fit: with no room for even the smallest
+        # photo seen, the admission that follows waits or stops without asking the host.
+        if room < margin and room >= self.sizes.smallest(job.size):
             length = head_length(self.session, job.url, self.timeout)
             if length:
                 return length
