@@ -321,20 +321,20 @@ def test_a_body_cut_by_a_stop_is_resumed_by_the_next_run(
 
 def test_every_byte_read_before_a_sigkill_is_kept(inat: InatServer, tmp_path: Path) -> None:
     """The .part is written as the body comes, not held in a buffer: killed while its host
-    holds the rest of a body, the next run asks for exactly what the .part lacks."""
+    holds the rest of a slow body (its .part.info written, as it has been coming for more
+    than PART_INFO_AFTER), the next run asks for exactly what the .part lacks."""
     data = tmp_path / "data"
     expected = make_world(inat, data, observations=1)
     photo = inat.photo_bytes(10000, "medium")
     half = len(photo) // 2 // 256 * 256 + 256  # not a multiple of a write buffer's size
-    drip = Fault(
-        "drip", target="photo", path_contains="/10000/", delay=0.001, chunk_size=256, hold_after=half
-    )
+    drip = Fault("drip", target="photo", path_contains="/10000/", delay=0.04, chunk_size=256, hold_after=half)
     inat.add_fault(drip)
     command = fetch_command(inat, data, "--size", "medium")
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     part = data / "photos/Lythrum_salicaria/10000_medium.jpg.part"
     deadline = time.monotonic() + 20
-    while not part.is_file() or part.stat().st_size < half:
+    info = part.with_name(part.name + ".info")
+    while not info.is_file() or part.stat().st_size < half:
         assert time.monotonic() < deadline and child.poll() is None, "what came is not in the .part"
         time.sleep(0.01)
     child.send_signal(signal.SIGKILL)

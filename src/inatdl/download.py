@@ -34,6 +34,7 @@ from inatdl.constants import (
     GONE_STATUSES,
     HEAD_WITHIN_PHOTOS,
     MAX_PHOTO_BYTES,
+    PART_INFO_AFTER,
     PHOTO_ATTEMPTS,
     PHOTO_DEADLINE,
     READ_TIMEOUT,
@@ -45,9 +46,11 @@ from inatdl.state import DONE, FAILED, GONE, PENDING, Outcome, PhotoJob
 SIZE_BUCKET_RATIO = 1.0905  # photo sizes are counted in buckets about 9 % wide
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
 PART_SUFFIX = ".part"
-# Beside a .part, what it belongs to (URL, ETag or Last-Modified, whole length), written
-# before the .part holds a byte that the rest of its body will not follow at once: a run
-# stopped by any means leaves a .part that the next run resumes with If-Range, or none.
+# Beside a .part, what it belongs to (URL, ETag or Last-Modified, whole length), so that the
+# next run resumes it with If-Range. Written when a run leaves a body unfinished (a cut, a
+# stop, Ctrl-C) and, against a SIGKILL or a crash, once a body has been arriving for
+# PART_INFO_AFTER: not for every photo, as creating and removing a file costs more CPU
+# than the rest of a fast photo's path. A .part without it is removed at the next start.
 PART_INFO_SUFFIX = PART_SUFFIX + ".info"
 
 
@@ -265,8 +268,11 @@ class Downloader:
         try:
             outcome = self._attempts(job, final, partial)
         finally:
-            if partial.offset and not partial.recorded:  # no run can resume it
-                partial.discard()
+            if partial.offset and not partial.recorded:  # kept (see _receive): for the next run
+                try:
+                    partial.record()
+                except OSError:
+                    partial.discard()
         if partial.recorded and outcome.status == GONE:  # no run will ask for it again
             partial.discard()
         if outcome.status == DONE:
@@ -398,7 +404,8 @@ class Downloader:
         (ETag or Last-Modified); anything else removes it.
         """
         keep = False
-        deadline = time.monotonic() + PHOTO_DEADLINE
+        started = time.monotonic()
+        deadline, record_at = started + PHOTO_DEADLINE, started + PART_INFO_AFTER
         head = tail = b""
         try:
             with _open_part(partial) as handle:
@@ -428,14 +435,11 @@ class Downloader:
                         head = chunk[:16]
                         if not looks_like_image(head):
                             raise _Retry("the body is not an image")
-                    if time.monotonic() > deadline:
+                    now = time.monotonic()
+                    if now > deadline:
                         raise _Retry(f"the body took more than {PHOTO_DEADLINE:.0f} s")
-                    if (
-                        not partial.recorded
-                        and partial.validator
-                        and body.received + len(chunk) != body.length
-                    ):
-                        partial.record()  # more is to come: a stop from now on keeps the .part
+                    if now >= record_at and not partial.recorded and partial.validator:
+                        partial.record()  # a slow body: from now on even a SIGKILL keeps its .part
                     body.received += len(chunk)
                     partial.offset += len(chunk)
                     _write_all(handle, chunk)
