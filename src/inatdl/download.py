@@ -169,9 +169,8 @@ class _Partial:
                 os.unlink(self.info_path)
 
     def record(self) -> None:
-        """Write the .part.info (temporary name, then rename) before the .part grows; in
-        one write, as it is on the path of most photos (json.dump to a file writes piece
-        by piece, ten times slower)."""
+        """Write the .part.info: a temporary name, then a rename; in one write (json.dump
+        to a file writes piece by piece)."""
         info = json.dumps({"url": self.url, "validator": self.validator, "total": self.total})
         temporary = self.info_path + ".tmp"
         handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
@@ -182,24 +181,23 @@ class _Partial:
         os.replace(temporary, self.info_path)
         self.recorded = True
 
-    def take_up(self) -> bool:
+    def take_up(self) -> None:
         """Go on from a .part an earlier run kept, when its .part.info says it is this
-        photo's, at this URL; False (and both files removed) when it cannot be resumed."""
+        photo's, at this URL, and short of its length; else remove both and start afresh."""
         try:
             with open(self.info_path, encoding="utf-8") as handle:
                 info = json.load(handle)
             offset = os.path.getsize(self.path)
         except (OSError, ValueError):
             self.discard()
-            return False
+            return
         total, validator = info.get("total"), info.get("validator")
         usable = isinstance(validator, str) and info.get("url") == self.url
         if not usable or not offset or (isinstance(total, int) and offset >= total):
             self.discard()
-            return False
+            return
         self.offset, self.validator, self.recorded = offset, validator, True
         self.total = total if isinstance(total, int) else None
-        return True
 
     def discard(self) -> None:
         """Remove the .part and its .part.info: what they hold is of no further use."""
