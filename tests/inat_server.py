@@ -258,8 +258,9 @@ class Fault:
     retry_after: str | None = None  # Retry-After value: seconds ("5") or an HTTP date
     delay: float = 0.5  # seconds, for "latency" and "drip"
     chunk_size: int = 64  # bytes per piece, for "drip"
+    hold_after: int | None = None  # "drip": after this many bytes, hold the rest until stopped
     location: str | None = None  # for "redirect"
-    body: str | None = None  # overrides the body of "status"/"throttle"/"html"
+    body: str | None = None  # overrides the body of "status"/"throttle"/"html"; of "redirect" too
     times: int | None = None
     first_attempts: int | None = None
     rate: float = 1.0
@@ -800,7 +801,9 @@ class _Handler(BaseHTTPRequestHandler):
                 record(200)
                 self._send(_Response(200, b"", normal.content_type or "application/json"), head)
             elif kind == "redirect":
-                resp = _Response(302, b"", None, [("Location", fault.location or "/")])
+                page = (fault.body or "").encode()  # what a real host often sends: a short page
+                location = [("Location", fault.location or "/")]
+                resp = _Response(302, page, "text/html" if page else None, location)
                 record(302)
                 self._send(resp, head)
             elif kind == "endless":
@@ -866,7 +869,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _drip(self, body: bytes, fault: Fault) -> None:
         stopping = self.server.inat._stopping
         for start in range(0, len(body), fault.chunk_size):
-            if start and stopping.wait(fault.delay):
+            held = fault.hold_after is not None and start >= fault.hold_after
+            if start and stopping.wait(None if held else fault.delay):
                 self.close_connection = True
                 return
             self.wfile.write(body[start : start + fault.chunk_size])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import random
 import signal
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 from fakes import FakeClock
 from inat_server import Fault, InatServer
 from world import files, manifest_ids, run, start, write_taxa
@@ -204,6 +206,60 @@ def test_leftovers_of_a_crash_are_cleaned_and_finished_files_trusted(
     assert files(data) == expected
     assert "/photos/10010/small.jpg" not in [r.path for r in inat.photo_requests()]
     assert len(manifest_ids(data)) == 10
+
+
+@pytest.mark.parametrize(
+    ("info", "part_length"),
+    [
+        (lambda url, etag, n: {"url": url + "?moved", "validator": etag, "total": n}, 100),  # another URL
+        (lambda url, etag, n: {"url": url, "validator": None, "total": n}, 100),  # nothing for If-Range
+        (lambda url, etag, n: {"url": url, "validator": etag, "total": n}, None),  # all of it: not trusted
+        (lambda url, etag, n: '{"url": "' + url, 100),  # written in part
+    ],
+    ids=["other-url", "no-validator", "whole-length", "torn"],
+)
+def test_a_kept_part_that_cannot_be_resumed_is_fetched_again(
+    inat: InatServer, tmp_path: Path, info, part_length: int | None
+) -> None:
+    """A .part is resumed only when its .part.info names it, at the photo's URL, and it is
+    short of its length; otherwise it is fetched whole again, and no leftover remains."""
+    data = tmp_path / "data"
+    expected = make_world(inat, data, observations=1)
+    assert run(inat, data, *FETCH_SMALL, "--dry-run").exit_code == 0
+    photo = expected["photos/Lythrum_salicaria/10000_small.jpg"]
+    url = inat.photo_url(10000, "small")
+    etag = requests.head(url, timeout=5).headers["ETag"]
+    folder = data / "photos" / "Lythrum_salicaria"
+    folder.mkdir(parents=True)
+    (folder / "10000_small.jpg.part").write_bytes(photo[:part_length])
+    written = info(url, etag, len(photo))
+    (folder / "10000_small.jpg.part.info").write_text(
+        written if isinstance(written, str) else json.dumps(written), encoding="utf-8"
+    )
+    (folder / "10010_small.jpg.part.info.tmp").write_text("{", encoding="utf-8")
+    inat.clear_requests()
+    assert run(inat, data, *FETCH_SMALL).exit_code == 0
+    assert files(data) == expected
+    assert [(r.status, r.header("Range")) for r in inat.requests_to("/photos/10000/")] == [(200, None)]
+
+
+def test_a_kept_part_of_a_photo_now_gone_is_removed(inat: InatServer, tmp_path: Path) -> None:
+    """A .part kept for the next run whose photo is then gone (410) is not left behind."""
+    data = tmp_path / "data"
+    make_world(inat, data, observations=1)
+    assert run(inat, data, *FETCH_SMALL, "--dry-run").exit_code == 0
+    url = inat.photo_url(10000, "small")
+    etag = requests.head(url, timeout=5).headers["ETag"]
+    folder = data / "photos" / "Lythrum_salicaria"
+    folder.mkdir(parents=True)
+    (folder / "10000_small.jpg.part").write_bytes(inat.photo_bytes(10000, "small")[:100])
+    info = {"url": url, "validator": etag, "total": len(inat.photo_bytes(10000, "small"))}
+    (folder / "10000_small.jpg.part.info").write_text(json.dumps(info), encoding="utf-8")
+    inat._photos[10000] = inat._photos[10000]._replace(gone=410)
+    result = run(inat, data, *FETCH_SMALL)
+    assert result.exit_code == 0, result.output
+    assert "1 photo gone from iNaturalist" in result.output
+    assert sorted(p.name for p in folder.iterdir()) == []
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,9 @@ GONE_STATUSES = frozenset({404, 410})
 MAX_REDIRECTS = 5
 CHUNK_SIZE = 16 * 1024  # small enough that Ctrl-C is noticed quickly on a slow body
 PHOTO_DEADLINE = 600.0  # seconds for one photo body, however slowly it arrives
+# A body arriving for longer than this has its .part.info written: a SIGKILL or a crash then
+# loses at most this long of each download in flight (Ctrl-C and cut bodies lose nothing).
+PART_INFO_AFTER = 0.5  # seconds
 
 # Downloads
 DEFAULT_WORKERS = 4

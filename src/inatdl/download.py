@@ -1,5 +1,5 @@
 """Download one photo: admitted against the byte budget before its request, streamed,
-checked, renamed; a body cut short is resumed with Range.
+checked, renamed; a body cut short is resumed with Range, in the same run or the next.
 
 What the ledger counts for a request is what its host may have sent of the body: the bytes
 read when the body ended cleanly (whole, or cut short by the host closing), and the whole
@@ -10,6 +10,8 @@ the host may have sent it all the same. Counting more than was sent is safe; les
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 import math
 import os
 import threading
@@ -18,7 +20,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import requests
 import urllib3
@@ -33,6 +34,7 @@ from inatdl.constants import (
     GONE_STATUSES,
     HEAD_WITHIN_PHOTOS,
     MAX_PHOTO_BYTES,
+    PART_INFO_AFTER,
     PHOTO_ATTEMPTS,
     PHOTO_DEADLINE,
     READ_TIMEOUT,
@@ -44,6 +46,12 @@ from inatdl.state import DONE, FAILED, GONE, PENDING, Outcome, PhotoJob
 SIZE_BUCKET_RATIO = 1.0905  # photo sizes are counted in buckets about 9 % wide
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
 PART_SUFFIX = ".part"
+# Beside a .part, what it belongs to (URL, ETag or Last-Modified, whole length), so that the
+# next run resumes it with If-Range. Written when a run leaves a body unfinished (a cut, a
+# stop, Ctrl-C) and, against a SIGKILL or a crash, once a body has been arriving for
+# PART_INFO_AFTER: not for every photo, as creating and removing a file costs more CPU
+# than the rest of a fast photo's path. A .part without it is removed at the next start.
+PART_INFO_SUFFIX = PART_SUFFIX + ".info"
 
 
 def is_whole_image(head: bytes, tail: bytes, size: int) -> bool:
@@ -109,6 +117,12 @@ class PhotoSizes:
                 estimate = self._estimates[size] = _percentile(counts) or CAUTIOUS_PHOTO_BYTES[size]
             return estimate
 
+    def smallest(self, size: str) -> int:
+        """About the smallest size seen (its bucket's lower edge); 0 before any."""
+        with self._lock:
+            counts = self._histogram(size)
+            return int(SIZE_BUCKET_RATIO ** min(counts)) if counts else 0
+
     def _histogram(self, size: str) -> Counter[int]:
         counts = self._counts.get(size)
         if counts is None:
@@ -136,12 +150,61 @@ class _Partial:
     """A body cut short: the bytes kept in the .part file, and how to ask for the rest."""
 
     path: str
+    url: str
     offset: int = 0
     total: int | None = None  # the photo's whole length, as its host told it
     validator: str | None = None  # its ETag or Last-Modified, for If-Range
+    recorded: bool = False  # its .part.info names this body: another run may resume it
+
+    @property
+    def info_path(self) -> str:
+        return self.path + PART_INFO_SUFFIX[len(PART_SUFFIX) :]
 
     def restart(self) -> None:
+        """Start the body again from byte 0; its .part.info no longer names it."""
         self.offset, self.total, self.validator = 0, None, None
+        if self.recorded:
+            self.recorded = False
+            with contextlib.suppress(OSError):
+                os.unlink(self.info_path)
+
+    def record(self) -> None:
+        """Write the .part.info: a temporary name, then a rename; in one write (json.dump
+        to a file writes piece by piece)."""
+        info = json.dumps({"url": self.url, "validator": self.validator, "total": self.total})
+        temporary = self.info_path + ".tmp"
+        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            os.write(handle, info.encode())
+        finally:
+            os.close(handle)
+        os.replace(temporary, self.info_path)
+        self.recorded = True
+
+    def take_up(self) -> None:
+        """Go on from a .part an earlier run kept, when its .part.info says it is this
+        photo's, at this URL, and short of its length; else remove both and start afresh."""
+        try:
+            with open(self.info_path, encoding="utf-8") as handle:
+                info = json.load(handle)
+            offset = os.path.getsize(self.path)
+        except (OSError, ValueError):
+            self.discard()
+            return
+        total, validator = info.get("total"), info.get("validator")
+        usable = isinstance(validator, str) and info.get("url") == self.url
+        if not usable or not offset or (isinstance(total, int) and offset >= total):
+            self.discard()
+            return
+        self.offset, self.validator, self.recorded = offset, validator, True
+        self.total = total if isinstance(total, int) else None
+
+    def discard(self) -> None:
+        """Remove the .part and its .part.info: what they hold is of no further use."""
+        self.recorded = True  # whether or not this run wrote it: an earlier run may have
+        self.restart()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
 
 
 @dataclass
@@ -151,13 +214,14 @@ class _Body:
     length: int | None  # announced (Content-Length), None when unknown
     received: int = 0
     ended_cleanly: bool = False  # whole, or cut short by the host closing the connection
+    redirects: int = 0  # bytes of the bodies of the redirects followed to it (read whole)
 
     def sent(self, reserved: int) -> int:
         """The most the host may have sent: what was read when the body ended cleanly, its
         announced length otherwise (or, unknown, the room reserved for it)."""
         if self.ended_cleanly:
-            return self.received
-        return max(self.received, reserved if self.length is None else self.length)
+            return self.redirects + self.received
+        return self.redirects + max(self.received, reserved if self.length is None else self.length)
 
 
 class Downloader:
@@ -173,6 +237,7 @@ class Downloader:
         timeout: Timeout = (CONNECT_TIMEOUT, READ_TIMEOUT),
         attempts: int = PHOTO_ATTEMPTS,
         sizes: PhotoSizes | None = None,
+        kept_parts: set[str] | None = None,
     ) -> None:
         self.session = session
         self.data_dir = data_dir
@@ -182,6 +247,7 @@ class Downloader:
         self.timeout = timeout
         self.attempts = attempts
         self.sizes = sizes or PhotoSizes()
+        self.kept_parts = kept_parts or set()  # job paths whose .part an earlier run kept
 
     def download(self, job: PhotoJob) -> Outcome:
         """Fetch one photo, retrying what may pass; the outcome says what happened.
@@ -193,13 +259,20 @@ class Downloader:
         final = os.path.join(self.data_dir, job.path)
         if os.path.isfile(final):  # a rename that the previous run did not get to record
             return Outcome(job, DONE, os.path.getsize(final), already_there=True)
-        partial = _Partial(final + PART_SUFFIX)
+        partial = _Partial(final + PART_SUFFIX, job.url)
+        if job.path in self.kept_parts:
+            self.kept_parts.discard(job.path)
+            partial.take_up()
         try:
             outcome = self._attempts(job, final, partial)
         finally:
-            if partial.offset:  # kept for a retry that did not come
-                with contextlib.suppress(OSError):
-                    os.unlink(partial.path)
+            if partial.offset and not partial.recorded:  # kept (see _receive): for the next run
+                try:
+                    partial.record()
+                except OSError:
+                    partial.discard()
+        if partial.recorded and outcome.status == GONE:  # no run will ask for it again
+            partial.discard()
         if outcome.status == DONE:
             self.sizes.add(job.size, outcome.bytes)
         return outcome
@@ -233,7 +306,10 @@ class Downloader:
         margin = HEAD_WITHIN_PHOTOS * estimate
         if self.budget.wait and margin <= self.budget.largest:
             self.budget.wait_for_room(margin)  # as the window frees, not in a burst later
-        if self.budget.room() < margin:
+        room = self.budget.room()
+        # HEAD only when some photo could still fit: with no room for even the smallest
+        # photo seen, the admission that follows waits or stops without asking the host.
+        if room < margin and room >= self.sizes.smallest(job.size):
             length = head_length(self.session, job.url, self.timeout)
             if length:
                 return length
@@ -245,7 +321,10 @@ class Downloader:
         try:
             return self._ask(job, final, attempt, partial, ticket, body)
         finally:
-            self.budget.settle(ticket, body.sent(ticket.bytes))
+            sent = body.sent(ticket.bytes)
+            if sent > ticket.bytes:  # an error page or redirects larger than the room reserved
+                self.budget.resize(ticket, sent, f"photo {job.photo_id}")
+            self.budget.settle(ticket, sent)
 
     def _ask(
         self, job: PhotoJob, final: str, attempt: int, partial: _Partial, ticket: Ticket, body: _Body
@@ -268,6 +347,7 @@ class Downloader:
         except requests.RequestException as exc:
             raise _Retry(describe_failure(exc)) from None
         with response:
+            body.redirects = sum(len(hop.content) for hop in response.history)
             body.length = content_length(response)
             status = response.status_code
             if status in GONE_STATUSES:
@@ -278,7 +358,7 @@ class Downloader:
                 partial.restart()
                 raise _Retry("the host sent another part than the one asked for")
             if status == 200:
-                partial.offset = 0  # the whole photo again (it changed, or ranges are not served)
+                partial.restart()  # the whole photo again (it changed, or ranges are not served)
             elif status != 206:
                 if status == 416:  # the part kept no longer matches: start again
                     partial.restart()
@@ -322,7 +402,8 @@ class Downloader:
         (ETag or Last-Modified); anything else removes it.
         """
         keep = False
-        deadline = time.monotonic() + PHOTO_DEADLINE
+        started = time.monotonic()
+        deadline, record_at = started + PHOTO_DEADLINE, started + PART_INFO_AFTER
         head = tail = b""
         try:
             with _open_part(partial) as handle:
@@ -335,7 +416,7 @@ class Downloader:
                     if room <= 0:
                         if body.length is not None:
                             break
-                        self._grow(ticket, partial.offset + body.received, cap, job)
+                        self._grow(ticket, partial.offset, cap, job)  # this body's bytes included
                         room = ticket.bytes - body.received
                     try:
                         chunk = response.raw.read1(min(CHUNK_SIZE, room), decode_content=False)
@@ -352,11 +433,14 @@ class Downloader:
                         head = chunk[:16]
                         if not looks_like_image(head):
                             raise _Retry("the body is not an image")
-                    if time.monotonic() > deadline:
+                    now = time.monotonic()
+                    if now > deadline:
                         raise _Retry(f"the body took more than {PHOTO_DEADLINE:.0f} s")
+                    if now >= record_at and not partial.recorded and partial.validator:
+                        partial.record()  # a slow body: from now on even a SIGKILL keeps its .part
                     body.received += len(chunk)
                     partial.offset += len(chunk)
-                    handle.write(chunk)
+                    _write_all(handle, chunk)
                     tail = (tail + chunk)[-16:]
             if body.received == 0:
                 raise _Retry("empty body")
@@ -366,18 +450,20 @@ class Downloader:
             if body.length is None and not is_whole_image(head, tail, partial.offset):
                 raise _Retry("body cut short (no end of image)")
             os.replace(partial.path, final)
-            total, partial.offset = partial.offset, 0
+            total = partial.offset
+            partial.restart()
             return total
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             keep = partial.validator is not None  # what came is good: ask for the rest
             raise _Retry(describe_failure(exc)) from None
+        except _Dropped:
+            keep = partial.validator is not None  # the next run asks for the rest
+            raise
         except OSError as exc:
             raise disk_error(exc, Path(final)) from None
         finally:
             if partial.offset and not keep:
-                partial.restart()
-                with contextlib.suppress(OSError):
-                    os.unlink(partial.path)
+                partial.discard()
 
     def _grow(self, ticket: Ticket, received: int, cap: int, job: PhotoJob) -> None:
         """Reserve more for a body of unknown length that has used its reservation: its
@@ -391,7 +477,12 @@ class Downloader:
 def _continues(response: requests.Response, partial: _Partial) -> bool:
     """Whether a 206 answers for the bytes after those kept."""
     content_range = response.headers.get("Content-Range", "")
-    return content_range.startswith(f"bytes {partial.offset}-") and partial.offset > 0
+    whole = "" if partial.total is None else f"/{partial.total}"  # of the body the part began
+    return (
+        content_range.startswith(f"bytes {partial.offset}-")
+        and content_range.endswith(whole)
+        and partial.offset > 0
+    )
 
 
 def _validator(response: requests.Response) -> str | None:
@@ -413,18 +504,26 @@ def head_length(session: requests.Session, url: str, timeout: Timeout) -> int | 
     return content_length(response) if response.ok else None
 
 
-def _open_part(partial: _Partial) -> BinaryIO:
+def _open_part(partial: _Partial) -> io.FileIO:
     """Open the .part file: to go on after its bytes, or afresh; its folder is made only
-    when missing (not a call a photo)."""
+    when missing (not a call a photo). Unbuffered: what was read is in the file even if
+    the process is killed the next instant, for the next run to go on after it."""
     if partial.offset:
-        handle = open(partial.path, "r+b")  # noqa: SIM115 - the caller closes it
+        handle = open(partial.path, "r+b", buffering=0)  # noqa: SIM115 - the caller closes it
         handle.truncate(partial.offset)
         return handle
     try:
-        return open(partial.path, "wb")  # noqa: SIM115
+        return open(partial.path, "wb", buffering=0)  # noqa: SIM115
     except FileNotFoundError:
         os.makedirs(os.path.dirname(partial.path), exist_ok=True)
-        return open(partial.path, "wb")  # noqa: SIM115
+        return open(partial.path, "wb", buffering=0)  # noqa: SIM115
+
+
+def _write_all(handle: io.FileIO, data: bytes) -> None:
+    """An unbuffered write may take fewer bytes than given: write until all are."""
+    view = memoryview(data)
+    while view:
+        view = view[handle.write(view) or 0 :]
 
 
 def content_length(response: requests.Response) -> int | None:

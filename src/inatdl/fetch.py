@@ -31,7 +31,7 @@ from inatdl.constants import (
     SIZE_SAMPLE,
     STATE_FILE,
 )
-from inatdl.download import PART_SUFFIX, Downloader, PhotoSizes, head_length
+from inatdl.download import PART_INFO_SUFFIX, PART_SUFFIX, Downloader, PhotoSizes, head_length
 from inatdl.errors import ApiError, InatdlError, LimitReached
 from inatdl.files import disk_error
 from inatdl.manifest import write_manifest
@@ -150,6 +150,7 @@ class _Run:
         options: FetchOptions,
         clock: Clock,
         reporter: Reporter,
+        kept_parts: set[str] | None = None,
     ) -> None:
         self.client = client
         self.data_dir = data_dir
@@ -176,6 +177,7 @@ class _Run:
             self.abort,
             timeout=client.timeout,
             sizes=PhotoSizes(lambda size: store.recent_sizes(size, SIZE_SAMPLE)),
+            kept_parts=kept_parts,
         )
         self.jobs: queue.Queue[PhotoJob | None] = queue.Queue(maxsize=max(16, options.workers * 4))
         self.reports: dict[int, TaxonReport] = {}
@@ -186,17 +188,20 @@ class _Run:
 
     # Workers ---------------------------------------------------------------------------
 
-    def _work(self) -> None:
-        while (job := self.jobs.get()) is not _STOP:
-            if self.halt.is_set():
-                continue
-            try:
-                outcome = self.downloader.download(job)
-                if outcome.status != PENDING:
-                    self.store.record(outcome)
-                self._count(outcome)
-            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-                self._fail(exc)
+    def _work(self, ended: threading.Event) -> None:
+        try:
+            while (job := self.jobs.get()) is not _STOP:
+                if self.halt.is_set():
+                    continue
+                try:
+                    outcome = self.downloader.download(job)
+                    if outcome.status != PENDING:
+                        self.store.record(outcome)
+                    self._count(outcome)
+                except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                    self._fail(exc)
+        finally:
+            ended.set()
 
     def _fail(self, exc: BaseException) -> None:
         """Stop the run for ``exc``; at a byte limit, the downloads in flight still finish."""
@@ -408,16 +413,11 @@ class _Run:
     # The run ---------------------------------------------------------------------------
 
     def run(self, taxa: Iterable[TaxonRow]) -> FetchReport:
-        workers = (
-            []
-            if self.options.dry_run
-            else [
-                threading.Thread(target=self._work, name=f"inatdl-worker-{i}", daemon=True)
-                for i in range(self.options.workers)
-            ]
-        )
-        for worker in workers:
-            worker.start()
+        workers = [] if self.options.dry_run else [threading.Event() for _ in range(self.options.workers)]
+        for number, ended in enumerate(workers):
+            threading.Thread(
+                target=self._work, args=(ended,), name=f"inatdl-worker-{number}", daemon=True
+            ).start()
         report = FetchReport([], self.data_dir / MANIFEST_FILE, dry_run=self.options.dry_run)
         requests_before = self.client.requests_made
         try:
@@ -447,8 +447,12 @@ class _Run:
         report.sent, report.overruns = self.budget.sent, self.budget.overruns
         return report
 
-    def _finish(self, workers: list[threading.Thread]) -> bool:
-        """Let the workers end (after the queue, or at once when stopping); True if Ctrl-C."""
+    def _finish(self, workers: list[threading.Event]) -> bool:
+        """Let the workers end (after the queue, or at once when stopping); True if Ctrl-C.
+
+        A worker is known to have ended by its event, not Thread.is_alive: after a join that
+        Ctrl-C interrupted, Python 3.11 says a thread is no longer alive though it runs on.
+        """
         interrupted = False
         for _ in workers:
             while True:
@@ -462,8 +466,8 @@ class _Run:
                     interrupted = True
                     self._interrupt()
         give_up_at: float | None = None
-        for worker in workers:
-            while worker.is_alive():
+        for ended in workers:
+            while not ended.is_set():
                 if self.abort.is_set():
                     # A worker stuck in a stalled read is left behind (a daemon thread);
                     # its temporary file is swept by the next run.
@@ -471,7 +475,7 @@ class _Run:
                     if time.monotonic() >= give_up_at:
                         break
                 try:
-                    worker.join(timeout=0.2)
+                    ended.wait(timeout=0.2)
                 except KeyboardInterrupt:
                     interrupted = True
                     self._interrupt()
@@ -522,25 +526,42 @@ def _drain(jobs: queue.Queue[PhotoJob | None]) -> None:
             return
 
 
-def sweep_photos(data_dir: Path, store: Store) -> None:
-    """Remove temporaries a crash left, and mark photos whose file was deleted as to do."""
+def sweep_photos(data_dir: Path, store: Store) -> set[str]:
+    """Remove temporaries a crash left, and mark photos whose file was deleted as to do.
+
+    A photo's .part is kept when its .part.info names the body it holds (download.py):
+    returned, by the photo's path, for the download to resume it with If-Range.
+    """
     for leftover in data_dir.glob(".*.part"):  # of photos.csv or taxa.csv
         leftover.unlink()
     photos = data_dir / PHOTOS_DIR
     present: set[str] = set()
+    parts: set[str] = set()
+    infos: set[str] = set()
     if photos.is_dir():
         for folder in os.scandir(photos):
             if not folder.is_dir(follow_symlinks=False):
                 continue
             for entry in os.scandir(folder.path):
+                name = f"{PHOTOS_DIR}/{folder.name}/{entry.name}"
                 if entry.name.endswith(PART_SUFFIX):
+                    parts.add(name.removesuffix(PART_SUFFIX))
+                elif entry.name.endswith(PART_INFO_SUFFIX):
+                    infos.add(name.removesuffix(PART_INFO_SUFFIX))
+                elif PART_SUFFIX in entry.name:  # a .part.info being written
                     os.unlink(entry.path)
                 else:
-                    present.add(f"{PHOTOS_DIR}/{folder.name}/{entry.name}")
+                    present.add(name)
+    kept = (parts & infos) - present
+    for name in parts - kept:
+        os.unlink(data_dir / (name + PART_SUFFIX))
+    for name in infos - kept:
+        os.unlink(data_dir / (name + PART_INFO_SUFFIX))
     missing = [(pid, size) for pid, size, path in store.done_paths() if path not in present]
     if missing:
         log.info("%d downloaded photos are no longer on disk; fetching them again", len(missing))
         store.mark_missing(missing)
+    return kept
 
 
 def fetch_photos(
@@ -557,10 +578,10 @@ def fetch_photos(
         store = Store(data_dir / STATE_FILE, clock)
         try:
             try:
-                sweep_photos(data_dir, store)
+                kept_parts = sweep_photos(data_dir, store)
             except OSError as exc:
                 raise disk_error(exc, data_dir / PHOTOS_DIR) from None
-            run = _Run(client, data_dir, store, options, clock, reporter)
+            run = _Run(client, data_dir, store, options, clock, reporter, kept_parts)
             try:
                 report = run.run(taxa)
             finally:
