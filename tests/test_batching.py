@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import signal
 import time
 from pathlib import Path
@@ -15,8 +16,8 @@ from inat_server import Fault, InatServer
 from world import files, manifest, run, start, write_taxa
 
 from inatdl.cli import cli
-from inatdl.client import ApiClient, build_session
-from inatdl.constants import ALL_LICENSES
+from inatdl.client import ApiClient, build_session, longest_backoff
+from inatdl.constants import ALL_LICENSES, RETRY_NOTICE_SECONDS
 from inatdl.fetch import FetchOptions, SilentReporter, fetch_photos
 from inatdl.observations import Filters
 from inatdl.progress import TqdmReporter
@@ -244,8 +245,16 @@ def test_an_api_that_does_not_answer_is_told_in_one_line_while_retrying(tmp_path
     assert result.exit_code == 1
     notices = [line for line in result.stderr.splitlines() if "not answering" in line]
     assert len(notices) == 1
-    assert notices[0].startswith("iNaturalist API not answering (connection refused); retrying for up to ")
+    promise = re.fullmatch(
+        r"iNaturalist API not answering \(connection refused\); retrying up to (\d+) more times, "
+        r"waiting at most (\d+) s in all…",
+        notices[0],
+    )
+    assert promise, notices[0]
     assert result.stderr.index(notices[0]) < result.stderr.index("Error: could not get")
+    # the promise holds: no more waiting than it said, after the few seconds before it
+    assert sum(clock.sleeps) <= int(promise[2]) + RETRY_NOTICE_SECONDS + 1
+    assert int(promise[2]) == longest_backoff(7 - int(promise[1]), 7)
 
 
 def test_a_short_retry_is_not_told(inat: InatServer, tmp_path: Path) -> None:

@@ -178,7 +178,7 @@ def test_unreachable_api_gives_up_within_two_minutes(world: InatServer, tmp_path
     )
     assert result.exit_code == 1
     notice, error = result.stderr.splitlines()  # the retrying told once, then the one error line
-    assert notice.startswith("iNaturalist API not answering (connection refused); retrying for up to")
+    assert notice.startswith("iNaturalist API not answering (connection refused); retrying up to ")
     assert error.startswith(f"Error: could not get {dead}/taxa?q=lythrum+salicaria")
     assert "connection refused" in error and "run the same command again" in error
     assert 30 < sum(clock.sleeps) <= 120

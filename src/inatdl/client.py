@@ -184,7 +184,9 @@ class ApiClient:
             if not told and elapsed + delay > RETRY_NOTICE_SECONDS:
                 told = True
                 asked = delay if retry_after is not None else None
-                log.warning("%s", retry_notice(problem, asked, self.give_up_after - elapsed))
+                left = self.attempts - attempt
+                waits = min(self.give_up_after - elapsed, longest_backoff(attempt, self.attempts))
+                log.warning("%s", retry_notice(problem, asked, left, waits))
             self.clock.sleep(delay)
         raise ApiError(
             f"could not get {shown} after {attempt} attempts: {problem}; "
@@ -205,12 +207,21 @@ def _unusable_url(url: str, exc: Exception) -> ApiError:
     return ApiError(f"cannot use the API URL {url}: {exc}; check --api-url")
 
 
-def retry_notice(problem: str, retry_after: float | None, give_up_in: float) -> str:
+def longest_backoff(attempt: int, attempts: int) -> float:
+    """The most the waits after failed attempts ``attempt`` to ``attempts - 1`` can add up to."""
+    return sum(min(BACKOFF_MAX, BACKOFF_BASE * 2.0 ** (n - 1)) for n in range(attempt, attempts))
+
+
+def retry_notice(problem: str, retry_after: float | None, attempts_left: int, waits: float) -> str:
     """The one line a user sees when the API has not answered for a few seconds, so that
-    a run without network is not silent for minutes."""
+    a run without network is not silent for minutes; it promises no more than the loop does."""
     if retry_after is not None:
         return f"iNaturalist API busy ({problem}); asked to wait, retrying in {retry_after:.0f} s…"
-    return f"iNaturalist API not answering ({problem}); retrying for up to {give_up_in:.0f} s…"
+    tries = "1 more time" if attempts_left == 1 else f"{attempts_left} more times"
+    return (
+        f"iNaturalist API not answering ({problem}); retrying up to {tries}, "
+        f"waiting at most {waits:.0f} s in all…"
+    )
 
 
 def _short_text(text: str, limit: int = 160) -> str:

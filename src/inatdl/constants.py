@@ -92,5 +92,5 @@ PHOTOS_DIR = "photos"
 COMMIT_EVERY_PHOTOS = 200
 COMMIT_EVERY_SECONDS = 2.0
 DRY_RUN_SAMPLE = 5  # photos per taxon whose size is asked (HEAD) in --dry-run
-API_GIVE_UP_SECONDS = 120.0  # stop retrying one API request after about two minutes
+API_GIVE_UP_SECONDS = 120.0  # stop retrying one API request after two minutes, timeouts included
 RETRY_NOTICE_SECONDS = 5.0  # an API request retried longer than this is told to the user
