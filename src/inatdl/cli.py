@@ -82,8 +82,8 @@ class InatdlGroup(click.Group):
             _fail(ctx, str(exc), exc.exit_code)
         except KeyboardInterrupt:
             _fail(ctx, "interrupted; the same command resumes", EXIT_INTERRUPTED)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
-            raise
+        except (click.exceptions.Exit, click.ClickException, click.Abort, BrokenPipeError):
+            raise  # click's main quiets a closed stdout (`inatdl ... | head`) and exits 1
         except Exception as exc:
             _fail(
                 ctx,
