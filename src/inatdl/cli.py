@@ -792,6 +792,13 @@ def _print_export(settings: Settings, report: ExportReport, options: ExportOptio
     if report.missing_files:
         missing = _photos(report.missing_files)
         _say(settings, f"Left out: {missing} in photos.csv whose file is not in the data dir.")
+    if report.unlisted_files:
+        unlisted = _photos(report.unlisted_files)
+        _say(
+            settings,
+            f"Left out: {unlisted} downloaded by a fetch that was stopped before it wrote photos.csv; "
+            "run `inatdl photos fetch` again (it lists them, downloading nothing twice), then export again.",
+        )
     if report.capped:
         listed = ", ".join(f"{label} (of {n})" for label, n in report.capped)
         _say(settings, f"Kept at most {options.max_per_taxon} photos of {listed}.")

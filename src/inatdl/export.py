@@ -110,6 +110,7 @@ class ExportReport:
     short: list[tuple[str, int, list[str]]] = field(default_factory=list)  # taxon, groups, empty splits
     capped: list[tuple[str, int]] = field(default_factory=list)  # taxon, photos before the cap
     missing_files: int = 0
+    unlisted_files: int = 0  # complete photos on disk a killed fetch did not list in photos.csv
     dropped_columns: list[str] = field(default_factory=list)  # typed differently in two splits
     empty_splits: list[str] = field(default_factory=list)  # asked, but no photo landed there
     added: int = 0
@@ -140,6 +141,7 @@ def export_dataset(data_dir: Path, out_dir: Path, options: ExportOptions) -> Exp
     present = [_safe_relative(p) and os.path.isfile(os.path.join(root, p)) for p in photos["path"]]
     report = ExportReport(out_dir, size, tuple(name for name, _ in options.splits))
     report.missing_files = len(present) - sum(present)
+    report.unlisted_files = count_unlisted(data_dir, size, set(photos["path"]))
     photos = photos[present]
     if photos.empty:
         raise ExportError(
@@ -184,6 +186,23 @@ def read_manifest(data_dir: Path) -> pd.DataFrame:
             "run `inatdl photos fetch` first"
         )
     return manifest
+
+
+def count_unlisted(data_dir: Path, size: str, listed: set[str]) -> int:
+    """Complete photos of ``size`` under photos/ that photos.csv does not list: a fetch
+    killed (SIGKILL, power cut) after downloading them and before rewriting photos.csv,
+    which it does at its end. The state knows them; the next fetch lists them."""
+    complete = re.compile(rf"[0-9]+_{re.escape(size)}\.[0-9A-Za-z]+")  # never a .part or a temporary
+    unlisted = 0
+    with contextlib.suppress(OSError), os.scandir(data_dir / "photos") as folders:
+        for folder in folders:
+            if not folder.is_dir():
+                continue
+            with contextlib.suppress(OSError), os.scandir(folder.path) as entries:
+                for entry in entries:
+                    path = f"photos/{folder.name}/{entry.name}"
+                    unlisted += bool(complete.fullmatch(entry.name)) and path not in listed
+    return unlisted
 
 
 def choose_size(manifest: pd.DataFrame, size: str | None) -> str:
