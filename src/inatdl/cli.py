@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import math
@@ -739,39 +740,31 @@ def dataset_export(
         max_per_taxon=max_per_taxon,
         size=size,
         copy=copy,
-        command=_export_command(
-            settings, out_dir, splits, group_by, seed, min_per_taxon, max_per_taxon, size, copy
-        ),
     )
+    options = dataclasses.replace(options, command=_export_command(settings, out_dir, options))
     report = export_dataset(settings.data_dir, out_dir, options)
     _print_export(settings, report, options)
 
 
-def _export_command(
-    settings: Settings,
-    out_dir: Path,
-    splits: tuple[tuple[str, float], ...] | None,
-    group_by: str,
-    seed: int,
-    min_per_taxon: int | None,
-    max_per_taxon: int | None,
-    size: str | None,
-    copy: bool,
-) -> str:
+def _export_command(settings: Settings, out_dir: Path, options: ExportOptions) -> str:
     """The command line that makes this export again, for the dataset card."""
     words = ["inatdl"]
     if str(settings.data_dir) != DEFAULT_DATA_DIR:
         words += ["--data-dir", str(settings.data_dir)]
     words += ["dataset", "export", str(out_dir)]
-    if splits:
-        words += ["--split", ",".join(f"{name}={share:g}" for name, share in splits)]
-    if splits or max_per_taxon:  # the groups and the seed decide the splits and the photos kept
-        words += ["--group-by", group_by, "--seed", str(seed)]
-    limits = (("--min-per-taxon", min_per_taxon), ("--max-per-taxon", max_per_taxon), ("--size", size))
+    if options.splits:
+        words += ["--split", ",".join(f"{name}={share:g}" for name, share in options.splits)]
+    if options.splits or options.max_per_taxon:  # the groups and the seed decide splits and photos kept
+        words += ["--group-by", options.group_by, "--seed", str(options.seed)]
+    limits = (
+        ("--min-per-taxon", options.min_per_taxon),
+        ("--max-per-taxon", options.max_per_taxon),
+        ("--size", options.size),
+    )
     for option, value in limits:
         if value is not None:
             words += [option, str(value)]
-    if copy:
+    if options.copy:
         words.append("--copy")
     return " ".join(shlex.quote(w) for w in words)
 
