@@ -568,6 +568,12 @@ def _print_fetch(settings: Settings, report: FetchReport) -> None:
     gone = report.total("gone")
     if gone:
         _say(settings, f"{_photos(gone)} gone from iNaturalist (404/410); not retried.")
+    if report.moved:
+        _say(
+            settings,
+            f"Moved {_photos(report.moved)} already downloaded to the folder of a more specific taxon "
+            "listed since (a variety or subspecies), with no new download.",
+        )
     _say(settings, f"Photos in {settings.data_dir / 'photos'}; manifest {report.manifest}.")
     _print_budget(settings, report)
 

@@ -339,6 +339,30 @@ class Store:
                 )
         return found
 
+    def done_homes(self, photo_ids: Sequence[int], size: str) -> dict[int, tuple[int, str]]:
+        """The taxon and path of each of these photos downloaded at this size."""
+        found: dict[int, tuple[int, str]] = {}
+        with self._lock:
+            for start in range(0, len(photo_ids), 500):
+                chunk = list(photo_ids[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                rows = self.db.execute(
+                    f"SELECT photo_id, taxon_id, path FROM photos WHERE size=? AND status=? "
+                    f"AND photo_id IN ({marks})",
+                    (size, DONE, *chunk),
+                )
+                found.update((photo_id, (taxon_id, path)) for photo_id, taxon_id, path in rows)
+        return found
+
+    def move_photo(self, row: PhotoRow) -> None:
+        """A downloaded photo now belongs to another taxon (one listed since, more specific)."""
+        with self.transaction():
+            self.db.execute(
+                "UPDATE photos SET taxon_id=?, taxon_name=?, path=?, query=?, updated_at=? "
+                "WHERE photo_id=? AND size=?",
+                (row.taxon_id, row.taxon_name, row.path, row.query, self.clock.now(), row.photo_id, row.size),
+            )
+
     def recent_sizes(self, size: str, limit: int) -> list[int]:
         """Byte sizes of up to ``limit`` of the latest photos downloaded at ``size``."""
         with self._lock:
