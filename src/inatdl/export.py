@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from inatdl import __version__
-from inatdl.constants import MANIFEST_FILE, PHOTO_SIZES
+from inatdl.constants import MANIFEST_FILE, PHOTO_SIZES, PHOTOS_DIR
 from inatdl.errors import ExportError
 from inatdl.files import atomic_write_text, atomic_writer, disk_error
 from inatdl.splits import group_key, split_for, unit_hash
@@ -194,13 +194,13 @@ def count_unlisted(data_dir: Path, size: str, listed: set[str]) -> int:
     which it does at its end. The state knows them; the next fetch lists them."""
     complete = re.compile(rf"[0-9]+_{re.escape(size)}\.[0-9A-Za-z]+")  # never a .part or a temporary
     unlisted = 0
-    with contextlib.suppress(OSError), os.scandir(data_dir / "photos") as folders:
+    with contextlib.suppress(OSError), os.scandir(data_dir / PHOTOS_DIR) as folders:
         for folder in folders:
             if not folder.is_dir():
                 continue
             with contextlib.suppress(OSError), os.scandir(folder.path) as entries:
                 for entry in entries:
-                    path = f"photos/{folder.name}/{entry.name}"
+                    path = f"{PHOTOS_DIR}/{folder.name}/{entry.name}"
                     unlisted += bool(complete.fullmatch(entry.name)) and path not in listed
     return unlisted
 
