@@ -194,10 +194,16 @@ class _Run:
     def _work(self, ended: threading.Event) -> None:
         try:
             while (job := self.jobs.get()) is not _STOP:
-                if self.halt.is_set():
-                    continue
                 try:
-                    outcome = self.downloader.download(job)
+                    if not self.halt.is_set():
+                        outcome = self.downloader.download(job)
+                    elif self.abort.is_set():
+                        continue
+                    # stopped at a limit: a photo complete on disk costs no byte, so it is recorded
+                    elif (there := self.downloader.already_there(job)) is not None:
+                        outcome = there
+                    else:
+                        continue
                     if outcome.status != PENDING:
                         self.store.record(outcome)
                     self._count(outcome)
