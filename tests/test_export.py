@@ -781,3 +781,24 @@ def test_photos_a_killed_fetch_did_not_list_are_told_then_exported(inat: InatSer
     result = export(inat, data, out)
     assert "stopped before" not in result.output
     assert len(read_csv(out / "metadata.csv")) == len(manifest(data)) == len(list(folder.glob("*_square.*g")))
+
+
+def test_an_out_dir_without_permission_names_out_dir_not_the_data_dir(
+    fetched: tuple[InatServer, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The advice of a write refused in OUT_DIR is about OUT_DIR: --data-dir is only read."""
+    inat, data = fetched
+    out = tmp_path / "out"
+    real_mkdir = Path.mkdir
+
+    def refused(self: Path, *args: Any, **kwargs: Any) -> None:
+        if self == out:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", refused)
+    result = export(inat, data, out)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: no permission to write {out}; check its permissions or export into another folder\n"
+    )

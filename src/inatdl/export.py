@@ -37,6 +37,7 @@ STATE_FORMAT = 1
 METADATA_NAME = "metadata.csv"
 CARD_NAME = "README.md"
 CREDITS_NAME = "CREDITS.md"
+OTHER_OUT_DIR = "export into another folder"  # what to do when OUT_DIR cannot be written
 #: The manifest columns the export needs; the others are carried into metadata.csv as they are.
 REQUIRED_COLUMNS = (
     "photo_id", "observation_id", "taxon_name", "size", "path", "license_code",
@@ -364,7 +365,7 @@ def _write(
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise disk_error(exc, out_dir) from None
+        raise disk_error(exc, out_dir, OTHER_OUT_DIR) from None
     # Written first with both lists, so a crash midway leaves nothing that the next export forgets.
     _write_state(out_dir, sorted({*old, *files}), options)
     wanted = set(files)
@@ -440,7 +441,7 @@ class _Placer:
             os.replace(temporary, target)
             report.added += 1
         except OSError as exc:
-            raise disk_error(exc, Path(target)) from None
+            raise disk_error(exc, Path(target), OTHER_OUT_DIR) from None
 
     def _current(self, source: str, target: str) -> bool:
         """True when ``target`` already holds this photo (and is a copy when copies are asked)."""
@@ -463,7 +464,7 @@ def _remove(out_dir: Path, relative: str) -> int:
     except FileNotFoundError:
         return 0
     except OSError as exc:
-        raise disk_error(exc, path) from None
+        raise disk_error(exc, path, OTHER_OUT_DIR) from None
     for parent in path.parents:
         if parent == out_dir or not _is_within(parent, out_dir):
             break
