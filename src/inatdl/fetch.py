@@ -343,8 +343,9 @@ class _Run:
         size, cap = self.options.size, self.options.max_per_taxon
         photos = [(observation, observation_photos(observation)) for observation in page]
         photo_ids = [p["id"] for _, listed_photos in photos for p in listed_photos]
-        known = self.store.existing(photo_ids, size)
-        homes = self.store.done_homes(photo_ids, size)
+        recorded = self.store.recorded(photo_ids, size)
+        known = set(recorded)
+        homes = {pid: (taxon, path) for pid, (status, taxon, path) in recorded.items() if status == DONE}
         routes = {int(o["id"]): most_specific(lineage(o), listed) for o in page}
         unplaced = [observation_id for observation_id, taxon_id in routes.items() if taxon_id is None]
         if unplaced:

@@ -324,34 +324,19 @@ class Store:
                 count += int(row[0])
         return count
 
-    def existing(self, photo_ids: Sequence[int], size: str) -> set[int]:
-        """Which of these photos are already in the log at this size."""
-        found: set[int] = set()
-        with self._lock:
-            for start in range(0, len(photo_ids), 500):
-                chunk = list(photo_ids[start : start + 500])
-                marks = ",".join("?" * len(chunk))
-                found.update(
-                    r[0]
-                    for r in self.db.execute(
-                        f"SELECT photo_id FROM photos WHERE size=? AND photo_id IN ({marks})", (size, *chunk)
-                    )
-                )
-        return found
-
-    def done_homes(self, photo_ids: Sequence[int], size: str) -> dict[int, tuple[int, str]]:
-        """The taxon and path of each of these photos downloaded at this size."""
-        found: dict[int, tuple[int, str]] = {}
+    def recorded(self, photo_ids: Sequence[int], size: str) -> dict[int, tuple[str, int, str]]:
+        """Which of these photos are already in the log at this size: status, taxon, path."""
+        found: dict[int, tuple[str, int, str]] = {}
         with self._lock:
             for start in range(0, len(photo_ids), 500):
                 chunk = list(photo_ids[start : start + 500])
                 marks = ",".join("?" * len(chunk))
                 rows = self.db.execute(
-                    f"SELECT photo_id, taxon_id, path FROM photos WHERE size=? AND status=? "
-                    f"AND photo_id IN ({marks})",
-                    (size, DONE, *chunk),
+                    "SELECT photo_id, status, taxon_id, path FROM photos "
+                    f"WHERE size=? AND photo_id IN ({marks})",
+                    (size, *chunk),
                 )
-                found.update((photo_id, (taxon_id, path)) for photo_id, taxon_id, path in rows)
+                found.update((photo_id, (status, taxon, path)) for photo_id, status, taxon, path in rows)
         return found
 
     def move_photo(self, row: PhotoRow) -> None:
