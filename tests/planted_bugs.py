@@ -123,6 +123,44 @@ BUGS = [
         "                    if False:\n                        raise _Dropped",
         ("tests/test_budget_sent.py::test_a_slow_body_stops_at_ctrl_c",),
     ),
+    Planted(
+        "broken_pipe_reported",  # `inatdl ... | head`: "unexpected BrokenPipeError ... please report it"
+        "cli.py",
+        "except (click.exceptions.Exit, click.ClickException, click.Abort, BrokenPipeError):",
+        "except (click.exceptions.Exit, click.ClickException, click.Abort):",
+        ("tests/test_cli.py::test_a_reader_that_stops_reading_ends_the_run_quietly",),
+    ),
+    Planted(
+        "export_silent_about_unlisted_photos",  # a killed fetch's photos left out without a word
+        "export.py",
+        'report.unlisted_files = count_unlisted(data_dir, size, set(photos["path"]))',
+        "report.unlisted_files = 0",
+        ("tests/test_export.py::test_photos_a_killed_fetch_did_not_list_are_told_then_exported",),
+    ),
+    Planted(
+        "variety_listed_later_left_with_its_species",  # its photos stay in the species' folder
+        "fetch.py",
+        "homes = {pid: (taxon, path) for pid, (status, taxon, path) in recorded.items() if status == DONE}",
+        "homes: dict[int, tuple[int, str]] = {}",
+        (
+            "tests/test_batching.py::"
+            "test_a_variety_listed_after_its_species_was_fetched_gets_its_photos_without_a_download",
+        ),
+    ),
+    Planted(
+        "limit_stop_skips_photos_on_disk",  # a killed run's complete photos wait for the window
+        "fetch.py",
+        "elif self.abort.is_set():",
+        "elif True:",
+        ("tests/test_budget_sent.py::test_at_a_full_window_photos_complete_on_disk_are_still_recorded",),
+    ),
+    Planted(
+        "export_write_error_says_data_dir",  # advice about the wrong folder
+        "export.py",
+        'OTHER_OUT_DIR = "export into another folder"',
+        'OTHER_OUT_DIR = "use --data-dir"',
+        ("tests/test_export.py::test_an_out_dir_without_permission_names_out_dir_not_the_data_dir",),
+    ),
 ]
 
 

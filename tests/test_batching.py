@@ -114,6 +114,34 @@ def test_without_the_variety_listed_its_photos_go_to_the_species(inat: InatServe
         assert row["path"].startswith(folder(HYSSOPIFOLIA) + "/")
 
 
+def test_a_variety_listed_after_its_species_was_fetched_gets_its_photos_without_a_download(
+    inat: InatServer, tmp_path: Path
+) -> None:
+    """The species fetched first (its variety's photos in its folder), then the variety added
+    to the list: the variety's photos move to its folder, in photos.csv too (so an export
+    labels them with the variety), and none is downloaded again."""
+    owner = build_eight(inat)
+    data = tmp_path / "data"
+    listed(data, [HYSSOPIFOLIA])
+    assert run(inat, data, *FETCH).exit_code == 0
+    inat.clear_requests()
+    listed(data, [HYSSOPIFOLIA, THYMIFOLIUM])
+
+    result = run(inat, data, *FETCH)
+
+    assert result.exit_code == 0, result.output
+    assert not inat.photo_requests()
+    variety = EIGHT[THYMIFOLIUM][1]
+    rows = manifest(data)
+    assert len(rows) == EIGHT[HYSSOPIFOLIA][1] + variety
+    assert all(r["taxon_id"] == str(owner[int(r["observation_id"])]) for r in rows)
+    assert set(files(data)) == {r["path"] for r in rows}
+    assert sum(r["path"].startswith(folder(THYMIFOLIUM) + "/") for r in rows) == variety
+    assert f"Moved {variety} photos already downloaded to the folder of a more specific" in result.output
+    inat.clear_requests()
+    assert "Moved" not in run(inat, data, *FETCH).output  # once moved, they stay
+
+
 def test_a_cap_counts_a_listed_variety_apart_and_drops_capped_taxa_from_the_query(
     inat: InatServer, tmp_path: Path
 ) -> None:

@@ -15,7 +15,7 @@ import pytest
 import requests
 from fakes import FakeClock
 from inat_server import Fault, InatServer
-from world import fetch_command, files, run, write_taxa
+from world import fetch_command, files, manifest, run, write_taxa
 
 from inatdl.budget import ByteBudget, WaitCancelled
 from inatdl.download import Downloader
@@ -417,3 +417,36 @@ def test_an_error_page_larger_than_the_room_is_told(inat: InatServer, tmp_path: 
     assert inat.bytes_sent() > 50_000  # the host sent its page, read or not
     assert ledger_total(data) >= inat.bytes_sent()
     assert "Over a limit: photo 10000 was" in result.stderr
+
+
+def test_at_a_full_window_photos_complete_on_disk_are_still_recorded(
+    inat: InatServer, tmp_path: Path
+) -> None:
+    """A kill loses the last batch of records: those photos are complete on disk, pending in
+    the state, not in photos.csv. A --no-wait run at a full window records them (they cost no
+    byte) even behind a photo it has no room for, so photos.csv and an export have them
+    without waiting an hour."""
+    data = tmp_path / "data"
+    make_world(inat, data, observations=150)
+    clock = FakeClock()
+    inat.clock = clock.now
+    hourly = ("photos", "fetch", "--size", "medium", "--hourly-limit", "1MB", "--no-wait")
+    assert run(inat, data, *hourly, "--workers", "16", clock=clock, timeout=PATIENT).exit_code == 75
+    with sqlite3.connect(data / "state.sqlite") as db:
+        done = [
+            path
+            for (path,) in db.execute("SELECT path FROM photos WHERE status=? ORDER BY photo_id", (DONE,))
+        ]
+        # the first photo deleted (it needs bytes again), the next five's records lost by a kill
+        (data / done[0]).unlink()
+        db.executemany(
+            "UPDATE photos SET status=?, bytes=NULL WHERE path=?", [(PENDING, p) for p in done[1:6]]
+        )
+    inat.clear_requests()
+
+    result = run(inat, data, *hourly, "--workers", "1", clock=clock, timeout=PATIENT)
+
+    assert result.exit_code == 75, result.output
+    assert not inat.photo_requests()
+    assert sorted(r["path"] for r in manifest(data)) == done[1:]
+    assert sorted(p.relative_to(data).as_posix() for p in (data / "photos").rglob("*.jpg")) == done[1:]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -11,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from fakes import FakeClock
 from inat_server import Fault, InatServer
-from world import run, write_taxa
+from world import run, write_species, write_taxa
 
 from inatdl.cli import cli
 from inatdl.client import RateLimiter
@@ -143,3 +146,22 @@ def test_an_unusable_api_url_is_one_line_naming_the_option(tmp_path: Path, api_u
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: cannot use the API URL ") and result.stderr.count("\n") == 1
     assert result.stderr.endswith("; check --api-url\n")
+
+
+@pytest.mark.parametrize("command", [("taxa", "resolve", "{species}"), ("photos", "fetch", "--dry-run")])
+def test_a_reader_that_stops_reading_ends_the_run_quietly(
+    world: InatServer, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """`inatdl ... | head`: once the reader is gone, exit non-zero with nothing on stderr,
+    as Unix tools do, not "unexpected BrokenPipeError ... please report it"."""
+    species = write_species(tmp_path / "species.csv", ["lythrum salicaria"])
+    args = [a.replace("{species}", str(species)) for a in command]
+    env = {**os.environ, "INATDL_API_URL": world.api_url, "INATDL_DATA_DIR": str(tmp_path / "data")}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "inatdl", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert child.stdout is not None
+    child.stdout.close()  # the reader is gone before the first line
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 1
+    assert b"Error" not in stderr and b"Traceback" not in stderr, stderr  # progress lines may be there

@@ -751,3 +751,54 @@ def test_an_export_cut_short_leaves_nothing_the_next_one_forgets(
     ours, theirs = snapshot(out), snapshot(fresh)
     assert ours.pop("README.md") and theirs.pop("README.md")
     assert ours == theirs and not any(name.endswith(linked[0].name) for name in ours)
+
+
+def test_photos_a_killed_fetch_did_not_list_are_told_then_exported(inat: InatServer, tmp_path: Path) -> None:
+    """photos.csv is rewritten at the end of a fetch: after a SIGKILL the photos downloaded
+    since are on disk and in the state, not in photos.csv. The export says so (never silently
+    short), and the next fetch lists them without downloading them again."""
+    inat.add_taxon(1, "Plantae", rank="kingdom")
+    inat.add_taxon(SALICARIA, "Lythrum salicaria", parent_id=1)
+    write_taxa(tmp_path / "data", [(SALICARIA, "Lythrum salicaria")])
+    add_observations(inat, SALICARIA, 1000, 6)
+    data, out = tmp_path / "data", tmp_path / "out"
+    fetch(inat, data)
+    listed_before_the_kill = (data / "photos.csv").read_bytes()
+    add_observations(inat, SALICARIA, 4000, 6)
+    fetch(inat, data)
+    unlisted = len(manifest(data)) - len(listed_before_the_kill.splitlines()) + 1
+    (data / "photos.csv").write_bytes(listed_before_the_kill)  # as a kill before the rewrite leaves it
+    folder = data / "photos" / "Lythrum_salicaria"
+    (folder / "99_square.jpg.part").write_bytes(b"cut short")  # a body kept for a Range request
+
+    result = export(inat, data, out)
+
+    assert result.exit_code == 0, result.output
+    assert f"Left out: {unlisted} photos downloaded by a fetch that was stopped" in result.output
+    inat.clear_requests()
+    fetch(inat, data)
+    assert inat.bytes_sent() == 0
+    result = export(inat, data, out)
+    assert "stopped before" not in result.output
+    assert len(read_csv(out / "metadata.csv")) == len(manifest(data)) == len(list(folder.glob("*_square.*g")))
+
+
+def test_an_out_dir_without_permission_names_out_dir_not_the_data_dir(
+    fetched: tuple[InatServer, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The advice of a write refused in OUT_DIR is about OUT_DIR: --data-dir is only read."""
+    inat, data = fetched
+    out = tmp_path / "out"
+    real_mkdir = Path.mkdir
+
+    def refused(self: Path, *args: Any, **kwargs: Any) -> None:
+        if self == out:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", refused)
+    result = export(inat, data, out)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: no permission to write {out}; check its permissions or export into another folder\n"
+    )

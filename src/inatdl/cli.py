@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import math
@@ -82,8 +83,8 @@ class InatdlGroup(click.Group):
             _fail(ctx, str(exc), exc.exit_code)
         except KeyboardInterrupt:
             _fail(ctx, "interrupted; the same command resumes", EXIT_INTERRUPTED)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
-            raise
+        except (click.exceptions.Exit, click.ClickException, click.Abort, BrokenPipeError):
+            raise  # click's main quiets a closed stdout (`inatdl ... | head`) and exits 1
         except Exception as exc:
             _fail(
                 ctx,
@@ -567,6 +568,12 @@ def _print_fetch(settings: Settings, report: FetchReport) -> None:
     gone = report.total("gone")
     if gone:
         _say(settings, f"{_photos(gone)} gone from iNaturalist (404/410); not retried.")
+    if report.moved:
+        _say(
+            settings,
+            f"Moved {_photos(report.moved)} already downloaded to the folder of a more specific taxon "
+            "listed since (a variety or subspecies), with no new download.",
+        )
     _say(settings, f"Photos in {settings.data_dir / 'photos'}; manifest {report.manifest}.")
     _print_budget(settings, report)
 
@@ -739,39 +746,31 @@ def dataset_export(
         max_per_taxon=max_per_taxon,
         size=size,
         copy=copy,
-        command=_export_command(
-            settings, out_dir, splits, group_by, seed, min_per_taxon, max_per_taxon, size, copy
-        ),
     )
+    options = dataclasses.replace(options, command=_export_command(settings, out_dir, options))
     report = export_dataset(settings.data_dir, out_dir, options)
     _print_export(settings, report, options)
 
 
-def _export_command(
-    settings: Settings,
-    out_dir: Path,
-    splits: tuple[tuple[str, float], ...] | None,
-    group_by: str,
-    seed: int,
-    min_per_taxon: int | None,
-    max_per_taxon: int | None,
-    size: str | None,
-    copy: bool,
-) -> str:
+def _export_command(settings: Settings, out_dir: Path, options: ExportOptions) -> str:
     """The command line that makes this export again, for the dataset card."""
     words = ["inatdl"]
     if str(settings.data_dir) != DEFAULT_DATA_DIR:
         words += ["--data-dir", str(settings.data_dir)]
     words += ["dataset", "export", str(out_dir)]
-    if splits:
-        words += ["--split", ",".join(f"{name}={share:g}" for name, share in splits)]
-    if splits or max_per_taxon:  # the groups and the seed decide the splits and the photos kept
-        words += ["--group-by", group_by, "--seed", str(seed)]
-    limits = (("--min-per-taxon", min_per_taxon), ("--max-per-taxon", max_per_taxon), ("--size", size))
+    if options.splits:
+        words += ["--split", ",".join(f"{name}={share:g}" for name, share in options.splits)]
+    if options.splits or options.max_per_taxon:  # the groups and the seed decide splits and photos kept
+        words += ["--group-by", options.group_by, "--seed", str(options.seed)]
+    limits = (
+        ("--min-per-taxon", options.min_per_taxon),
+        ("--max-per-taxon", options.max_per_taxon),
+        ("--size", options.size),
+    )
     for option, value in limits:
         if value is not None:
             words += [option, str(value)]
-    if copy:
+    if options.copy:
         words.append("--copy")
     return " ".join(shlex.quote(w) for w in words)
 
@@ -792,6 +791,13 @@ def _print_export(settings: Settings, report: ExportReport, options: ExportOptio
     if report.missing_files:
         missing = _photos(report.missing_files)
         _say(settings, f"Left out: {missing} in photos.csv whose file is not in the data dir.")
+    if report.unlisted_files:
+        unlisted = _photos(report.unlisted_files)
+        _say(
+            settings,
+            f"Left out: {unlisted} downloaded by a fetch that was stopped before it wrote photos.csv; "
+            "run `inatdl photos fetch` again (it lists them, downloading nothing twice), then export again.",
+        )
     if report.capped:
         listed = ", ".join(f"{label} (of {n})" for label, n in report.capped)
         _say(settings, f"Kept at most {options.max_per_taxon} photos of {listed}.")

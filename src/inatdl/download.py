@@ -249,6 +249,14 @@ class Downloader:
         self.sizes = sizes or PhotoSizes()
         self.kept_parts = kept_parts or set()  # job paths whose .part an earlier run kept
 
+    def already_there(self, job: PhotoJob) -> Outcome | None:
+        """Done, when the photo's file is complete on disk: a rename that the run which made it
+        (killed before its batch of records was committed) did not get to record."""
+        final = os.path.join(self.data_dir, job.path)
+        if os.path.isfile(final):
+            return Outcome(job, DONE, os.path.getsize(final), already_there=True)
+        return None
+
     def download(self, job: PhotoJob) -> Outcome:
         """Fetch one photo, retrying what may pass; the outcome says what happened.
 
@@ -257,8 +265,8 @@ class Downloader:
         # Plain strings, not Path objects: pathlib interns every name it parses, which
         # would keep two strings a photo alive for the whole run.
         final = os.path.join(self.data_dir, job.path)
-        if os.path.isfile(final):  # a rename that the previous run did not get to record
-            return Outcome(job, DONE, os.path.getsize(final), already_there=True)
+        if (there := self.already_there(job)) is not None:
+            return there
         partial = _Partial(final + PART_SUFFIX, job.url)
         if job.path in self.kept_parts:
             self.kept_parts.discard(job.path)

@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from inatdl import __version__
-from inatdl.constants import MANIFEST_FILE, PHOTO_SIZES
+from inatdl.constants import MANIFEST_FILE, PHOTO_SIZES, PHOTOS_DIR
 from inatdl.errors import ExportError
 from inatdl.files import atomic_write_text, atomic_writer, disk_error
 from inatdl.splits import group_key, split_for, unit_hash
@@ -37,6 +37,7 @@ STATE_FORMAT = 1
 METADATA_NAME = "metadata.csv"
 CARD_NAME = "README.md"
 CREDITS_NAME = "CREDITS.md"
+OTHER_OUT_DIR = "export into another folder"  # what to do when OUT_DIR cannot be written
 #: The manifest columns the export needs; the others are carried into metadata.csv as they are.
 REQUIRED_COLUMNS = (
     "photo_id", "observation_id", "taxon_name", "size", "path", "license_code",
@@ -110,6 +111,7 @@ class ExportReport:
     short: list[tuple[str, int, list[str]]] = field(default_factory=list)  # taxon, groups, empty splits
     capped: list[tuple[str, int]] = field(default_factory=list)  # taxon, photos before the cap
     missing_files: int = 0
+    unlisted_files: int = 0  # complete photos on disk a killed fetch did not list in photos.csv
     dropped_columns: list[str] = field(default_factory=list)  # typed differently in two splits
     empty_splits: list[str] = field(default_factory=list)  # asked, but no photo landed there
     added: int = 0
@@ -140,6 +142,7 @@ def export_dataset(data_dir: Path, out_dir: Path, options: ExportOptions) -> Exp
     present = [_safe_relative(p) and os.path.isfile(os.path.join(root, p)) for p in photos["path"]]
     report = ExportReport(out_dir, size, tuple(name for name, _ in options.splits))
     report.missing_files = len(present) - sum(present)
+    report.unlisted_files = count_unlisted(data_dir, size, set(photos["path"]))
     photos = photos[present]
     if photos.empty:
         raise ExportError(
@@ -184,6 +187,23 @@ def read_manifest(data_dir: Path) -> pd.DataFrame:
             "run `inatdl photos fetch` first"
         )
     return manifest
+
+
+def count_unlisted(data_dir: Path, size: str, listed: set[str]) -> int:
+    """Complete photos of ``size`` under photos/ that photos.csv does not list: a fetch
+    killed (SIGKILL, power cut) after downloading them and before rewriting photos.csv,
+    which it does at its end. The state knows them; the next fetch lists them."""
+    complete = re.compile(rf"[0-9]+_{re.escape(size)}\.[0-9A-Za-z]+")  # never a .part or a temporary
+    unlisted = 0
+    with contextlib.suppress(OSError), os.scandir(data_dir / PHOTOS_DIR) as folders:
+        for folder in folders:
+            if not folder.is_dir():
+                continue
+            with contextlib.suppress(OSError), os.scandir(folder.path) as entries:
+                for entry in entries:
+                    path = f"{PHOTOS_DIR}/{folder.name}/{entry.name}"
+                    unlisted += bool(complete.fullmatch(entry.name)) and path not in listed
+    return unlisted
 
 
 def choose_size(manifest: pd.DataFrame, size: str | None) -> str:
@@ -345,7 +365,7 @@ def _write(
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise disk_error(exc, out_dir) from None
+        raise disk_error(exc, out_dir, OTHER_OUT_DIR) from None
     # Written first with both lists, so a crash midway leaves nothing that the next export forgets.
     _write_state(out_dir, sorted({*old, *files}), options)
     wanted = set(files)
@@ -421,7 +441,7 @@ class _Placer:
             os.replace(temporary, target)
             report.added += 1
         except OSError as exc:
-            raise disk_error(exc, Path(target)) from None
+            raise disk_error(exc, Path(target), OTHER_OUT_DIR) from None
 
     def _current(self, source: str, target: str) -> bool:
         """True when ``target`` already holds this photo (and is a copy when copies are asked)."""
@@ -444,7 +464,7 @@ def _remove(out_dir: Path, relative: str) -> int:
     except FileNotFoundError:
         return 0
     except OSError as exc:
-        raise disk_error(exc, path) from None
+        raise disk_error(exc, path, OTHER_OUT_DIR) from None
     for parent in path.parents:
         if parent == out_dir or not _is_within(parent, out_dir):
             break

@@ -8,6 +8,7 @@ then queued; a bounded queue keeps memory flat however many observations a taxon
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -110,6 +111,7 @@ class FetchReport:
     api_requests: int = 0  # made by the listing, retries included
     pages: int = 0  # observation pages of the listing
     head_requests: int = 0  # to the photo hosts, for the --dry-run estimate
+    moved: int = 0  # downloaded photos moved to the folder of a more specific taxon listed since
 
     def total(self, attribute: str) -> int:
         return sum(getattr(t, attribute) for t in self.taxa)
@@ -183,6 +185,7 @@ class _Run:
         self.reports: dict[int, TaxonReport] = {}
         self._lock = threading.Lock()
         self.pages_done = 0  # observation pages this run, for progress
+        self.moved = 0  # downloaded photos moved to a more specific taxon's folder
         self.queries_left = 0  # queries of the plan not started yet
         self.seen_up_to = 0  # the highest observation id known to exist (see QueryWalk.finished)
 
@@ -191,10 +194,16 @@ class _Run:
     def _work(self, ended: threading.Event) -> None:
         try:
             while (job := self.jobs.get()) is not _STOP:
-                if self.halt.is_set():
-                    continue
                 try:
-                    outcome = self.downloader.download(job)
+                    if not self.halt.is_set():
+                        outcome = self.downloader.download(job)
+                    elif self.abort.is_set():
+                        continue
+                    # stopped at a limit: a photo complete on disk costs no byte, so it is recorded
+                    elif (there := self.downloader.already_there(job)) is not None:
+                        outcome = there
+                    else:
+                        continue
                     if outcome.status != PENDING:
                         self.store.record(outcome)
                     self._count(outcome)
@@ -333,7 +342,10 @@ class _Run:
         reaches it is dropped from the walk, complete up to the observation before."""
         size, cap = self.options.size, self.options.max_per_taxon
         photos = [(observation, observation_photos(observation)) for observation in page]
-        known = self.store.existing([p["id"] for _, listed_photos in photos for p in listed_photos], size)
+        photo_ids = [p["id"] for _, listed_photos in photos for p in listed_photos]
+        recorded = self.store.recorded(photo_ids, size)
+        known = set(recorded)
+        homes = {pid: (taxon, path) for pid, (status, taxon, path) in recorded.items() if status == DONE}
         routes = {int(o["id"]): most_specific(lineage(o), listed) for o in page}
         unplaced = [observation_id for observation_id, taxon_id in routes.items() if taxon_id is None]
         if unplaced:
@@ -355,27 +367,55 @@ class _Run:
                 if choice.skip:
                     entry.report.skipped[choice.skip] += 1
                     continue
-                if choice.photo_id in known:
+                home = homes.get(choice.photo_id)
+                if choice.photo_id in known and (home is None or home[0] == taxon_id):
                     continue
                 if cap is not None and entry.held >= cap:
                     capped_inside = True
                     break
                 entry.held += 1
                 known.add(choice.photo_id)
-                rows.append(PhotoRow(
+                row = PhotoRow(
                     choice.photo_id, size, taxon_id, entry.taxon.name, fields["observation_id"],
                     fields["observed_taxon_id"], fields["observed_taxon_name"], choice.url,
                     f"{entry.folder}/{choice.photo_id}_{size}.{choice.extension}",
                     choice.license_code, choice.attribution, fields["observer"],
                     fields["quality_grade"], fields["latitude"], fields["longitude"],
                     fields["observed_on"], fields["observation_url"], entry.key,
-                ))  # fmt: skip
+                )  # fmt: skip
+                if home is None:
+                    rows.append(row)
+                else:
+                    self._move_home(row, *home, listed)
             if capped_inside:  # what the cap allowed of this observation is kept, the rest not
                 walk.drop(taxon_id, before)
             elif cap is not None and entry.held >= cap:
                 walk.drop(taxon_id, fields["observation_id"])
             before = fields["observation_id"]
         return rows
+
+    def _move_home(self, row: PhotoRow, old_taxon: int, old_path: str, listed: dict[int, _Listed]) -> None:
+        """A photo downloaded for a taxon, whose observation now goes to a more specific one
+        listed since (a variety added to the list): its file moves to that taxon's folder,
+        with no request. Linked before the state names the new path and unlinked after, so a
+        kill at any instant leaves the file where the state says."""
+        if self.options.dry_run:
+            return
+        source, target = self.data_dir / old_path, self.data_dir / row.path
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                os.link(source, target)
+        except OSError as exc:
+            log.warning("could not move %s to %s: %s; it stays where it is", old_path, row.path, exc)
+            return
+        self.store.move_photo(row)
+        source.unlink(missing_ok=True)
+        self.moved += 1
+        listed[row.taxon_id].report.had += 1
+        if old_taxon in listed:
+            listed[old_taxon].held -= 1
+            listed[old_taxon].report.had -= 1
 
     def _place(self, observation_ids: Sequence[int], taxa: Sequence[int]) -> dict[int, int]:
         """The taxon of ``taxa`` (those the page was asked for) under which the API found
@@ -435,6 +475,7 @@ class _Run:
             report.taxa = list(self.reports.values())
             report.api_requests = self.client.requests_made - requests_before
             report.pages = self.pages_done
+            report.moved = self.moved
         if self.fatal is not None:
             if isinstance(self.fatal, InatdlError):
                 report.error = self.fatal

@@ -62,13 +62,14 @@ def atomic_write_text(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def disk_error(exc: OSError, path: Path) -> DiskError:
-    """One line for a failed write, saying what to do about it."""
+def disk_error(exc: OSError, path: Path, elsewhere: str = "use --data-dir") -> DiskError:
+    """One line for a failed write, saying what to do about it (``elsewhere``: how to write
+    somewhere else, which depends on the command)."""
     if exc.errno == errno.ENOSPC:
         return DiskError(
             f"the disk holding {path} is full; free some space and run the same command again "
             "(nothing done so far is lost)"
         )
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return DiskError(f"no permission to write {path}; check its permissions or use --data-dir")
+        return DiskError(f"no permission to write {path}; check its permissions or {elsewhere}")
     return DiskError(f"cannot write {path}: {exc.strerror or exc}")

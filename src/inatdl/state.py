@@ -324,20 +324,29 @@ class Store:
                 count += int(row[0])
         return count
 
-    def existing(self, photo_ids: Sequence[int], size: str) -> set[int]:
-        """Which of these photos are already in the log at this size."""
-        found: set[int] = set()
+    def recorded(self, photo_ids: Sequence[int], size: str) -> dict[int, tuple[str, int, str]]:
+        """Which of these photos are already in the log at this size: status, taxon, path."""
+        found: dict[int, tuple[str, int, str]] = {}
         with self._lock:
             for start in range(0, len(photo_ids), 500):
                 chunk = list(photo_ids[start : start + 500])
                 marks = ",".join("?" * len(chunk))
-                found.update(
-                    r[0]
-                    for r in self.db.execute(
-                        f"SELECT photo_id FROM photos WHERE size=? AND photo_id IN ({marks})", (size, *chunk)
-                    )
+                rows = self.db.execute(
+                    "SELECT photo_id, status, taxon_id, path FROM photos "
+                    f"WHERE size=? AND photo_id IN ({marks})",
+                    (size, *chunk),
                 )
+                found.update((photo_id, (status, taxon, path)) for photo_id, status, taxon, path in rows)
         return found
+
+    def move_photo(self, row: PhotoRow) -> None:
+        """A downloaded photo now belongs to another taxon (one listed since, more specific)."""
+        with self.transaction():
+            self.db.execute(
+                "UPDATE photos SET taxon_id=?, taxon_name=?, path=?, query=?, updated_at=? "
+                "WHERE photo_id=? AND size=?",
+                (row.taxon_id, row.taxon_name, row.path, row.query, self.clock.now(), row.photo_id, row.size),
+            )
 
     def recent_sizes(self, size: str, limit: int) -> list[int]:
         """Byte sizes of up to ``limit`` of the latest photos downloaded at ``size``."""
