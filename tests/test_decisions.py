@@ -12,7 +12,7 @@ import pytest
 from fakes import FakeClock
 
 from inatdl.budget import ByteBudget, Ticket
-from inatdl.client import JSON
+from inatdl.client import JSON, build_session
 from inatdl.constants import QUALITY_GRADES
 from inatdl.naming import photo_extension, safe_folder_name, sized_url
 from inatdl.observations import (
@@ -359,3 +359,24 @@ def test_bytes_that_exactly_fit_are_admitted_when_the_oldest_age_out(tmp_path: P
     clock.advance(3000)  # exactly an hour after the first 600
     assert budget.spent("hourly") == 400
     assert isinstance(budget.try_admit(600), Ticket)
+
+
+def test_the_session_keeps_honouring_proxy_settings_per_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment is read once per host (for speed), but still per host: NO_PROXY
+    exempts a host, a proxy applies to the others, and a call's own proxies still win."""
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    session = build_session()
+    for _ in range(2):  # the second time from what was kept
+        direct = session.merge_environment_settings(
+            "http://127.0.0.1:9/photos/1/small.jpg", {}, None, None, None
+        )
+        proxied = session.merge_environment_settings(
+            "http://example.org/photos/1/small.jpg", {}, None, None, None
+        )
+        assert "http" not in direct["proxies"]
+        assert proxied["proxies"]["http"] == "http://proxy.invalid:3128"
+    own = session.merge_environment_settings(
+        "http://example.org/x", {"http": "http://other:1"}, None, None, None
+    )
+    assert own["proxies"]["http"] == "http://other:1"
