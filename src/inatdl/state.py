@@ -313,9 +313,7 @@ class Store:
         have photos in the log at this size: what a walk from ``above`` would page again."""
         count = 0
         with self._lock:
-            for start in range(0, len(taxon_ids), 500):
-                chunk = list(taxon_ids[start : start + 500])
-                marks = ",".join("?" * len(chunk))
+            for chunk, marks in _in_chunks(taxon_ids):
                 row = self.db.execute(
                     "SELECT COUNT(DISTINCT observation_id) FROM photos "
                     f"WHERE size=? AND taxon_id IN ({marks}) AND observation_id > ? AND observation_id <= ?",
@@ -328,9 +326,7 @@ class Store:
         """Which of these photos are already in the log at this size: status, taxon, path."""
         found: dict[int, tuple[str, int, str]] = {}
         with self._lock:
-            for start in range(0, len(photo_ids), 500):
-                chunk = list(photo_ids[start : start + 500])
-                marks = ",".join("?" * len(chunk))
+            for chunk, marks in _in_chunks(photo_ids):
                 rows = self.db.execute(
                     "SELECT photo_id, status, taxon_id, path FROM photos "
                     f"WHERE size=? AND photo_id IN ({marks})",
@@ -497,3 +493,14 @@ def _check_is_sqlite(path: Path) -> None:
             f"{path} is not an inatdl state file (not SQLite); move it away or use another "
             "--data-dir (nothing was changed)"
         )
+
+
+#: Ids bound in one ``IN (...)`` list: well under SQLite's limit on bound variables.
+_IDS_PER_QUERY = 500
+
+
+def _in_chunks(ids: Sequence[int]) -> Iterator[tuple[list[int], str]]:
+    """``ids`` in slices small enough for one query, each with its ``?,?,…`` placeholders."""
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        chunk = list(ids[start : start + _IDS_PER_QUERY])
+        yield chunk, ",".join("?" * len(chunk))
