@@ -15,7 +15,7 @@ import pytest
 import requests
 from fakes import FakeClock
 from inat_server import Fault, InatServer
-from world import fetch_command, files, manifest, run, write_taxa
+from world import fetch_command, files, manifest, run, two_taxa
 
 from inatdl.budget import ByteBudget, WaitCancelled
 from inatdl.download import Downloader
@@ -29,17 +29,7 @@ PATIENT = (10.0, 10.0)  # timeouts: a loaded machine must not turn into bodies b
 
 def make_world(inat: InatServer, data: Path, observations: int = 150) -> dict[str, bytes]:
     """Two taxa of one-photo observations (medium photos of 12.3-13.8 kB); their files."""
-    inat.add_taxon(1, "Plantae", rank="kingdom")
-    inat.add_taxon(10, "Lythrum salicaria", parent_id=1)
-    inat.add_taxon(20, "Lythrum alatum", parent_id=1)
-    inat.add_observations(10, observations, first_id=1000)
-    inat.add_observations(20, observations, first_id=5000, hosts=("open",))
-    write_taxa(data, [(10, "Lythrum salicaria"), (20, "Lythrum alatum")])
-    return {
-        f"photos/{name}/{(first + i) * 10}_medium.jpg": inat.photo_bytes((first + i) * 10, "medium")
-        for name, first in (("Lythrum_salicaria", 1000), ("Lythrum_alatum", 5000))
-        for i in range(observations)
-    }
+    return two_taxa(inat, data, observations, "medium")
 
 
 def sent_in_any_hour(inat: InatServer, length: float = HOUR) -> int:

@@ -16,32 +16,14 @@ import pytest
 import requests
 from fakes import FakeClock
 from inat_server import Fault, InatServer
-from world import files, manifest_ids, run, start, write_taxa
+from world import files, manifest_ids, run, start, two_taxa, write_taxa
 
 FETCH_SMALL = ("photos", "fetch", "--size", "small")
 
 
 def make_world(inat: InatServer, data: Path, observations: int = 300) -> dict[str, bytes]:
     """Two taxa with ``observations`` one-photo observations each; their expected files."""
-    inat.add_taxon(1, "Plantae", rank="kingdom")
-    inat.add_taxon(10, "Lythrum salicaria", parent_id=1)
-    inat.add_taxon(20, "Lythrum × scabrum", parent_id=1)
-    inat.add_observations(10, observations, first_id=1000)
-    inat.add_observations(20, observations, first_id=5000, hosts=("open",))
-    write_taxa(data, [(10, "Lythrum salicaria"), (20, "Lythrum × scabrum")])
-    expected = {
-        f"photos/Lythrum_salicaria/{(1000 + i) * 10}_small.jpg": inat.photo_bytes((1000 + i) * 10, "small")
-        for i in range(observations)
-    }
-    expected.update(
-        {
-            f"photos/Lythrum_×_scabrum/{(5000 + i) * 10}_small.jpg": inat.photo_bytes(
-                (5000 + i) * 10, "small"
-            )
-            for i in range(observations)
-        }
-    )
-    return expected
+    return two_taxa(inat, data, observations, "small", second="Lythrum × scabrum")
 
 
 def wait_for_photos(inat: InatServer, count: int, limit: float = 20.0) -> None:

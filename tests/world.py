@@ -157,3 +157,21 @@ def start(inat: InatServer, data_dir: Path, *args: str) -> subprocess.Popen[str]
     """A fetch of small photos in a child process that a test can kill."""
     command = fetch_command(inat, data_dir, "--size", "small", *args)
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def two_taxa(
+    inat: InatServer, data: Path, observations: int, size: str, second: str = "Lythrum alatum"
+) -> dict[str, bytes]:
+    """Two listed taxa of ``observations`` one-photo observations each, the second's photos on
+    the open-data host; the files a fetch at ``size`` must leave, by path."""
+    inat.add_taxon(1, "Plantae", rank="kingdom")
+    inat.add_taxon(10, "Lythrum salicaria", parent_id=1)
+    inat.add_taxon(20, second, parent_id=1)
+    inat.add_observations(10, observations, first_id=1000)
+    inat.add_observations(20, observations, first_id=5000, hosts=("open",))
+    write_taxa(data, [(10, "Lythrum salicaria"), (20, second)])
+    return {
+        f"photos/{folder}/{(first + i) * 10}_{size}.jpg": inat.photo_bytes((first + i) * 10, size)
+        for folder, first in (("Lythrum_salicaria", 1000), (second.replace(" ", "_"), 5000))
+        for i in range(observations)
+    }
