@@ -18,6 +18,7 @@ from inat_server import Fault, InatServer
 from world import fetch_command, files, manifest, run, two_taxa
 
 from inatdl.budget import ByteBudget, WaitCancelled
+from inatdl.constants import SPOOL_BYTES
 from inatdl.download import Downloader
 from inatdl.state import DONE, PENDING, PhotoJob, Store
 from inatdl.units import parse_size
@@ -266,6 +267,33 @@ def test_a_slow_body_stops_at_ctrl_c(inat: InatServer, tmp_path: Path) -> None:
     assert part.with_name(part.name + ".info").is_file()
     budget.close()
     assert ledger_total(tmp_path) >= inat.bytes_sent()
+
+
+def test_a_large_body_is_written_as_it_comes_not_held_in_memory(inat: InatServer, tmp_path: Path) -> None:
+    """A young body is held in memory to be written in one go, but never more than
+    SPOOL_BYTES of it: a large photo still arriving is on disk but for that much."""
+    make_world(inat, tmp_path, observations=1)
+    inat.photo_lengths[10000] = 3 * SPOOL_BYTES
+    held_after = 2 * SPOOL_BYTES  # then the host holds the rest until it stops
+    inat.add_fault(Fault("drip", target="photo", delay=0.0, chunk_size=64 * 1024, hold_after=held_after))
+    clock = FakeClock()
+    store = Store(tmp_path / "state.sqlite", clock)
+    budget = ByteBudget(store, clock, 10**9, 10**9)
+    stop = threading.Event()
+    # Never "slow" (no .part.info yet) nor timed out here: only its size can get it written.
+    timeout, not_slow = (2.0, 60.0), 3600.0
+    downloader = Downloader(
+        requests.Session(), tmp_path, budget, clock, stop, timeout, part_info_after=not_slow
+    )
+    job = PhotoJob(10000, "medium", inat.photo_url(10000, "medium"), "photos/x/10000_medium.jpg", 10)
+    threading.Thread(target=downloader.download, args=(job,), daemon=True).start()  # ends with the host
+    part = (tmp_path / job.path).with_name("10000_medium.jpg.part")
+    deadline = time.monotonic() + 15
+    while not part.is_file() or part.stat().st_size < held_after - SPOOL_BYTES:
+        assert time.monotonic() < deadline, "a large body is held in memory whole"
+        time.sleep(0.01)
+    assert inat.photo_bytes(10000, "medium").startswith(part.read_bytes())
+    stop.set()  # the download ends as soon as the host lets go
 
 
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])

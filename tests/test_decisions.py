@@ -5,6 +5,7 @@ the mutation run (tests/README.md)."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from fakes import FakeClock
 
 from inatdl.budget import ByteBudget, Ticket
 from inatdl.client import JSON, build_session
-from inatdl.constants import QUALITY_GRADES
+from inatdl.constants import COMMIT_EVERY_PHOTOS, QUALITY_GRADES
 from inatdl.naming import photo_extension, safe_folder_name, sized_url
 from inatdl.observations import (
     SKIP_LICENCE,
@@ -27,7 +28,7 @@ from inatdl.observations import (
     observation_pages,
     observation_photos,
 )
-from inatdl.state import Store
+from inatdl.state import DONE, Outcome, PhotoJob, PhotoRow, Store
 from inatdl.units import format_size, parse_size
 
 URL = "https://static.inaturalist.org/photos/42/square.jpg?1598551272"
@@ -380,3 +381,61 @@ def test_the_session_keeps_honouring_proxy_settings_per_host(monkeypatch: pytest
         "http://example.org/x", {"http": "http://other:1"}, None, None, None
     )
     assert own["proxies"]["http"] == "http://other:1"
+
+
+def test_recording_a_photo_done_never_waits_for_the_state(tmp_path: Path) -> None:
+    """While another thread holds the state file (a commit, a page of the listing), the
+    workers' outcomes are taken at once, a batch's worth included; the batch is committed
+    once the state is free, none lost."""
+    store = Store(tmp_path / "state.sqlite", FakeClock())
+    photos = range(1, COMMIT_EVERY_PHOTOS + 1)
+    rows = [
+        PhotoRow(
+            i,
+            "medium",
+            7,
+            "Aus bus",
+            i,
+            7,
+            "Aus bus",
+            f"http://host/photos/{i}/medium.jpg",
+            f"photos/Aus_bus/{i}_medium.jpg",
+            "cc-by",
+            "(c) someone",
+            "someone",
+            "research",
+            None,
+            None,
+            None,
+            f"https://www.inaturalist.org/observations/{i}",
+            "query",
+        )  # fmt: skip
+        for i in photos
+    ]
+    store.record_page([], rows)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_state() -> None:
+        with store.transaction():
+            holding.set()
+            release.wait(30)
+
+    def record_all() -> None:
+        for row in rows:
+            store.record(Outcome(PhotoJob(row.photo_id, row.size, row.url, row.path, 7), DONE, 100))
+
+    holder = threading.Thread(target=hold_the_state)
+    holder.start()
+    assert holding.wait(10)
+    recorder = threading.Thread(target=record_all)
+    recorder.start()
+    recorder.join(timeout=10)
+    waited = recorder.is_alive()
+    release.set()
+    holder.join()
+    recorder.join()
+    assert not waited, "a worker waited for another thread's use of the state"
+    store.flush()
+    done = store.db.execute("SELECT COUNT(*) FROM photos WHERE status=?", (DONE,)).fetchone()[0]
+    assert done == len(photos)
+    store.close()

@@ -190,6 +190,24 @@ def test_leftovers_of_a_crash_are_cleaned_and_finished_files_trusted(
     assert len(manifest_ids(data)) == 10
 
 
+def test_photos_on_disk_are_found_again_after_the_state_file_is_moved_away(
+    inat: InatServer, tmp_path: Path
+) -> None:
+    """What the state error says to do ("move it away to start afresh, photos already on
+    disk are kept and found again"): the next run lists afresh but downloads nothing."""
+    data = tmp_path / "data"
+    expected = make_world(inat, data, observations=5)
+    assert run(inat, data, *FETCH_SMALL).exit_code == 0
+    for name in ("state.sqlite", "state.sqlite-wal", "state.sqlite-shm"):
+        (data / name).unlink(missing_ok=True)
+    inat.clear_requests()
+    result = run(inat, data, *FETCH_SMALL)
+    assert result.exit_code == 0, result.output
+    assert inat.photo_requests() == []
+    assert files(data) == expected
+    assert len(manifest_ids(data)) == 10
+
+
 @pytest.mark.parametrize(
     ("info", "part_length"),
     [

@@ -152,6 +152,19 @@ class ByteBudget:
                 window.expire(now)
             return min(window.limit - window.used for window in self.windows.values())
 
+    def admit_with_margin(self, num_bytes: int, margin: int) -> Ticket | None:
+        """Reserve ``num_bytes`` if ``margin`` bytes still fit in both windows, else None:
+        the common case, far from any limit, in one look (see Downloader._admit)."""
+        with self._lock:
+            now = self.clock.now()
+            for window in self.windows.values():
+                window.expire(now)
+                if window.used + margin > window.limit:
+                    return None
+            ticket = Ticket([self._part(num_bytes)])
+            self._in_flight += 1
+            return ticket
+
     def admit(self, num_bytes: int) -> Ticket:
         """Reserve ``num_bytes`` before a request, waiting for room (LimitReached under
         --no-wait, WaitCancelled at Ctrl-C, TooLarge if it can never fit)."""

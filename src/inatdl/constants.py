@@ -25,7 +25,10 @@ BACKOFF_MAX = 60.0
 RETRY_AFTER_MAX = 600.0  # never trust a Retry-After longer than this
 GONE_STATUSES = frozenset({404, 410})
 MAX_REDIRECTS = 5
-CHUNK_SIZE = 16 * 1024  # small enough that Ctrl-C is noticed quickly on a slow body
+# The most read at once from a photo body: read1 returns what has arrived, up to this, so a
+# slow body is still read (and Ctrl-C noticed) piece by piece as its bytes come.
+CHUNK_SIZE = 256 * 1024
+SPOOL_BYTES = 1024 * 1024  # of a body held in memory before it is written (download._Spool)
 PHOTO_DEADLINE = 600.0  # seconds for one photo body, however slowly it arrives
 # A body arriving for longer than this has its .part.info written: a SIGKILL or a crash then
 # loses at most this long of each download in flight (Ctrl-C and cut bodies lose nothing).

@@ -20,9 +20,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urljoin
 
 import requests
 import urllib3
+from requests.utils import requote_uri
 
 from inatdl.budget import ByteBudget, Ticket, TooLarge, WaitCancelled
 from inatdl.client import Timeout, backoff_delay, describe_failure, is_retryable, retry_after_seconds
@@ -39,6 +41,7 @@ from inatdl.constants import (
     PHOTO_DEADLINE,
     READ_TIMEOUT,
     SIZE_PERCENTILE,
+    SPOOL_BYTES,
 )
 from inatdl.files import disk_error
 from inatdl.state import DONE, FAILED, GONE, PENDING, Outcome, PhotoJob
@@ -238,6 +241,7 @@ class Downloader:
         attempts: int = PHOTO_ATTEMPTS,
         sizes: PhotoSizes | None = None,
         kept_parts: set[str] | None = None,
+        part_info_after: float = PART_INFO_AFTER,
     ) -> None:
         self.session = session
         self.data_dir = data_dir
@@ -248,6 +252,7 @@ class Downloader:
         self.attempts = attempts
         self.sizes = sizes or PhotoSizes()
         self.kept_parts = kept_parts or set()  # job paths whose .part an earlier run kept
+        self.part_info_after = part_info_after  # seconds a body arrives before its .part.info
 
     def already_there(self, job: PhotoJob) -> Outcome | None:
         """Done, when the photo's file is complete on disk: a rename that the run which made it
@@ -265,7 +270,7 @@ class Downloader:
         # Plain strings, not Path objects: pathlib interns every name it parses, which
         # would keep two strings a photo alive for the whole run.
         final = os.path.join(self.data_dir, job.path)
-        if (there := self.already_there(job)) is not None:
+        if job.may_be_on_disk and (there := self.already_there(job)) is not None:
             return there
         partial = _Partial(final + PART_SUFFIX, job.url)
         if job.path in self.kept_parts:
@@ -305,13 +310,19 @@ class Downloader:
                     return Outcome(job, PENDING, attempts=attempt)
         return Outcome(job, FAILED, error=problem, attempts=attempt)
 
-    def _judge(self, job: PhotoJob, partial: _Partial) -> int:
-        """The bytes to reserve before asking: what is left of a known length, else a high
-        percentile of this size, checked with HEAD when the room left is within a few of it."""
+    def _admit(self, job: PhotoJob, partial: _Partial) -> Ticket:
+        """Reserve, before asking, what is left of a known length, else a high percentile of
+        this size; near a limit (within a few photos of it) the size is asked with HEAD."""
         if partial.total is not None:
-            return partial.total - partial.offset
+            return self.budget.admit(partial.total - partial.offset)
         estimate = min(self.sizes.estimate(job.size), self.budget.largest)
         margin = HEAD_WITHIN_PHOTOS * estimate
+        ticket = self.budget.admit_with_margin(estimate, margin)  # far from any limit: at once
+        return ticket or self.budget.admit(self._judge(job, estimate, margin))
+
+    def _judge(self, job: PhotoJob, estimate: int, margin: int) -> int:
+        """The bytes to reserve near a limit: waiting (unless --no-wait) until a few photos
+        fit, as the window frees; then the HEAD's length when the room is still tight."""
         if self.budget.wait and margin <= self.budget.largest:
             self.budget.wait_for_room(margin)  # as the window frees, not in a burst later
         room = self.budget.room()
@@ -324,7 +335,7 @@ class Downloader:
         return estimate
 
     def _attempt(self, job: PhotoJob, final: str, attempt: int, partial: _Partial) -> Outcome:
-        ticket = self.budget.admit(self._judge(job, partial))
+        ticket = self._admit(job, partial)
         body = _Body(length=0)  # nothing sent until an answer comes
         try:
             return self._ask(job, final, attempt, partial, ticket, body)
@@ -344,7 +355,7 @@ class Downloader:
             headers["Range"] = f"bytes={partial.offset}-"
             headers["If-Range"] = partial.validator
         try:
-            response = self.session.get(job.url, stream=True, timeout=self.timeout, headers=headers)
+            response = self._get(job.url, headers, body)
         except (
             requests.exceptions.InvalidSchema,
             requests.exceptions.InvalidURL,
@@ -355,7 +366,6 @@ class Downloader:
         except requests.RequestException as exc:
             raise _Retry(describe_failure(exc)) from None
         with response:
-            body.redirects = sum(len(hop.content) for hop in response.history)
             body.length = content_length(response)
             status = response.status_code
             if status in GONE_STATUSES:
@@ -393,6 +403,37 @@ class Downloader:
             received = self._receive(response, final, partial, ticket, body, cap, job)
         return Outcome(job, DONE, received, attempts=attempt)
 
+    def _get(self, url: str, headers: dict[str, str], body: _Body) -> requests.Response:
+        """GET ``url`` as ``session.get(url, stream=True)`` does, by the session's adapter.
+
+        requests prepares each call for cookies, auth, hooks and merged settings, which
+        photo hosts do not use: about a quarter of its CPU a photo. Redirects are followed
+        here as requests follows them, the bytes of their bodies added to ``body``.
+        """
+        session = self.session
+        for _ in range(session.max_redirects + 1):
+            request = requests.PreparedRequest()
+            request.prepare(method="GET", url=url, headers={**session.headers, **headers})
+            settings = session.merge_environment_settings(url, {}, True, None, None)
+            response = session.get_adapter(url).send(
+                request,
+                stream=True,
+                timeout=self.timeout,
+                verify=settings["verify"],
+                cert=settings["cert"],
+                proxies=settings["proxies"],
+            )
+            target = session.get_redirect_target(response)
+            if target is None:
+                return response
+            with response:
+                try:
+                    body.redirects += len(response.content)
+                except (requests.RequestException, urllib3.exceptions.HTTPError):
+                    body.redirects += content_length(response) or 0
+            url = urljoin(response.url, requote_uri(target))
+        raise requests.exceptions.TooManyRedirects(f"more than {session.max_redirects} redirects")
+
     def _receive(
         self,
         response: requests.Response,
@@ -411,14 +452,12 @@ class Downloader:
         """
         keep = False
         started = time.monotonic()
-        deadline, record_at = started + PHOTO_DEADLINE, started + PART_INFO_AFTER
+        deadline, record_at = started + PHOTO_DEADLINE, started + self.part_info_after
         head = tail = b""
         try:
-            with _open_part(partial) as handle:
+            with _Spool(partial) as spool:
                 if partial.offset:
-                    handle.seek(0)
-                    head = handle.read(16)
-                    handle.seek(partial.offset)
+                    head = spool.head()
                 while True:
                     room = ticket.bytes - body.received
                     if room <= 0:
@@ -444,12 +483,13 @@ class Downloader:
                     now = time.monotonic()
                     if now > deadline:
                         raise _Retry(f"the body took more than {PHOTO_DEADLINE:.0f} s")
-                    if now >= record_at and not partial.recorded and partial.validator:
-                        partial.record()  # a slow body: from now on even a SIGKILL keeps its .part
                     body.received += len(chunk)
                     partial.offset += len(chunk)
-                    _write_all(handle, chunk)
+                    spool.add(chunk)
                     tail = (tail + chunk)[-16:]
+                    if now >= record_at and not spool.streaming and partial.validator:
+                        spool.stream()  # a slow body: from now on even a SIGKILL keeps its .part
+                        partial.record()
             if body.received == 0:
                 raise _Retry("empty body")
             if body.length is not None and body.received != body.length:
@@ -512,19 +552,80 @@ def head_length(session: requests.Session, url: str, timeout: Timeout) -> int | 
     return content_length(response) if response.ok else None
 
 
+class _Spool:
+    """A body's bytes on their way to its .part file.
+
+    Held in memory while the body is young and small, and written in one go when it ends
+    (or is cut, or dropped): most photos arrive within a fraction of a second, and a write
+    a chunk would cost them a system call each. Written as they come once the body is slow
+    (see PART_INFO_AFTER) or larger than SPOOL_BYTES. A body resumed from a .part is
+    appended to it.
+    """
+
+    def __init__(self, partial: _Partial) -> None:
+        self.partial = partial
+        self.handle: io.FileIO | None = _open_part(partial) if partial.offset else None
+        self.held: list[bytes] = []
+        self.held_bytes = 0
+        self.streaming = False
+
+    def head(self) -> bytes:
+        """The first bytes of the .part being resumed."""
+        assert self.handle is not None
+        self.handle.seek(0)
+        head = self.handle.read(16)
+        self.handle.seek(self.partial.offset)
+        return head
+
+    def add(self, chunk: bytes) -> None:
+        self.held.append(chunk)
+        self.held_bytes += len(chunk)
+        if self.streaming or self.held_bytes >= SPOOL_BYTES:
+            self.write_out()
+
+    def stream(self) -> None:
+        """Write what is held, and every chunk from now on as it comes."""
+        self.streaming = True
+        self.write_out()
+
+    def write_out(self) -> None:
+        if not self.held:
+            return
+        if self.handle is None:
+            self.handle = _create_part(self.partial.path)
+        _write_all(self.handle, self.held[0] if len(self.held) == 1 else b"".join(self.held))
+        self.held.clear()
+        self.held_bytes = 0
+
+    def __enter__(self) -> _Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Whatever came is in the .part file, for the rename or for a Range request."""
+        try:
+            self.write_out()
+        finally:
+            if self.handle is not None:
+                self.handle.close()
+
+
 def _open_part(partial: _Partial) -> io.FileIO:
-    """Open the .part file: to go on after its bytes, or afresh; its folder is made only
-    when missing (not a call a photo). Unbuffered: what was read is in the file even if
-    the process is killed the next instant, for the next run to go on after it."""
-    if partial.offset:
-        handle = open(partial.path, "r+b", buffering=0)  # noqa: SIM115 - the caller closes it
-        handle.truncate(partial.offset)
-        return handle
+    """Open a .part kept by an earlier attempt or run, to go on after its bytes.
+    Unbuffered: what is written is in the file even if the process is killed the next
+    instant, for the next run to go on after it."""
+    handle = open(partial.path, "r+b", buffering=0)  # noqa: SIM115 - the caller closes it
+    handle.truncate(partial.offset)
+    return handle
+
+
+def _create_part(path: str) -> io.FileIO:
+    """Create a .part file, unbuffered; its folder is made only when missing (not a call a
+    photo)."""
     try:
-        return open(partial.path, "wb", buffering=0)  # noqa: SIM115
+        return open(path, "wb", buffering=0)  # noqa: SIM115 - the caller closes it
     except FileNotFoundError:
-        os.makedirs(os.path.dirname(partial.path), exist_ok=True)
-        return open(partial.path, "wb", buffering=0)  # noqa: SIM115
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return open(path, "wb", buffering=0)  # noqa: SIM115
 
 
 def _write_all(handle: io.FileIO, data: bytes) -> None:

@@ -12,10 +12,9 @@ import contextlib
 import itertools
 import logging
 import os
-import queue
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,7 +151,7 @@ class _Run:
         options: FetchOptions,
         clock: Clock,
         reporter: Reporter,
-        kept_parts: set[str] | None = None,
+        on_disk: OnDisk,
     ) -> None:
         self.client = client
         self.data_dir = data_dir
@@ -179,9 +178,10 @@ class _Run:
             self.abort,
             timeout=client.timeout,
             sizes=PhotoSizes(lambda size: store.recent_sizes(size, SIZE_SAMPLE)),
-            kept_parts=kept_parts,
+            kept_parts=on_disk.kept_parts,
         )
-        self.jobs: queue.Queue[PhotoJob | None] = queue.Queue(maxsize=max(16, options.workers * 4))
+        self.untracked = on_disk.untracked  # files a photo new to the state may find there
+        self.jobs = _JobQueue(max(16, options.workers * 4))
         self.reports: dict[int, TaxonReport] = {}
         self._lock = threading.Lock()
         self.pages_done = 0  # observation pages this run, for progress
@@ -245,11 +245,8 @@ class _Run:
         if self.options.dry_run:
             return
         while not self.halt.is_set():
-            try:
-                self.jobs.put(job, timeout=0.2)
+            if self.jobs.put(job, timeout=0.2):
                 return
-            except queue.Full:
-                continue
 
     # Listing ---------------------------------------------------------------------------
 
@@ -333,7 +330,8 @@ class _Run:
         cursors = [Cursor(listed[t].key, t, last_id) for t, last_id in walk.cursors.items()]
         self.store.record_page(cursors, rows)
         for row in rows:
-            self._put(PhotoJob(row.photo_id, row.size, row.url, row.path, row.taxon_id))
+            on_disk = row.path in self.untracked
+            self._put(PhotoJob(row.photo_id, row.size, row.url, row.path, row.taxon_id, on_disk))
 
     def _page_rows(
         self, page: Sequence[dict[str, Any]], walk: QueryWalk, listed: dict[int, _Listed], position: int
@@ -498,11 +496,10 @@ class _Run:
         for _ in workers:
             while True:
                 try:
-                    self.jobs.put(_STOP, timeout=0.2)
-                    break
-                except queue.Full:
+                    if self.jobs.put(_STOP, timeout=0.2):
+                        break
                     if self.halt.is_set():
-                        _drain(self.jobs)
+                        self.jobs.clear()
                 except KeyboardInterrupt:
                     interrupted = True
                     self._interrupt()
@@ -559,19 +556,61 @@ def _names(names: Sequence[str]) -> str:
     return f"{names[0]} and {len(names) - 1} other taxa"
 
 
-def _drain(jobs: queue.Queue[PhotoJob | None]) -> None:
-    while True:
-        try:
-            jobs.get_nowait()
-        except queue.Empty:
-            return
+class _JobQueue:
+    """The photo jobs from the listing to the workers, bounded so that memory stays flat.
+
+    The listing is woken when the queue has drained to half, then fills it in one go:
+    with queue.Queue it would be woken for every photo taken, taking the GIL from the
+    workers hundreds of times a second to put one job each.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._jobs: deque[PhotoJob | None] = deque()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+        self._added = threading.Condition(self._lock)
+        self._drained = threading.Condition(self._lock)
+
+    def put(self, job: PhotoJob | None, timeout: float) -> bool:
+        """Add ``job``; False when the queue is still full after ``timeout`` seconds."""
+        with self._lock:
+            if not self._drained.wait_for(lambda: len(self._jobs) < self._capacity, timeout):
+                return False
+            self._jobs.append(job)
+            self._added.notify()
+            return True
+
+    def get(self) -> PhotoJob | None:
+        with self._lock:
+            self._added.wait_for(lambda: self._jobs)
+            job = self._jobs.popleft()
+            if len(self._jobs) <= self._capacity // 2:
+                self._drained.notify()
+            return job
+
+    def clear(self) -> None:
+        """Drop the jobs not started (the run is stopping)."""
+        with self._lock:
+            self._jobs.clear()
+            self._drained.notify_all()
 
 
-def sweep_photos(data_dir: Path, store: Store) -> set[str]:
+@dataclass(frozen=True)
+class OnDisk:
+    """What the sweep at the start of a run found under photos/."""
+
+    kept_parts: set[str]  # photo paths whose .part a download may resume (download.py)
+    untracked: set[str]  # photo files the state does not name as downloaded (usually none)
+
+
+def sweep_photos(data_dir: Path, store: Store) -> OnDisk:
     """Remove temporaries a crash left, and mark photos whose file was deleted as to do.
 
-    A photo's .part is kept when its .part.info names the body it holds (download.py):
-    returned, by the photo's path, for the download to resume it with If-Range.
+    A photo's .part is kept when its .part.info names the body it holds (download.py), for
+    the download to resume it with If-Range. The files the state does not name as
+    downloaded are the only ones a photo new to the state can find on disk (a state file
+    moved away, a run killed before recording its last photos): the workers look for the
+    others' files only when they are in that set, not once a photo.
     """
     for leftover in data_dir.glob(".*.part"):  # of photos.csv or taxa.csv
         leftover.unlink()
@@ -598,11 +637,16 @@ def sweep_photos(data_dir: Path, store: Store) -> set[str]:
         os.unlink(data_dir / (name + PART_SUFFIX))
     for name in infos - kept:
         os.unlink(data_dir / (name + PART_INFO_SUFFIX))
-    missing = [(pid, size) for pid, size, path in store.done_paths() if path not in present]
+    missing = []
+    for photo_id, size, path in store.done_paths():
+        if path in present:
+            present.discard(path)
+        else:
+            missing.append((photo_id, size))
     if missing:
         log.info("%d downloaded photos are no longer on disk; fetching them again", len(missing))
         store.mark_missing(missing)
-    return kept
+    return OnDisk(kept, present)
 
 
 def fetch_photos(
@@ -619,10 +663,10 @@ def fetch_photos(
         store = Store(data_dir / STATE_FILE, clock)
         try:
             try:
-                kept_parts = sweep_photos(data_dir, store)
+                on_disk = sweep_photos(data_dir, store)
             except OSError as exc:
                 raise disk_error(exc, data_dir / PHOTOS_DIR) from None
-            run = _Run(client, data_dir, store, options, clock, reporter, kept_parts)
+            run = _Run(client, data_dir, store, options, clock, reporter, on_disk)
             try:
                 report = run.run(taxa)
             finally:

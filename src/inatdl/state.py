@@ -110,6 +110,9 @@ class PhotoJob:
     url: str
     path: str
     taxon_id: int
+    # False for a photo the state did not hold before this run, whose file the sweep did
+    # not find (fetch.OnDisk): its download need not look for it first.
+    may_be_on_disk: bool = True
 
 
 @dataclass
@@ -173,7 +176,8 @@ class Store:
         self.path = path
         self.clock = clock
         self._lock = threading.RLock()
-        self._pending: list[Outcome] = []
+        self._pending: list[Outcome] = []  # outcomes not committed yet
+        self._pending_lock = threading.Lock()  # for _pending alone, never held while waiting
         self._last_commit = clock.monotonic()
         _check_is_sqlite(path)
         try:
@@ -372,37 +376,45 @@ class Store:
 
     def record(self, outcome: Outcome) -> None:
         """Queue a photo's outcome; committed in batches (a crash loses at most a batch,
-        which the next run finds again: files under their final name are complete)."""
-        with self._lock:
+        which the next run finds again: files under their final name are complete).
+
+        A worker never waits for the database: when a batch is due while another thread
+        holds it (a commit, a page of the listing), the batch is left to the next outcome.
+        """
+        with self._pending_lock:
             self._pending.append(outcome)
-            due = self.clock.monotonic() - self._last_commit >= COMMIT_EVERY_SECONDS
-            if len(self._pending) >= COMMIT_EVERY_PHOTOS or due:
+            due = len(self._pending) >= COMMIT_EVERY_PHOTOS
+            due = due or self.clock.monotonic() - self._last_commit >= COMMIT_EVERY_SECONDS
+        if due and self._lock.acquire(blocking=False):
+            try:
                 self.flush()
+            finally:
+                self._lock.release()
 
     def flush(self) -> None:
+        """Commit the outcomes recorded so far."""
         with self._lock:
-            if not self._pending:
+            with self._pending_lock:
+                batch, self._pending = self._pending, []
+            if not batch:
                 self._last_commit = self.clock.monotonic()
                 return
             now = self.clock.now()
-            with self.transaction():
-                self.db.executemany(
-                    "UPDATE photos SET status=?, bytes=?, error=?, attempts=attempts+?, "
-                    "updated_at=? WHERE photo_id=? AND size=?",
-                    [
-                        (
-                            o.status,
-                            o.bytes or None,
-                            o.error or None,
-                            o.attempts,
-                            now,
-                            o.job.photo_id,
-                            o.job.size,
-                        )
-                        for o in self._pending
-                    ],
-                )
-            self._pending.clear()
+            rows = [
+                (o.status, o.bytes or None, o.error or None, o.attempts, now, o.job.photo_id, o.job.size)
+                for o in batch
+            ]
+            try:
+                with self.transaction():
+                    self.db.executemany(
+                        "UPDATE photos SET status=?, bytes=?, error=?, attempts=attempts+?, "
+                        "updated_at=? WHERE photo_id=? AND size=?",
+                        rows,
+                    )
+            except BaseException:
+                with self._pending_lock:  # not written: still to commit
+                    self._pending[:0] = batch
+                raise
             self._last_commit = self.clock.monotonic()
 
     # Byte ledger ----------------------------------------------------------------------
