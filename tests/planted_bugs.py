@@ -63,8 +63,8 @@ BUGS = [
     Planted(
         "one_worker_only",  # --workers N downloads one photo at a time
         "fetch.py",
-        "for i in range(self.options.workers)",
-        "for i in range(1)",
+        "[threading.Event() for _ in range(self.options.workers)]",
+        "[threading.Event() for _ in range(1)]",
         ("tests/test_cli.py::test_workers_download_concurrently",),
     ),
     Planted(
@@ -105,15 +105,15 @@ BUGS = [
     Planted(
         "bytes_sent_but_unread_not_counted",  # a body left unread is counted as nothing
         "download.py",
-        "return max(self.received, reserved if self.length is None else self.length)",
-        "return self.received",
+        "return self.redirects + max(self.received, reserved if self.length is None else self.length)",
+        "return self.redirects + self.received",
         ("tests/test_budget_sent.py::test_every_byte_a_host_sent_is_in_the_ledger",),
     ),
     Planted(
         "failed_attempt_not_counted",
         "download.py",
-        "self.budget.settle(ticket, body.sent(ticket.bytes))",
-        "self.budget.settle(ticket, body.received if body.ended_cleanly else 0)",
+        "sent = body.sent(ticket.bytes)",
+        "sent = body.received if body.ended_cleanly else 0",
         ("tests/test_budget_sent.py::test_every_byte_a_host_sent_is_in_the_ledger",),
     ),
     Planted(
@@ -160,6 +160,34 @@ BUGS = [
         'OTHER_OUT_DIR = "export into another folder"',
         'OTHER_OUT_DIR = "use --data-dir"',
         ("tests/test_export.py::test_an_out_dir_without_permission_names_out_dir_not_the_data_dir",),
+    ),
+    Planted(
+        "worker_waits_for_the_state",  # every worker stalls while a commit or a page is written
+        "state.py",
+        "if due and self._lock.acquire(blocking=False):",
+        "if due and self._lock.acquire():",
+        ("tests/test_decisions.py::test_recording_a_photo_done_never_waits_for_the_state",),
+    ),
+    Planted(
+        "large_body_held_in_memory",  # a 100 MB original photo held whole, per worker
+        "download.py",
+        "if self.streaming or self.held_bytes >= SPOOL_BYTES:",
+        "if self.streaming:",
+        ("tests/test_budget_sent.py::test_a_large_body_is_written_as_it_comes_not_held_in_memory",),
+    ),
+    Planted(
+        "photos_on_disk_fetched_again_without_state",  # untracked files not looked for
+        "fetch.py",
+        "on_disk = row.path in self.untracked",
+        "on_disk = False",
+        ("tests/test_resume.py::test_photos_on_disk_are_found_again_after_the_state_file_is_moved_away",),
+    ),
+    Planted(
+        "redirect_bodies_not_counted",
+        "download.py",
+        "body.redirects += len(response.content)",
+        "response.content",
+        ("tests/test_budget_sent.py::test_the_bodies_of_redirects_are_counted",),
     ),
 ]
 
