@@ -16,7 +16,9 @@ Served:
   ``\\xff\\xd8\\xff\\xe0`` and ending with ``\\xff\\xd9``, with Content-Length.
 - ``POST /_control`` (JSON: ``latency_ms``, ``photo_bytes``, ``obs_bytes``, ``taxa`` as
   ``{taxon_id: observation count}``, ``reset``) and ``GET /_stats`` (request counts, pages
-  per taxon, the server's own CPU seconds); neither waits the latency.
+  per taxon, the server's own CPU seconds, and ``photo_seconds``: from the first photo GET's
+  arrival to the last one's answer, the download phase as the hosts see it); neither waits
+  the latency.
 
 ``python benchmarks/server.py load --base URL --concurrency N --count M`` is a load generator
 (aiohttp client, its own process) that measures how many photos a second the server can
@@ -79,6 +81,8 @@ class World:
         self.pages: Counter[str] = Counter()  # by the taxon_id asked: "T" or "T1,T2,..."
         self.counts: Counter[str] = Counter()
         self.bytes_sent = 0
+        self.first_photo_at: float | None = None  # when the first photo GET arrived
+        self.last_photo_at: float | None = None  # when the last photo GET was answered
 
     def set_photo_bytes(self, n: int) -> None:
         self.photo_bytes = int(n)
@@ -194,6 +198,8 @@ def make_app(world: World) -> Any:
     async def photo(request: web.Request) -> web.Response:
         head = request.method == "HEAD"
         world.counts["photo_head" if head else "photo_get"] += 1
+        if not head and world.first_photo_at is None:
+            world.first_photo_at = time.monotonic()
         await wait()
         try:
             photo_id = int(request.match_info["photo_id"])
@@ -204,6 +210,7 @@ def make_app(world: World) -> Any:
         body = body[:4] + tag + body[4 + len(tag) :]
         if not head:
             world.bytes_sent += len(body)
+            world.last_photo_at = time.monotonic()
         return web.Response(body=body, content_type="image/jpeg")
 
     async def control(request: web.Request) -> web.Response:
@@ -230,6 +237,8 @@ def make_app(world: World) -> Any:
                 "latency_ms": world.latency * 1000,
                 "photo_bytes": world.photo_bytes,
                 "obs_bytes": world.obs_bytes,
+                # the photo GETs, from the first's arrival to the last's answer
+                "photo_seconds": (world.last_photo_at or 0.0) - (world.first_photo_at or 0.0),
             }
         )
 
