@@ -31,7 +31,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-from run import BIG_LIMIT, HERE, PYTHON, measure, write_taxa
+from run import BIG_LIMIT, HERE, PYTHON, compile_tree, measure, write_taxa
 from server import ServerProcess, photo_ids, photo_url
 
 TAXON = 1650
@@ -45,11 +45,6 @@ def extract(commit: str, into: Path) -> Path:
     with tarfile.open(fileobj=BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
     return into / "src"
-
-
-def compile_tree(src: Path) -> None:
-    """Byte-compile ``src`` as an install does: no run pays for compiling the code it runs."""
-    subprocess.run([PYTHON, "-m", "compileall", "-q", str(src)], check=True, capture_output=True)
 
 
 def fetch(server: ServerProcess, data_dir: Path, src: Path | None) -> dict[str, Any]:
