@@ -142,6 +142,36 @@ def test_a_variety_listed_after_its_species_was_fetched_gets_its_photos_without_
     assert "Moved" not in run(inat, data, *FETCH).output  # once moved, they stay
 
 
+def test_a_subgenus_named_as_its_genus_keeps_the_photos_it_takes_over(
+    inat: InatServer, tmp_path: Path
+) -> None:
+    """The genus Quercus fetched, then the subgenus Quercus added: the two share a folder
+    name, so its photos already stand where they go. They are not deleted, and not
+    downloaded again."""
+    inat.add_taxon(1, "Plantae", rank="kingdom")
+    inat.add_taxon(47851, "Quercus", rank="genus", parent_id=1)
+    inat.add_taxon(861036, "Quercus", rank="subgenus", parent_id=47851)
+    inat.add_observations(861036, 3, first_id=100)
+    data = tmp_path / "data"
+    write_taxa(data, [(47851, "Quercus")])
+    assert run(inat, data, "photos", "fetch", "--size", "square").exit_code == 0
+    before = files(data)
+    inat.clear_requests()
+    write_taxa(data, [(47851, "Quercus"), (861036, "Quercus")])
+
+    result = run(inat, data, "photos", "fetch", "--size", "square")
+
+    assert result.exit_code == 0, result.output
+    assert files(data) == before and len(before) == 3
+    rows = manifest(data)
+    assert {r["path"] for r in rows} == set(before)
+    assert {r["taxon_id"] for r in rows} == {"861036"}
+    assert not inat.photo_requests()
+    inat.clear_requests()
+    assert run(inat, data, "photos", "fetch", "--size", "square").exit_code == 0
+    assert not inat.photo_requests() and files(data) == before
+
+
 def test_a_cap_counts_a_listed_variety_apart_and_drops_capped_taxa_from_the_query(
     inat: InatServer, tmp_path: Path
 ) -> None:

@@ -214,6 +214,30 @@ def test_redirect_to_another_scheme_is_refused(world: InatServer, tmp_path: Path
     assert len(world.requests_to("/photos/2000/")) == 1
 
 
+@pytest.mark.parametrize("location", ["http://[::1/photos/2000/square.jpeg", "/\u00e9.jpeg"])
+def test_a_redirect_to_no_url_fails_that_photo_not_the_run(
+    world: InatServer, tmp_path: Path, location: str
+) -> None:
+    """A Location that is not a URL (bad IPv6 brackets, bytes that are not UTF-8) is that
+    photo's failure: the run goes on with the others."""
+    world.add_fault(Fault("redirect", target="photo", path_contains="/photos/2000/", location=location))
+    result = run(world, tmp_path / "data", "photos", "fetch")
+    assert result.exit_code == 1
+    assert "unusable URL or redirect" in result.stderr
+    assert "unexpected" not in result.stderr
+    assert len(world.requests_to("/photos/2000/")) == 1
+    assert files(tmp_path / "data") == {k: v for k, v in expected_files(world).items() if "/2000_" not in k}
+
+
+def test_a_redirect_with_an_empty_location_is_an_http_error(world: InatServer, tmp_path: Path) -> None:
+    """As requests has it: an empty Location is not followed; the photo fails with its status."""
+    world.add_fault(Fault("redirect", target="photo", path_contains="/photos/2000/", location=" "))
+    result = run(world, tmp_path / "data", "photos", "fetch")
+    assert result.exit_code == 1
+    assert "HTTP 302" in result.stderr
+    assert len(world.requests_to("/photos/2000/")) == 1
+
+
 def test_redirect_loop_is_refused(world: InatServer, tmp_path: Path) -> None:
     url = world.photo_url(2000, "medium")
     world.add_fault(Fault("redirect", target="photo", path_contains="/photos/2000/", location=url))

@@ -24,6 +24,8 @@ from world import (
     write_taxa,
 )
 
+from inatdl.fetch import _JobQueue
+from inatdl.state import PhotoJob
 from inatdl.units import format_size
 
 LICENSES = "cc0,cc-by,cc-by-nc,cc-by-sa,cc-by-nd,cc-by-nc-sa,cc-by-nc-nd"
@@ -500,3 +502,19 @@ def test_manifest_written_in_chunks_is_the_same(world: InatServer, tmp_path: Pat
 def test_photos_are_asked_for_without_compression(world: InatServer, tmp_path: Path) -> None:
     assert run(world, tmp_path / "data", "photos", "fetch").exit_code == 0
     assert {r.header("Accept-Encoding") for r in world.photo_requests()} == {"identity"}
+
+
+def test_a_run_stopping_with_a_full_queue_keeps_every_workers_stop() -> None:
+    """At a stop, the jobs not started are dropped but the stops already queued for the
+    workers stay: without one, a worker would wait for a job forever and the run hang."""
+    jobs = _JobQueue(2)
+    job = PhotoJob(1, "medium", "http://host/photos/1/medium.jpg", "photos/x/1_medium.jpg", 7)
+    assert jobs.put(job, timeout=1.0)
+    assert jobs.put(None, timeout=1.0)  # a worker's stop
+    assert not jobs.put(None, timeout=0.01)  # full
+    jobs.clear()
+    got: list[PhotoJob | None] = []
+    worker = threading.Thread(target=lambda: got.append(jobs.get()), daemon=True)
+    worker.start()
+    worker.join(timeout=5)
+    assert got == [None]

@@ -423,15 +423,14 @@ class Downloader:
                 cert=settings["cert"],
                 proxies=settings["proxies"],
             )
-            target = session.get_redirect_target(response)
-            if target is None:
-                return response
+            if not response.is_redirect or not response.headers["location"]:
+                return response  # an empty Location too, as requests does: "HTTP 302"
             with response:
-                try:
-                    body.redirects += len(response.content)
-                except (requests.RequestException, urllib3.exceptions.HTTPError):
-                    body.redirects += content_length(response) or 0
-            url = urljoin(response.url, requote_uri(target))
+                body.redirects += _redirect_bytes(response)
+            try:
+                url = urljoin(response.url, requote_uri(session.get_redirect_target(response) or ""))
+            except ValueError as exc:  # not a URL (bad IPv6 brackets, bytes that are not UTF-8)
+                raise requests.exceptions.InvalidURL(f"a redirect to {exc}") from None
         raise requests.exceptions.TooManyRedirects(f"more than {session.max_redirects} redirects")
 
     def _receive(
@@ -520,6 +519,19 @@ class Downloader:
         if more <= 0:
             raise _Refused(f"the body is larger than {cap} bytes, more than a photo can be")
         self.budget.resize(ticket, ticket.bytes + more, f"photo {job.photo_id} (of unknown length)")
+
+
+def _redirect_bytes(response: requests.Response) -> int:
+    """Read a redirect's body (which frees its connection) and say how many bytes it had;
+    when the reading breaks, at least its announced length, and the redirect is followed
+    all the same, as requests does."""
+    read = 0
+    try:
+        while chunk := response.raw.read1(CHUNK_SIZE, decode_content=False):
+            read += len(chunk)
+    except (requests.RequestException, urllib3.exceptions.HTTPError):
+        return max(read, content_length(response) or 0)
+    return read
 
 
 def _continues(response: requests.Response, partial: _Partial) -> bool:

@@ -399,6 +399,9 @@ class _Run:
         kill at any instant leaves the file where the state says."""
         if self.options.dry_run:
             return
+        if old_path == row.path:  # a taxon named as the one it was under (genus, subgenus)
+            self._moved(row, old_taxon, listed)
+            return
         source, target = self.data_dir / old_path, self.data_dir / row.path
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -407,8 +410,12 @@ class _Run:
         except OSError as exc:
             log.warning("could not move %s to %s: %s; it stays where it is", old_path, row.path, exc)
             return
-        self.store.move_photo(row)
+        self._moved(row, old_taxon, listed)
         source.unlink(missing_ok=True)
+
+    def _moved(self, row: PhotoRow, old_taxon: int, listed: dict[int, _Listed]) -> None:
+        """The state and the counts of a photo now the more specific taxon's."""
+        self.store.move_photo(row)
         self.moved += 1
         listed[row.taxon_id].report.had += 1
         if old_taxon in listed:
@@ -589,9 +596,9 @@ class _JobQueue:
             return job
 
     def clear(self) -> None:
-        """Drop the jobs not started (the run is stopping)."""
+        """Drop the jobs not started (the run is stopping); the workers' stops stay."""
         with self._lock:
-            self._jobs.clear()
+            self._jobs = deque(job for job in self._jobs if job is _STOP)
             self._drained.notify_all()
 
 
