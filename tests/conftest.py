@@ -6,8 +6,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from inat_server import InatServer
 from world import build_lythrum, run, write_species
+
+# Speed is for benchmarks/, not for tests: a property test must not fail because a loaded
+# machine ran one of its examples for more than hypothesis's default 200 ms.
+settings.register_profile("inatdl", deadline=None)
+settings.load_profile("inatdl")
 
 # ---------------------------------------------------------------------------
 # Fake iNaturalist server (tests/inat_server.py)
