@@ -147,23 +147,19 @@ class ByteBudget:
     def room(self) -> int:
         """Bytes that still fit in both windows now."""
         with self._lock:
-            now = self.clock.now()
-            for window in self.windows.values():
-                window.expire(now)
-            return min(window.limit - window.used for window in self.windows.values())
+            return self._room()
+
+    def _room(self) -> int:
+        now = self.clock.now()
+        for window in self.windows.values():
+            window.expire(now)
+        return min(window.limit - window.used for window in self.windows.values())
 
     def admit_with_margin(self, num_bytes: int, margin: int) -> Ticket | None:
         """Reserve ``num_bytes`` if ``margin`` bytes still fit in both windows, else None:
         the common case, far from any limit, in one look (see Downloader._admit)."""
         with self._lock:
-            now = self.clock.now()
-            for window in self.windows.values():
-                window.expire(now)
-                if window.used + margin > window.limit:
-                    return None
-            ticket = Ticket([self._part(num_bytes)])
-            self._in_flight += 1
-            return ticket
+            return self._ticket(num_bytes) if self._room() >= margin else None
 
     def admit(self, num_bytes: int) -> Ticket:
         """Reserve ``num_bytes`` before a request, waiting for room (LimitReached under
@@ -193,9 +189,13 @@ class ByteBudget:
             until, which = self._blocked_until(now, num_bytes)
             if until > now:
                 return until, which
-            ticket = Ticket([self._part(num_bytes)])
-            self._in_flight += 1
-            return ticket
+            return self._ticket(num_bytes)
+
+    def _ticket(self, num_bytes: int) -> Ticket:
+        """An admitted download's ticket, its bytes reserved (the lock held)."""
+        ticket = Ticket([self._part(num_bytes)])
+        self._in_flight += 1
+        return ticket
 
     def resize(self, ticket: Ticket, num_bytes: int, what: str) -> bool:
         """Make ``ticket`` reserve ``num_bytes``, once a body's length is known.

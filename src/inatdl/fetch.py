@@ -330,8 +330,8 @@ class _Run:
         cursors = [Cursor(listed[t].key, t, last_id) for t, last_id in walk.cursors.items()]
         self.store.record_page(cursors, rows)
         for row in rows:
-            on_disk = row.path in self.untracked
-            self._put(PhotoJob(row.photo_id, row.size, row.url, row.path, row.taxon_id, on_disk))
+            may_be_on_disk = row.path in self.untracked
+            self._put(PhotoJob(row.photo_id, row.size, row.url, row.path, row.taxon_id, may_be_on_disk))
 
     def _page_rows(
         self, page: Sequence[dict[str, Any]], walk: QueryWalk, listed: dict[int, _Listed], position: int
