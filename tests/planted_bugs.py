@@ -132,8 +132,8 @@ BUGS = [
     ),
     Planted(
         "export_silent_about_unlisted_photos",  # a killed fetch's photos left out without a word
-        "export.py",
-        'report.unlisted_files = count_unlisted(data_dir, size, set(photos["path"]))',
+        "export/selection.py",
+        "report.unlisted_files = count_unlisted(data_dir, size, {row[path_at] for row in rows})",
         "report.unlisted_files = 0",
         ("tests/test_export.py::test_photos_a_killed_fetch_did_not_list_are_told_then_exported",),
     ),
@@ -156,7 +156,7 @@ BUGS = [
     ),
     Planted(
         "export_write_error_says_data_dir",  # advice about the wrong folder
-        "export.py",
+        "export/outdir.py",
         'OTHER_OUT_DIR = "export into another folder"',
         'OTHER_OUT_DIR = "use --data-dir"',
         ("tests/test_export.py::test_an_out_dir_without_permission_names_out_dir_not_the_data_dir",),

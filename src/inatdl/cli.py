@@ -40,6 +40,7 @@ from inatdl.constants import (
     TAXA_FILE,
 )
 from inatdl.errors import InatdlError
+from inatdl.export.writers import FORMATS as EXPORT_FORMATS
 from inatdl.fetch import FetchOptions, FetchReport, fetch_photos
 from inatdl.files import ensure_data_dir
 from inatdl.observations import Filters
@@ -126,6 +127,15 @@ class SizeType(click.ParamType):
             return parse_size(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+
+
+class ShardSize(SizeType):
+    """--shard-size: a byte size with its unit (500 alone could mean bytes or megabytes)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, str) and value.strip()[-1:].isdigit():
+            self.fail(f"{value!r} has no unit; write it like 500MB or 1GB", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 class CommaList(click.ParamType):
@@ -712,6 +722,21 @@ def dataset() -> None:
     help="The photo size to export, when the data dir holds several.",
 )
 @click.option("--copy", is_flag=True, help="Copy the photos instead of hard-linking them.")
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(EXPORT_FORMATS),
+    default=EXPORT_FORMATS[0],
+    show_default=True,
+    help="imagefolder: a file a photo; webdataset: tar shards; parquet: Parquet files, images inside.",
+)
+@click.option(
+    "--shard-size",
+    type=ShardSize(),
+    default="500MB",
+    show_default=True,
+    help="The largest tar or Parquet file (webdataset, parquet).",
+)
 @click.pass_obj
 def dataset_export(
     settings: Settings,
@@ -723,10 +748,13 @@ def dataset_export(
     max_per_taxon: int | None,
     size: str | None,
     copy: bool,
+    format_: str,
+    shard_size: int,
 ) -> None:
     """Build OUT_DIR from the photos in the data dir, for torchvision's ImageFolder and
     Hugging Face's imagefolder: taxon folders (in split folders with --split), a
-    metadata.csv with each photo's licence and attribution, README.md and CREDITS.md.
+    metadata.csv with each photo's licence and attribution, README.md, CREDITS.md and
+    croissant.json. --format webdataset or parquet writes shards instead, for millions.
 
     The data dir is only read. Photos are hard links (no extra disk) where possible.
     Exporting again into OUT_DIR updates it: a photo never changes split.
@@ -735,6 +763,7 @@ def dataset_export(
     Example:
       inatdl dataset export my-dataset --split train=0.8,validation=0.1,test=0.1
       inatdl dataset export birds --split train=0.9,test=0.1 --group-by observer --max-per-taxon 500
+      inatdl dataset export big --split train=0.9,test=0.1 --format webdataset --shard-size 1GB
     """
     from inatdl.export import ExportOptions, export_dataset  # pandas: only for this command
 
@@ -746,6 +775,8 @@ def dataset_export(
         max_per_taxon=max_per_taxon,
         size=size,
         copy=copy,
+        format=format_,
+        shard_size=shard_size,
     )
     options = dataclasses.replace(options, command=_export_command(settings, out_dir, options))
     report = export_dataset(settings.data_dir, out_dir, options)
@@ -772,11 +803,23 @@ def _export_command(settings: Settings, out_dir: Path, options: ExportOptions) -
             words += [option, str(value)]
     if options.copy:
         words.append("--copy")
+    if options.format != EXPORT_FORMATS[0]:
+        words += ["--format", options.format, "--shard-size", _size_word(options.shard_size)]
     return " ".join(shlex.quote(w) for w in words)
+
+
+def _size_word(num_bytes: int) -> str:
+    """A byte size as --shard-size reads it back exactly: 500MB, or 123456B."""
+    for unit, factor in (("GB", 1000**3), ("MB", 1000**2), ("kB", 1000)):
+        if num_bytes % factor == 0:
+            return f"{num_bytes // factor}{unit}"
+    return f"{num_bytes}B"
 
 
 def _print_export(settings: Settings, report: ExportReport, options: ExportOptions) -> None:
     how = f"{report.linked:,} hard-linked, {report.copied:,} copied" if report.added else "nothing new"
+    if report.format != "imagefolder":
+        how = f"{report.shards_written:,} files written, {report.shards_kept:,} unchanged"
     _say(
         settings,
         f"Exported {_photos(report.photos)} of {len(report.taxa)} taxa ({report.size}) to {report.out_dir}: "
@@ -821,4 +864,8 @@ def _print_export(settings: Settings, report: ExportReport, options: ExportOptio
             for label, groups, empty in report.short
         )
         _say(settings, f"Too few {unit}s for every split: {listed}")
-    _say(settings, f"Dataset card {report.out_dir / 'README.md'}, credits {report.out_dir / 'CREDITS.md'}.")
+    _say(
+        settings,
+        f"Dataset card {report.out_dir / 'README.md'}, credits {report.out_dir / 'CREDITS.md'}, "
+        f"Croissant metadata {report.out_dir / 'croissant.json'}.",
+    )
