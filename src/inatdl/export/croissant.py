@@ -26,6 +26,7 @@ CONTEXT: dict[str, Any] = {
     "data": {"@id": "cr:data", "@type": "@json"},
     "dataType": {"@id": "cr:dataType", "@type": "@vocab"},
     "dct": "http://purl.org/dc/terms/",
+    "equivalentProperty": "cr:equivalentProperty",
     "examples": {"@id": "cr:examples", "@type": "@json"},
     "extract": "cr:extract",
     "field": "cr:field",
@@ -45,6 +46,7 @@ CONTEXT: dict[str, Any] = {
     "regex": "cr:regex",
     "repeated": "cr:repeated",
     "replace": "cr:replace",
+    "samplingRate": "cr:samplingRate",
     "sc": "https://schema.org/",
     "separator": "cr:separator",
     "source": "cr:source",
@@ -52,10 +54,11 @@ CONTEXT: dict[str, Any] = {
     "transform": "cr:transform",
 }
 #: The record set's fields: name, Croissant type, what it holds.
+PHOTO_ID = ("photo_id", "sc:Text", "The photo's iNaturalist id.")
 FIELDS = (
     ("image", "sc:ImageObject", "The photo as downloaded from iNaturalist."),
     ("label", "sc:Text", "The taxon's accepted scientific name."),
-    ("photo_id", "sc:Text", "The photo's iNaturalist id."),
+    PHOTO_ID,
     ("license_code", "sc:Text", "The photo's licence (a Creative Commons code)."),
     ("attribution", "sc:Text", "The credit its photographer asks for, as iNaturalist writes it."),
 )
@@ -65,18 +68,34 @@ def croissant(report: ExportReport, writer: Writer) -> str:
     """croissant.json's text. Its name does not repeat OUT_DIR's, so two exports of the same
     photos differ only in their cards."""
     parts = writer.croissant()
-    fields = []
-    for name, data_type, description in FIELDS:
-        fields.append(
-            {
-                "@type": "cr:Field",
-                "@id": f"photos/{name}",
-                "name": name,
-                "description": description,
-                "dataType": parts.label_type if name == "label" else data_type,
-                "source": parts.sources[name],
-            }
+    record_sets = []
+    sources = dict(parts.sources)
+    if parts.image_files is not None:
+        record_sets.append(_images(parts.image_files, parts.photo_id_in_name))
+        sources["image"] = {"field": {"@id": "images/image"}}
+    fields = [
+        _field(
+            f"photos/{name}",
+            name,
+            parts.label_type if name == "label" else data_type,
+            description,
+            sources[name],
         )
+        for name, data_type, description in FIELDS
+    ]
+    if parts.image_files is not None:
+        fields[FIELDS.index(PHOTO_ID)]["references"] = {"field": {"@id": "images/photo_id"}}
+    record_sets.insert(
+        0,
+        {
+            "@type": "cr:RecordSet",
+            "@id": "photos",
+            "name": "photos",
+            "description": "One record a photo.",
+            "key": {"@id": "photos/photo_id"},
+            "field": fields,
+        },
+    )
     licences = [licence_url(entry.code) for entry in report.licences]
     document = {
         "@context": CONTEXT,
@@ -97,17 +116,51 @@ def croissant(report: ExportReport, writer: Writer) -> str:
             "url": "https://www.inaturalist.org",
         },
         "version": "1.0.0",
+        "citeAs": (
+            "@misc{inaturalist, author = {iNaturalist contributors}, title = {iNaturalist}, "
+            "howpublished = {\\url{https://www.inaturalist.org}}}"
+        ),
         "keywords": ["iNaturalist", "image classification", "biodiversity", f"inatdl {__version__}"],
         "distribution": parts.distribution,
-        "recordSet": [
-            {
-                "@type": "cr:RecordSet",
-                "@id": "photos",
-                "name": "photos",
-                "description": "One record a photo.",
-                "key": {"@id": "photos/photo_id"},
-                "field": fields,
-            }
-        ],
+        "recordSet": record_sets,
     }
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def _field(id_: str, name: str, data_type: str, description: str, source: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "@type": "cr:Field",
+        "@id": id_,
+        "name": name,
+        "description": description,
+        "dataType": data_type,
+        "source": source,
+    }
+
+
+def _images(file_set: str, photo_id_in_name: str) -> dict[str, Any]:
+    """The record set of image files, joined to the photos by the photo id in each name."""
+    name_source = {"fileSet": {"@id": file_set}, "extract": {"fileProperty": "filename"}}
+    return {
+        "@type": "cr:RecordSet",
+        "@id": "images",
+        "name": "images",
+        "description": "The image files, each known by the photo id its name starts with.",
+        "key": {"@id": "images/photo_id"},
+        "field": [
+            _field(
+                "images/photo_id",
+                "photo_id",
+                "sc:Text",
+                "The photo id in the file's name.",
+                {**name_source, "transform": {"regex": photo_id_in_name}},
+            ),
+            _field(
+                "images/image",
+                "image",
+                "sc:ImageObject",
+                "The photo as downloaded from iNaturalist.",
+                {"fileSet": {"@id": file_set}, "extract": {"fileProperty": "content"}},
+            ),
+        ],
+    }

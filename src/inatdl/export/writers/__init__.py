@@ -44,11 +44,15 @@ class WriteContext:
 @dataclass(frozen=True)
 class CroissantParts:
     """A format's part of croissant.json: its file objects and file sets, and the source
-    of each field of the record set (image, label, photo_id, license_code, attribution)."""
+    of each field of the record set (label, photo_id, license_code, attribution; image,
+    unless the images are files of their own: then ``image_files`` names their file set and
+    ``photo_id_in_name`` the regex that finds the photo id in a file's name, to join on)."""
 
     distribution: list[dict[str, Any]]
     sources: dict[str, dict[str, Any]]
     label_type: str = "sc:Text"  # the label as a name, or as its index in the ClassLabel
+    image_files: str | None = None
+    photo_id_in_name: str = r"^([0-9]+)[._]"
 
 
 class Writer(ABC):

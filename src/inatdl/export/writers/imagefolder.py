@@ -116,8 +116,7 @@ class ImageFolderWriter(Writer):
             return {"fileSet": {"@id": "metadata-files"}, "extract": {"column": name}}
 
         sources = {name: column(name) for name in ("photo_id", "label", "license_code", "attribution")}
-        sources["image"] = {"fileSet": {"@id": "image-files"}, "extract": {"fileProperty": "content"}}
-        return CroissantParts([metadata, images], sources)
+        return CroissantParts([metadata, images], sources, image_files="image-files")
 
 
 WRITER = ImageFolderWriter

@@ -150,8 +150,7 @@ class WebDatasetWriter(ShardWriter):
             return {"fileSet": {"@id": "sample-json"}, "extract": {"jsonPath": f"$.{name}"}}
 
         sources = {name: field(name) for name in ("photo_id", "label", "license_code", "attribution")}
-        sources["image"] = {"fileSet": {"@id": "image-files"}, "extract": {"fileProperty": "content"}}
-        return CroissantParts([shards, images, rows], sources)
+        return CroissantParts([shards, images, rows], sources, image_files="image-files")
 
 
 WRITER = WebDatasetWriter
