@@ -162,6 +162,27 @@ BUGS = [
         ("tests/test_export.py::test_an_out_dir_without_permission_names_out_dir_not_the_data_dir",),
     ),
     Planted(
+        "min_per_taxon_leaves_out_exactly_n",  # issue 22: a taxon with exactly N photos left out
+        "export/selection.py",
+        "small = {label for label, n in counts.items() if n < minimum}",
+        "small = {label for label, n in counts.items() if n <= minimum}",
+        ("tests/test_export_formats.py::test_min_per_taxon_keeps_a_taxon_with_exactly_that_many",),
+    ),
+    Planted(
+        "tar_members_stamped_with_the_clock",  # the same export twice: different tars
+        "export/writers/webdataset.py",
+        "info.mtime = FIXED_MTIME",
+        "info.mtime = int(__import__('time').time())",
+        ("tests/test_export_formats.py::test_webdataset_shards_hold_every_photo_as_downloaded",),
+    ),
+    Planted(
+        "shard_kept_though_its_photos_changed",  # an update leaves old photos in a shard
+        "export/writers/_shards.py",
+        "digest.update(repr((sample.photo.values, sample.label, sample.size, sample.mtime_ns)).encode())",
+        "digest.update(repr(sample.label).encode())",
+        ("tests/test_export_formats.py::test_an_update_rewrites_only_the_shards_whose_photos_changed",),
+    ),
+    Planted(
         "worker_waits_for_the_state",  # every worker stalls while a commit or a page is written
         "state.py",
         "if due and self._lock.acquire(blocking=False):",

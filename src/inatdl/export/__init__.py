@@ -18,7 +18,7 @@ from inatdl.export.croissant import CROISSANT_NAME, croissant
 from inatdl.export.model import DEFAULT_SHARD_SIZE, ExportOptions, ExportReport
 from inatdl.export.outdir import check_update, make_out_dir, read_out_dir_state, write_state
 from inatdl.export.selection import select
-from inatdl.export.writers import FORMATS, WriteContext, make_writer
+from inatdl.export.writers import FORMATS, OWNED_TEXTS, WriteContext, make_writer
 from inatdl.files import atomic_write_text
 
 __all__ = ["DEFAULT_SHARD_SIZE", "FORMATS", "ExportOptions", "ExportReport", "export_dataset"]
@@ -32,8 +32,7 @@ def export_dataset(data_dir: Path, out_dir: Path, options: ExportOptions) -> Exp
     selection, report = select(data_dir, options, out_dir)
     writer = make_writer(WriteContext(data_dir, out_dir, selection, options, report, previous))
     files = writer.plan()
-    texts = [CARD_NAME, CREDITS_NAME, CROISSANT_NAME]
-    owned = sorted({*files, *texts})
+    owned = sorted({*files, *OWNED_TEXTS})
     make_out_dir(out_dir)
     # Written first with both lists, so a crash midway leaves nothing that the next export forgets.
     write_state(out_dir, sorted({*(previous.files if previous else []), *owned}), options)

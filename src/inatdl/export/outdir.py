@@ -5,7 +5,7 @@ and never touches a file a user added, another format's export or other splits."
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from inatdl.export.model import ExportOptions
 from inatdl.files import atomic_write_text, disk_error
 
 STATE_NAME = ".inatdl-export.json"
+PHOTOS_NAME = ".inatdl-export-photos.txt"  # the shards' photo ids, one a line: the summary's counts
 STATE_FORMAT = 1
 OTHER_OUT_DIR = "export into another folder"  # what to do when OUT_DIR cannot be written
 
@@ -27,7 +28,7 @@ class OutDirState:
     options: dict[str, Any] | None = None
     format: str = "imagefolder"  # an export made before --format existed was an imagefolder
     shards: dict[str, str] = field(default_factory=dict)  # shard file → fingerprint of its contents
-    photos: list[str] = field(default_factory=list)  # photo ids in the shards
+    photos: set[str] = field(default_factory=set)  # photo ids in the shards
 
 
 def read_out_dir_state(out_dir: Path, data_dir: Path) -> OutDirState | None:
@@ -62,10 +63,22 @@ def read_out_dir_state(out_dir: Path, data_dir: Path) -> OutDirState | None:
             shards={
                 str(k): str(v) for k, v in dict(state.get("shards", {})).items() if safe_relative(str(k))
             },
-            photos=[str(p) for p in state.get("photos", [])],
+            photos=_read_photos(out_dir / PHOTOS_NAME),
         )
     except (OSError, ValueError, AttributeError, TypeError) as exc:
         raise ExportError(f"{state_path} is damaged ({exc}); delete {out_dir} and export again") from None
+
+
+def _read_photos(path: Path) -> set[str]:
+    try:
+        return set(path.read_text(encoding="utf-8").split())
+    except FileNotFoundError:
+        return set()
+
+
+def write_photos(out_dir: Path, photo_ids: Iterable[str]) -> None:
+    """The photo ids an export of shards holds, for the next update's counts."""
+    atomic_write_text(out_dir / PHOTOS_NAME, "".join(f"{photo_id}\n" for photo_id in photo_ids))
 
 
 def check_update(out_dir: Path, previous: OutDirState, options: ExportOptions) -> None:
@@ -74,8 +87,9 @@ def check_update(out_dir: Path, previous: OutDirState, options: ExportOptions) -
     model already trained on the old ones, and an export cut short would leave the two
     schemes mixed."""
     if previous.format != options.format:
+        article = "an" if previous.format[:1] in ("a", "e", "i", "o", "u") else "a"
         raise ExportError(
-            f"{out_dir} holds a {previous.format} export, not {options.format}; export "
+            f"{out_dir} holds {article} {previous.format} export, not {options.format}; export "
             f"{options.format} into a new folder, or delete {out_dir} first"
         )
     before = _split_scheme(previous.options) if previous.options is not None else None
@@ -116,8 +130,8 @@ def options_record(options: ExportOptions) -> dict[str, Any]:
 
 
 def write_state(out_dir: Path, files: Sequence[str], options: ExportOptions, **shards: Any) -> None:
-    """Record what inatdl owns in ``out_dir`` (``shards``: the shard formats' fingerprints
-    and photo ids, so an update rewrites only the shards whose contents changed)."""
+    """Record what inatdl owns in ``out_dir`` (``shards``: the shard formats' fingerprints,
+    so an update rewrites only the shards whose contents changed)."""
     state: dict[str, Any] = {
         "made_by": "inatdl dataset export",
         "format": STATE_FORMAT,

@@ -29,6 +29,10 @@ FORMATS = tuple(
 )
 
 
+#: The files every format writes beside its data (card, credits, croissant.json).
+OWNED_TEXTS = ("README.md", "CREDITS.md", "croissant.json")
+
+
 @dataclass(frozen=True)
 class WriteContext:
     """Everything a writer reads; it adds what it did to ``report``."""

@@ -15,8 +15,8 @@ from typing import Any, BinaryIO
 
 from inatdl.errors import ExportOptionError
 from inatdl.export.model import ExportPhoto
-from inatdl.export.outdir import OTHER_OUT_DIR, remove
-from inatdl.export.writers import Writer
+from inatdl.export.outdir import OTHER_OUT_DIR, PHOTOS_NAME, remove, write_photos, write_state
+from inatdl.export.writers import OWNED_TEXTS, Writer
 from inatdl.files import disk_error
 from inatdl.units import format_size
 
@@ -78,7 +78,10 @@ class ShardWriter(Writer):
 
     def plan(self) -> list[str]:
         self.shards = list(self._cut())
-        return sorted({*(shard.name for shard in self.shards), *self.extra_files()})
+        files = sorted({*(shard.name for shard in self.shards), *self.extra_files(), PHOTOS_NAME})
+        previous = self.context.previous.files if self.context.previous else []
+        self.files_of_both = sorted({*previous, *files, *OWNED_TEXTS})
+        return files
 
     def _cut(self) -> Iterator[Shard]:
         report = self.context.report
@@ -119,28 +122,33 @@ class ShardWriter(Writer):
 
     def write(self, stale: Sequence[str]) -> None:
         context, report = self.context, self.context.report
-        out = context.out_dir
-        previous = context.previous
-        old_shards = previous.shards if previous else {}
-        named_by_fingerprint = {fingerprint: name for name, fingerprint in old_shards.items()}
+        out, previous = context.out_dir, context.previous
+        # What each shard file on disk holds now, saved after every shard: an export cut
+        # short (a full disk, Ctrl-C) keeps the shards it finished.
+        self.on_disk = dict(previous.shards) if previous else {}
         for shard in self.shards:
             target = out / shard.name
-            was = named_by_fingerprint.get(shard.fingerprint)
+            was = next((name for name, print_ in self.on_disk.items() if print_ == shard.fingerprint), None)
             if was == shard.name and target.is_file():
                 report.shards_kept += 1
                 continue
-            if was is not None and was != shard.name and (out / was).is_file():
+            if was is not None and (out / was).is_file():
                 os.replace(out / was, target)  # the same photos under a new name (-of-MMMMM changed)
+                del self.on_disk[was]
                 report.shards_kept += 1
-                continue
-            self._write_whole(target, shard)
-            report.shards_written += 1
+            else:
+                self._write_whole(target, shard)
+                report.shards_written += 1
+            self.on_disk[shard.name] = shard.fingerprint
+            write_state(out, self.files_of_both, context.options, shards=self.on_disk)
         self.write_extra_files()
         for relative in stale:
             remove(out, relative)
-        before = set(previous.photos if previous else [])
+        self.on_disk = {shard.name: shard.fingerprint for shard in self.shards}
+        before = previous.photos if previous else set()
         now = {photo.photo_id for photo in context.selection.photos}
         report.added, report.removed, report.kept = len(now - before), len(before - now), len(now & before)
+        write_photos(out, sorted(now, key=_id_order))
 
     def write_extra_files(self) -> None:
         """Write the files beside the shards."""
@@ -162,10 +170,7 @@ class ShardWriter(Writer):
             raise
 
     def state(self) -> dict[str, Any]:
-        return {
-            "shards": {shard.name: shard.fingerprint for shard in self.shards},
-            "photos": sorted({photo.photo_id for photo in self.context.selection.photos}, key=_id_order),
-        }
+        return {"shards": self.on_disk}
 
     def split_files(self) -> dict[str, list[str]]:
         files: dict[str, list[str]] = {}
