@@ -54,11 +54,10 @@ CONTEXT: dict[str, Any] = {
     "transform": "cr:transform",
 }
 #: The record set's fields: name, Croissant type, what it holds.
-PHOTO_ID = ("photo_id", "sc:Text", "The photo's iNaturalist id.")
 FIELDS = (
     ("image", "sc:ImageObject", "The photo as downloaded from iNaturalist."),
     ("label", "sc:Text", "The taxon's accepted scientific name."),
-    PHOTO_ID,
+    ("photo_id", "sc:Text", "The photo's iNaturalist id."),
     ("license_code", "sc:Text", "The photo's licence (a Creative Commons code)."),
     ("attribution", "sc:Text", "The credit its photographer asks for, as iNaturalist writes it."),
 )
@@ -71,7 +70,7 @@ def croissant(report: ExportReport, writer: Writer) -> str:
     record_sets = []
     sources = dict(parts.sources)
     if parts.image_files is not None:
-        record_sets.append(_images(parts.image_files, parts.photo_id_in_name))
+        record_sets.append(_images(parts.image_files, parts.key_in_name))
         sources["image"] = {"field": {"@id": "images/image"}}
     fields = [
         _field(
@@ -83,8 +82,15 @@ def croissant(report: ExportReport, writer: Writer) -> str:
         )
         for name, data_type, description in FIELDS
     ]
-    if parts.image_files is not None:
-        fields[FIELDS.index(PHOTO_ID)]["references"] = {"field": {"@id": "images/photo_id"}}
+    if parts.image_key is not None:
+        key = _field(
+            "photos/image_key",
+            "image_key",
+            "sc:Text",
+            "What the photo's image file is found by.",
+            parts.image_key,
+        )
+        fields.append({**key, "references": {"field": {"@id": "images/key"}}})
     record_sets.insert(
         0,
         {
@@ -138,22 +144,22 @@ def _field(id_: str, name: str, data_type: str, description: str, source: dict[s
     }
 
 
-def _images(file_set: str, photo_id_in_name: str) -> dict[str, Any]:
-    """The record set of image files, joined to the photos by the photo id in each name."""
+def _images(file_set: str, key_in_name: str) -> dict[str, Any]:
+    """The record set of image files, joined to the photos by the key in each file's name."""
     name_source = {"fileSet": {"@id": file_set}, "extract": {"fileProperty": "filename"}}
     return {
         "@type": "cr:RecordSet",
         "@id": "images",
         "name": "images",
-        "description": "The image files, each known by the photo id its name starts with.",
-        "key": {"@id": "images/photo_id"},
+        "description": "The image files, each known by its name.",
+        "key": {"@id": "images/key"},
         "field": [
             _field(
-                "images/photo_id",
-                "photo_id",
+                "images/key",
+                "key",
                 "sc:Text",
-                "The photo id in the file's name.",
-                {**name_source, "transform": {"regex": photo_id_in_name}},
+                "The key in the file's name that a photo's record names.",
+                {**name_source, "transform": {"regex": key_in_name}},
             ),
             _field(
                 "images/image",

@@ -49,14 +49,16 @@ class WriteContext:
 class CroissantParts:
     """A format's part of croissant.json: its file objects and file sets, and the source
     of each field of the record set (label, photo_id, license_code, attribution; image,
-    unless the images are files of their own: then ``image_files`` names their file set and
-    ``photo_id_in_name`` the regex that finds the photo id in a file's name, to join on)."""
+    unless the images are files of their own: then ``image_files`` names their file set,
+    ``image_key`` the source of the key a photo's image is found by, and ``key_in_name``
+    the regex that finds that key in an image file's name)."""
 
     distribution: list[dict[str, Any]]
     sources: dict[str, dict[str, Any]]
     label_type: str = "sc:Text"  # the label as a name, or as its index in the ClassLabel
     image_files: str | None = None
-    photo_id_in_name: str = r"^([0-9]+)[._]"
+    image_key: dict[str, Any] | None = None
+    key_in_name: str = "^(.*)$"
 
 
 class Writer(ABC):

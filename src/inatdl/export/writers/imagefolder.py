@@ -116,7 +116,8 @@ class ImageFolderWriter(Writer):
             return {"fileSet": {"@id": "metadata-files"}, "extract": {"column": name}}
 
         sources = {name: column(name) for name in ("photo_id", "label", "license_code", "attribution")}
-        return CroissantParts([metadata, images], sources, image_files="image-files")
+        file_name = {**column("file_name"), "transform": {"regex": "([^/]+)$"}}
+        return CroissantParts([metadata, images], sources, image_files="image-files", image_key=file_name)
 
 
 WRITER = ImageFolderWriter

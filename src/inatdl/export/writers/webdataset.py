@@ -150,7 +150,13 @@ class WebDatasetWriter(ShardWriter):
             return {"fileSet": {"@id": "sample-json"}, "extract": {"jsonPath": f"$.{name}"}}
 
         sources = {name: field(name) for name in ("photo_id", "label", "license_code", "attribution")}
-        return CroissantParts([shards, images, rows], sources, image_files="image-files")
+        return CroissantParts(
+            [shards, images, rows],
+            sources,
+            image_files="image-files",
+            image_key=field("photo_id"),
+            key_in_name=r"^([^.]+)\.",
+        )
 
 
 WRITER = WebDatasetWriter
