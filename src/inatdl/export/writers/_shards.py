@@ -43,7 +43,7 @@ class Shard:
 
 def open_temporary(path: Path) -> BinaryIO:
     """The file a shard is written into before its rename (tests put a full disk here)."""
-    return path.open("wb")
+    return path.open("wb", buffering=1 << 20)
 
 
 class ShardWriter(Writer):
@@ -86,10 +86,10 @@ class ShardWriter(Writer):
     def _cut(self) -> Iterator[Shard]:
         report = self.context.report
         index_of = {label: i for i, label in enumerate(report.labels)}
-        root = self.context.data_dir
+        root = str(self.context.data_dir)
         per_split: dict[str, list[Sample]] = {name or "train": [] for name in (report.split_names or ("",))}
         for photo in sorted(self.context.selection.photos, key=_photo_order):
-            stat = os.stat(root / photo.path)
+            stat = os.stat(os.path.join(root, photo.path))
             sample = Sample(photo, index_of[photo.label], stat.st_size, stat.st_mtime_ns)
             per_split[photo.split or "train"].append(sample)
         limit = self.context.options.shard_size

