@@ -120,9 +120,8 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="inatdl-export-bench-"))
     try:
         fetch_help = measure(sys.executable, "-m", "inatdl", "photos", "fetch", "-h")
-        print(
-            f"`photos fetch --help`: {fetch_help['wall']:.2f} s, {fetch_help['maxrss_kb'] / 1024:.0f} MB peak RSS\n"
-        )
+        rss = fetch_help["maxrss_kb"] / 1024
+        print(f"`photos fetch --help`: {fetch_help['wall']:.2f} s, {rss:.0f} MB peak RSS\n")
         for photos in (args.compare, args.photos):
             runs = runs_at(root, photos, args.photo_bytes)
             megabytes = photos * args.photo_bytes / 1e6
