@@ -5,7 +5,6 @@ shards on a second export, updates that rewrite only changed shards, and the ref
 
 from __future__ import annotations
 
-import csv
 import errno
 import json
 import os
@@ -388,7 +387,3 @@ def test_pyarrow_is_loaded_by_the_parquet_writer_only(
     assert loaded["webdataset"] == ["False", "False"]  # neither pyarrow nor pandas
     assert loaded["parquet"][0] == "True"
 
-
-def read_rows(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))

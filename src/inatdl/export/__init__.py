@@ -37,7 +37,6 @@ def export_dataset(data_dir: Path, out_dir: Path, options: ExportOptions) -> Exp
     # Written first with both lists, so a crash midway leaves nothing that the next export forgets.
     write_state(out_dir, sorted({*(previous.files if previous else []), *owned}), options)
     writer.write(sorted(set(previous.files if previous else []) - set(owned)))
-    report.data_files = {split: [pattern] for split, pattern in writer.data_files().items()}
     title = out_dir.resolve().name
     atomic_write_text(out_dir / CARD_NAME, dataset_card(report, options, writer, title))
     atomic_write_text(out_dir / CREDITS_NAME, credits(selection))

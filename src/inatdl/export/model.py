@@ -83,7 +83,6 @@ class ExportReport:
     unlisted_files: int = 0  # complete photos on disk a killed fetch did not list in photos.csv
     dropped_columns: list[str] = field(default_factory=list)  # typed differently in two splits
     empty_splits: list[str] = field(default_factory=list)  # asked, but no photo landed there
-    data_files: dict[str, list[str]] = field(default_factory=dict)  # split (or "train") → its files
     added: int = 0
     removed: int = 0
     kept: int = 0

@@ -32,7 +32,6 @@ REQUIRED_COLUMNS = (
 class Manifest:
     """photos.csv as text: its columns, and the rows of each size (every value as written)."""
 
-    path: Path
     columns: tuple[str, ...]
     rows_by_size: dict[str, list[tuple[str, ...]]]
 
@@ -46,9 +45,6 @@ class Selection:
 
     columns: tuple[str, ...]
     photos: list[ExportPhoto]
-
-    def value(self, photo: ExportPhoto, column: str) -> str:
-        return photo.values[self.columns.index(column)]
 
 
 def select(data_dir: Path, options: ExportOptions, report_for: Path) -> tuple[Selection, ExportReport]:
@@ -120,7 +116,7 @@ def read_manifest(data_dir: Path) -> Manifest:
             f"no photos in the data dir {data_dir} ({MANIFEST_FILE} is empty): "
             "run `inatdl photos fetch` first"
         )
-    return Manifest(path, columns, dict(rows_by_size))
+    return Manifest(columns, dict(rows_by_size))
 
 
 def count_unlisted(data_dir: Path, size: str, listed: set[str]) -> int:
