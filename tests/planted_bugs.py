@@ -210,6 +210,13 @@ BUGS = [
         "if False:",
         ("tests/test_batching.py::test_a_subgenus_named_as_its_genus_keeps_the_photos_it_takes_over",),
     ),
+    Planted(
+        "second_ctrl_c_loses_photos_csv",  # a Ctrl-C while the run stops: no photos.csv (issue 22)
+        "fetch.py",
+        "        except KeyboardInterrupt:\n            interrupted = True",
+        "        except ZeroDivisionError:\n            interrupted = True",
+        ("tests/test_stop.py::test_a_second_ctrl_c_while_the_run_stops_still_leaves_photos_csv",),
+    ),
 ]
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -144,12 +144,15 @@ def fetch_photos(
                 on_disk = sweep_photos(data_dir, store)
             except OSError as exc:
                 raise disk_error(exc, data_dir / PHOTOS_DIR) from None
+            report = FetchReport([], data_dir / MANIFEST_FILE, dry_run=options.dry_run)
             try:
-                report = _run(client, data_dir, store, taxa, options, clock, reporter, on_disk)
+                _run(client, data_dir, store, taxa, options, clock, reporter, on_disk, report)
+            except KeyboardInterrupt:  # another Ctrl-C while stopping: the run has stopped
+                report.interrupted = True
             finally:
-                reporter.close()
-            if not options.dry_run:
-                write_manifest(store, report.manifest)
+                report.interrupted |= _through_interrupts(reporter.close)
+            if not options.dry_run:  # however the run ended, photos.csv lists what is on disk
+                report.interrupted |= _through_interrupts(lambda: write_manifest(store, report.manifest))
             return report
         finally:
             store.close()
@@ -164,8 +167,10 @@ def _run(
     clock: Clock,
     reporter: Reporter,
     on_disk: OnDisk,
-) -> FetchReport:
-    """List the job from the API and download what is new, or only list it (--dry-run)."""
+    report: FetchReport,
+) -> None:
+    """List the job from the API and download what is new, or only list it (--dry-run),
+    into ``report``."""
     stop = Stop()
     budget = ByteBudget(
         store,
@@ -194,8 +199,21 @@ def _run(
     listing = ApiListing(client, store, options.filters)
     feeder = Feeder(store, data_dir, queue, on_disk.untracked, moves=not options.dry_run)
     asked = Asked(options.size, options.filters, options.max_per_taxon)
-    report = FetchReport([], data_dir / MANIFEST_FILE, dry_run=options.dry_run)
     requests_before = client.requests_made
+
+    def shut_down() -> None:  # safe to repeat: _through_interrupts may start it again
+        if pool is not None:
+            report.interrupted |= pool.finish()
+        budget.close()
+        store.flush()
+        report.taxa = list(reports.values())
+        report.api_requests = client.requests_made - requests_before
+        report.pages = listing.pages_done
+        report.moved = feeder.moved
+        report.spent = {window: budget.spent(window) for window in budget.windows}
+        report.limits = {name: window.limit for name, window in budget.windows.items()}
+        report.sent, report.overruns = budget.sent, budget.overruns
+
     try:
         list_job(listing, feeder, taxa, asked, reporter, stop, reports)
     except ApiError as exc:
@@ -207,14 +225,8 @@ def _run(
         stop.hard()
         raise
     finally:
-        if pool is not None:
-            report.interrupted |= pool.finish()
-        budget.close()
-        store.flush()
-        report.taxa = list(reports.values())
-        report.api_requests = client.requests_made - requests_before
-        report.pages = listing.pages_done
-        report.moved = feeder.moved
+        if _through_interrupts(shut_down, stop):  # not |=: shut_down may set it too
+            report.interrupted = True
     if pool is not None and pool.fatal is not None:
         if isinstance(pool.fatal, InatdlError):
             report.error = pool.fatal
@@ -222,10 +234,24 @@ def _run(
             raise pool.fatal
     if options.dry_run and not report.interrupted:
         estimate(report, store, client.session, options.size, client.timeout)
-    report.spent = {window: budget.spent(window) for window in budget.windows}
-    report.limits = {name: window.limit for name, window in budget.windows.items()}
-    report.sent, report.overruns = budget.sent, budget.overruns
-    return report
+
+
+def _through_interrupts(step: Callable[[], object], stop: Stop | None = None) -> bool:
+    """Run ``step`` to its end however many Ctrl-C (or SIGTERM) come, each stopping the run
+    hard and starting ``step`` again (it must be safe to repeat); True if one came.
+
+    What a run does as it stops (let the workers end, flush the state, write photos.csv)
+    must be done whole: a second Ctrl-C is how people say "stop now", not "lose photos.csv".
+    """
+    interrupted = False
+    while True:
+        try:
+            step()
+            return interrupted
+        except KeyboardInterrupt:
+            interrupted = True
+            if stop is not None:
+                stop.hard()
 
 
 def _pool(

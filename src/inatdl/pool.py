@@ -70,6 +70,7 @@ class Pool:
         self.fatal: BaseException | None = None  # what stopped the run, for the main thread
         self._lock = threading.Lock()
         self._ended = [threading.Event() for _ in range(workers)]
+        self._ends_queued = 0
         for number, ended in enumerate(self._ended):
             threading.Thread(
                 target=self._work, args=(ended,), name=f"inatdl-worker-{number}", daemon=True
@@ -114,21 +115,21 @@ class Pool:
 
     def finish(self) -> bool:
         """Let the workers end (after the queue, or at once when stopping); True if Ctrl-C.
+        Safe to call again after a Ctrl-C that interrupted it.
 
         A worker is known to have ended by its event, not Thread.is_alive: after a join that
         Ctrl-C interrupted, Python 3.11 says a thread is no longer alive though it runs on.
         """
         interrupted = False
-        for _ in self._ended:
-            while True:
-                try:
-                    if self.jobs.put(_END, timeout=0.2):
-                        break
-                    if self.stop.stopping:
-                        self.jobs.clear()
-                except KeyboardInterrupt:
-                    interrupted = True
-                    self.stop.hard()
+        while self._ends_queued < len(self._ended):  # counted, so that finish can run again
+            try:
+                if self.jobs.put(_END, timeout=0.2):
+                    self._ends_queued += 1
+                elif self.stop.stopping:
+                    self.jobs.clear()
+            except KeyboardInterrupt:
+                interrupted = True
+                self.stop.hard()
         give_up_at: float | None = None
         for ended in self._ended:
             while not ended.is_set():
