@@ -2,7 +2,8 @@
 
 ``python benchmarks/export.py [--photos 100000] [--compare 10000] [--photo-bytes 20000] [--keep]``.
 Builds a synthetic data dir in a temporary folder (photos.csv as `photos fetch` writes it,
-one file of random, incompressible bytes a photo, like a JPEG), then measures with
+a photo a file of random, incompressible bytes like a JPEG's: hard links to UNIQUE files,
+so that building 100,000 photos does not take longer than the runs), then measures with
 ``measure.py`` (a fresh child each, ``getrusage(RUSAGE_CHILDREN)``), at ``--compare`` photos
 and at ``--photos`` (memory must stay flat as the count grows tenfold):
 
@@ -39,8 +40,16 @@ FORMATS = ("imagefolder", "webdataset", "parquet")
 SPLIT = "train=0.8,validation=0.1,test=0.1"
 
 
+UNIQUE = 1_000  # distinct photo files: more than a Parquet page or a snappy window holds
+
+
 def build(data: Path, photos: int, photo_bytes: int, first_observation: int = 1) -> None:
     """Add ``photos`` photos (two an observation, spread over TAXA taxa) to the data dir."""
+    pool = data.parent / f"pool-{photo_bytes}"
+    if not pool.exists():
+        pool.mkdir()
+        for i in range(UNIQUE):
+            (pool / f"{i}.jpg").write_bytes(b"\xff\xd8\xff\xe0" + os.urandom(photo_bytes - 6) + b"\xff\xd9")
     rows = []
     for n in range(photos):
         observation = first_observation + n // 2
@@ -49,7 +58,7 @@ def build(data: Path, photos: int, photo_bytes: int, first_observation: int = 1)
         name = f"Taxon number{taxon}"
         path = f"photos/Taxon_number{taxon}/{photo_id}_medium.jpg"
         (data / path).parent.mkdir(parents=True, exist_ok=True)
-        (data / path).write_bytes(b"\xff\xd8\xff\xe0" + os.urandom(photo_bytes - 6) + b"\xff\xd9")
+        os.link(pool / f"{photo_id % UNIQUE}.jpg", data / path)
         licence = LICENSES[photo_id % len(LICENSES)]
         observer = f"observer{observation % 997}"
         rows.append(
@@ -89,7 +98,7 @@ def runs_at(root: Path, photos: int, photo_bytes: int) -> list[tuple[str, dict[s
     runs.append(
         (
             f"`tar -cf` of the {photos:,} photo files",
-            measure("tar", "-cf", str(tar), "-C", str(data), "photos"),
+            measure("tar", "--hard-dereference", "-cf", str(tar), "-C", str(data), "photos"),
         )
     )
     tar.unlink()

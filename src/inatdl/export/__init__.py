@@ -38,7 +38,7 @@ def export_dataset(data_dir: Path, out_dir: Path, options: ExportOptions) -> Exp
     write_state(out_dir, sorted({*(previous.files if previous else []), *owned}), options)
     writer.write(sorted(set(previous.files if previous else []) - set(owned)))
     title = out_dir.resolve().name
-    atomic_write_text(out_dir / CARD_NAME, dataset_card(report, options, writer, title))
+    atomic_write_text(out_dir / CARD_NAME, dataset_card(report, options, writer, title, selection))
     atomic_write_text(out_dir / CREDITS_NAME, credits(selection))
     atomic_write_text(out_dir / CROISSANT_NAME, croissant(report, writer))
     write_state(out_dir, owned, options, **writer.state())

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from inatdl import __version__
 from inatdl.export.licences import LICENSE_TERMS, hub_licence, licence_url
 from inatdl.export.model import ExportOptions, ExportReport
 from inatdl.export.selection import Selection
 from inatdl.export.writers import Writer
+from inatdl.manifest import obscured_note
 
 CARD_NAME = "README.md"
 CREDITS_NAME = "CREDITS.md"
@@ -29,10 +30,12 @@ _ROWS_IN = {
 }
 
 
-def dataset_card(report: ExportReport, options: ExportOptions, writer: Writer, title: str) -> str:
+def dataset_card(
+    report: ExportReport, options: ExportOptions, writer: Writer, title: str, selection: Selection
+) -> str:
     """README.md: the hub's header, what the dataset holds, how it was made, how to load it,
     what the licences ask."""
-    return front_matter(report, writer, title) + card_body(report, options, writer, title)
+    return front_matter(report, writer, title) + card_body(report, options, writer, title, selection)
 
 
 def front_matter(report: ExportReport, writer: Writer, title: str) -> str:
@@ -92,7 +95,9 @@ def _quoted(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def card_body(report: ExportReport, options: ExportOptions, writer: Writer, title: str) -> str:
+def card_body(
+    report: ExportReport, options: ExportOptions, writer: Writer, title: str, selection: Selection
+) -> str:
     names = list(report.split_names)
     lines = [
         f"# {title}",
@@ -109,6 +114,7 @@ def card_body(report: ExportReport, options: ExportOptions, writer: Writer, titl
         "## Loading",
         "",
         *writer.loading(title),
+        *obscured_note(_cells(selection, "coordinates_obscured")),
     ]
     if names:
         shares = ", ".join(f"{name} {share:g}" for name, share in options.splits)
@@ -193,6 +199,14 @@ def _licences(report: ExportReport) -> list[str]:
         f"[{CREDITS_NAME}]({CREDITS_NAME}) and keep each photo's licence with it.",
         "",
     ]
+
+
+def _cells(selection: Selection, column: str) -> Iterator[str] | None:
+    """A column's cells, None when photos.csv has no such column (written by an older inatdl)."""
+    if column not in selection.columns:
+        return None
+    at = selection.columns.index(column)
+    return (photo.values[at] for photo in selection.photos)
 
 
 def credits(selection: Selection) -> str:

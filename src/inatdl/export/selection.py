@@ -19,13 +19,11 @@ from inatdl.constants import MANIFEST_FILE, PHOTO_SIZES, PHOTOS_DIR
 from inatdl.errors import ExportError
 from inatdl.export.model import ExportOptions, ExportPhoto, ExportReport, LicenceCount, TaxonCounts
 from inatdl.export.outdir import safe_relative
+from inatdl.photo import EXPORT_COLUMNS
 from inatdl.splits import group_key, split_for, unit_hash
 
 #: The manifest columns the export needs; the others are carried into the dataset as they are.
-REQUIRED_COLUMNS = (
-    "photo_id", "observation_id", "taxon_name", "size", "path", "license_code",
-    "attribution", "observer", "observation_url",
-)  # fmt: skip
+REQUIRED_COLUMNS = EXPORT_COLUMNS
 
 
 @dataclass(frozen=True)
