@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from inatdl.export.card import CARD_NAME, CREDITS_NAME, credits, dataset_card
+from inatdl.export.card import CARD_NAME, CREDITS_NAME, dataset_card, write_credits
 from inatdl.export.croissant import CROISSANT_NAME, croissant
 from inatdl.export.model import DEFAULT_SHARD_SIZE, ExportOptions, ExportReport
 from inatdl.export.outdir import check_update, make_out_dir, read_out_dir_state, write_state
 from inatdl.export.selection import select
 from inatdl.export.writers import FORMATS, OWNED_TEXTS, WriteContext, make_writer
-from inatdl.files import atomic_write_text
+from inatdl.files import atomic_write_text, atomic_writer
 
 __all__ = ["DEFAULT_SHARD_SIZE", "FORMATS", "ExportOptions", "ExportReport", "export_dataset"]
 
@@ -39,7 +39,8 @@ def export_dataset(data_dir: Path, out_dir: Path, options: ExportOptions) -> Exp
     writer.write(sorted(set(previous.files if previous else []) - set(owned)))
     title = out_dir.resolve().name
     atomic_write_text(out_dir / CARD_NAME, dataset_card(report, options, writer, title, selection))
-    atomic_write_text(out_dir / CREDITS_NAME, credits(selection))
+    with atomic_writer(out_dir / CREDITS_NAME) as handle:
+        write_credits(handle, selection)
     atomic_write_text(out_dir / CROISSANT_NAME, croissant(report, writer))
     write_state(out_dir, owned, options, **writer.state())
     return report

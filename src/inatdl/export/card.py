@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Sequence
+from typing import TextIO
 
 from inatdl import __version__
 from inatdl.export.licences import LICENSE_TERMS, hub_licence, licence_url
@@ -209,8 +210,9 @@ def _cells(selection: Selection, column: str) -> Iterator[str] | None:
     return (photo.values[at] for photo in selection.photos)
 
 
-def credits(selection: Selection) -> str:
-    """CREDITS.md: every photo, its attribution, licence and observation."""
+def write_credits(handle: TextIO, selection: Selection) -> None:
+    """CREDITS.md: every photo, its attribution, licence and observation (written row by
+    row: a million photos' credits are a few hundred MB of text)."""
     lines = [
         "# Credits",
         "",
@@ -219,13 +221,13 @@ def credits(selection: Selection) -> str:
         _row(["photo", "taxon", "attribution", "licence", "observation"]),
         _row(["---:", "---", "---", "---", "---"]),
     ]
+    handle.write("\n".join(lines) + "\n")
     at = [selection.columns.index(c) for c in ("attribution", "license_code", "observation_url")]
     numeric = all(photo.photo_id.isdigit() for photo in selection.photos)  # photo 9 before photo 10
     ordered = sorted(selection.photos, key=lambda p: (p.label, int(p.photo_id) if numeric else 0, p.photo_id))
     for photo in ordered:
         attribution, licence, url = (photo.values[i] for i in at)
-        lines.append(_row([photo.photo_id, _plain(photo.label), _plain(attribution), licence, url]))
-    return "\n".join(lines) + "\n"
+        handle.write(_row([photo.photo_id, _plain(photo.label), _plain(attribution), licence, url]) + "\n")
 
 
 def _plain(text: str) -> str:

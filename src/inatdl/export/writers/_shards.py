@@ -21,7 +21,7 @@ from inatdl.files import disk_error
 from inatdl.units import format_size
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sample:
     """A photo in a shard: the photo, its label's index, its file's size and modification time."""
 
