@@ -9,6 +9,7 @@ however many photos; the features are in the schema's `huggingface` metadata.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, BinaryIO
 
@@ -83,18 +84,26 @@ class ParquetWriter(ShardWriter):
                 writer.write_table(self._table(group, schema), row_group_size=len(group))
 
     def _table(self, samples: Sequence[Sample], schema: pa.Schema) -> pa.Table:
-        root = self.context.data_dir
-        images = [
-            {"bytes": (root / s.photo.path).read_bytes(), "path": s.photo.path.rsplit("/", 1)[-1]}
-            for s in samples
+        """One row group: the images read now, so only ROW_GROUP_PHOTOS are held at once."""
+        root = str(self.context.data_dir)
+        contents = []
+        for sample in samples:
+            with open(os.path.join(root, sample.photo.path), "rb") as image:
+                contents.append(image.read())
+        names = [s.photo.path.rsplit("/", 1)[-1] for s in samples]
+        image_type = schema.field("image").type
+        arrays = [
+            pa.StructArray.from_arrays(
+                [pa.array(contents, pa.binary()), pa.array(names, pa.string())], fields=list(image_type)
+            ),
+            pa.array([s.label for s in samples], pa.int64()),
         ]
-        columns: list[Any] = [images, [s.label for s in samples]]
         for i, column in enumerate(self.context.selection.columns):
             convert = _converter(column)
-            columns.append([convert(column, s.photo, s.photo.values[i]) for s in samples])
-        return pa.Table.from_arrays(
-            [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema
-        )
+            arrays.append(
+                pa.array([convert(column, s.photo, s.photo.values[i]) for s in samples], _arrow_type(column))
+            )
+        return pa.Table.from_arrays(arrays, schema=schema)
 
     def data_files(self) -> dict[str, str]:
         return {split: f"{DATA_DIR}/{split}-*" for split in self.split_files()}
