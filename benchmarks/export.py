@@ -87,7 +87,9 @@ def measure(*command: str) -> dict[str, float]:
     return result
 
 
-def runs_at(root: Path, photos: int, photo_bytes: int) -> list[tuple[str, dict[str, float]]]:
+def runs_at(
+    root: Path, photos: int, photo_bytes: int, first_only: bool
+) -> list[tuple[str, dict[str, float]]]:
     """Every measurement at ``photos`` photos, in a data dir of its own."""
     data = root / f"data-{photos}"
     data.mkdir()
@@ -108,10 +110,10 @@ def runs_at(root: Path, photos: int, photo_bytes: int) -> list[tuple[str, dict[s
     }
     for format_, command in exports.items():
         runs.append((f"{format_}: first export", measure(*command)))
-    for format_, command in exports.items():
+    for format_, command in exports.items() if not first_only else ():
         runs.append((f"{format_}: the same export again", measure(*command)))
     build(data, photos // 100, photo_bytes, first_observation=10**7)
-    for format_ in ("imagefolder", "webdataset"):
+    for format_ in ("imagefolder", "webdataset") if not first_only else ():
         runs.append((f"{format_}: update, {photos // 100:,} new photos", measure(*exports[format_])))
     for format_ in FORMATS:
         shutil.rmtree(root / f"{format_}-{photos}")
@@ -124,6 +126,7 @@ def main() -> int:
     parser.add_argument("--photos", type=int, default=100_000)
     parser.add_argument("--compare", type=int, default=10_000, help="a smaller count, for memory's flatness")
     parser.add_argument("--photo-bytes", type=int, default=20_000)
+    parser.add_argument("--first-only", action="store_true", help="only the first exports (memory, speed)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="inatdl-export-bench-"))
@@ -132,7 +135,7 @@ def main() -> int:
         rss = fetch_help["maxrss_kb"] / 1024
         print(f"`photos fetch --help`: {fetch_help['wall']:.2f} s, {rss:.0f} MB peak RSS\n")
         for photos in (args.compare, args.photos):
-            runs = runs_at(root, photos, args.photo_bytes)
+            runs = runs_at(root, photos, args.photo_bytes, args.first_only)
             megabytes = photos * args.photo_bytes / 1e6
             tar_wall = runs[0][1]["wall"]
             print(f"{photos:,} photos of {args.photo_bytes:,} bytes ({megabytes:,.0f} MB)\n")
