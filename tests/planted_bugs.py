@@ -42,7 +42,7 @@ BUGS = [
     Planted(
         "observed_on_empty",  # observed_on is always empty in photos.csv
         "observations.py",
-        '"observed_on": _text(observation.get("observed_on")),',
+        '"observed_on": as_text(observation.get("observed_on")),',
         '"observed_on": None,',
         ("tests/test_manifest.py::test_every_manifest_column_holds_the_servers_data",),
     ),
@@ -91,7 +91,7 @@ BUGS = [
     Planted(
         "observation_without_id_trusted",
         "observations.py",
-        '[o for o in listed if isinstance(o, dict) and _int(o.get("id"))]',
+        '[o for o in listed if isinstance(o, dict) and as_id(o.get("id"))]',
         "[o for o in listed if isinstance(o, dict)]",
         ("tests/test_faults.py::test_odd_api_json_is_survived_and_loses_nothing",),
     ),

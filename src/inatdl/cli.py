@@ -43,7 +43,7 @@ from inatdl.errors import InatdlError
 from inatdl.fetch import FetchOptions, FetchReport, fetch_photos
 from inatdl.files import ensure_data_dir
 from inatdl.observations import Filters
-from inatdl.observed import RANK_SPECIES, RANKS, ObservedQuery, ObservedReport, list_observed
+from inatdl.observed_taxa import RANK_SPECIES, RANKS, ObservedQuery, ObservedReport, list_observed
 from inatdl.progress import LogReporter, TqdmReporter
 from inatdl.splits import GROUP_BY, parse_splits
 from inatdl.taxa import NOT_FOUND, TaxonRow, load_resolved_taxa, read_species_csv, resolve_species

@@ -34,6 +34,7 @@ from inatdl.constants import (
 from inatdl.download import PART_INFO_SUFFIX, PART_SUFFIX, Downloader, PhotoSizes, head_length
 from inatdl.errors import ApiError, InatdlError, LimitReached
 from inatdl.files import disk_error
+from inatdl.jsonvalues import results_of
 from inatdl.manifest import write_manifest
 from inatdl.naming import safe_folder_name
 from inatdl.observations import (
@@ -444,9 +445,8 @@ class _Run:
                 "per_page": OBSERVATIONS_PER_PAGE,
                 "only_id": "true",
             }
-            results = self.client.get("observations", query).get("results")
-            results = results if isinstance(results, list) else []
-            found = {o.get("id") for o in results if isinstance(o, dict)}
+            answer = self.client.get("observations", query)
+            found = {o.get("id") for o in results_of(answer) if isinstance(o, dict)}
             inside = [i for i in ids if i in found]
             outside = [i for i in ids if i not in found]
             if inside:

@@ -15,6 +15,7 @@ from inatdl.client import JSON, ApiClient
 from inatdl.constants import TAXA_FILE, TAXA_PER_PAGE
 from inatdl.errors import ApiError, NoTaxaError, SpeciesFileError
 from inatdl.files import atomic_write_text
+from inatdl.jsonvalues import as_int, as_list, as_text, results_of
 from inatdl.naming import normalise_name
 
 log = logging.getLogger("inatdl")
@@ -159,17 +160,15 @@ def _column_index(header: Sequence[str], column: str) -> int | None:
 
 
 def _observations(taxon: JSON) -> int:
-    count = taxon.get("observations_count")
-    return count if isinstance(count, int) and not isinstance(count, bool) else 0
+    return as_int(taxon.get("observations_count")) or 0
 
 
 def is_taxon(value: Any) -> bool:
     """A search result that can be used: a dict with an int id and a name."""
     return (
         isinstance(value, dict)
-        and isinstance(value.get("id"), int)
-        and not isinstance(value.get("id"), bool)
-        and isinstance(value.get("name"), str)
+        and as_int(value.get("id")) is not None
+        and as_text(value.get("name")) is not None
     )
 
 
@@ -188,16 +187,10 @@ def choose_taxon(name: str, results: Iterable[JSON]) -> Choice:
         return Choice(EXACT if len(active) == 1 else AMBIGUOUS, active[0], active[1:])
     follow: list[int] = []
     for taxon in exact:
-        synonyms = taxon.get("current_synonymous_taxon_ids")
-        for taxon_id in synonyms if isinstance(synonyms, list) else []:
-            if isinstance(taxon_id, int) and taxon_id not in follow:
+        for taxon_id in as_list(taxon.get("current_synonymous_taxon_ids")):
+            if as_int(taxon_id) is not None and taxon_id not in follow:
                 follow.append(taxon_id)
     return Choice(SYNONYM if follow else NOT_FOUND, follow_ids=follow)
-
-
-def _results(data: JSON) -> list[Any]:
-    results = data.get("results")
-    return results if isinstance(results, list) else []
 
 
 def resolve_name(client: ApiClient, input_name: str) -> TaxonRow:
@@ -207,11 +200,12 @@ def resolve_name(client: ApiClient, input_name: str) -> TaxonRow:
         "is_active": "any",
         "per_page": TAXA_PER_PAGE,
     }
-    choice = choose_taxon(input_name, _results(client.get("taxa", params)))
+    choice = choose_taxon(input_name, results_of(client.get("taxa", params)))
     note = ""
     if choice.follow_ids:
         ids = ",".join(str(i) for i in choice.follow_ids)
-        current = [t for t in _results(client.get(f"taxa/{ids}")) if is_taxon(t) and t.get("is_active", True)]
+        found = results_of(client.get(f"taxa/{ids}"))
+        current = [t for t in found if is_taxon(t) and t.get("is_active", True)]
         current.sort(key=_observations, reverse=True)
         if not current:
             return TaxonRow(input_name, note="an inactive name whose current taxon is unknown")
@@ -228,7 +222,7 @@ def resolve_name(client: ApiClient, input_name: str) -> TaxonRow:
         input_name=input_name,
         taxon_id=int(taxon["id"]),
         name=taxon["name"],
-        rank=taxon["rank"] if isinstance(taxon.get("rank"), str) else "",
+        rank=as_text(taxon.get("rank")) or "",
         match=choice.match,
         observations_count=_observations(taxon),
         note=note,

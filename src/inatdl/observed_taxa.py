@@ -20,6 +20,7 @@ from typing import Any
 from inatdl.client import JSON, ApiClient
 from inatdl.constants import QUALITY_GRADES, SPECIES_COUNTS_PER_PAGE, TAXA_FILE, TAXA_IDS_PER_REQUEST
 from inatdl.errors import NothingObservedError, UnknownTaxonError
+from inatdl.jsonvalues import as_int, as_number, as_text, results_of
 from inatdl.taxa import OBSERVED, TaxonRow, is_taxon, resolve_name, write_taxa_csv
 
 log = logging.getLogger("inatdl")
@@ -119,8 +120,7 @@ def leaf_pages(
         data = client.get(
             "observations/species_counts", {**params, "per_page": SPECIES_COUNTS_PER_PAGE, "page": page}
         )
-        listed = data.get("results")
-        listed = listed if isinstance(listed, list) else []
+        listed = results_of(data)
         yield [leaf for leaf in map(_leaf, listed) if leaf is not None]
         total = data.get("total_results")
         log.debug("species_counts page %d: %d leaves of %s", page, len(listed), total)
@@ -149,8 +149,7 @@ def ancestors_of_leaves(client: ApiClient, leaves: Sequence[Leaf]) -> dict[int, 
         for start in range(0, len(wanted), TAXA_IDS_PER_REQUEST):
             batch = wanted[start : start + TAXA_IDS_PER_REQUEST]
             data = client.get(f"taxa/{','.join(map(str, batch))}")
-            results = data.get("results")
-            for taxon in results if isinstance(results, list) else []:
+            for taxon in results_of(data):
                 if is_taxon(taxon):
                     known[taxon["id"]] = taxon
             for taxon_id in batch:
@@ -173,7 +172,7 @@ def species_of(taxon: JSON, known: Mapping[int, JSON]) -> tuple[int | None, int 
     if not isinstance(ancestor_ids, list):
         ancestor_ids = [taxon.get("parent_id"), taxon["id"]]
     for ancestor_id in reversed(ancestor_ids[:-1]):
-        if not _is_int(ancestor_id):
+        if as_int(ancestor_id) is None:
             return None, None
         ancestor = known.get(ancestor_id)
         if ancestor is None:
@@ -213,11 +212,10 @@ def leaf_rows(leaves: Sequence[Leaf]) -> list[TaxonRow]:
 
 def rank_level(taxon: JSON) -> float | None:
     """The taxon's rank level (species 10, genus 20, variety 5), from its JSON."""
-    level = taxon.get("rank_level")
-    if isinstance(level, (int, float)) and not isinstance(level, bool):
+    level = as_number(taxon.get("rank_level"))
+    if level is not None:
         return level
-    rank = taxon.get("rank")
-    return _LEVELS.get(rank) if isinstance(rank, str) else None
+    return _LEVELS.get(as_text(taxon.get("rank")) or "")
 
 
 def _rows(pairs: Iterable[tuple[JSON, int]]) -> list[TaxonRow]:
@@ -232,7 +230,7 @@ def _rows(pairs: Iterable[tuple[JSON, int]]) -> list[TaxonRow]:
             input_name=taxon["name"],
             taxon_id=taxon_id,
             name=taxon["name"],
-            rank=taxon["rank"] if isinstance(taxon.get("rank"), str) else "",
+            rank=as_text(taxon.get("rank")) or "",
             match=OBSERVED,
             observations_count=counts[taxon_id],
         )
@@ -252,13 +250,10 @@ def _once_each(pages: Iterable[list[Leaf]]) -> list[Leaf]:
 
 
 def _leaf(result: Any) -> Leaf | None:
-    if not isinstance(result, dict) or not is_taxon(result.get("taxon")) or not _is_int(result.get("count")):
+    count = as_int(result.get("count")) if isinstance(result, dict) else None
+    if count is None or not is_taxon(result.get("taxon")):
         return None
-    return Leaf(result["taxon"], result["count"])
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return Leaf(result["taxon"], count)
 
 
 def _nothing_message(query: ObservedQuery, within: TaxonRow | None) -> str:
