@@ -55,6 +55,7 @@ __all__ = [
     "FAULT_TARGETS",
     "PHOTO_BASE_BYTES",
     "PHOTO_SIZES",
+    "NO_FILE_PATH",
     "PLACEHOLDER_PATH",
     "WINDOW_ERROR",
     "Fault",
@@ -99,6 +100,9 @@ WINDOW_ERROR = (
 )
 #: Where flagged photos point instead of the photo (path on the static host).
 PLACEHOLDER_PATH = "/assets/copyright-infringement-square.png"
+#: Where a photo without a file points (iNaturalistAPI's observation_preload.js gives
+#: ``<website>attachment_defaults/local_photos/square.png`` when a photo has no prefix).
+NO_FILE_PATH = "/attachment_defaults/local_photos/square.png"
 #: "endless" bodies stop after this many bytes even if the client keeps reading.
 ENDLESS_LIMIT = 1 << 30
 #: Offset between a photo id and its observation_photo id, so the two never get confused.
@@ -177,7 +181,7 @@ _ICONIC_NAMES = frozenset(
 )
 #: Fault kinds that mangle the normal answer rather than replace it.
 _NEEDS_NORMAL = frozenset({"latency", "drip", "short", "reset_mid_body", "no_length"})
-_PHOTO_KEYS = frozenset({"id", "license_code", "host", "ext", "flagged", "gone", "content_type"})
+_PHOTO_KEYS = frozenset({"id", "license_code", "host", "ext", "flagged", "gone", "content_type", "no_file"})
 _BULK_KEYS = frozenset(
     {"observed_on", "latitude", "longitude", "place_ids", "user_login", "padding", "license_code", "flagged"}
 )
@@ -345,6 +349,7 @@ class _Photo(NamedTuple):
     flagged: bool
     gone: int | None
     content_type: str | None
+    no_file: bool = False  # the API gives its "no file" default image instead
 
 
 class _Obs(NamedTuple):
@@ -1255,7 +1260,8 @@ class InatServer:
 
         Each photo dict: ``id`` (required), ``license_code`` (default "cc-by", None = all
         rights reserved), ``host`` ("static"/"open"), ``ext`` ("jpg"...), ``flagged`` (the API
-        then gives the placeholder URL), ``gone`` (404/410 from the photo host), and
+        then gives the placeholder URL), ``no_file`` (a photo without a file: the API gives
+        its default image, NO_FILE_PATH), ``gone`` (404/410 from the photo host), and
         ``content_type`` (override). ``license_code`` is the observation's own licence;
         by default the first photo's (None without photos). ``coordinates`` says where the
         JSON gives the place: "both" (geojson and location), "geojson", "location" or "none";
@@ -1285,6 +1291,7 @@ class InatServer:
                     flagged=bool(spec.get("flagged", False)),
                     gone=gone,
                     content_type=spec.get("content_type"),
+                    no_file=bool(spec.get("no_file", False)),
                 )
             )
         if license_code is ...:
@@ -1491,7 +1498,7 @@ class InatServer:
                 {"id": p.id % 100_000 + 1, "flag": "copyright infringement", "resolved": False}
             ]
         else:
-            url = self._url(p, "square")
+            url = self._base("static") + NO_FILE_PATH if p.no_file else self._url(p, "square")
             flags = []
         return {
             "id": p.id,
@@ -1555,7 +1562,7 @@ class InatServer:
             if host == "static":
                 if path == "/v1" or path.startswith("/v1/"):
                     return self._serve_api(path, query)
-                if path.startswith("/assets/") and path.endswith(".png"):
+                if path.startswith(("/assets/", "/attachment_defaults/")) and path.endswith(".png"):
                     return _Response(200, PLACEHOLDER_PNG, "image/png")
             return self._not_found(host)
         except Exception:

@@ -210,6 +210,13 @@ BUGS = [
         "if False:",
         ("tests/test_batching.py::test_a_subgenus_named_as_its_genus_keeps_the_photos_it_takes_over",),
     ),
+    Planted(
+        "photo_without_a_file_downloaded",  # the API's default image credited to the photographer
+        "naming.py",
+        'PLACEHOLDER_FOLDERS = ("/assets/", "/attachment_defaults/")',
+        'PLACEHOLDER_FOLDERS = ("/assets/",)',
+        ("tests/test_real_answers.py::test_a_photo_without_a_file_is_a_placeholder_never_downloaded",),
+    ),
 ]
 
 
