@@ -956,6 +956,9 @@ class InatServer:
         self.on_request: Callable[[str, str, dict[str, str]], None] | None = None
         #: Lineages shown for taxa moved upstream whose observations are not re-indexed yet.
         self._shown_lineage: dict[int, tuple[int, ...]] = {}
+        #: The most leaves a species_counts page holds, whatever per_page asks (the real
+        #: API's 500; a test sets less to play a server that pages smaller than asked).
+        self.species_counts_max_per_page: int = SPECIES_COUNTS_MAX_PER_PAGE
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -1745,7 +1748,7 @@ class InatServer:
         assert per_page is not None and page is not None
         if per_page < 0:
             per_page = SPECIES_COUNTS_MAX_PER_PAGE
-        per_page, page = min(per_page, SPECIES_COUNTS_MAX_PER_PAGE), max(1, page)
+        per_page, page = min(per_page, self.species_counts_max_per_page), max(1, page)
         lowest = RANK_LEVELS.get(query.get("lrank", ""), 0)
         highest = RANK_LEVELS.get(query.get("hrank", ""), 100)
         ranks = {r.lower() for r in _csv(query.get("rank"))}

@@ -7,10 +7,19 @@ resolved: each test here failed before the code learnt that answer.
 
 from __future__ import annotations
 
+import csv
+import json
 from pathlib import Path
 
-from inat_server import NO_FILE_PATH, InatServer
+from inat_server import NO_FILE_PATH, Fault, InatServer
 from world import files, manifest, run, write_taxa
+
+PLACE = 128892
+
+
+def read_taxa(data_dir: Path) -> list[dict[str, str]]:
+    with (data_dir / "taxa.csv").open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
 
 
 def test_a_photo_without_a_file_is_a_placeholder_never_downloaded(inat: InatServer, tmp_path: Path) -> None:
@@ -25,3 +34,45 @@ def test_a_photo_without_a_file_is_a_placeholder_never_downloaded(inat: InatServ
     assert [row["photo_id"] for row in manifest(data)] == ["1000"]
     assert not inat.requests_to("/attachment_defaults") and NO_FILE_PATH.startswith("/attachment_defaults/")
     assert "Skipped: 1 placeholder" in result.stdout
+
+
+def test_taxa_observed_pages_as_the_server_does_when_it_pages_smaller(
+    inat: InatServer, tmp_path: Path
+) -> None:
+    inat.add_taxon(1, "Animalia", rank="kingdom")
+    for i in range(1, 251):
+        inat.add_taxon(1000 + i, f"Genus species{i}", parent_id=1)
+        inat.add_observations(1000 + i, 1, first_id=i, place_ids=(PLACE,))
+    inat.species_counts_max_per_page = 100  # asked for 500 a page, it answers 100 (and says so)
+    result = run(inat, tmp_path / "d", "taxa", "observed", "--place-id", str(PLACE))
+    assert result.exit_code == 0, result.output
+    assert {r["taxon_id"] for r in read_taxa(tmp_path / "d")} == {str(1000 + i) for i in range(1, 251)}
+    pages = inat.requests_to("/v1/observations/species_counts")
+    assert [(r.query["page"], r.query["per_page"]) for r in pages] == [
+        ("1", "500"),
+        ("2", "500"),
+        ("3", "500"),
+    ]
+    assert result.stderr.splitlines() == [f"Listing the taxa observed: page {n} of 3" for n in (1, 2, 3)]
+
+
+def test_taxa_observed_warns_when_the_api_lists_fewer_taxa_than_it_counts(
+    inat: InatServer, tmp_path: Path
+) -> None:
+    inat.add_taxon(1, "Animalia", rank="kingdom")
+    for i in range(1, 4):
+        inat.add_taxon(1000 + i, f"Genus species{i}", parent_id=1)
+        inat.add_observations(1000 + i, 1, first_id=i, place_ids=(PLACE,))
+    short = {
+        "total_results": 4,
+        "page": 1,
+        "per_page": 500,
+        "results": [{"count": 1, "taxon": inat.taxon(1001)}],
+    }
+    inat.add_fault(Fault("status", target="observations", status=200, body=json.dumps(short), times=1))
+    result = run(inat, tmp_path / "d", "taxa", "observed", "--place-id", str(PLACE))
+    assert result.exit_code == 0, result.output
+    assert [r["taxon_id"] for r in read_taxa(tmp_path / "d")] == ["1001"]
+    assert result.stderr.splitlines() == [
+        "the API counted 4 taxa under this filter but listed 1; taxa.csv holds those listed"
+    ]

@@ -110,25 +110,45 @@ def species_counts_params(query: ObservedQuery, within_id: int | None) -> dict[s
 def leaf_pages(
     client: ApiClient, params: Mapping[str, Any], on_page: Callable[[int, int], None] | None = None
 ) -> Iterator[list[Leaf]]:
-    """Pages of species_counts, 500 leaves each, until ``total_results`` are seen.
+    """Pages of species_counts until the ``total_results`` leaves the API counts are paged.
 
-    This endpoint pages by ``page`` (it has no id cursor), and a short page may still not be
-    the last (a leaf whose taxon cannot be loaded is left out of its page).
+    This endpoint pages by ``page`` (it has no id cursor). Its pages are as long as the
+    answer's ``per_page`` says, which may be less than asked (a server with a smaller
+    maximum); and a short page may still not be the last (a leaf whose taxon cannot be
+    loaded is left out of its page). One line warns when the leaves listed are not as
+    many as the API counted.
     """
-    page = 1
+    page, listed_in_all = 1, 0
     while True:
         data = client.get(
             "observations/species_counts", {**params, "per_page": SPECIES_COUNTS_PER_PAGE, "page": page}
         )
         listed = results_of(data)
+        listed_in_all += len(listed)
         yield [leaf for leaf in map(_leaf, listed) if leaf is not None]
-        total = data.get("total_results")
-        log.debug("species_counts page %d: %d leaves of %s", page, len(listed), total)
-        if on_page is not None and isinstance(total, int):
-            on_page(page, -(-total // SPECIES_COUNTS_PER_PAGE))
-        if not listed or not isinstance(total, int) or page * SPECIES_COUNTS_PER_PAGE >= total:
-            return
+        total = as_int(data.get("total_results"))
+        page_size = _page_size(data, len(listed))
+        log.debug("species_counts page %d: %d leaves of %s, %d a page", page, len(listed), total, page_size)
+        if on_page is not None and total is not None and page_size:
+            on_page(page, -(-total // page_size))
+        if not listed or total is None or page * page_size >= total:
+            break
         page += 1
+    if total is not None and listed_in_all != total:
+        log.warning(
+            "the API counted %d taxa under this filter but listed %d; taxa.csv holds those listed",
+            total,
+            listed_in_all,
+        )
+
+
+def _page_size(data: JSON, listed: int) -> int:
+    """How many leaves a page of this answer holds: its ``per_page`` (at most what was asked),
+    else as many as it listed (never more than it holds, so no page is skipped)."""
+    size = as_int(data.get("per_page"))
+    if size is None or size <= 0:
+        return listed
+    return min(size, SPECIES_COUNTS_PER_PAGE)
 
 
 def ancestors_of_leaves(client: ApiClient, leaves: Sequence[Leaf]) -> dict[int, JSON]:
