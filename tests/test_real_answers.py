@@ -11,8 +11,13 @@ import csv
 import json
 from pathlib import Path
 
+from click.testing import CliRunner
+from fakes import FakeClock
 from inat_server import NO_FILE_PATH, Fault, InatServer
-from world import files, manifest, run, write_taxa
+from world import SALICARIA, TAXA_HEADER, build_lythrum, files, manifest, run, write_species, write_taxa
+
+from inatdl.cli import cli
+from inatdl.constants import API_GIVE_UP_SECONDS
 
 PLACE = 128892
 
@@ -76,3 +81,54 @@ def test_taxa_observed_warns_when_the_api_lists_fewer_taxa_than_it_counts(
     assert result.stderr.splitlines() == [
         "the API counted 4 taxa under this filter but listed 1; taxa.csv holds those listed"
     ]
+
+
+def test_names_not_asked_for_want_of_a_network_are_not_blamed(inat: InatServer, tmp_path: Path) -> None:
+    build_lythrum(inat)
+    data = tmp_path / "d"
+    species = write_species(tmp_path / "s.csv", ["lythrum salicaria", "lythrum theodori", "lythrum alatum"])
+    clock = FakeClock()
+    dead = "http://127.0.0.1:9/v1"  # the discard port: connection refused, as with no network
+    offline = ["--data-dir", str(data), "--api-url", dead, "taxa", "resolve", str(species)]
+    result = CliRunner().invoke(cli, offline, obj={"clock": clock, "timeout": (1.0, 1.0)})
+    assert result.exit_code == 1
+    assert [r["match"] for r in read_taxa(data)] == ["error", "error", "error"]
+    assert (
+        "Not asked, iNaturalist could not be reached (3): lythrum salicaria, lythrum theodori"
+        in result.stdout
+    )
+    assert "Not found" not in result.stdout
+    assert sum(clock.sleeps) < API_GIVE_UP_SECONDS + 10  # one name's retries, then none asked in vain
+
+    result = run(inat, data, "photos", "fetch")
+    assert result.exit_code == 1
+    assert "iNaturalist could not be asked about its names" in result.stderr
+    assert "run 'inatdl taxa resolve SPECIES_CSV' again" in result.stderr
+    assert "check the names" not in result.stderr and not inat.requests
+
+    result = run(inat, data, "taxa", "resolve", str(species))  # the network is back
+    assert result.exit_code == 0, result.output
+    assert [r["match"] for r in read_taxa(data)] == ["exact", "not_found", "exact"]
+    assert sorted(r.query["q"] for r in inat.requests_to("/v1/taxa")) == [
+        "lythrum alatum",
+        "lythrum salicaria",
+        "lythrum theodori",
+    ]
+
+
+def test_photos_fetch_says_which_names_are_still_to_resolve(inat: InatServer, tmp_path: Path) -> None:
+    build_lythrum(inat)
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "taxa.csv").write_text(
+        f"{TAXA_HEADER}\nlythrum salicaria,{SALICARIA},Lythrum salicaria,species,exact,15\n"
+        "lythrum alatum,,,,error,\n",
+        encoding="utf-8",
+    )
+    result = run(inat, data, "photos", "fetch", "--size", "small")
+    assert result.exit_code == 0, result.output
+    assert (
+        f"1 of the names in {data / 'taxa.csv'} are not resolved yet (iNaturalist could not be asked); "
+        "run 'inatdl taxa resolve SPECIES_CSV' again to add their photos"
+    ) in result.stderr
+    assert {row["taxon_id"] for row in manifest(data)} == {str(SALICARIA)}

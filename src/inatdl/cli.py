@@ -46,7 +46,7 @@ from inatdl.observations import Filters
 from inatdl.observed_taxa import RANK_SPECIES, RANKS, ObservedQuery, ObservedReport, list_observed
 from inatdl.progress import LogReporter, TqdmReporter
 from inatdl.splits import GROUP_BY, parse_splits
-from inatdl.taxa import NOT_FOUND, TaxonRow, load_resolved_taxa, read_species_csv, resolve_species
+from inatdl.taxa import ERROR, NOT_FOUND, TaxonRow, load_resolved_taxa, read_species_csv, resolve_species
 from inatdl.units import format_size, parse_size
 
 if TYPE_CHECKING:  # the module imports pandas: loaded only by `dataset export`
@@ -286,8 +286,9 @@ def taxa_resolve(settings: Settings, species_csv: Path, column: str | None, refr
         done.append(row)
         log.debug("%d/%d %s: %s", len(done), len(names), row.input_name, row.match)
 
-    rows = resolve_species(client, names, data_dir, refresh=refresh, on_name=show)
-    _print_taxa(settings, rows, data_dir / TAXA_FILE)
+    resolution = resolve_species(client, names, data_dir, refresh=refresh, on_name=show)
+    _print_taxa(settings, resolution.rows, data_dir / TAXA_FILE)
+    resolution.raise_for_unasked()
 
 
 def _print_taxa(settings: Settings, rows: Sequence[TaxonRow], path: Path) -> None:
@@ -305,10 +306,13 @@ def _print_taxa(settings: Settings, rows: Sequence[TaxonRow], path: Path) -> Non
             f"{row.input_name:<{width}}  {row.match:<9}  {taxon_id:>9}  {row.name:<28}  {count:>12}{note}",
         )
     missing = [r.input_name for r in rows if r.match == NOT_FOUND]
-    resolved = len(rows) - len(missing)
+    unasked = [r.input_name for r in rows if r.match == ERROR]
+    resolved = len(rows) - len(missing) - len(unasked)
     _say(settings)
     if missing:
         _say(settings, f"Not found on iNaturalist ({len(missing)}): {', '.join(missing)}")
+    if unasked:
+        _say(settings, f"Not asked, iNaturalist could not be reached ({len(unasked)}): {', '.join(unasked)}")
     _say(settings, f"Wrote {path} ({resolved} of {len(rows)} names resolved).")
 
 

@@ -22,6 +22,7 @@ log = logging.getLogger("inatdl")
 
 TAXA_COLUMNS = ("input_name", "taxon_id", "name", "rank", "match", "observations_count")
 EXACT, SYNONYM, AMBIGUOUS, NOT_FOUND = "exact", "synonym", "ambiguous", "not_found"
+ERROR = "error"  # the API could not be asked (no network, errors past the retries): ask again
 OBSERVED = "observed"  # written by `taxa observed`: a taxon, not the answer for a name
 
 
@@ -50,6 +51,23 @@ class Choice:
     taxon: JSON | None = None
     others: list[JSON] = field(default_factory=list)
     follow_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Resolution:
+    """The rows of taxa.csv as written, and why some names could not be asked (if any)."""
+
+    rows: list[TaxonRow]
+    problem: str = ""  # the API's failure that left the rows of match ERROR unasked
+
+    def raise_for_unasked(self) -> None:
+        """ApiError when some names could not be asked: the run did not do all it was asked."""
+        if self.problem:
+            asked = sum(row.match != ERROR for row in self.rows)
+            raise ApiError(
+                f"{self.problem} ({asked} of {len(self.rows)} names were resolved and saved; "
+                "the same command resolves the rest)"
+            )
 
 
 DEFAULT_COLUMN = "Species"
@@ -286,12 +304,14 @@ def resolve_species(
     data_dir: Path,
     refresh: bool = False,
     on_name: Callable[[TaxonRow], None] | None = None,
-) -> list[TaxonRow]:
+) -> Resolution:
     """Resolve every name, reusing the answers already in taxa.csv unless ``refresh``.
 
     Only resolved names are reused (not the taxa `taxa observed` listed): names not found
-    before are asked again. If the API
-    fails part way, the names resolved so far are saved so the next run goes on from them.
+    before, and those the API could not be asked about, are asked again. When the API
+    fails (after its retries), no further name is asked: the names left get the match
+    ``error`` in taxa.csv, so that `photos fetch` can say why they have no taxon and the
+    next run asks for them.
     """
     path = data_dir / TAXA_FILE
     known: dict[str, TaxonRow] = {}
@@ -305,20 +325,10 @@ def resolve_species(
         except NoTaxaError as exc:
             log.warning("%s; resolving every name again", exc)
     rows: list[TaxonRow] = []
+    problem = ""
     for name in names:
         row = known.get(normalise_name(name))
-        if row is None:
-            try:
-                row = resolve_name(client, name)
-            except ApiError as exc:
-                rest = [known[k] for k in map(normalise_name, names[len(rows) :]) if k in known]
-                write_taxa_csv(path, rows + rest)
-                raise ApiError(
-                    f"{exc} ({len(rows)} of {len(names)} names were resolved and saved; "
-                    "the same command resolves the rest)"
-                ) from exc
-            log.debug("%s: %s %s", name, row.match, row.taxon_id)
-        else:
+        if row is not None:
             row = TaxonRow(
                 name,
                 row.taxon_id,
@@ -328,24 +338,51 @@ def resolve_species(
                 row.observations_count,
                 note="from taxa.csv",
             )
+        elif problem:
+            row = TaxonRow(name, match=ERROR)
+        else:
+            try:
+                row = resolve_name(client, name)
+            except ApiError as exc:
+                problem = str(exc)
+                row = TaxonRow(name, match=ERROR)
+            log.debug("%s: %s %s", name, row.match, row.taxon_id)
         rows.append(row)
         if on_name is not None:
             on_name(row)
     write_taxa_csv(path, rows)
-    return rows
+    return Resolution(rows, problem)
 
 
 def load_resolved_taxa(data_dir: Path) -> list[TaxonRow]:
-    """The distinct resolved taxa of taxa.csv, for photos fetch."""
+    """The distinct resolved taxa of taxa.csv, for photos fetch.
+
+    Names that iNaturalist could not be asked about are not the names' fault: the message
+    says so, and says to resolve them again, rather than to check them.
+    """
     path = data_dir / TAXA_FILE
     if not path.exists():
         raise NoTaxaError(f"no taxa.csv in {data_dir}; run 'inatdl taxa resolve SPECIES_CSV' first")
+    rows = read_taxa_csv(path)
+    unasked = sum(row.match == ERROR for row in rows)
     seen: dict[int, TaxonRow] = {}
-    for row in read_taxa_csv(path):
+    for row in rows:
         if row.taxon_id is not None and row.taxon_id not in seen:
             seen[row.taxon_id] = row
+    if not seen and unasked:
+        raise NoTaxaError(
+            f"{path} has no resolved taxon: iNaturalist could not be asked about its names "
+            "(no network, or the API failing); run 'inatdl taxa resolve SPECIES_CSV' again"
+        )
     if not seen:
         raise NoTaxaError(
             f"{path} has no resolved taxon; check the names and run 'inatdl taxa resolve SPECIES_CSV' again"
+        )
+    if unasked:
+        log.warning(
+            "%d of the names in %s are not resolved yet (iNaturalist could not be asked); "
+            "run 'inatdl taxa resolve SPECIES_CSV' again to add their photos",
+            unasked,
+            path,
         )
     return list(seen.values())
