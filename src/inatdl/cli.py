@@ -45,8 +45,9 @@ from inatdl.files import ensure_data_dir
 from inatdl.observations import Filters
 from inatdl.observed_taxa import RANK_SPECIES, RANKS, ObservedQuery, ObservedReport, list_observed
 from inatdl.progress import LogReporter, TqdmReporter
+from inatdl.species_file import read_species_csv
 from inatdl.splits import GROUP_BY, parse_splits
-from inatdl.taxa import ERROR, NOT_FOUND, TaxonRow, load_resolved_taxa, read_species_csv, resolve_species
+from inatdl.taxa import ERROR, NOT_FOUND, TaxonRow, load_resolved_taxa, resolve_species
 from inatdl.units import format_size, parse_size
 
 if TYPE_CHECKING:  # the module imports pandas: loaded only by `dataset export`
