@@ -959,6 +959,9 @@ class InatServer:
         #: The most leaves a species_counts page holds, whatever per_page asks (the real
         #: API's 500; a test sets less to play a server that pages smaller than asked).
         self.species_counts_max_per_page: int = SPECIES_COUNTS_MAX_PER_PAGE
+        #: Names of a taxon besides its name and common name: (name, locale), "sci" for
+        #: another scientific name (such as a nominate trinomial), as the API's ``names``.
+        self._other_names: dict[int, list[tuple[str, str]]] = {}
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -1190,6 +1193,34 @@ class InatServer:
             )
             self._version += 1
             return self._taxon_json(self._taxa[id])
+
+    def add_taxon_name(self, taxon_id: int, name: str, locale: str = "sci") -> None:
+        """Give a taxon another name: searches for it find the taxon with that name as its
+        ``matched_term``, and ``all_names=true`` lists it under ``names`` with its locale
+        ("sci" for a scientific name, as iNaturalist's search index has it)."""
+        with self._lock:
+            self._other_names.setdefault(taxon_id, []).append((name, locale))
+            self._version += 1
+
+    def _other_name_matched(self, t: _Taxon, q_words: Sequence[str], exactly: bool = False) -> str | None:
+        """The first other name of ``t`` that the search words match, as matched_term; with
+        ``exactly``, only one that is the search words (the API highlights the best match)."""
+        for name, _ in self._other_names.get(t.id, []):
+            words = _words(name)
+            if q_words and (tuple(q_words) == words if exactly else _prefix_match(q_words, words)):
+                return name
+        return None
+
+    def _all_names(self, t: _Taxon) -> list[dict[str, Any]]:
+        """The taxon's ``names`` as ``all_names=true`` gives them (scientific name first)."""
+        names = [(t.name, "sci")]
+        if t.common_name:
+            names.append((t.common_name, "en"))
+        names += self._other_names.get(t.id, [])
+        return [
+            {"name": name, "locale": locale, "is_valid": True, "position": position}
+            for position, (name, locale) in enumerate(names)
+        ]
 
     def taxon(self, taxon_id: int) -> dict[str, Any]:
         """The taxon's JSON as the API would give it now."""
@@ -1633,7 +1664,8 @@ class InatServer:
                 return self._search_taxa(query)
             m = _TAXA_IDS_RE.fullmatch(path)
             if m is not None:
-                return self._taxa_by_id([int(x) for x in m.group(1).split(",")])
+                found = self._taxa_by_id([int(x) for x in m.group(1).split(",")])
+                return self._with_all_names(found) if query.get("all_names") == "true" else found
             if path == "/v1/observations":
                 return self._search_observations(query)
             if path == "/v1/observations/species_counts":
@@ -1663,8 +1695,11 @@ class InatServer:
                     term = None
                     if t.common_name and _prefix_match(q_words, t.common_words):
                         term = t.common_name
+                    else:
+                        term = self._other_name_matched(t, q_words)
                 if term is None:
                     continue
+                term = self._other_name_matched(t, q_words, exactly=True) or term
                 found.append((t, term))
 
             def count(t: _Taxon) -> int:
@@ -1678,6 +1713,8 @@ class InatServer:
             for t, term in found[start : start + per_page]:
                 item = self._taxon_json(t)
                 item["matched_term"] = term
+                if query.get("all_names") == "true":
+                    item["names"] = self._all_names(t)
                 results.append(item)
         return _json_response(
             200,
@@ -1695,6 +1732,16 @@ class InatServer:
             200,
             {"total_results": len(results), "page": 1, "per_page": len(results), "results": results},
         )
+
+    def _with_all_names(self, resp: _Response) -> _Response:
+        """A /taxa/{ids} answer with each taxon's ``names`` (``all_names=true``)."""
+        if resp.status != 200:
+            return resp
+        payload = json.loads(resp.body)
+        with self._lock:
+            for item in payload["results"]:
+                item["names"] = self._all_names(self._taxa[item["id"]])
+        return _json_response(200, payload)
 
     @staticmethod
     def _paging(query: dict[str, str]) -> tuple[int, int]:

@@ -238,6 +238,26 @@ BUGS = [
         "        elif False:",
         ("tests/test_real_answers.py::test_names_not_asked_for_want_of_a_network_are_not_blamed",),
     ),
+    Planted(
+        "matched_term_ignored",  # a nominate trinomial iNaturalist matches exactly: "not found"
+        "taxa.py",
+        "matched = matched_by_another_name(input_name, found) if choice.match == NOT_FOUND else []",
+        "matched: list[JSON] = []",
+        (
+            "tests/test_real_answers.py::"
+            "test_a_name_matched_through_another_scientific_name_is_followed_as_a_synonym",
+        ),
+    ),
+    Planted(
+        "common_name_followed_as_a_synonym",  # a common name in French taken for a taxon
+        "taxa.py",
+        'scientific = entry.get("locale") == "sci" or entry.get("lexicon") in SCIENTIFIC_LEXICONS',
+        "scientific = True",
+        (
+            "tests/test_real_answers.py::"
+            "test_a_name_matched_through_another_scientific_name_is_followed_as_a_synonym",
+        ),
+    ),
 ]
 
 

@@ -18,6 +18,7 @@ from world import SALICARIA, TAXA_HEADER, build_lythrum, files, manifest, run, w
 
 from inatdl.cli import cli
 from inatdl.constants import API_GIVE_UP_SECONDS
+from inatdl.taxa import choose_taxon, matched_by_another_name, name_kinds
 
 PLACE = 128892
 
@@ -132,3 +133,79 @@ def test_photos_fetch_says_which_names_are_still_to_resolve(inat: InatServer, tm
         "run 'inatdl taxa resolve SPECIES_CSV' again to add their photos"
     ) in result.stderr
     assert {row["taxon_id"] for row in manifest(data)} == {str(SALICARIA)}
+
+
+# Two results of a real /v1/taxa search (q=vespi, as recorded in pyinaturalist's tests), cut
+# to the fields inatdl reads: one matched through a nominate trinomial, one through a
+# French common name.
+VESPICEPS = {
+    "id": 752716,
+    "name": "Pseudopolybia vespiceps",
+    "rank": "species",
+    "matched_term": "Pseudopolybia vespiceps vespiceps",
+    "is_active": True,
+    "observations_count": 4,
+    "preferred_common_name": None,
+}
+VESPIFORMIS = {
+    "id": 362871,
+    "name": "Synanthedon vespiformis",
+    "rank": "species",
+    "matched_term": "Sésie vespiforme",
+    "is_active": True,
+    "observations_count": 39,
+    "preferred_common_name": "Yellow-legged Clearwing",
+}
+
+
+def test_results_matched_through_another_name_are_told_from_exact_ones() -> None:
+    found = [VESPIFORMIS, VESPICEPS]
+    assert choose_taxon("Pseudopolybia vespiceps vespiceps", found).match == "not_found"
+    assert matched_by_another_name("pseudopolybia  VESPICEPS vespiceps", found) == [VESPICEPS]
+    assert matched_by_another_name("Sésie vespiforme", found) == [VESPIFORMIS]
+    assert matched_by_another_name("Pseudopolybia vespiceps", found) == []  # its own name: exact
+    named = {**VESPICEPS, "names": [{"name": "Pseudopolybia vespiceps vespiceps", "locale": "sci"}]}
+    assert name_kinds("pseudopolybia vespiceps vespiceps", named) == {"sci"}
+    assert name_kinds(
+        "Sésie vespiforme", {**VESPIFORMIS, "names": [{"name": "Sésie vespiforme", "locale": "fr"}]}
+    ) == {"common"}
+
+
+def vespid_world(inat: InatServer) -> None:
+    inat.add_taxon(2, "Animalia", rank="kingdom")
+    inat.add_taxon(752716, "Pseudopolybia vespiceps", parent_id=2, observations_count=4)
+    inat.add_taxon_name(752716, "Pseudopolybia vespiceps vespiceps")  # the nominate subspecies' name
+    inat.add_taxon(
+        362871,
+        "Synanthedon vespiformis",
+        parent_id=2,
+        common_name="Yellow-legged Clearwing",
+        observations_count=39,
+    )
+    inat.add_taxon_name(362871, "Sésie vespiforme", locale="fr")
+
+
+def test_a_name_matched_through_another_scientific_name_is_followed_as_a_synonym(
+    inat: InatServer, tmp_path: Path
+) -> None:
+    vespid_world(inat)
+    build_lythrum(inat)
+    names = ["Pseudopolybia vespiceps vespiceps", "sésie vespiforme", "lythrum tribracteatum"]
+    species = write_species(tmp_path / "s.csv", names)
+    result = run(inat, tmp_path / "d", "taxa", "resolve", str(species))
+    assert result.exit_code == 0, result.output
+    assert [(r["taxon_id"], r["name"], r["match"]) for r in read_taxa(tmp_path / "d")] == [
+        ("752716", "Pseudopolybia vespiceps", "synonym"),
+        ("", "", "not_found"),
+        ("", "", "not_found"),
+    ]
+    assert "(another name of Pseudopolybia vespiceps)" in result.stdout
+    assert "Not found on iNaturalist (2): sésie vespiforme, lythrum tribracteatum" in result.stdout
+    assert (
+        "Common names, not scientific names (2): sésie vespiforme (of Synanthedon vespiformis), "
+        "lythrum tribracteatum (of Ammannia robusta); write the\n"
+        "scientific name to take its taxon (taxa resolve matches scientific names only)"
+    ) in result.stdout
+    # the names of a taxon are asked only when its search result cannot tell which it is
+    lookups = [(r.path, r.query) for r in inat.requests_to("/v1/taxa/")]
+    assert lookups == [("/v1/taxa/752716", {"all_names": "true"}), ("/v1/taxa/362871", {"all_names": "true"})]

@@ -314,6 +314,10 @@ def _print_taxa(settings: Settings, rows: Sequence[TaxonRow], path: Path) -> Non
         _say(settings, f"Not found on iNaturalist ({len(missing)}): {', '.join(missing)}")
     if unasked:
         _say(settings, f"Not asked, iNaturalist could not be reached ({len(unasked)}): {', '.join(unasked)}")
+    common = [f"{r.input_name} (of {r.common_name_of})" for r in rows if r.common_name_of]
+    if common:
+        _say(settings, f"Common names, not scientific names ({len(common)}): {', '.join(common)}; write the")
+        _say(settings, "scientific name to take its taxon (taxa resolve matches scientific names only)")
     _say(settings, f"Wrote {path} ({resolved} of {len(rows)} names resolved).")
 
 

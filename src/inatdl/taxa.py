@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from inatdl.client import JSON, ApiClient
-from inatdl.constants import TAXA_FILE, TAXA_PER_PAGE
+from inatdl.constants import TAXA_FILE, TAXA_IDS_PER_REQUEST, TAXA_PER_PAGE
 from inatdl.errors import ApiError, NoTaxaError
 from inatdl.files import atomic_write_text
-from inatdl.jsonvalues import as_int, as_list, as_text, results_of
+from inatdl.jsonvalues import as_dict, as_int, as_list, as_text, results_of
 from inatdl.naming import normalise_name
 
 log = logging.getLogger("inatdl")
@@ -23,6 +23,9 @@ TAXA_COLUMNS = ("input_name", "taxon_id", "name", "rank", "match", "observations
 EXACT, SYNONYM, AMBIGUOUS, NOT_FOUND = "exact", "synonym", "ambiguous", "not_found"
 ERROR = "error"  # the API could not be asked (no network, errors past the retries): ask again
 OBSERVED = "observed"  # written by `taxa observed`: a taxon, not the answer for a name
+# how iNaturalist files scientific names: the locale "sci" in its search index, the lexicon
+# in its database
+SCIENTIFIC_LEXICONS = ("scientific-names", "Scientific Names")
 
 
 @dataclass
@@ -36,6 +39,7 @@ class TaxonRow:
     match: str = NOT_FOUND
     observations_count: int | None = None
     note: str = field(default="", compare=False)  # shown in the summary, not saved
+    common_name_of: str = field(default="", compare=False)  # the taxon a common name given names
 
     @property
     def resolved(self) -> bool:
@@ -91,16 +95,70 @@ def choose_taxon(name: str, results: Iterable[JSON]) -> Choice:
     its current taxon.
     """
     key = normalise_name(name)
-    exact = [t for t in results if is_taxon(t) and normalise_name(t["name"]) == key]
-    active = sorted((t for t in exact if t.get("is_active", True)), key=_observations, reverse=True)
+    return _choose([t for t in results if is_taxon(t) and normalise_name(t["name"]) == key], EXACT)
+
+
+def _choose(bearers: Sequence[JSON], match: str) -> Choice:
+    """The taxon among those bearing the name: the most observed active one, else the
+    current taxa of the inactive ones, to follow."""
+    active = sorted((t for t in bearers if t.get("is_active", True)), key=_observations, reverse=True)
     if active:
-        return Choice(EXACT if len(active) == 1 else AMBIGUOUS, active[0], active[1:])
+        return Choice(match if len(active) == 1 else AMBIGUOUS, active[0], active[1:])
     follow: list[int] = []
-    for taxon in exact:
+    for taxon in bearers:
         for taxon_id in as_list(taxon.get("current_synonymous_taxon_ids")):
             if as_int(taxon_id) is not None and taxon_id not in follow:
                 follow.append(taxon_id)
     return Choice(SYNONYM if follow else NOT_FOUND, follow_ids=follow)
+
+
+def matched_by_another_name(name: str, results: Iterable[JSON]) -> list[JSON]:
+    """The results that iNaturalist matched through another of their names that is exactly
+    ``name`` (their ``matched_term``): a scientific name such as a nominate trinomial
+    (``Pseudopolybia vespiceps vespiceps`` for ``Pseudopolybia vespiceps``), or a common name."""
+    key = normalise_name(name)
+    return [
+        t
+        for t in results
+        if is_taxon(t)
+        and normalise_name(t["name"]) != key
+        and normalise_name(as_text(t.get("matched_term")) or "") == key
+    ][:TAXA_IDS_PER_REQUEST]
+
+
+def name_kinds(name: str, taxon: JSON) -> set[str]:
+    """How ``taxon`` bears ``name``, from its ``names`` (asked with ``all_names``): "sci" for
+    a scientific name, "common" for a name in a language; empty when it is not listed."""
+    key = normalise_name(name)
+    kinds: set[str] = set()
+    for entry in as_list(taxon.get("names")):
+        entry = as_dict(entry)
+        if normalise_name(as_text(entry.get("name")) or "") == key:
+            scientific = entry.get("locale") == "sci" or entry.get("lexicon") in SCIENTIFIC_LEXICONS
+            kinds.add("sci" if scientific else "common")
+    return kinds
+
+
+def _by_another_name(client: ApiClient, input_name: str, matched: Sequence[JSON]) -> TaxonRow | Choice:
+    """What a name that iNaturalist matched only through other names of taxa stands for:
+    a Choice to follow when it is another scientific name of them (match ``synonym``); a
+    row not found, naming the taxon, when it is a common name (names are matched on the
+    scientific name only: a common name means different taxa in different places)."""
+    key = normalise_name(input_name)
+    common = [t for t in matched if normalise_name(as_text(t.get("preferred_common_name")) or "") == key]
+    unknown = [t for t in matched if t not in common]  # their names are asked: one request
+    named: list[JSON] = []
+    if unknown:
+        ids = ",".join(str(t["id"]) for t in unknown)
+        named = [t for t in results_of(client.get(f"taxa/{ids}", {"all_names": "true"})) if is_taxon(t)]
+    scientific = [t for t in named if "sci" in name_kinds(input_name, t)]
+    if scientific:
+        return _choose(scientific, SYNONYM)
+    common += [t for t in named if "common" in name_kinds(input_name, t)]
+    common.sort(key=_observations)
+    if common:
+        return TaxonRow(input_name, common_name_of=common[-1]["name"])
+    return TaxonRow(input_name)
 
 
 def resolve_name(client: ApiClient, input_name: str) -> TaxonRow:
@@ -110,12 +168,21 @@ def resolve_name(client: ApiClient, input_name: str) -> TaxonRow:
         "is_active": "any",
         "per_page": TAXA_PER_PAGE,
     }
-    choice = choose_taxon(input_name, results_of(client.get("taxa", params)))
+    found = results_of(client.get("taxa", params))
+    choice = choose_taxon(input_name, found)
     note = ""
+    matched = matched_by_another_name(input_name, found) if choice.match == NOT_FOUND else []
+    if matched:
+        by_another_name = _by_another_name(client, input_name, matched)
+        if isinstance(by_another_name, TaxonRow):
+            return by_another_name
+        choice = by_another_name
+        if choice.taxon is not None:
+            note = f"another name of {choice.taxon['name']}"
     if choice.follow_ids:
         ids = ",".join(str(i) for i in choice.follow_ids)
-        found = results_of(client.get(f"taxa/{ids}"))
-        current = [t for t in found if is_taxon(t) and t.get("is_active", True)]
+        answer = results_of(client.get(f"taxa/{ids}"))
+        current = [t for t in answer if is_taxon(t) and t.get("is_active", True)]
         current.sort(key=_observations, reverse=True)
         if not current:
             return TaxonRow(input_name, note="an inactive name whose current taxon is unknown")
