@@ -959,6 +959,9 @@ class InatServer:
         #: The most leaves a species_counts page holds, whatever per_page asks (the real
         #: API's 500; a test sets less to play a server that pages smaller than asked).
         self.species_counts_max_per_page: int = SPECIES_COUNTS_MAX_PER_PAGE
+        #: The most observations an /observations page holds, whatever per_page asks (the
+        #: real API's 200; a test sets less to play a server that pages smaller than asked).
+        self.observations_max_per_page: int = MAX_PER_PAGE
         #: Names of a taxon besides its name and common name: (name, locale), "sci" for
         #: another scientific name (such as a nominate trinomial), as the API's ``names``.
         self._other_names: dict[int, list[tuple[str, str]]] = {}
@@ -1754,6 +1757,7 @@ class InatServer:
 
     def _search_observations(self, query: dict[str, str]) -> _Response:
         per_page, page = self._paging(query)
+        per_page = min(per_page, self.observations_max_per_page)
         if page * per_page > RESULT_WINDOW:
             return _json_response(403, {"error": WINDOW_ERROR, "status": 403})
         id_above = _int_param(query, "id_above", None)

@@ -209,3 +209,21 @@ def test_a_name_matched_through_another_scientific_name_is_followed_as_a_synonym
     # the names of a taxon are asked only when its search result cannot tell which it is
     lookups = [(r.path, r.query) for r in inat.requests_to("/v1/taxa/")]
     assert lookups == [("/v1/taxa/752716", {"all_names": "true"}), ("/v1/taxa/362871", {"all_names": "true"})]
+
+
+def test_photos_fetch_pages_on_when_the_server_pages_smaller(inat: InatServer, tmp_path: Path) -> None:
+    inat.add_taxon(1, "Plantae", rank="kingdom")
+    inat.add_taxon(10, "Lythrum salicaria", parent_id=1)
+    inat.add_observations(10, 250, first_id=1000)
+    inat.observations_max_per_page = 100  # asked for 200 a page, it answers 100 (and says so)
+    data = tmp_path / "data"
+    write_taxa(data, [(10, "Lythrum salicaria")])
+    result = run(inat, data, "photos", "fetch", "--size", "square")
+    assert result.exit_code == 0, result.output
+    assert len(files(data)) == 250 and len(manifest(data)) == 250
+    pages = inat.requests_to("/v1/observations")
+    assert [(r.query["id_above"], r.query["per_page"]) for r in pages] == [
+        ("0", "200"),
+        ("1099", "200"),
+        ("1199", "200"),
+    ]

@@ -9,7 +9,7 @@ from typing import Any
 
 from inatdl.client import JSON, ApiClient
 from inatdl.constants import OBSERVATIONS_PER_PAGE, QUALITY_GRADES
-from inatdl.jsonvalues import as_dict, as_id, as_list, as_text, results_of
+from inatdl.jsonvalues import as_dict, as_id, as_int, as_list, as_text, results_of
 from inatdl.naming import is_placeholder, photo_extension, sized_url
 
 log = logging.getLogger("inatdl")
@@ -65,7 +65,10 @@ def observation_pages(
     """Pages of observations with ids above ``after_id``, in id order, streamed.
 
     Pages by ``id_above`` (never ``page``, which the API refuses past 10,000 results) and
-    stops without a wasted request when a page is short or nothing remains. ``params`` may
+    stops without a wasted request when nothing remains: the answer's ``total_results``
+    counts the observations above the cursor, so a page holding that many is the last (a
+    page shorter than asked is not, from a server that pages smaller); without a total, a
+    page shorter than the answer's ``per_page`` is the last. ``params`` may
     be a function asked before each page, so the caller can narrow the query between pages
     (a taxon that reached its cap is dropped, and the walk goes on from where it is).
     ``on_remaining`` hears, after each page asked, how many observations are left.
@@ -82,11 +85,16 @@ def observation_pages(
         data = client.get("observations", query)
         listed = results_of(data)
         results = [o for o in listed if isinstance(o, dict) and as_id(o.get("id"))]
-        total = data.get("total_results")
-        # a page is short by what the API sent, not by what is kept of it
-        done = len(listed) < OBSERVATIONS_PER_PAGE or (isinstance(total, int) and total <= len(listed))
+        total = as_int(data.get("total_results"))
+        # a page is the last by what the API sent, not by what is kept of it
+        if total is not None:
+            done = total <= len(listed)
+        else:
+            done = len(listed) < min(
+                as_id(data.get("per_page")) or OBSERVATIONS_PER_PAGE, OBSERVATIONS_PER_PAGE
+            )
         if on_remaining is not None:
-            left = total - len(listed) if isinstance(total, int) else OBSERVATIONS_PER_PAGE
+            left = total - len(listed) if total is not None else OBSERVATIONS_PER_PAGE
             on_remaining(0 if done else left)
         if not results:
             return
