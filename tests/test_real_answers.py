@@ -227,3 +227,12 @@ def test_photos_fetch_pages_on_when_the_server_pages_smaller(inat: InatServer, t
         ("1099", "200"),
         ("1199", "200"),
     ]
+
+
+def test_a_common_name_given_to_within_is_named_as_such(inat: InatServer, tmp_path: Path) -> None:
+    build_lythrum(inat)  # Plantae's common name is "Plants"
+    result = run(inat, tmp_path / "d", "taxa", "observed", "--place-id", str(PLACE), "--within", "plants")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: --within 'plants' is a common name of Plantae; give the scientific name (--within Plantae)\n"
+    )

@@ -12,6 +12,7 @@ gets them, as it asks for the species with its descendants.)
 from __future__ import annotations
 
 import logging
+import shlex
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,11 @@ def list_observed(
 def resolve_within(client: ApiClient, name: str) -> TaxonRow:
     """The higher taxon of ``--within``, matched exactly like a name of the species file."""
     row = resolve_name(client, name)
+    if row.common_name_of:
+        raise UnknownTaxonError(
+            f"--within {name!r} is a common name of {row.common_name_of}; give the scientific name "
+            f"(--within {shlex.quote(row.common_name_of)})"
+        )
     if not row.resolved:
         raise UnknownTaxonError(
             f"--within {name!r}: iNaturalist has no taxon of that scientific name; "
