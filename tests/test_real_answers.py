@@ -203,8 +203,8 @@ def test_a_name_matched_through_another_scientific_name_is_followed_as_a_synonym
     assert "Not found on iNaturalist (2): sésie vespiforme, lythrum tribracteatum" in result.stdout
     assert (
         "Common names, not scientific names (2): sésie vespiforme (of Synanthedon vespiformis), "
-        "lythrum tribracteatum (of Ammannia robusta); write the\n"
-        "scientific name to take its taxon (taxa resolve matches scientific names only)"
+        "lythrum tribracteatum (of Ammannia robusta)\n"
+        "taxa resolve matches scientific names only: write the scientific name to take its taxon."
     ) in result.stdout
     # the names of a taxon are asked only when its search result cannot tell which it is
     lookups = [(r.path, r.query) for r in inat.requests_to("/v1/taxa/")]

@@ -103,8 +103,8 @@ def show_taxa(out: Output, rows: Sequence[TaxonRow], path: Path) -> None:
         out.say(f"Not asked, iNaturalist could not be reached ({len(unasked)}): {', '.join(unasked)}")
     common = [f"{r.input_name} (of {r.common_name_of})" for r in rows if r.common_name_of]
     if common:
-        out.say(f"Common names, not scientific names ({len(common)}): {', '.join(common)}; write the")
-        out.say("scientific name to take its taxon (taxa resolve matches scientific names only)")
+        out.say(f"Common names, not scientific names ({len(common)}): {', '.join(common)}")
+        out.say("taxa resolve matches scientific names only: write the scientific name to take its taxon.")
     out.say(f"Wrote {path} ({resolved} of {len(rows)} names resolved).")
 
 
