@@ -265,6 +265,13 @@ BUGS = [
         "            done = len(listed) < OBSERVATIONS_PER_PAGE",
         ("tests/test_real_answers.py::test_photos_fetch_pages_on_when_the_server_pages_smaller",),
     ),
+    Planted(
+        "refresh_offline_loses_taxa_csv",  # --refresh without a network wipes every answer
+        "taxa.py",
+        "row = _reused(name, previous[key]) if key in previous else TaxonRow(name, match=ERROR)",
+        "row = TaxonRow(name, match=ERROR)",
+        ("tests/test_real_answers.py::test_refresh_without_a_network_keeps_what_taxa_csv_knew",),
+    ),
 ]
 
 

@@ -236,3 +236,25 @@ def test_a_common_name_given_to_within_is_named_as_such(inat: InatServer, tmp_pa
     assert result.stderr == (
         "Error: --within 'plants' is a common name of Plantae; give the scientific name (--within Plantae)\n"
     )
+
+
+def test_refresh_without_a_network_keeps_what_taxa_csv_knew(inat: InatServer, tmp_path: Path) -> None:
+    build_lythrum(inat)
+    data = tmp_path / "d"
+    species = write_species(tmp_path / "s.csv", ["lythrum salicaria", "lythrum theodori"])
+    assert run(inat, data, "taxa", "resolve", str(species)).exit_code == 0
+    write_species(species, ["lythrum salicaria", "lythrum theodori", "lythrum alatum"])
+    offline = ["--data-dir", str(data), "--api-url", "http://127.0.0.1:9/v1", "taxa", "resolve", str(species)]
+    result = CliRunner().invoke(
+        cli, [*offline, "--refresh"], obj={"clock": FakeClock(), "timeout": (1.0, 1.0)}
+    )
+    assert result.exit_code == 1
+    # the answer taxa.csv had is kept; the names it had none for are still to ask
+    assert [(r["taxon_id"], r["match"]) for r in read_taxa(data)] == [
+        (str(SALICARIA), "exact"),
+        ("", "error"),
+        ("", "error"),
+    ]
+    assert (
+        "Not asked, iNaturalist could not be reached (2): lythrum theodori, lythrum alatum" in result.stdout
+    )

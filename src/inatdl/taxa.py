@@ -268,49 +268,51 @@ def resolve_species(
 
     Only resolved names are reused (not the taxa `taxa observed` listed): names not found
     before, and those the API could not be asked about, are asked again. When the API
-    fails (after its retries), no further name is asked: the names left get the match
-    ``error`` in taxa.csv, so that `photos fetch` can say why they have no taxon and the
-    next run asks for them.
+    fails (after its retries), no further name is asked: a name left keeps what taxa.csv
+    knew of it (even under ``refresh``: an answer is never lost for want of a network),
+    else gets the match ``error``, so that `photos fetch` can say why it has no taxon and
+    the next run asks for it.
     """
     path = data_dir / TAXA_FILE
-    known: dict[str, TaxonRow] = {}
-    if not refresh and path.exists():
-        try:
-            known = {
-                normalise_name(row.input_name): row
-                for row in read_taxa_csv(path)
-                if row.resolved and row.match != OBSERVED
-            }
-        except NoTaxaError as exc:
-            log.warning("%s; resolving every name again", exc)
+    previous = _resolved_before(path)
+    known = {} if refresh else previous
     rows: list[TaxonRow] = []
     problem = ""
     for name in names:
-        row = known.get(normalise_name(name))
-        if row is not None:
-            row = TaxonRow(
-                name,
-                row.taxon_id,
-                row.name,
-                row.rank,
-                row.match,
-                row.observations_count,
-                note="from taxa.csv",
-            )
-        elif problem:
-            row = TaxonRow(name, match=ERROR)
-        else:
+        key = normalise_name(name)
+        row = _reused(name, known[key]) if key in known else None
+        if row is None and not problem:
             try:
                 row = resolve_name(client, name)
+                log.debug("%s: %s %s", name, row.match, row.taxon_id)
             except ApiError as exc:
                 problem = str(exc)
-                row = TaxonRow(name, match=ERROR)
-            log.debug("%s: %s %s", name, row.match, row.taxon_id)
+        if row is None:  # not asked
+            row = _reused(name, previous[key]) if key in previous else TaxonRow(name, match=ERROR)
         rows.append(row)
         if on_name is not None:
             on_name(row)
     write_taxa_csv(path, rows)
     return Resolution(rows, problem)
+
+
+def _resolved_before(path: Path) -> dict[str, TaxonRow]:
+    """The names taxa.csv holds resolved (not the taxa `taxa observed` listed), by key."""
+    if not path.exists():
+        return {}
+    try:
+        rows = read_taxa_csv(path)
+    except NoTaxaError as exc:
+        log.warning("%s; resolving every name again", exc)
+        return {}
+    return {normalise_name(row.input_name): row for row in rows if row.resolved and row.match != OBSERVED}
+
+
+def _reused(name: str, row: TaxonRow) -> TaxonRow:
+    """An answer of taxa.csv for ``name`` as written this time."""
+    return TaxonRow(
+        name, row.taxon_id, row.name, row.rank, row.match, row.observations_count, note="from taxa.csv"
+    )
 
 
 def load_resolved_taxa(data_dir: Path) -> list[TaxonRow]:
