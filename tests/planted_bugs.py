@@ -272,6 +272,16 @@ BUGS = [
         "row = TaxonRow(name, match=ERROR)",
         ("tests/test_real_answers.py::test_refresh_without_a_network_keeps_what_taxa_csv_knew",),
     ),
+    Planted(
+        "bool_taken_for_an_int",  # {"id": true} becomes observation 1
+        "jsonvalues.py",
+        "return value if isinstance(value, int) and not isinstance(value, bool) else None",
+        "return value if isinstance(value, int) else None",
+        (
+            "tests/test_decisions.py::test_the_walk_drops_observations_without_a_usable_id",
+            "tests/test_jsonvalues.py",
+        ),
+    ),
 ]
 
 
