@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 from fakes import FakeClock
@@ -18,6 +19,7 @@ from world import SALICARIA, TAXA_HEADER, build_lythrum, files, manifest, run, w
 
 from inatdl.cli import cli
 from inatdl.constants import API_GIVE_UP_SECONDS
+from inatdl.observations import observation_pages
 from inatdl.taxa import choose_taxon, matched_by_another_name, name_kinds
 
 PLACE = 128892
@@ -258,3 +260,24 @@ def test_refresh_without_a_network_keeps_what_taxa_csv_knew(inat: InatServer, tm
     assert (
         "Not asked, iNaturalist could not be reached (2): lythrum theodori, lythrum alatum" in result.stdout
     )
+
+
+class SmallPages:
+    """/observations by id_above, 100 a page whatever is asked, saying so in per_page but
+    giving no total_results (as a proxy or an older server might)."""
+
+    def __init__(self, count: int) -> None:
+        self.ids = list(range(1, count + 1))
+        self.asked: list[int] = []
+
+    def get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        self.asked.append(params["id_above"])
+        above = [i for i in self.ids if i > params["id_above"]][:100]
+        return {"page": 1, "per_page": 100, "results": [{"id": i} for i in above]}
+
+
+def test_without_a_total_the_walk_goes_by_the_answers_page_size() -> None:
+    api = SmallPages(250)
+    pages = list(observation_pages(api, {}, 0))  # type: ignore[arg-type]
+    assert [len(page) for page in pages] == [100, 100, 50]
+    assert api.asked == [0, 100, 200]  # the short page of 50 is the last: no request more
