@@ -9,7 +9,7 @@ from typing import Any
 
 from inatdl.client import JSON, ApiClient
 from inatdl.constants import OBSERVATIONS_PER_PAGE, QUALITY_GRADES
-from inatdl.jsonvalues import as_dict, as_id, as_int, as_list, as_text, results_of
+from inatdl.jsonvalues import as_dict, as_id, as_int, as_list, as_number, as_text, results_of
 from inatdl.naming import is_placeholder, photo_extension, sized_url
 
 log = logging.getLogger("inatdl")
@@ -198,4 +198,30 @@ def observation_fields(observation: JSON) -> dict[str, Any]:
         "observed_on": as_text(observation.get("observed_on")),
         "observation_url": as_text(observation.get("uri"))
         or f"https://www.inaturalist.org/observations/{obs_id}",
+        "observation_uuid": as_text(observation.get("uuid")),
+        "positional_accuracy": _metres(observation.get("public_positional_accuracy")),
+        "coordinates_obscured": coordinates_obscured(observation),
     }
+
+
+#: Geoprivacy values under which iNaturalist blurs (obscured) or hides (private) the public
+#: coordinates, whether the observer chose them or the taxon is threatened.
+_HIDDEN = ("obscured", "private")
+
+
+def coordinates_obscured(observation: JSON) -> bool | None:
+    """Whether the public coordinates are blurred: true when the API says ``obscured`` or a
+    geoprivacy (the observer's or the taxon's) hides them, false when it says they are not,
+    None when the answer says neither (an older or partial answer)."""
+    hidden = (observation.get("geoprivacy"), observation.get("taxon_geoprivacy"))
+    if observation.get("obscured") is True or any(value in _HIDDEN for value in hidden):
+        return True
+    return False if observation.get("obscured") is False else None
+
+
+def _metres(value: Any) -> int | None:
+    """A distance in whole metres: a finite number the API gave (not a bool), rounded."""
+    number = as_number(value)
+    if number is None or not 0 <= number < float("inf"):
+        return None
+    return round(number)
