@@ -250,8 +250,9 @@ def taxa_resolve(settings: Settings, species_csv: Path, column: str | None, refr
 
     SPECIES_CSV is delimited by commas, semicolons or tabs with a header row, or is plain
     text with one name a line. Names are matched on the exact scientific name, ignoring
-    case and runs of spaces; an inactive name is followed to its current taxon. A rerun
-    asks only for new names.
+    case and runs of spaces; an inactive name, or another scientific name of a taxon, is
+    followed to the taxon; a common name is not matched (the summary names its taxon).
+    A rerun asks only for new names, and those the API could not be asked about.
 
     \b
     Example:
