@@ -281,3 +281,17 @@ def test_without_a_total_the_walk_goes_by_the_answers_page_size() -> None:
     pages = list(observation_pages(api, {}, 0))  # type: ignore[arg-type]
     assert [len(page) for page in pages] == [100, 100, 50]
     assert api.asked == [0, 100, 200]  # the short page of 50 is the last: no request more
+
+
+def test_a_name_split_into_several_taxa_takes_the_most_observed(inat: InatServer, tmp_path: Path) -> None:
+    inat.add_taxon(2, "Plantae", rank="kingdom")
+    inat.add_taxon(31, "Lythrum minus", parent_id=2, observations_count=5)
+    inat.add_taxon(32, "Lythrum majus", parent_id=2, observations_count=70)
+    inat.add_taxon(30, "Lythrum splitum", parent_id=2, is_active=False, current_synonymous_taxon_ids=[31, 32])
+    species = write_species(tmp_path / "s.csv", ["lythrum splitum"])
+    result = run(inat, tmp_path / "d", "taxa", "resolve", str(species))
+    assert result.exit_code == 0, result.output
+    assert [(r["taxon_id"], r["name"], r["match"]) for r in read_taxa(tmp_path / "d")] == [
+        ("32", "Lythrum majus", "synonym")
+    ]
+    assert "(inactive name, now Lythrum majus; also taxon 31 (5 obs.))" in result.stdout
