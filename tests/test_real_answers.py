@@ -15,7 +15,17 @@ from typing import Any
 from click.testing import CliRunner
 from fakes import FakeClock
 from inat_server import NO_FILE_PATH, Fault, InatServer
-from world import SALICARIA, TAXA_HEADER, build_lythrum, files, manifest, run, write_species, write_taxa
+from world import (
+    HYSSOPIFOLIUM,
+    SALICARIA,
+    TAXA_HEADER,
+    build_lythrum,
+    files,
+    manifest,
+    run,
+    write_species,
+    write_taxa,
+)
 
 from inatdl.cli import cli
 from inatdl.constants import API_GIVE_UP_SECONDS
@@ -295,3 +305,21 @@ def test_a_name_split_into_several_taxa_takes_the_most_observed(inat: InatServer
         ("32", "Lythrum majus", "synonym")
     ]
     assert "(inactive name, now Lythrum majus; also taxon 31 (5 obs.))" in result.stdout
+
+
+def test_two_names_of_one_taxon_fetch_its_photos_once(inat: InatServer, tmp_path: Path) -> None:
+    build_lythrum(inat)
+    inat.add_observations(HYSSOPIFOLIUM, 3, first_id=300)
+    data = tmp_path / "d"
+    species = write_species(
+        tmp_path / "s.csv", ["lythrum hyssopifolium", "lythrum hyssopifolia"]
+    )  # a synonym
+    assert run(inat, data, "taxa", "resolve", str(species)).exit_code == 0
+    assert [r["taxon_id"] for r in read_taxa(data)] == [str(HYSSOPIFOLIUM)] * 2
+    result = run(inat, data, "photos", "fetch", "--size", "small")
+    assert result.exit_code == 0, result.output
+    assert sorted(row["photo_id"] for row in manifest(data)) == ["3000", "3010", "3020"]
+    pages = inat.requests_to("/v1/observations")
+    assert [r.query["taxon_id"] for r in pages] == [str(HYSSOPIFOLIUM)]
+    assert len(inat.photo_requests()) == 3
+    assert sum(line.startswith("Lythrum hyssopifolium ") for line in result.stdout.splitlines()) == 1
