@@ -170,7 +170,7 @@ BUGS = [
     ),
     Planted(
         "large_body_held_in_memory",  # a 100 MB original photo held whole, per worker
-        "download.py",
+        "parts.py",
         "if self.streaming or self.held_bytes >= SPOOL_BYTES:",
         "if self.streaming:",
         ("tests/test_budget_sent.py::test_a_large_body_is_written_as_it_comes_not_held_in_memory",),
@@ -209,6 +209,41 @@ BUGS = [
         "if old_path == row.path:",
         "if False:",
         ("tests/test_batching.py::test_a_subgenus_named_as_its_genus_keeps_the_photos_it_takes_over",),
+    ),
+    Planted(
+        "photo_retry_after_ignored",  # issue 22: a photo asking for 20 s retried in under 1 s
+        "download.py",
+        'return Action(RETRY, problem=f"HTTP {status}", retry_after=retry_after)',
+        'return Action(RETRY, problem=f"HTTP {status}")',
+        ("tests/test_photo_host.py::test_a_photo_hosts_retry_after_is_honoured",),
+    ),
+    Planted(
+        "photo_backoff_not_growing",  # a photo host failing in a row is asked again every second
+        "download.py",
+        "self.stop, backoff_delay(number, failure.retry_after)",
+        "self.stop, backoff_delay(1, failure.retry_after)",
+        ("tests/test_photo_host.py::test_a_photo_failing_four_times_in_a_row_backs_off_then_completes",),
+    ),
+    Planted(
+        "limit_too_small_fails_each_photo",  # issue 22: a line a photo, "run the same command again"
+        "download.py",
+        "except _Refused as refused:",
+        "except Exception as refused:",
+        ("tests/test_photo_host.py::test_a_limit_smaller_than_a_photo_stops_at_once_in_one_line",),
+    ),
+    Planted(
+        "photo_larger_than_the_limit_read",  # a body no limit holds is read, over the limit
+        "download.py",
+        "if body.length > self.budget.largest:",
+        "if False:",
+        ("tests/test_photo_host.py::test_a_photo_announced_larger_than_the_limit_is_left_unread",),
+    ),
+    Planted(
+        "sizes_seen_ignored_at_a_small_limit",  # issue 22: the run waits an hour for nothing
+        "budget.py",
+        "if smallest > self.largest:",
+        "if False:",
+        ("tests/test_photo_host.py::test_a_limit_smaller_than_the_photos_downloaded_before_asks_no_host",),
     ),
 ]
 

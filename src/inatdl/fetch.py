@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from inatdl.budget import ByteBudget
+from inatdl.budget import ByteBudget, PhotoSizes
 from inatdl.client import ApiClient
 from inatdl.clock import Clock
 from inatdl.constants import (
@@ -31,7 +31,7 @@ from inatdl.constants import (
     SIZE_SAMPLE,
     STATE_FILE,
 )
-from inatdl.download import PART_INFO_SUFFIX, PART_SUFFIX, Downloader, PhotoSizes, head_length
+from inatdl.download import Downloader, head_length
 from inatdl.errors import ApiError, InatdlError, LimitReached
 from inatdl.files import disk_error
 from inatdl.manifest import write_manifest
@@ -57,6 +57,7 @@ from inatdl.state import (
     PhotoRow,
     Store,
 )
+from inatdl.sweep import OnDisk, sweep_photos
 from inatdl.taxa import TaxonRow
 
 log = logging.getLogger("inatdl")
@@ -600,60 +601,6 @@ class _JobQueue:
         with self._lock:
             self._jobs = deque(job for job in self._jobs if job is _STOP)
             self._drained.notify_all()
-
-
-@dataclass(frozen=True)
-class OnDisk:
-    """What the sweep at the start of a run found under photos/."""
-
-    kept_parts: set[str]  # photo paths whose .part a download may resume (download.py)
-    untracked: set[str]  # photo files the state does not name as downloaded (usually none)
-
-
-def sweep_photos(data_dir: Path, store: Store) -> OnDisk:
-    """Remove temporaries a crash left, and mark photos whose file was deleted as to do.
-
-    A photo's .part is kept when its .part.info names the body it holds (download.py), for
-    the download to resume it with If-Range. The files the state does not name as
-    downloaded are the only ones a photo new to the state can find on disk (a state file
-    moved away, a run killed before recording its last photos): the workers look for the
-    others' files only when they are in that set, not once a photo.
-    """
-    for leftover in data_dir.glob(".*.part"):  # of photos.csv or taxa.csv
-        leftover.unlink()
-    photos = data_dir / PHOTOS_DIR
-    present: set[str] = set()
-    parts: set[str] = set()
-    infos: set[str] = set()
-    if photos.is_dir():
-        for folder in os.scandir(photos):
-            if not folder.is_dir(follow_symlinks=False):
-                continue
-            for entry in os.scandir(folder.path):
-                name = f"{PHOTOS_DIR}/{folder.name}/{entry.name}"
-                if entry.name.endswith(PART_SUFFIX):
-                    parts.add(name.removesuffix(PART_SUFFIX))
-                elif entry.name.endswith(PART_INFO_SUFFIX):
-                    infos.add(name.removesuffix(PART_INFO_SUFFIX))
-                elif PART_SUFFIX in entry.name:  # a .part.info being written
-                    os.unlink(entry.path)
-                else:
-                    present.add(name)
-    kept = (parts & infos) - present
-    for name in parts - kept:
-        os.unlink(data_dir / (name + PART_SUFFIX))
-    for name in infos - kept:
-        os.unlink(data_dir / (name + PART_INFO_SUFFIX))
-    missing = []
-    for photo_id, size, path in store.done_paths():
-        if path in present:
-            present.discard(path)
-        else:
-            missing.append((photo_id, size))
-    if missing:
-        log.info("%d downloaded photos are no longer on disk; fetching them again", len(missing))
-        store.mark_missing(missing)
-    return OnDisk(kept, present)
 
 
 def fetch_photos(
