@@ -5,6 +5,10 @@ What the ledger counts for a request is what its host may have sent of the body:
 read when the body ended cleanly (whole, or cut short by the host closing), and the whole
 announced length when it was left unread or broken off (a reset, a timeout, Ctrl-C), since
 the host may have sent it all the same. Counting more than was sent is safe; less is not.
+
+Each attempt at a photo is an Attempt; what an answer calls for is response_action's table;
+the bytes to reserve before a request are the budget's to judge (ByteBudget.admit_photo),
+and the .part file's life is parts.py's.
 """
 
 from __future__ import annotations
@@ -274,10 +278,10 @@ class Downloader:
             action = response_action(response.status_code, response.headers, partial)
             if action.restart:
                 partial.restart()
-            if action.verb is not READ_BODY:
-                if action.verb is RETRY:
+            if action.verb != READ_BODY:
+                if action.verb == RETRY:
                     raise _Retry(action.problem, action.retry_after)
-                return attempt.outcome(GONE if action.verb is RECORD_GONE else FAILED, action.problem)
+                return attempt.outcome(GONE if action.verb == RECORD_GONE else FAILED, action.problem)
             if body.length is not None and partial.offset + body.length > attempt.cap:
                 return attempt.outcome(
                     FAILED, f"announced {body.length} bytes, more than a {job.size} photo can be"
