@@ -6,6 +6,10 @@ ledger on disk before the request goes out: bytes are reserved in leases (one ro
 commit per lease, not per photo) written as if all of the lease were spent at its latest
 possible moment, so a crash can only overcount. When a download ends, its reservation is
 replaced by the bytes the host sent (see download.py for how those are judged).
+
+How much a photo reserves, and when it is asked for, is PhotoAdmission's policy: a high
+percentile of the sizes seen (PhotoSizes), its HEAD's length near a limit, and a stop at
+once (LimitTooSmall) when no wait can make room for it.
 """
 
 from __future__ import annotations
@@ -217,45 +221,11 @@ class ByteBudget:
             window.expire(now)
         return min(window.limit - window.used for window in self.windows.values())
 
-    def admit_photo(
-        self, size: str, sizes: PhotoSizes, rest: int | None, ask_length: Callable[[], int | None]
-    ) -> Ticket:
-        """Reserve, before a photo's request, what is left of it when its length is known
-        (``rest``: a cut body), else a high percentile of the sizes of its size's photos;
-        near a limit (within HEAD_WITHIN_PHOTOS of them) its length as a HEAD request
-        (``ask_length``) announces it. Far from any limit, in one look.
-
-        Waits for room (LimitReached under --no-wait, WaitCancelled at Ctrl-C); raises
-        LimitTooSmall at once, never waiting, when the photo cannot fit a whole limit.
-        """
-        if rest is not None:
-            return self.admit(rest, f"the rest of a {size} photo is")
-        estimate = min(sizes.estimate(size), self.largest)
-        margin = HEAD_WITHIN_PHOTOS * estimate
+    def admit_with_margin(self, num_bytes: int, margin: int) -> Ticket | None:
+        """Reserve ``num_bytes`` if ``margin`` bytes still fit in both windows, else None:
+        the common case, far from any limit, in one look (see PhotoAdmission)."""
         with self._lock:
-            if self._room() >= margin:
-                return self._ticket(estimate)
-        return self.admit(self._judge(size, sizes, estimate, margin, ask_length), f"a {size} photo is")
-
-    def _judge(
-        self, size: str, sizes: PhotoSizes, estimate: int, margin: int, ask_length: Callable[[], int | None]
-    ) -> int:
-        """The bytes to reserve for a photo near a limit: waiting (unless --no-wait) until
-        a few photos fit, as the window frees; then the HEAD's length when the room is
-        still tight."""
-        smallest = sizes.smallest(size)
-        if smallest > self.largest:
-            self.check_fits(smallest, f"every {size} photo downloaded so far was at least")
-        if self.wait and margin <= self.largest:
-            self.wait_for_room(margin)  # as the window frees, not in a burst later
-        room = self.room()
-        # HEAD only when some photo could still fit: with no room for even the smallest
-        # photo seen, the admission that follows waits or stops without asking the host.
-        if room < margin and room >= smallest:
-            length = ask_length()
-            if length:
-                return length
-        return estimate
+            return self._ticket(num_bytes) if self._room() >= margin else None
 
     def admit(self, num_bytes: int, what: str = "a download is") -> Ticket:
         """Reserve ``num_bytes`` before a request, waiting for room (LimitReached under
@@ -449,6 +419,51 @@ class ByteBudget:
         """Write the bytes really read to the ledger (end of run, Ctrl-C, limit)."""
         with self._lock:
             self._close_lease()
+
+
+class PhotoAdmission:
+    """The bytes to reserve before a photo's request, and when to send it: the admission
+    policy over a run's budget and the sizes of the photos seen."""
+
+    def __init__(self, budget: ByteBudget, sizes: PhotoSizes) -> None:
+        self.budget = budget
+        self.sizes = sizes
+
+    def admit(self, size: str, rest: int | None, ask_length: Callable[[], int | None]) -> Ticket:
+        """Reserve what is left of a photo whose length is known (``rest``: a cut body),
+        else a high percentile of the sizes of its size's photos; near a limit (within
+        HEAD_WITHIN_PHOTOS of them) its length as a HEAD request (``ask_length``) announces
+        it. Far from any limit, in one look.
+
+        Waits for room (LimitReached under --no-wait, WaitCancelled at Ctrl-C); raises
+        LimitTooSmall at once, never waiting, when the photo cannot fit a whole limit.
+        """
+        budget = self.budget
+        if rest is not None:
+            return budget.admit(rest, f"the rest of a {size} photo is")
+        estimate = min(self.sizes.estimate(size), budget.largest)
+        margin = HEAD_WITHIN_PHOTOS * estimate
+        ticket = budget.admit_with_margin(estimate, margin)
+        return ticket or budget.admit(self._judge(size, estimate, margin, ask_length), f"a {size} photo is")
+
+    def _judge(self, size: str, estimate: int, margin: int, ask_length: Callable[[], int | None]) -> int:
+        """The bytes to reserve for a photo near a limit: waiting (unless --no-wait) until
+        a few photos fit, as the window frees; then the HEAD's length when the room is
+        still tight."""
+        budget = self.budget
+        smallest = self.sizes.smallest(size)
+        if smallest > budget.largest:
+            budget.check_fits(smallest, f"every {size} photo downloaded so far was at least")
+        if budget.wait and margin <= budget.largest:
+            budget.wait_for_room(margin)  # as the window frees, not in a burst later
+        room = budget.room()
+        # HEAD only when some photo could still fit: with no room for even the smallest
+        # photo seen, the admission that follows waits or stops without asking the host.
+        if room < margin and room >= smallest:
+            length = ask_length()
+            if length:
+                return length
+        return estimate
 
 
 def budget_hours(total: int, hourly: int, daily: int) -> float:

@@ -7,7 +7,7 @@ announced length when it was left unread or broken off (a reset, a timeout, Ctrl
 the host may have sent it all the same. Counting more than was sent is safe; less is not.
 
 Each attempt at a photo is an Attempt; what an answer calls for is response_action's table;
-the bytes to reserve before a request are the budget's to judge (ByteBudget.admit_photo),
+the bytes to reserve before a request are the budget module's to judge (PhotoAdmission),
 and the .part file's life is parts.py's.
 """
 
@@ -25,7 +25,7 @@ import requests
 import urllib3
 from requests.utils import requote_uri
 
-from inatdl.budget import ByteBudget, PhotoSizes, Ticket, WaitCancelled
+from inatdl.budget import ByteBudget, PhotoAdmission, PhotoSizes, Ticket, WaitCancelled
 from inatdl.client import Timeout, backoff_delay, describe_failure, is_retryable, parse_retry_after
 from inatdl.clock import Clock
 from inatdl.constants import (
@@ -185,6 +185,7 @@ class Downloader:
         self.timeout = timeout
         self.attempts = attempts
         self.sizes = sizes or PhotoSizes()
+        self.admission = PhotoAdmission(budget, self.sizes)
         self.kept_parts = kept_parts or set()  # job paths whose .part an earlier run kept
         self.part_info_after = part_info_after  # seconds a body arrives before its .part.info
 
@@ -243,8 +244,8 @@ class Downloader:
 
     def _attempt(self, job: PhotoJob, final: str, number: int, partial: Partial) -> Outcome:
         rest = None if partial.total is None else partial.total - partial.offset
-        ticket = self.budget.admit_photo(
-            job.size, self.sizes, rest, lambda: head_length(self.session, job.url, self.timeout)
+        ticket = self.admission.admit(
+            job.size, rest, lambda: head_length(self.session, job.url, self.timeout)
         )
         body = _Body(length=0)  # nothing sent until an answer comes
         try:
