@@ -7,15 +7,17 @@ with click.echo, the writer Click's test runner captures.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shlex
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 from tqdm import tqdm
@@ -52,6 +54,54 @@ class Output:
         """A line of progress on stderr, left out under --quiet."""
         if not self.quiet:
             click.echo(text, err=True)
+
+
+class _ReaderMayLeave:
+    """A stream whose reader may stop reading (`inatdl ... | head`): what is written after
+    is discarded, and the command goes on to the exit code its work earns. Otherwise that
+    code would depend on timing: 0 when the output fitted in the pipe before the reader
+    left, 1 (Click's) when it did not."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._discard()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._discard()
+
+    def _discard(self) -> None:
+        """From now on the stream's descriptor writes to the null device."""
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, self._stream.fileno())
+        finally:
+            os.close(null)
+        with contextlib.suppress(OSError):
+            self._stream.flush()  # what was buffered for the reader goes nowhere
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def reader_may_leave() -> Iterator[None]:
+    """stdout and stderr, for the duration, as _ReaderMayLeave streams."""
+    streams = sys.stdout, sys.stderr
+    sys.stdout = _ReaderMayLeave(sys.stdout)
+    sys.stderr = _ReaderMayLeave(sys.stderr)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = streams
 
 
 def setup_logging(verbose: bool, quiet: bool) -> None:
