@@ -1,0 +1,25 @@
+"""The README's examples are what the tool prints (issue 22 item 10): each block marked
+``<!-- example: NAME -->`` is run against the stand-in by tests/readme_examples.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from readme_examples import README, check
+
+
+def test_the_readme_examples_are_what_the_commands_print() -> None:
+    problems = check()
+    assert not problems, "\n".join(problems) + "\n(python tests/readme_examples.py --write fixes them)"
+
+
+def test_a_readme_line_the_tool_does_not_print_is_found_and_rewritten(tmp_path: Path) -> None:
+    text = README.read_text(encoding="utf-8")
+    right = "retrying up to 4 more times, waiting at most 60 s in all…"
+    wrong = "retrying up to 3 more times, waiting at most 56 s in all…"
+    assert text.count(right) == 2  # in the offline example and in Troubleshooting
+    readme = tmp_path / "README.md"
+    readme.write_text(text.replace(right, wrong), encoding="utf-8")
+    assert len(check(readme)) == 2
+    assert check(readme, fix=True) == []
+    assert readme.read_text(encoding="utf-8") == text
