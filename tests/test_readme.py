@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import ast
+import sys
 from pathlib import Path
 
 from readme_examples import README, check
@@ -23,3 +25,20 @@ def test_a_readme_line_the_tool_does_not_print_is_found_and_rewritten(tmp_path: 
     assert len(check(readme)) == 2
     assert check(readme, fix=True) == []
     assert readme.read_text(encoding="utf-8") == text
+
+
+def test_the_offline_demo_needs_only_a_plain_install() -> None:
+    """Issue 22 item 11: the README asked for `.[test]` (538 MB) to run the demo; the demo
+    and its stand-in import nothing but the standard library, inatdl and each other."""
+    assert "\npip install . && python tests/demo.py\n" in README.read_text(encoding="utf-8")
+    tests = README.parent / "tests"
+    for script in ("demo.py", "inat_server.py"):
+        tree = ast.parse((tests / script).read_text(encoding="utf-8"))
+        imported = {
+            alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+        }
+        imported |= {
+            node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+        }
+        tops = {name.split(".")[0] for name in imported}
+        assert tops <= set(sys.stdlib_module_names) | {"inatdl", "inat_server", "__future__"}, (script, tops)
