@@ -24,8 +24,9 @@ from tqdm import tqdm
 
 from inatdl.budget import budget_hours
 from inatdl.constants import DEFAULT_DATA_DIR, QUALITY_GRADES
-from inatdl.fetch import FetchOptions, FetchReport
+from inatdl.fetch import FetchOptions
 from inatdl.observed import RANK_SPECIES, ObservedQuery, ObservedReport
+from inatdl.report import FetchReport
 from inatdl.state import DONE, Outcome
 from inatdl.taxa import NOT_FOUND, TaxonRow
 from inatdl.units import format_size
