@@ -265,6 +265,8 @@ def cli(
 ) -> None:
     """Build image datasets of species from iNaturalist photos, licence-aware and resumable.
 
+    The options below may come before the command or after it.
+
     \b
     Example (two commands, in one folder; run the second again to resume):
       inatdl taxa resolve species.csv
