@@ -26,7 +26,6 @@ from inatdl.units import parse_size
         ("10KB", 10_000),
         ("3KiB", 3072),
         ("2 MiB", 2 * 1024**2),
-        ("1234", 1234),
         ("7B", 7),
     ],
 )
@@ -34,7 +33,7 @@ def test_parse_size(text: str, expected: int) -> None:
     assert parse_size(text) == expected
 
 
-@pytest.mark.parametrize("text", ["lots", "", "5XB", "-1GB", "0", "GB", "1.2.3MB"])
+@pytest.mark.parametrize("text", ["lots", "", "5XB", "-1GB", "0", "GB", "1.2.3MB", "1234", "10"])
 def test_parse_size_refuses(text: str) -> None:
     with pytest.raises(ValueError, match="size|zero"):
         parse_size(text)
@@ -136,6 +135,7 @@ def test_sized_url_round_trip(photo_id: int, start: str, size: str, ext: str, st
 def test_placeholders_and_extensions() -> None:
     assert is_placeholder("https://static.inaturalist.org/assets/copyright-infringement-square.png")
     assert not is_placeholder("https://static.inaturalist.org/photos/1/square.png")
+    assert is_placeholder("https://www.inaturalist.org/attachment_defaults/local_photos/square.png")
     assert photo_extension("https://h/photos/1/square.JPEG?1") == "jpeg"
     assert photo_extension("https://h/photos/1/square.exe") is None
     assert photo_extension("https://h/photos/1/square") is None
