@@ -169,14 +169,18 @@ def _as_photos(
     }
     uuid_at = manifest.columns.index("observation_uuid") if "observation_uuid" in manifest.columns else None
     splits: dict[str, str] = {}
+    keys: dict[str, str] = {}
     photos = []
     for row in rows:
         observation = row[at["observation_id"]] or (row[uuid_at] if uuid_at is not None else "")
         key = group_key(options.group_by, observation, row[at["observer"]])
         if key not in splits:
             splits[key] = split_for(unit_hash(options.seed, key), options.splits) if options.splits else ""
-        photos.append(
-            ExportPhoto(row, row[at["photo_id"]], row[at["taxon_name"]], row[at["path"]], key, splits[key])
+            keys[key] = key
+        photos.append(  # one key object a group, however many photos it has
+            ExportPhoto(
+                row, row[at["photo_id"]], row[at["taxon_name"]], row[at["path"]], keys[key], splits[key]
+            )
         )
     return photos
 
