@@ -386,4 +386,3 @@ def test_pyarrow_is_loaded_by_the_parquet_writer_only(
         loaded[format_] = run.stderr.strip().splitlines()[-1].split()
     assert loaded["webdataset"] == ["False", "False"]  # neither pyarrow nor pandas
     assert loaded["parquet"][0] == "True"
-
