@@ -71,6 +71,7 @@ def test_the_first_fetch_upgrades_an_old_data_dir_in_place(inat: InatServer, tmp
     result = run(inat, data, "photos", "fetch", "--size", "square")
 
     assert result.exit_code == 0, result.output
+    assert f"upgrading the state file {data / 'state.sqlite'} to version 2, once\n" in result.stderr
     assert version(data) == SCHEMA_VERSION == 2
     assert sorted(r.path for r in inat.photo_requests()) == [
         "/photos/3011/square.jpg",
@@ -98,7 +99,8 @@ def test_the_first_fetch_upgrades_an_old_data_dir_in_place(inat: InatServer, tmp
     assert photo_columns(data / "state.sqlite") == photo_columns(new_state(tmp_path))
 
     inat.clear_requests()  # a second run: nothing to upgrade, nothing to download
-    assert run(inat, data, "photos", "fetch", "--size", "square").exit_code == 0
+    result = run(inat, data, "photos", "fetch", "--size", "square")
+    assert result.exit_code == 0 and "upgrading" not in result.stderr
     assert inat.photo_requests() == [] and version(data) == 2
     assert {row["photo_id"]: row for row in manifest(data)} == rows
 

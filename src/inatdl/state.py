@@ -6,6 +6,7 @@ of the workers are batched into a commit every few hundred photos or seconds.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import sys
@@ -20,6 +21,8 @@ from inatdl.clock import Clock
 from inatdl.constants import COMMIT_EVERY_PHOTOS, COMMIT_EVERY_SECONDS, LOCK_FILE
 from inatdl.errors import DataDirBusy, DiskError, InatdlError, StateError
 from inatdl.photo import STATE_COLUMNS, PhotoRecord
+
+log = logging.getLogger("inatdl")
 
 #: The state version this code writes; MIGRATIONS brings older state files up to it.
 SCHEMA_VERSION = 2
@@ -223,7 +226,7 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self._create_or_upgrade(version)
-        except StateError:
+        except InatdlError:  # refused, or cannot be written (a full disk during an upgrade)
             self.db.close()
             raise
         except sqlite3.DatabaseError as exc:
@@ -272,6 +275,8 @@ class Store:
         """
         if version == SCHEMA_VERSION:
             return
+        if version is not None:  # a large state takes a while (about 20 s a million photos)
+            log.warning("upgrading the state file %s to version %d, once", self.path, SCHEMA_VERSION)
         with self.transaction():
             if version is None:
                 for statement in _SCHEMA_V1.split(";"):
