@@ -4,7 +4,7 @@
 
 Writes a state file of version 1 holding PHOTOS downloaded photos (rows shaped like real
 ones: open-data URLs, attributions, coordinates), then opens it with today's Store, which
-runs state.MIGRATIONS in one transaction (version 2 rebuilds the photos table). Reported:
+runs migrations.MIGRATIONS in one transaction (version 2 rebuilds the photos table). Reported:
 the upgrade's wall time, the file's size before and after, and the peak RSS of the process.
 """
 
@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from inatdl import state
+from inatdl import migrations, state
 from inatdl.clock import Clock
 
 
@@ -25,7 +25,7 @@ def old_state(path: Path, photos: int) -> None:
     """A version 1 state file of ``photos`` rows, as the first release wrote them."""
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
-    db.executescript(state._SCHEMA_V1)
+    db.executescript(migrations.SCHEMA_V1)
     db.execute("INSERT INTO meta VALUES ('app', 'inatdl'), ('schema_version', '1')")
     columns = (
         "photo_id, size, status, taxon_id, taxon_name, observation_id, observed_taxon_id, "

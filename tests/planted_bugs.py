@@ -254,23 +254,23 @@ BUGS = [
     ),
     Planted(
         "old_state_not_migrated",  # a previous release's data dir: the fetch fails on its state
-        "state.py",
+        "migrations.py",
         "for step in range(version + 1, SCHEMA_VERSION + 1):",
         "for step in range(SCHEMA_VERSION + 1, SCHEMA_VERSION + 1):",
         ("tests/test_upgrade.py::test_the_first_fetch_upgrades_an_old_data_dir_in_place",),
     ),
     Planted(
         "migrated_version_not_recorded",  # every run rebuilds the photos table again
-        "state.py",
-        "self.db.execute(\"UPDATE meta SET value=? WHERE key='schema_version'\", (str(SCHEMA_VERSION),))",
-        "pass",
+        "migrations.py",
+        """yield f"UPDATE meta SET value='{SCHEMA_VERSION}' WHERE key='schema_version'\"""",
+        "return",
         ("tests/test_upgrade.py::test_the_first_fetch_upgrades_an_old_data_dir_in_place",),
     ),
     Planted(
         "upgrade_not_one_transaction",  # a failed step leaves a half-upgraded state file
         "state.py",
-        "        with self.transaction():\n            if version is None:",
-        "        if True:\n            if version is None:",
+        "        with self.transaction():\n            for statement in upgrade_statements(version):",
+        "        if True:\n            for statement in upgrade_statements(version):",
         ("tests/test_upgrade.py::test_an_upgrade_that_fails_leaves_the_state_as_it_was",),
     ),
     Planted(

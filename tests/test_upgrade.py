@@ -16,7 +16,7 @@ from fixtures.make_data_dir_v1 import DATA_DIR, IRIS, OAK, fixture_world
 from inat_server import OBSCURED_ACCURACY, InatServer
 from world import manifest, run
 
-from inatdl import state
+from inatdl import migrations
 from inatdl.errors import StateError
 from inatdl.photo import ADDED_COLUMNS, MANIFEST_COLUMNS, PhotoRecord
 from inatdl.state import SCHEMA_VERSION, Store
@@ -141,8 +141,12 @@ def test_an_upgrade_that_fails_leaves_the_state_as_it_was(
     columns = photo_columns(path)
     with sqlite3.connect(path) as db:
         photos = db.execute("SELECT * FROM photos ORDER BY photo_id").fetchall()
-    failing = (*state.MIGRATIONS[2][:3], "INSERT INTO no_such_table VALUES (1)", *state.MIGRATIONS[2][3:])
-    monkeypatch.setitem(state.MIGRATIONS, 2, failing)
+    failing = (
+        *migrations.MIGRATIONS[2][:3],
+        "INSERT INTO no_such_table VALUES (1)",
+        *migrations.MIGRATIONS[2][3:],
+    )
+    monkeypatch.setitem(migrations.MIGRATIONS, 2, failing)
     with pytest.raises(StateError, match="no_such_table"):
         Store(path, FakeClock())
     assert version(data) == 1 and photo_columns(path) == columns
