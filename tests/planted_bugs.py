@@ -274,6 +274,13 @@ BUGS = [
         ("tests/test_upgrade.py::test_an_upgrade_that_fails_leaves_the_state_as_it_was",),
     ),
     Planted(
+        "open_data_photos_never_retried",  # a NULL observation id never passes the keyset walk
+        "state.py",
+        "for key, order in (without_id, by_id):",
+        "for key, order in (by_id,):",
+        ("tests/test_upgrade.py::test_photos_without_an_observation_id_are_retried_too",),
+    ),
+    Planted(
         "card_counts_unobscured",  # the card counts the photos whose coordinates are precise
         "manifest.py",
         'hidden, unknown = cells.count("true"), cells.count("")',

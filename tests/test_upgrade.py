@@ -131,6 +131,31 @@ def test_an_upgraded_state_takes_photos_without_an_observation_id(tmp_path: Path
     assert row == (None, "abc")
 
 
+def listed(photo_id: int, observation_id: int | None) -> PhotoRecord:
+    return PhotoRecord(
+        photo_id=photo_id, observation_id=observation_id, taxon_id=OAK, taxon_name="Quercus robur",
+        observed_taxon_id=OAK, observed_taxon_name="Quercus robur", size="square",
+        path=f"photos/Quercus_robur/{photo_id}_square.jpg", url=f"http://host/photos/{photo_id}/square.jpg",
+        license_code="cc0", attribution="(c) someone", observer="someone", quality_grade="research",
+        latitude=None, longitude=None, observed_on=None, observation_url="https://www.inaturalist.org/observations/x",
+        observation_uuid=f"uuid-{photo_id}", positional_accuracy=None, coordinates_obscured=None, query="q",
+    )  # fmt: skip
+
+
+def test_photos_without_an_observation_id_are_retried_too(tmp_path: Path) -> None:
+    """A run stopped before downloading what it listed from the open data (no observation
+    ids) takes those photos up again, however many batches they fill."""
+    store = Store(tmp_path / "state.sqlite", FakeClock())
+    store.record_page(
+        [], [listed(p, o) for p, o in [(5, None), (2, None), (9, None), (1, 7), (3, 4), (4, 4)]]
+    )
+    store.record_page([], [listed(8, None)])
+    with store.transaction():
+        store.db.execute("UPDATE photos SET status='done' WHERE photo_id=8")
+    assert [job.photo_id for job in store.jobs_to_retry(OAK, "square", batch=2)] == [2, 5, 9, 3, 4, 1]
+    store.close()
+
+
 def test_an_upgrade_that_fails_leaves_the_state_as_it_was(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

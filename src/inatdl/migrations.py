@@ -105,7 +105,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         f"INSERT INTO photos_v2 ({_PHOTOS_V1_COLUMNS}) SELECT {_PHOTOS_V1_COLUMNS} FROM photos",
         "DROP TABLE photos",
         "ALTER TABLE photos_v2 RENAME TO photos",
-        "CREATE INDEX photos_by_taxon ON photos (taxon_id, size, status, observation_id)",
+        # photo_id last: the photos without an observation id are walked by it
+        "CREATE INDEX photos_by_taxon ON photos (taxon_id, size, status, observation_id, photo_id)",
     ),
 }
 

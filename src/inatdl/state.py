@@ -251,22 +251,33 @@ class Store:
         return {status: count for status, count in rows}
 
     def jobs_to_retry(self, taxon_id: int, size: str, batch: int = 1000) -> Iterator[PhotoJob]:
-        """Pending and failed photos of a taxon, lowest observation ids first, streamed."""
-        after = (-1, -1)
+        """Pending and failed photos of a taxon, streamed: those without an observation id
+        (the open-data route's) first, by photo id, then by lowest observation id.
+
+        Two walks, each along the index, since a NULL id never compares greater than a key.
+        """
+        without_id = ("observation_id IS NULL AND photo_id", "photo_id")
+        by_id = ("(observation_id, photo_id)", "observation_id, photo_id")
+        for key, order in (without_id, by_id):
+            yield from self._retries(taxon_id, size, batch, key, order)
+
+    def _retries(self, taxon_id: int, size: str, batch: int, key: str, order: str) -> Iterator[PhotoJob]:
+        """One keyset walk of the photos to retry: ``key`` greater than the last row's ``order``."""
+        after: tuple[Any, ...] = (-1,) * len(order.split(","))
         while True:
+            marks = ", ".join("?" * len(after))
             with self._lock:
                 rows = self.db.execute(
-                    "SELECT photo_id, url, path, observation_id FROM photos "
-                    "WHERE taxon_id=? AND size=? AND status IN (?, ?) "
-                    "AND (observation_id, photo_id) > (?, ?) "
-                    "ORDER BY observation_id, photo_id LIMIT ?",
+                    f"SELECT photo_id, url, path, {order} FROM photos "
+                    f"WHERE taxon_id=? AND size=? AND status IN (?, ?) AND {key} > ({marks}) "
+                    f"ORDER BY {order} LIMIT ?",
                     (taxon_id, size, PENDING, FAILED, *after, batch),
                 ).fetchall()
-            for photo_id, url, path, _ in rows:
+            for photo_id, url, path, *_ in rows:
                 yield PhotoJob(photo_id, size, url, path, taxon_id)
             if len(rows) < batch:
                 return
-            after = (rows[-1][3], rows[-1][0])
+            after = tuple(rows[-1][3:])
 
     def observations_recorded(self, taxon_ids: Sequence[int], size: str, above: int, up_to: int) -> int:
         """How many observations of these taxa, with ids above ``above`` and up to ``up_to``,
