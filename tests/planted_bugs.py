@@ -281,6 +281,13 @@ BUGS = [
         ("tests/test_upgrade.py::test_photos_without_an_observation_id_are_retried_too",),
     ),
     Planted(
+        "split_types_by_pandas_dtype",  # True beside empty cells (object) taken for another type
+        "export.py",
+        "kinds = [{c: pd.api.types.infer_dtype(read[c], skipna=True) for c in columns} for read in inferred]",
+        "kinds = [{c: str(read[c].dtype) for c in columns} for read in inferred]",
+        ("tests/test_upgrade.py::test_a_split_export_of_an_upgraded_data_dir_keeps_coordinates_obscured",),
+    ),
+    Planted(
         "card_counts_unobscured",  # the card counts the photos whose coordinates are precise
         "manifest.py",
         'hidden, unknown = cells.count("true"), cells.count("")',

@@ -9,11 +9,13 @@ import csv
 import shutil
 import sqlite3
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from fakes import FakeClock
 from fixtures.make_data_dir_v1 import DATA_DIR, IRIS, OAK, fixture_world
 from inat_server import OBSCURED_ACCURACY, InatServer
+from test_export import hf, load  # noqa: F401 - hf is a fixture
 from world import manifest, run
 
 from inatdl import migrations
@@ -224,3 +226,38 @@ def test_an_export_carries_the_new_columns_and_counts_obscured_photos(
     card = (out / "README.md").read_text(encoding="utf-8")
     assert "2 of 7 photos have obscured coordinates (`coordinates_obscured`)" in card
     assert "For 4 it is not known (listed by an earlier inatdl)." in card
+
+
+def test_a_split_export_of_an_upgraded_data_dir_keeps_coordinates_obscured(
+    inat: InatServer,
+    tmp_path: Path,
+    hf: ModuleType,  # noqa: F811 - the fixture imported
+) -> None:
+    """One split holding photos listed before the upgrade (obscured unknown) and another
+    none: the loader types the column as booleans in both, so the export keeps it."""
+    data = old_data_dir(tmp_path)
+    fixture_world(inat)
+    for i in range(12):
+        inat.add_observation(
+            400 + i, OAK, photos=[{"id": 4000 + i, "license_code": "cc-by"}], user_login=f"u{i}"
+        )
+        inat.set_coordinates_privacy(400 + i, accuracy=10, taxon_geoprivacy="obscured" if i % 2 else None)
+    assert run(inat, data, "photos", "fetch", "--size", "square").exit_code == 0
+    out = tmp_path / "dataset"
+    result = run(inat, data, "dataset", "export", str(out), "--split", "train=0.5,test=0.5", "--seed", "0")
+    assert result.exit_code == 0, result.output
+    splits = {
+        split: {row["photo_id"]: row for row in read_csv(out / split / "metadata.csv")}
+        for split in ("train", "test")
+    }
+    unknown = {
+        split
+        for split, rows in splits.items()
+        if any(rows[p]["coordinates_obscured"] == "" for p in OLD_PHOTOS & set(rows))
+    }
+    assert len(unknown) == 1  # the case this test is about: unknowns in one split only
+    dataset = load(hf, out)
+    assert {split: dataset[split].features["coordinates_obscured"].dtype for split in dataset} == {
+        "train": "bool",
+        "test": "bool",
+    }
