@@ -148,8 +148,10 @@ def columns_read_differently(per_split: dict[str, list[ExportPhoto]], columns: S
         writer.writerow(columns)
         writer.writerows(_metadata_row(photo) for photo in photos[:10_000])
         text.seek(0)
-        inferred.append(pd.read_csv(text).dtypes)
-    return [c for c in columns if len({str(dtypes[c]) for dtypes in inferred}) > 1]
+        inferred.append(pd.read_csv(text))
+    # the kind of values, as Arrow types what pandas read (True beside empty cells: booleans)
+    kinds = [{c: pd.api.types.infer_dtype(read[c], skipna=True) for c in columns} for read in inferred]
+    return [c for c in columns if len({kind[c] for kind in kinds}) > 1]
 
 
 def _torchvision_lines(folder: str, context: Any) -> list[str]:
