@@ -543,25 +543,24 @@ def _photos(count: int) -> str:
 def _print_fetch(settings: Settings, report: FetchReport) -> None:
     header = (
         f"{'taxon':<30} {'listed':>7} {'had':>7} {'new':>7} {'failed':>6} {'gone':>5} "
-        f"{'skipped':>7} {'bytes':>10}"
+        f"{'skipped':>7} {'left':>6} {'bytes':>10}"
     )
     _say(settings, header)
     for t in report.taxa:
         _say(
             settings,
             f"{t.name[:30]:<30} {t.listed:>7} {t.had:>7} {t.downloaded:>7} {t.failed:>6} "
-            f"{t.gone:>5} {sum(t.skipped.values()):>7} {format_size(t.bytes):>10}",
+            f"{t.gone:>5} {sum(t.skipped.values()):>7} {t.left:>6} {format_size(t.bytes):>10}",
         )
     skipped = sum((t.skipped for t in report.taxa), Counter())
     _say(
         settings,
         f"{'total':<30} {report.total('listed'):>7} {report.total('had'):>7} "
         f"{report.total('downloaded'):>7} {report.total('failed'):>6} "
-        f"{report.total('gone'):>5} {sum(skipped.values()):>7} "
+        f"{report.total('gone'):>5} {sum(skipped.values()):>7} {report.total('left'):>6} "
         f"{format_size(report.total('bytes')):>10}",
     )
-    if skipped:
-        _say(settings, "Skipped: " + ", ".join(f"{n} {why}" for why, n in sorted(skipped.items())))
+    _print_skipped(settings, report)
     for t in report.taxa:
         for error, count in t.errors.most_common(5):
             click.echo(f"Failed in {t.name}: {count} × {error}", err=True)
@@ -576,6 +575,32 @@ def _print_fetch(settings: Settings, report: FetchReport) -> None:
         )
     _say(settings, f"Photos in {settings.data_dir / 'photos'}; manifest {report.manifest}.")
     _print_budget(settings, report)
+
+
+def _print_skipped(settings: Settings, report: FetchReport) -> None:
+    """The photos the filters refused, by reason; and why a taxon has none to download."""
+    skipped = sum((t.skipped for t in report.taxa), Counter())
+    if skipped:
+        _say(settings, "Skipped: " + ", ".join(f"{n} {why}" for why, n in sorted(skipped.items())))
+    for t in report.taxa:
+        if t.listed and t.skipped.total() == t.listed:
+            reasons = ", ".join(f"{n} {why}" for why, n in sorted(t.skipped.items()))
+            _say(
+                settings, f"{t.name}: none of its {_photos(t.listed)} can be downloaded ({reasons} skipped)."
+            )
+        elif not t.listed and t.other_licences:
+            observations = "1 observation" if t.other_licences == 1 else f"{t.other_licences} observations"
+            _say(
+                settings,
+                f"{t.name}: no photo to download: none of its {observations} with photos has one under "
+                "the licences asked (all rights reserved, or see --license).",
+            )
+        elif not t.listed and not report.dry_run and not report.interrupted:
+            _say(
+                settings,
+                f"{t.name}: no photo under these filters (--dry-run tells whether it has photos "
+                "under other licences).",
+            )
 
 
 def _print_budget(settings: Settings, report: FetchReport) -> None:
@@ -594,11 +619,14 @@ def _print_budget(settings: Settings, report: FetchReport) -> None:
 
 
 def _print_dry_run(settings: Settings, report: FetchReport, options: FetchOptions) -> None:
-    _say(settings, f"{'taxon':<30} {'to download':>11} {'about':>10}")
+    _say(settings, f"{'taxon':<30} {'to download':>11} {'skipped':>7} {'about':>10}")
     for t in report.taxa:
-        _say(settings, f"{t.name[:30]:<30} {t.queued:>11} {format_size(t.estimated_bytes):>10}")
+        skipped = t.skipped.total()
+        _say(settings, f"{t.name[:30]:<30} {t.queued:>11} {skipped:>7} {format_size(t.estimated_bytes):>10}")
     total = report.total("estimated_bytes")
-    _say(settings, f"{'total':<30} {report.total('queued'):>11} {format_size(total):>10}")
+    skipped = sum(t.skipped.total() for t in report.taxa)
+    _say(settings, f"{'total':<30} {report.total('queued'):>11} {skipped:>7} {format_size(total):>10}")
+    _print_skipped(settings, report)
     hours = budget_hours(total, options.hourly_limit, options.daily_limit)
     limits = f"{format_size(options.hourly_limit)}/hour, {format_size(options.daily_limit)}/day"
     needs = "fits in one hour" if hours <= 1 else f"needs at least {_duration(hours)}"

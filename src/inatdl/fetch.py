@@ -31,6 +31,7 @@ from inatdl.manifest import write_manifest
 from inatdl.observations import Filters
 from inatdl.pool import Pool, Stop
 from inatdl.report import FetchReport, Tally, TaxonReport
+from inatdl.source import ListedTaxon
 from inatdl.state import DataDirLock, Outcome, PhotoJob, Store
 from inatdl.taxa import TaxonRow
 
@@ -181,22 +182,30 @@ def _run(
         on_wait=reporter.waiting,
         cancel=stop.hard_event,
     )
-    reports: dict[int, TaxonReport] = {}
+    listed: dict[int, ListedTaxon] = {}
     pool = (
         None
         if options.dry_run
         else _pool(
-            client, data_dir, store, options, clock, budget, stop, on_disk, Tally(reports, reporter.finished)
+            client,
+            data_dir,
+            store,
+            options,
+            clock,
+            budget,
+            stop,
+            on_disk,
+            Tally(lambda taxon_id: listed[taxon_id].report, reporter.finished),
         )
     )
 
     def queue(job: PhotoJob) -> None:
-        reports[job.taxon_id].queued += 1
+        listed[job.taxon_id].report.queued += 1
         reporter.queued(1)
         if pool is not None:
             pool.put(job)
 
-    listing = ApiListing(client, store, options.filters)
+    listing = ApiListing(client, store, options.filters, explain_empty=options.dry_run)
     feeder = Feeder(store, data_dir, queue, on_disk.untracked, moves=not options.dry_run)
     asked = Asked(options.size, options.filters, options.max_per_taxon)
     requests_before = client.requests_made
@@ -206,7 +215,11 @@ def _run(
             report.interrupted |= pool.finish()
         budget.close()
         store.flush()
-        report.taxa = list(reports.values())
+        for taxon in listed.values():
+            taxon.report.settle(
+                store.status_counts(taxon.taxon_id, options.size), store.skip_counts(taxon.key)
+            )
+        report.taxa = [taxon.report for taxon in listed.values()]
         report.api_requests = client.requests_made - requests_before
         report.pages = listing.pages_done
         report.moved = feeder.moved
@@ -215,7 +228,7 @@ def _run(
         report.sent, report.overruns = budget.sent, budget.overruns
 
     try:
-        list_job(listing, feeder, taxa, asked, reporter, stop, reports)
+        list_job(listing, feeder, taxa, asked, reporter, stop, listed)
     except ApiError as exc:
         report.error = exc  # the downloads already queued still finish
     except KeyboardInterrupt:

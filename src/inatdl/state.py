@@ -58,6 +58,14 @@ CREATE TABLE IF NOT EXISTS photos (
     PRIMARY KEY (photo_id, size)
 );
 CREATE INDEX IF NOT EXISTS photos_by_taxon ON photos (taxon_id, size, status, observation_id);
+CREATE TABLE IF NOT EXISTS skipped (
+    photo_id INTEGER NOT NULL,
+    size TEXT NOT NULL,
+    query TEXT NOT NULL,
+    taxon_id INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (photo_id, size, query)
+);
 CREATE TABLE IF NOT EXISTS ledger (
     id INTEGER PRIMARY KEY,
     at REAL NOT NULL,
@@ -91,6 +99,17 @@ class PhotoRow(NamedTuple):
 
 
 PHOTO_COLUMNS = PhotoRow._fields
+
+
+class Skip(NamedTuple):
+    """A photo listed for a taxon and not kept (its licence, a placeholder...): kept in the
+    state so that every run reports it, not only the run that paged it."""
+
+    photo_id: int
+    size: str
+    query: str  # the walk that listed it (Filters.key)
+    taxon_id: int
+    reason: str
 
 
 class Cursor(NamedTuple):
@@ -249,14 +268,19 @@ class Store:
             row = self.db.execute("SELECT MAX(last_id) FROM cursors").fetchone()
         return int(row[0] or 0)
 
-    def record_page(self, cursors: Sequence[Cursor], rows: Sequence[PhotoRow]) -> None:
-        """Insert a page's new photos as pending and move the cursors, in one transaction."""
+    def record_page(
+        self, cursors: Sequence[Cursor], rows: Sequence[PhotoRow], skips: Sequence[Skip] = ()
+    ) -> None:
+        """Insert a page's new photos as pending, its skipped ones, and move the cursors, in
+        one transaction."""
         now = self.clock.now()
         columns = ", ".join(PHOTO_COLUMNS)
         marks = ", ".join("?" for _ in PHOTO_COLUMNS)
         sql = f"INSERT OR IGNORE INTO photos ({columns}, status, updated_at) VALUES ({marks}, '{PENDING}', ?)"
         with self.transaction():
             self.db.executemany(sql, [(*row, now) for row in rows])
+            if skips:
+                self.db.executemany("INSERT OR IGNORE INTO skipped VALUES (?, ?, ?, ?, ?)", skips)
             self.db.executemany(
                 "INSERT INTO cursors VALUES (?, ?, ?, ?) ON CONFLICT(query) DO UPDATE SET "
                 "last_id=excluded.last_id, updated_at=excluded.updated_at",
@@ -283,6 +307,7 @@ class Store:
                     "DELETE FROM photos WHERE query=? AND status IN (?, ?)", (other, PENDING, FAILED)
                 )
                 self.db.execute("DELETE FROM cursors WHERE query=?", (other,))
+                self.db.execute("DELETE FROM skipped WHERE query=?", (other,))
 
     # Photos ---------------------------------------------------------------------------
 
@@ -293,6 +318,14 @@ class Store:
                 (taxon_id, size),
             ).fetchall()
         return {status: count for status, count in rows}
+
+    def skip_counts(self, query: str) -> dict[str, int]:
+        """The photos a walk listed and did not keep, by reason."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT reason, COUNT(*) FROM skipped WHERE query=? GROUP BY reason", (query,)
+            ).fetchall()
+        return {reason: count for reason, count in rows}
 
     def jobs_to_retry(self, taxon_id: int, size: str, batch: int = 1000) -> Iterator[PhotoJob]:
         """Pending and failed photos of a taxon, lowest observation ids first, streamed."""
