@@ -25,9 +25,10 @@ from inatdl.observations import (
     observation_pages,
     observation_photos,
 )
+from inatdl.photo import PhotoRecord
 from inatdl.plan import Query, QueryWalk, most_specific, plan_queries
 from inatdl.source import Batch, Job, Move
-from inatdl.state import DONE, Cursor, PhotoRow, Skip, Store
+from inatdl.state import DONE, Cursor, Skip, Store
 
 Recorded = Mapping[int, tuple[str, int, str]]  # photo id → status, taxon id, path (Store.recorded)
 
@@ -36,7 +37,7 @@ Recorded = Mapping[int, tuple[str, int, str]]  # photo id → status, taxon id, 
 class Routed:
     """What one page of observations changes: rows to record, moves, skips, and caps."""
 
-    rows: list[PhotoRow] = field(default_factory=list)
+    rows: list[PhotoRecord] = field(default_factory=list)
     moves: list[Move] = field(default_factory=list)
     skips: list[Skip] = field(default_factory=list)  # photos the filters refuse
     held: dict[int, int] = field(default_factory=dict)  # photos each taxon holds after the page
@@ -92,7 +93,7 @@ def route_page(
                 break
             held += 1
             known.add(choice.photo_id)
-            row = PhotoRow(
+            row = PhotoRecord(
                 photo_id=choice.photo_id,
                 size=size,
                 taxon_id=taxon_id,

@@ -15,7 +15,6 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from inatdl.api_listing import ApiListing
 from inatdl.budget import ByteBudget
@@ -31,8 +30,9 @@ from inatdl.manifest import write_manifest
 from inatdl.observations import Filters
 from inatdl.pool import Pool, Stop
 from inatdl.report import FetchReport, Tally, TaxonReport
+from inatdl.reporter import Reporter, SilentReporter
 from inatdl.source import ListedTaxon
-from inatdl.state import DataDirLock, Outcome, PhotoJob, Store
+from inatdl.state import DataDirLock, PhotoJob, Store
 from inatdl.taxa import TaxonRow
 
 __all__ = ["FetchOptions", "FetchReport", "Reporter", "SilentReporter", "TaxonReport", "fetch_photos"]
@@ -52,26 +52,6 @@ class FetchOptions:
     wait: bool = True
     max_per_taxon: int | None = None
     dry_run: bool = False
-
-
-class Reporter(Protocol):
-    """Where progress goes: a tqdm bar, plain log lines, or nowhere."""
-
-    def listing(self, taxon: str) -> None: ...
-    def paged(self, done: int, left: int) -> None: ...  # observation pages of the whole job
-    def queued(self, count: int) -> None: ...
-    def finished(self, outcome: Outcome) -> None: ...
-    def waiting(self, message: str) -> None: ...
-    def close(self) -> None: ...
-
-
-class SilentReporter:
-    def listing(self, taxon: str) -> None: ...
-    def paged(self, done: int, left: int) -> None: ...
-    def queued(self, count: int) -> None: ...
-    def finished(self, outcome: Outcome) -> None: ...
-    def waiting(self, message: str) -> None: ...
-    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)

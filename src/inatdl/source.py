@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from inatdl.observations import Filters
+from inatdl.photo import PhotoRecord
 from inatdl.report import TaxonReport
-from inatdl.state import Cursor, PhotoRow, Skip
+from inatdl.state import Cursor, Skip
 
 
 @dataclass
@@ -75,7 +76,7 @@ class Move:
     """A photo downloaded under one taxon whose observation now goes to a more specific
     taxon listed since (a variety added to the list): its file and row move, no request."""
 
-    row: PhotoRow  # as it now belongs, new taxon, path and key
+    row: PhotoRecord  # as it now belongs, new taxon, path and key
     old_taxon_id: int
     old_path: str
 
@@ -86,7 +87,7 @@ class Batch:
     filters, the cursors to save in the same transaction, and photos already downloaded to
     move to another taxon's folder."""
 
-    rows: Sequence[PhotoRow]
+    rows: Sequence[PhotoRecord]
     cursors: Sequence[Cursor]
     moves: Sequence[Move] = field(default=())
     skips: Sequence[Skip] = field(default=())
