@@ -13,7 +13,7 @@ import contextlib
 import itertools
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,3 +144,10 @@ def list_job(
     take_over(feeder.store, source, taxa, size, cap, feeder.queue, stop, listed)
     if not stop.stopping:
         feeder.feed(source, Job(listed, size, asked.filters, cap, progress), stop)
+
+
+def settle(taxa: Collection[ListedTaxon], store: Store, size: str) -> list[TaxonReport]:
+    """The taxa's reports, completed from the state at the end of the run (TaxonReport.settle)."""
+    for taxon in taxa:
+        taxon.report.settle(store.status_counts(taxon.taxon_id, size), store.skip_counts(taxon.key))
+    return [taxon.report for taxon in taxa]

@@ -24,7 +24,7 @@ from inatdl.constants import MANIFEST_FILE, PHOTOS_DIR, SIZE_SAMPLE, STATE_FILE
 from inatdl.download import PART_INFO_SUFFIX, PART_SUFFIX, Downloader, PhotoSizes
 from inatdl.dry_run import estimate
 from inatdl.errors import ApiError, InatdlError
-from inatdl.feed import Asked, Feeder, list_job
+from inatdl.feed import Asked, Feeder, list_job, settle
 from inatdl.files import disk_error
 from inatdl.manifest import write_manifest
 from inatdl.observations import Filters
@@ -163,20 +163,11 @@ def _run(
         cancel=stop.hard_event,
     )
     listed: dict[int, ListedTaxon] = {}
+    tally = Tally(lambda taxon_id: listed[taxon_id].report, reporter.finished)
     pool = (
         None
         if options.dry_run
-        else _pool(
-            client,
-            data_dir,
-            store,
-            options,
-            clock,
-            budget,
-            stop,
-            on_disk,
-            Tally(lambda taxon_id: listed[taxon_id].report, reporter.finished),
-        )
+        else _pool(client, data_dir, store, options, clock, budget, stop, on_disk, tally)
     )
 
     def queue(job: PhotoJob) -> None:
@@ -195,17 +186,11 @@ def _run(
             report.interrupted |= pool.finish()
         budget.close()
         store.flush()
-        for taxon in listed.values():
-            taxon.report.settle(
-                store.status_counts(taxon.taxon_id, options.size), store.skip_counts(taxon.key)
-            )
-        report.taxa = [taxon.report for taxon in listed.values()]
+        report.taxa = settle(listed.values(), store, options.size)
         report.api_requests = client.requests_made - requests_before
         report.pages = listing.pages_done
         report.moved = feeder.moved
-        report.spent = {window: budget.spent(window) for window in budget.windows}
-        report.limits = {name: window.limit for name, window in budget.windows.items()}
-        report.sent, report.overruns = budget.sent, budget.overruns
+        report.read_budget(budget)
 
     try:
         list_job(listing, feeder, taxa, asked, reporter, stop, listed)

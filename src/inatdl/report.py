@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from inatdl.budget import ByteBudget
 from inatdl.errors import InatdlError
 from inatdl.state import DONE, FAILED, GONE, PENDING, Outcome
 
@@ -81,6 +82,12 @@ class FetchReport:
 
     def total(self, attribute: str) -> int:
         return sum(getattr(t, attribute) for t in self.taxa)
+
+    def read_budget(self, budget: ByteBudget) -> None:
+        """The byte budget's windows, limits and what went past them, at the end of the run."""
+        self.spent = {window: budget.spent(window) for window in budget.windows}
+        self.limits = {name: window.limit for name, window in budget.windows.items()}
+        self.sent, self.overruns = budget.sent, budget.overruns
 
 
 class Tally:
