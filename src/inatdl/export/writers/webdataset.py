@@ -8,6 +8,7 @@ export twice is byte-identical and a re-upload changes nothing.
 
 from __future__ import annotations
 
+import operator
 import os
 import tarfile
 from json.encoder import encode_basestring
@@ -58,9 +59,7 @@ class WebDatasetWriter(ShardWriter):
         if not hasattr(self, "_keys"):
             self._keys = [f"{encode_basestring(c)}: " for c in (*self.context.selection.columns, "label")]
         values = (*sample.photo.values, sample.photo.label)
-        pairs = ", ".join(
-            key + encode_basestring(value) for key, value in zip(self._keys, values, strict=True)
-        )
+        pairs = ", ".join(map(operator.add, self._keys, map(encode_basestring, values)))
         return f"{{{pairs}}}".encode()
 
     def write_shard(self, handle: BinaryIO, shard: Shard) -> None:
