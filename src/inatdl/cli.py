@@ -44,6 +44,7 @@ from inatdl.fetch import FetchOptions, FetchReport, fetch_photos
 from inatdl.files import ensure_data_dir
 from inatdl.observations import Filters
 from inatdl.observed import RANK_SPECIES, RANKS, ObservedQuery, ObservedReport, list_observed
+from inatdl.opendata import DEFAULT_OPEN_DATA_URL, default_open_data_dir
 from inatdl.progress import LogReporter, TqdmReporter
 from inatdl.splits import GROUP_BY, parse_splits
 from inatdl.taxa import NOT_FOUND, TaxonRow, load_resolved_taxa, read_species_csv, resolve_species
@@ -67,6 +68,8 @@ class Settings:
     quiet: bool
     clock: Clock = field(default_factory=Clock)
     timeout: Timeout = (CONNECT_TIMEOUT, READ_TIMEOUT)
+    open_data_url: str = DEFAULT_OPEN_DATA_URL
+    open_data_dir: Path = field(default_factory=default_open_data_dir)
 
     def client(self, pool_size: int = 4) -> ApiClient:
         session = build_session(pool_size)
@@ -203,12 +206,33 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
     help="Most API requests per second; iNaturalist asks for about 1 [env: INATDL_API_RATE].",
 )
 @click.option(
+    "--open-data-url",
+    envvar="INATDL_OPEN_DATA_URL",
+    default=DEFAULT_OPEN_DATA_URL,
+    show_default=True,
+    help="The open data's base: <url>/<table>.csv.gz and <url>/photos/... [env: INATDL_OPEN_DATA_URL].",
+)
+@click.option(
+    "--open-data-dir",
+    envvar="INATDL_OPEN_DATA_DIR",
+    type=click.Path(path_type=Path),
+    help="Where `opendata sync` keeps the tables, shared by every data dir [default: the user's cache "
+    "folder, e.g. ~/.cache/inatdl/open-data; env: INATDL_OPEN_DATA_DIR].",
+)
+@click.option(
     "-v", "--verbose", "--debug", "verbose", is_flag=True, help="Debug logs, and tracebacks with errors."
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.pass_context
 def cli(
-    ctx: click.Context, data_dir: Path, api_url: str, api_rate: float, verbose: bool, quiet: bool
+    ctx: click.Context,
+    data_dir: Path,
+    api_url: str,
+    api_rate: float,
+    open_data_url: str,
+    open_data_dir: Path | None,
+    verbose: bool,
+    quiet: bool,
 ) -> None:
     """Build image datasets of species from iNaturalist photos, licence-aware and resumable.
 
@@ -219,6 +243,8 @@ def cli(
     """
     overrides = ctx.obj if isinstance(ctx.obj, dict) else {}
     ctx.obj = Settings(data_dir, api_url, api_rate, verbose, quiet, **overrides)
+    ctx.obj.open_data_url = open_data_url
+    ctx.obj.open_data_dir = open_data_dir or default_open_data_dir()
     _setup_logging(verbose, quiet)
 
 
@@ -822,3 +848,79 @@ def _print_export(settings: Settings, report: ExportReport, options: ExportOptio
         )
         _say(settings, f"Too few {unit}s for every split: {listed}")
     _say(settings, f"Dataset card {report.out_dir / 'README.md'}, credits {report.out_dir / 'CREDITS.md'}.")
+
+
+# open data ------------------------------------------------------------------------------
+
+
+@cli.group(context_settings=CONTEXT)
+def opendata() -> None:
+    """iNaturalist's monthly open data: bulk jobs with no API request.
+
+    \b
+    Example:
+      inatdl opendata sync
+      inatdl photos fetch --source open-data --size medium
+    """
+
+
+@opendata.command("sync", context_settings=CONTEXT)
+@click.pass_obj
+def opendata_sync(settings: Settings) -> None:
+    """Download the open data's four tables into the open-data dir (resuming a cut
+    download, skipping a table that has not changed) and make the columnar copy that
+    `--source open-data` queries.
+
+    \b
+    Example:
+      inatdl opendata sync
+      inatdl --open-data-dir /big/disk/inat-open-data opendata sync
+    """
+    from inatdl.opendata.sync import sync
+
+    reporter = SyncProgress(settings.quiet)
+    with _sigterm_as_interrupt():
+        report = sync(
+            build_session(), settings.open_data_url, settings.open_data_dir, settings.clock, reporter,
+            settings.timeout,
+        )  # fmt: skip
+    tables = ", ".join(report.downloaded) or "none"
+    _say(settings, f"Downloaded: {tables}; unchanged: {', '.join(report.unchanged) or 'none'}.")
+    state = "made" if report.copied else "already up to date"
+    _say(
+        settings,
+        f"Open data of {report.copy.dump_date} (Last-Modified) in {settings.open_data_dir}; "
+        f"columnar copy {state}.",
+    )
+
+
+class SyncProgress:
+    """A byte bar per table on a terminal, a line per table otherwise."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar: Any = None
+
+    def say(self, text: str) -> None:
+        if not self.quiet:
+            click.echo(text, err=True)
+
+    def table(self, table: str, total: int | None, already: int) -> Callable[[int], None]:
+        self.done()
+        if self.quiet:
+            return lambda count: None
+        from tqdm import tqdm
+
+        self.bar = tqdm(
+            total=total, initial=already, unit="B", unit_scale=True, unit_divisor=1000,
+            desc=f"{table}.csv.gz", dynamic_ncols=True, disable=None,
+        )  # fmt: skip
+        if not sys.stderr.isatty():
+            resumed = f", resuming at {format_size(already)}" if already else ""
+            click.echo(f"Downloading {table}.csv.gz ({format_size(total or 0)}{resumed})", err=True)
+        return self.bar.update  # type: ignore[no-any-return]
+
+    def done(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

@@ -47,6 +47,11 @@ class ExportError(InatdlError):
     """`dataset export` cannot be done with this data dir, output folder or options."""
 
 
+class OpenDataError(InatdlError):
+    """The open data cannot be downloaded, read or queried (a missing table, a corrupt file,
+    no synced dump)."""
+
+
 class LimitReached(InatdlError):
     """A byte limit is reached and the user asked not to wait."""
 
