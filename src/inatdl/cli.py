@@ -44,7 +44,7 @@ from inatdl.fetch import FetchOptions, FetchReport, fetch_photos
 from inatdl.files import ensure_data_dir
 from inatdl.observations import Filters
 from inatdl.observed import RANK_SPECIES, RANKS, ObservedQuery, ObservedReport, list_observed
-from inatdl.opendata import DEFAULT_OPEN_DATA_URL, default_open_data_dir
+from inatdl.opendata import DEFAULT_OPEN_DATA_URL, INACTIVE, default_open_data_dir
 from inatdl.progress import LogReporter, TqdmReporter
 from inatdl.splits import GROUP_BY, parse_splits
 from inatdl.taxa import NOT_FOUND, TaxonRow, load_resolved_taxa, read_species_csv, resolve_species
@@ -115,6 +115,17 @@ def _name_given(ctx: click.Context, param: click.Parameter, value: str | None) -
     if value is not None and not value.strip():
         raise click.BadParameter("give the scientific name of a higher taxon, e.g. Plantae", param=param)
     return value
+
+
+API, OPEN_DATA = "api", "open-data"
+source_option = click.option(
+    "--source",
+    type=click.Choice([API, OPEN_DATA]),
+    default=API,
+    show_default=True,
+    help="Where to look: the live API, or the open data synced by `inatdl opendata sync` "
+    "(no API request; up to a month old).",
+)
 
 
 class SizeType(click.ParamType):
@@ -289,8 +300,11 @@ def taxa() -> None:
     "one name a line].",
 )
 @click.option("--refresh", is_flag=True, help="Ask the API again for names resolved before.")
+@source_option
 @click.pass_obj
-def taxa_resolve(settings: Settings, species_csv: Path, column: str | None, refresh: bool) -> None:
+def taxa_resolve(
+    settings: Settings, species_csv: Path, column: str | None, refresh: bool, source: str
+) -> None:
     """Resolve the names of SPECIES_CSV to taxon ids and write taxa.csv in the data dir.
 
     SPECIES_CSV is delimited by commas, semicolons or tabs with a header row, or is plain
@@ -305,6 +319,12 @@ def taxa_resolve(settings: Settings, species_csv: Path, column: str | None, refr
     """
     names = read_species_csv(species_csv, column)
     data_dir = ensure_data_dir(settings.data_dir)
+    if source == OPEN_DATA:
+        from inatdl.opendata.resolve import resolve_from_open_data
+
+        rows = resolve_from_open_data(settings.open_data_dir, names, data_dir)
+        _print_taxa(settings, rows, data_dir / TAXA_FILE)
+        return
     client = settings.client()
     done: list[TaxonRow] = []
 
@@ -331,10 +351,17 @@ def _print_taxa(settings: Settings, rows: Sequence[TaxonRow], path: Path) -> Non
             f"{row.input_name:<{width}}  {row.match:<9}  {taxon_id:>9}  {row.name:<28}  {count:>12}{note}",
         )
     missing = [r.input_name for r in rows if r.match == NOT_FOUND]
-    resolved = len(rows) - len(missing)
+    resolved = sum(r.resolved for r in rows)
     _say(settings)
     if missing:
         _say(settings, f"Not found on iNaturalist ({len(missing)}): {', '.join(missing)}")
+    inactive = [r.input_name for r in rows if r.match == INACTIVE]
+    if inactive:
+        _say(
+            settings,
+            f"Inactive names ({len(inactive)}): {', '.join(inactive)}; the open data holds no synonyms, "
+            "so they are not fetched; the API route (--source api) would follow them to their current taxa.",
+        )
     _say(settings, f"Wrote {path} ({resolved} of {len(rows)} names resolved).")
 
 

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 DEFAULT_OPEN_DATA_URL = "https://inaturalist-open-data.s3.amazonaws.com"
+#: taxa.csv's match for a name that the dump knows only as inactive (it holds no synonyms).
+INACTIVE = "inactive"
 
 
 def default_open_data_dir() -> Path:

@@ -169,3 +169,14 @@ def _corrupt(path: Path, table: str, why: object) -> OpenDataError:
         f"the downloaded {table} table is unreadable ({first[:160]}); it was removed, so "
         "`inatdl opendata sync` downloads it again (the previous copy stays in use)"
     )
+
+
+def require_copy(open_data_dir: Path) -> Copy:
+    """The copy in use, or OpenDataError saying to run `inatdl opendata sync`."""
+    copy = current_copy(open_data_dir)
+    if copy is None:
+        raise OpenDataError(
+            f"no synced open data in {open_data_dir}; run `inatdl opendata sync` first "
+            "(or point --open-data-dir at the folder it synced)"
+        )
+    return copy
