@@ -1,0 +1,168 @@
+"""The open-data plan: a job's photos as one DuckDB query over the columnar copy.
+
+The engine does all the table work: each taxon of the dump routed to the most specific
+listed taxon of its lineage (``ancestry`` then itself), the filters (licence, quality, box,
+dates), a photo under several observations kept once, each listed taxon's photos in photo
+id order after its cursor and up to its room under ``--max-per-taxon``, and every
+photos.csv column (URL at the size asked, attribution as iNaturalist writes it). Python only
+reads the result in batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from inatdl.constants import IMAGE_EXTENSIONS, QUALITY_GRADES
+from inatdl.observations import Filters
+from inatdl.opendata.columnar import Copy
+from inatdl.opendata.engine import connect
+
+PLAN_BATCH_ROWS = 2000  # rows handed on at once (one state transaction each in a fetch)
+OBSERVATION_URL = "https://www.inaturalist.org/observations/"
+
+#: The plan's columns, photos.csv's names (``extension`` and ``after`` aside).
+PLAN_COLUMNS = (
+    "photo_id", "observation_uuid", "taxon_id", "taxon_name", "observed_taxon_id",
+    "observed_taxon_name", "path", "url", "license_code", "attribution", "observer",
+    "quality_grade", "latitude", "longitude", "observed_on", "observation_url",
+    "positional_accuracy", "extension",
+)  # fmt: skip
+
+# $listed_* are parallel lists, one item per listed taxon: its id, accepted name, folder,
+# cursor (photo ids up to it are recorded) and room (photos it may still take; NULL: no cap).
+PLAN_SQL = r"""
+WITH listed AS (
+    SELECT unnest($listed_ids) AS listed_id, unnest($listed_names) AS taxon_name,
+           unnest($listed_folders) AS folder, unnest($listed_after) AS after,
+           unnest($listed_room) AS room
+), lineages AS (
+    SELECT taxon_id, name,
+           list_concat(coalesce(string_split(nullif(ancestry, ''), '/')::BIGINT[], []::BIGINT[]),
+                       [taxon_id]) AS ids
+    FROM read_parquet($taxa)
+), steps AS (
+    SELECT taxon_id, unnest(ids) AS step, generate_subscripts(ids, 1) AS depth FROM lineages
+), routes AS (
+    SELECT s.taxon_id, arg_max(s.step, s.depth) AS listed_id
+    FROM steps s SEMI JOIN listed l ON s.step = l.listed_id
+    GROUP BY s.taxon_id
+), kept_observations AS (
+    SELECT o.observation_uuid, o.observer_id, o.latitude, o.longitude, o.positional_accuracy,
+           o.taxon_id AS observed_taxon_id, o.quality_grade, o.observed_on, r.listed_id
+    FROM read_parquet($observations) o JOIN routes r USING (taxon_id)
+    WHERE ($quality IS NULL OR list_contains($quality, o.quality_grade))
+      AND ($swlat IS NULL OR (o.latitude BETWEEN $swlat AND $nelat AND CASE
+            WHEN $swlng <= $nelng THEN o.longitude BETWEEN $swlng AND $nelng
+            ELSE o.longitude >= $swlng OR o.longitude <= $nelng END))
+      AND ($observed_from IS NULL OR o.observed_on >= CAST($observed_from AS DATE))
+      AND ($observed_to IS NULL OR o.observed_on <= CAST($observed_to AS DATE))
+), candidates AS (
+    SELECT p.photo_id, p.extension, lower(p.license) AS license_code, o.*
+    FROM read_parquet($photos) p JOIN kept_observations o USING (observation_uuid)
+    WHERE list_contains($licenses, lower(p.license))
+      AND list_contains($extensions, lower(p.extension))
+    QUALIFY row_number() OVER (PARTITION BY p.photo_id ORDER BY o.observation_uuid) = 1
+), ranked AS (
+    SELECT c.*, l.taxon_name, l.folder, l.room,
+           row_number() OVER (PARTITION BY c.listed_id ORDER BY c.photo_id) AS nth
+    FROM candidates c JOIN listed l USING (listed_id)
+    WHERE c.photo_id > l.after
+)
+SELECT r.photo_id,
+       r.observation_uuid,
+       r.listed_id AS taxon_id,
+       r.taxon_name,
+       r.observed_taxon_id,
+       t.name AS observed_taxon_name,
+       r.folder || '/' || r.photo_id || '_' || $size || '.' || lower(r.extension) AS path,
+       $base_url || '/photos/' || r.photo_id || '/' || $size || '.' || r.extension AS url,
+       r.license_code,
+       CASE r.license_code
+           WHEN 'cc0' THEN '(c) ' || holder || ', no rights reserved (CC0)'
+           WHEN 'pd' THEN holder || ', no known copyright restrictions (public domain)'
+           ELSE '(c) ' || holder || ', some rights reserved (' ||
+                replace(upper(r.license_code), 'CC-', 'CC ') || ')'
+       END AS attribution,
+       u.login AS observer,
+       r.quality_grade,
+       r.latitude,
+       r.longitude,
+       strftime(r.observed_on, '%Y-%m-%d') AS observed_on,
+       $observation_url || r.observation_uuid AS observation_url,
+       r.positional_accuracy,
+       lower(r.extension) AS extension
+FROM ranked r
+LEFT JOIN read_parquet($observers) u ON u.observer_id = r.observer_id
+LEFT JOIN (SELECT taxon_id, name FROM read_parquet($taxa)) t ON t.taxon_id = r.observed_taxon_id,
+LATERAL (SELECT coalesce(nullif(u.name, ''), u.login, 'unknown') AS holder)
+WHERE r.room IS NULL OR r.nth <= r.room
+ORDER BY r.listed_id, r.photo_id
+"""
+
+
+@dataclass(frozen=True)
+class PlannedTaxon:
+    """A listed taxon as the plan needs it: where its photos go and where it stands."""
+
+    taxon_id: int
+    name: str
+    folder: str  # photos/<folder>, relative to the data dir
+    after: int = 0  # its cursor: photo ids up to it are recorded
+    room: int | None = None  # photos it may still take under --max-per-taxon
+
+
+def plan_parameters(
+    copy: Copy, taxa: Sequence[PlannedTaxon], size: str, filters: Filters, base_url: str
+) -> dict[str, Any]:
+    """PLAN_SQL's parameters for a job."""
+    every_grade = set(filters.quality) >= set(QUALITY_GRADES)
+    swlat, swlng, nelat, nelng = filters.bbox or (None, None, None, None)
+    return {
+        "listed_ids": [t.taxon_id for t in taxa],
+        "listed_names": [t.name for t in taxa],
+        "listed_folders": [t.folder for t in taxa],
+        "listed_after": [t.after for t in taxa],
+        "listed_room": [t.room for t in taxa],
+        "taxa": str(copy.parquet("taxa")),
+        "observations": str(copy.parquet("observations")),
+        "photos": str(copy.parquet("photos")),
+        "observers": str(copy.parquet("observers")),
+        "quality": None if every_grade else list(filters.quality),
+        "swlat": swlat,
+        "swlng": swlng,
+        "nelat": nelat,
+        "nelng": nelng,
+        "observed_from": filters.observed_from,
+        "observed_to": filters.observed_to,
+        "licenses": list(filters.licenses),
+        "extensions": list(IMAGE_EXTENSIONS),
+        "size": size,
+        "base_url": base_url.rstrip("/"),
+        "observation_url": OBSERVATION_URL,
+    }
+
+
+def planned_photos(
+    copy: Copy,
+    open_data_dir: Path,
+    taxa: Sequence[PlannedTaxon],
+    size: str,
+    filters: Filters,
+    base_url: str,
+    batch_rows: int = PLAN_BATCH_ROWS,
+) -> Iterator[list[dict[str, Any]]]:
+    """The job's photos in batches of rows keyed by PLAN_COLUMNS, each taxon's in photo id
+    order (the order of its cursor), streamed from the engine."""
+    if not taxa:
+        return
+    con = connect(open_data_dir)
+    try:
+        result = con.execute(PLAN_SQL, plan_parameters(copy, taxa, size, filters, base_url))
+        columns = [d[0] for d in result.description]
+        while rows := result.fetchmany(batch_rows):
+            yield [dict(zip(columns, row, strict=True)) for row in rows]
+    finally:
+        con.close()
