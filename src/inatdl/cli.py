@@ -658,3 +658,79 @@ def opendata_sync(settings: Settings) -> None:
             settings.timeout,
         )  # fmt: skip
     output.show_sync(settings.out, report, settings.open_data_dir)
+
+
+@photos.command("plan", context_settings=CONTEXT)
+@click.argument("out", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--split", "splits", type=SplitShares(), help="Add a split column, drawn as `dataset export` draws it."
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Another seed draws other splits.")
+@source_option
+@click.pass_obj
+def photos_plan(
+    settings: Settings,
+    out: Path,
+    splits: tuple[tuple[str, float], ...] | None,
+    seed: int,
+    source: str,
+    size: str,
+    licenses: tuple[str, ...],
+    quality: tuple[str, ...],
+    place_id: int | None,
+    bbox: tuple[float, float, float, float] | None,
+    observed_from: dt.datetime | None,
+    observed_to: dt.datetime | None,
+    max_per_taxon: int | None,
+) -> None:
+    """Write the photos `photos fetch` would download, after its filters and caps, to OUT
+    (Parquet) without downloading them: img2dataset's input as it is (url, label and the
+    photos.csv columns), for a download on a Spark or Ray cluster.
+
+    \b
+    Example:
+      inatdl photos plan plan.parquet --source open-data --size medium --split train=0.9,test=0.1
+      img2dataset --url_list plan.parquet --input_format parquet --url_col url --caption_col label \\
+        --output_folder images --output_format files
+    """
+    from inatdl.opendata.handoff import PlanFileOptions
+    from inatdl.opendata.plan_job import PlanJob, api_plan, open_data_plan
+
+    filters = _job_filters(source, licenses, quality, place_id, bbox, observed_from, observed_to)
+    data_dir = ensure_data_dir(settings.data_dir)
+    taxa_rows = load_resolved_taxa(data_dir)
+    job = PlanJob(out, size, filters, max_per_taxon, PlanFileOptions(splits or (), seed))
+    with _sigterm_as_interrupt():
+        if source == OPEN_DATA:
+            report = open_data_plan(settings.open_data_dir, settings.open_data_url, taxa_rows, job)
+        else:
+            report = api_plan(settings.client(), data_dir, taxa_rows, job, settings.clock)
+    output.show_plan(settings.out, report)
+
+
+def _job_filters(
+    source: str,
+    licenses: tuple[str, ...],
+    quality: tuple[str, ...],
+    place_id: int | None,
+    bbox: tuple[float, float, float, float] | None,
+    observed_from: dt.datetime | None,
+    observed_to: dt.datetime | None,
+) -> Filters:
+    """The job's filters, after the checks that make a wrong combination a usage error."""
+    if observed_from and observed_to and observed_from > observed_to:
+        raise click.BadParameter("--observed-from is after --observed-to", param_hint="--observed-from")
+    if source == OPEN_DATA and place_id is not None:
+        raise click.BadParameter(
+            "the open data holds no places; use --bbox SWLAT,SWLNG,NELAT,NELNG instead "
+            "(or --source api)",
+            param_hint="--place-id",
+        )
+    return Filters(licenses, quality, place_id, bbox, _date(observed_from), _date(observed_to))
+
+
+#: `photos plan` takes the job's options exactly as `photos fetch` declares them.
+_FETCH_JOB_OPTIONS = (
+    "size", "licenses", "quality", "place_id", "bbox", "observed_from", "observed_to", "max_per_taxon",
+)  # fmt: skip
+photos_plan.params[1:1] = [p for p in photos_fetch.params if p.name in _FETCH_JOB_OPTIONS]

@@ -7,6 +7,7 @@ with click.echo, the writer Click's test runner captures.
 
 from __future__ import annotations
 
+import json
 import logging
 import shlex
 import sys
@@ -31,6 +32,7 @@ from inatdl.units import format_size
 
 if TYPE_CHECKING:  # the module imports pandas: loaded only by `dataset export`
     from inatdl.export import ExportOptions, ExportReport
+    from inatdl.opendata.handoff import PlanFileReport
     from inatdl.opendata.sync import SyncReport
 
 log = logging.getLogger("inatdl")
@@ -446,4 +448,19 @@ def show_sync(out: Output, report: SyncReport, open_data_dir: Path) -> None:
     state = "made" if report.copied else "already up to date"
     out.say(
         f"Open data of {report.copy.dump_date} (Last-Modified) in {open_data_dir}; columnar copy {state}."
+    )
+
+
+def show_plan(out: Output, report: PlanFileReport) -> None:
+    """What `photos plan` wrote, and the img2dataset command that downloads it."""
+    out.say(f"Wrote {report.path}: {report.photos:,} photos of {report.taxa:,} taxa; nothing was downloaded.")
+    for name, count in report.per_split.items():
+        share = count / report.photos if report.photos else 0.0
+        out.say(f"  {name:<11} {count:>8,}  {share:6.1%}")
+    columns = json.dumps(report.extra_columns, separators=(",", ":"))
+    out.say("Download it with img2dataset (it keeps no byte budget: see the README):")
+    out.say(
+        f"  img2dataset --url_list {shlex.quote(str(report.path))} --input_format parquet --url_col url "
+        f"--caption_col label --save_additional_columns {shlex.quote(columns)} "
+        "--output_folder images --output_format files"
     )

@@ -34,7 +34,7 @@ PLAN_FILE_TYPES = (
     ("attribution", "string"), ("observer", "string"), ("quality_grade", "string"),
     ("latitude", "float64"), ("longitude", "float64"), ("observed_on", "string"),
     ("observation_url", "string"), ("observation_uuid", "string"),
-    ("positional_accuracy", "float64"), ("coordinates_obscured", "bool"),
+    ("positional_accuracy", "float64"), ("coordinates_obscured", "bool_"),
 )  # fmt: skip
 SPLIT_COLUMN = "split"
 
