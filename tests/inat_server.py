@@ -54,6 +54,7 @@ __all__ = [
     "ENDLESS_LIMIT",
     "FAULT_KINDS",
     "FAULT_TARGETS",
+    "OBSCURED_ACCURACY",
     "OPEN_DATA_COLUMNS",
     "OPEN_DATA_PREFIX",
     "OPEN_DATA_TABLES",
@@ -72,6 +73,9 @@ __all__ = [
 
 # --------------------------------------------------------------------------- constants
 
+#: The public positional accuracy (metres) of obscured coordinates: iNaturalist blurs them
+#: to a cell of 0.2 by 0.2 degrees, about 27.8 km across the diagonal at the equator.
+OBSCURED_ACCURACY = 27_800
 PHOTO_SIZES = ("square", "thumb", "small", "medium", "large", "original")
 #: Approximate body length of each size; each photo varies by up to +1/8 of it.
 PHOTO_BASE_BYTES = {
@@ -386,6 +390,15 @@ class _Obs(NamedTuple):
     photos: tuple[_Photo, ...]
     coordinates: str = "both"  # which of geojson and location the JSON gives: "both", "geojson",
     # "location" or "none" (an observation without a place)
+
+
+class _Privacy(NamedTuple):
+    """An observation's coordinate privacy (InatServer.set_coordinates_privacy)."""
+
+    accuracy: int | None = None
+    geoprivacy: str | None = None
+    taxon_geoprivacy: str | None = None
+    omit: tuple[str, ...] = ()
 
 
 @dataclass
@@ -984,6 +997,8 @@ class InatServer:
         #: Last-Modified of the open data's tables (seconds since the epoch).
         self.open_data_modified: float = OPEN_DATA_MODIFIED
         self._open_data_cache: dict[str, tuple[int, bytes]] = {}
+        #: Coordinate privacy set by set_coordinates_privacy, by observation id.
+        self._privacy: dict[int, _Privacy] = {}
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -1448,6 +1463,50 @@ class InatServer:
         with self._lock:
             return self._obs_json(self._obs[obs_id], {})
 
+    def set_coordinates_privacy(
+        self,
+        obs_id: int,
+        *,
+        accuracy: int | None = None,
+        geoprivacy: str | None = None,
+        taxon_geoprivacy: str | None = None,
+        omit: Iterable[str] = (),
+    ) -> None:
+        """How precise and how public an observation's coordinates are, as iNaturalist says.
+
+        ``accuracy`` is the observer's positional accuracy (metres); ``geoprivacy`` the
+        observer's choice and ``taxon_geoprivacy`` the taxon's (a threatened taxon's is
+        "obscured"), each None, "open", "obscured" or "private". Either of the last two
+        obscures the coordinates: ``obscured`` is true and the public accuracy at least
+        OBSCURED_ACCURACY (the blurring cell); private ones are not shown at all. ``omit``
+        names keys the JSON leaves out (an older or partial answer).
+        """
+        for value in (geoprivacy, taxon_geoprivacy):
+            if value not in (None, "open", "obscured", "private"):
+                raise ValueError("geoprivacy must be None, 'open', 'obscured' or 'private'")
+        with self._lock:
+            self._privacy[obs_id] = _Privacy(accuracy, geoprivacy, taxon_geoprivacy, tuple(omit))
+            self._version += 1
+
+    def _with_privacy(self, o: _Obs, body: dict[str, Any]) -> dict[str, Any]:
+        """An observation's JSON with the coordinate privacy fields it was given."""
+        privacy = self._privacy.get(o.id, _Privacy())
+        hidden = (privacy.geoprivacy, privacy.taxon_geoprivacy)
+        obscured = "obscured" in hidden or "private" in hidden
+        public = max(privacy.accuracy or 0, OBSCURED_ACCURACY) if obscured else privacy.accuracy
+        body.update(
+            positional_accuracy=privacy.accuracy,
+            public_positional_accuracy=None if "private" in hidden else public,
+            obscured=obscured,
+            geoprivacy=privacy.geoprivacy,
+            taxon_geoprivacy=privacy.taxon_geoprivacy,
+        )
+        if "private" in hidden:
+            body.update(location=None, geojson=None)
+        for key in privacy.omit:
+            body.pop(key, None)
+        return body
+
     def _obs_json(self, o: _Obs, taxon_cache: dict[int, dict[str, Any]]) -> dict[str, Any]:
         taxon = taxon_cache.get(o.taxon_id)
         if taxon is None:
@@ -1458,7 +1517,7 @@ class InatServer:
         description = None
         if o.padding > 0:
             description = (_FILLER * (o.padding // len(_FILLER) + 1))[: o.padding]
-        return {
+        body = {
             "id": o.id,
             "uuid": _uuid(f"observation:{o.id}"),
             "uri": f"https://www.inaturalist.org/observations/{o.id}",
@@ -1515,6 +1574,7 @@ class InatServer:
             "tags": [],
             "flags": [],
         }
+        return self._with_privacy(o, body)
 
     def _photo_json(self, p: _Photo, login: str) -> dict[str, Any]:
         width, height = _dimensions(p.id)
@@ -1897,10 +1957,12 @@ class InatServer:
                 rows.append([str(t.id), ancestry, level, t.rank, t.name, "true" if t.is_active else "false"])
         elif table == "observations":
             for o in kept:
-                place = [str(o.latitude), str(o.longitude)] if o.coordinates != "none" else ["", ""]
+                shown = self._with_privacy(o, {"location": o.coordinates != "none"})  # public ones only
+                place = [str(o.latitude), str(o.longitude)] if shown["location"] else ["", ""]
+                accuracy = shown.get("public_positional_accuracy")
                 uuid, observer = _uuid(f"observation:{o.id}"), str(_observer_id(o.user_login))
-                row = [uuid, observer, *place, "", str(o.taxon_id), o.quality_grade, o.observed_on, "1.0"]
-                rows.append(row)
+                row = [uuid, observer, *place, "" if accuracy is None else str(accuracy), str(o.taxon_id)]
+                rows.append([*row, o.quality_grade, o.observed_on, "1.0"])
         elif table == "photos":
             for o in kept:
                 for position, p in enumerate(o.photos):

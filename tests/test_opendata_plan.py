@@ -100,7 +100,7 @@ def test_every_column_as_photos_csv_writes_it(copy: Copy) -> None:
         "longitude": 20.0,
         "observed_on": "2020-01-01",
         "observation_url": "https://www.inaturalist.org/observations/o-1",
-        "positional_accuracy": 5.0,
+        "positional_accuracy": 5,
         "extension": "jpeg",
     }
     assert rows[101]["attribution"] == "(c) Ann Example, some rights reserved (CC BY-NC)"

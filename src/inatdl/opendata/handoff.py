@@ -34,7 +34,7 @@ PLAN_FILE_TYPES = (
     ("attribution", "string"), ("observer", "string"), ("quality_grade", "string"),
     ("latitude", "float64"), ("longitude", "float64"), ("observed_on", "string"),
     ("observation_url", "string"), ("observation_uuid", "string"),
-    ("positional_accuracy", "float64"), ("coordinates_obscured", "bool_"),
+    ("positional_accuracy", "int64"), ("coordinates_obscured", "bool_"),
 )  # fmt: skip
 SPLIT_COLUMN = "split"
 
@@ -116,6 +116,9 @@ def write_plan_file(
 def _plan_row(row: dict[str, Any], options: PlanFileOptions) -> dict[str, Any]:
     planned = {name: row.get(name) for name, _ in PLAN_FILE_TYPES}
     planned["label"] = row["taxon_name"]
+    obscured = planned["coordinates_obscured"]
+    if obscured is not None:  # the state keeps it as 0 or 1
+        planned["coordinates_obscured"] = bool(obscured)
     if options.splits:
         planned[SPLIT_COLUMN] = split_of(row, options)
     return planned

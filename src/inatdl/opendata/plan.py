@@ -92,7 +92,7 @@ SELECT r.photo_id,
        r.longitude,
        strftime(r.observed_on, '%Y-%m-%d') AS observed_on,
        $observation_url || r.observation_uuid AS observation_url,
-       r.positional_accuracy,
+       CAST(r.positional_accuracy AS BIGINT) AS positional_accuracy,
        lower(r.extension) AS extension
 FROM ranked r
 LEFT JOIN read_parquet($observers) u ON u.observer_id = r.observer_id
