@@ -40,8 +40,8 @@ WITH listed AS (
            unnest($listed_room) AS room
 ), lineages AS (
     SELECT taxon_id, name,
-           list_concat(coalesce(string_split(nullif(ancestry, ''), '/')::BIGINT[], []::BIGINT[]),
-                       [taxon_id]) AS ids
+           list_concat(coalesce(TRY_CAST(string_split(nullif(ancestry, ''), '/') AS BIGINT[]),
+                                []::BIGINT[]), [taxon_id]) AS ids
     FROM read_parquet($taxa)
 ), steps AS (
     SELECT taxon_id, unnest(ids) AS step, generate_subscripts(ids, 1) AS depth FROM lineages

@@ -36,8 +36,8 @@ WITH per_taxon AS (
     SELECT taxon_id, count(*) AS n FROM read_parquet($observations) GROUP BY taxon_id
 ), lineage AS (
     SELECT p.n,
-           list_concat(coalesce(string_split(nullif(t.ancestry, ''), '/')::BIGINT[], []::BIGINT[]),
-                       [t.taxon_id]) AS ids
+           list_concat(coalesce(TRY_CAST(string_split(nullif(t.ancestry, ''), '/') AS BIGINT[]),
+                                []::BIGINT[]), [t.taxon_id]) AS ids
     FROM per_taxon p JOIN read_parquet($taxa) t USING (taxon_id)
 )
 SELECT id, sum(n)::BIGINT AS observations
