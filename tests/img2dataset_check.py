@@ -44,8 +44,8 @@ def main() -> int:
         inatdl(inat, work, "opendata", "sync")
         inatdl(inat, work, "taxa", "resolve", str(species), "--source", "open-data")
         plan_path = work / "plan.parquet"
-        said = inatdl(inat, work, "photos", "plan", str(plan_path), "--source", "open-data", "--size", "small",
-                      "--split", "train=0.8,test=0.2")  # fmt: skip
+        job = ("--source", "open-data", "--size", "small", "--split", "train=0.8,test=0.2")
+        said = inatdl(inat, work, "photos", "plan", str(plan_path), *job)
         plan = {row["photo_id"]: row for row in pq.read_table(plan_path).to_pylist()}
         extra = json.loads(said.split("--save_additional_columns '", 1)[1].split("'", 1)[0])
         out = work / "images"
@@ -53,8 +53,9 @@ def main() -> int:
             str(Path(sys.executable).parent / "img2dataset"), "--url_list", str(plan_path),
             "--input_format", "parquet", "--url_col", "url", "--caption_col", "label",
             "--save_additional_columns", json.dumps(extra), "--output_folder", str(out),
-            "--output_format", "files", "--resize_mode", "no", "--skip_reencode", "True", "--processes_count", "1",
-            "--thread_count", "4", "--enable_wandb", "False", "--disallowed_header_directives", "[]",
+            "--output_format", "files", "--resize_mode", "no", "--skip_reencode", "True",
+            "--processes_count", "1", "--thread_count", "4", "--enable_wandb", "False",
+            "--disallowed_header_directives", "[]",
         ]  # fmt: skip
         subprocess.run(command, check=True, capture_output=True)
         problems = []
