@@ -88,9 +88,10 @@ def sync(
         free = shutil.disk_usage(folder).free
         if previous is None:
             minutes = to_download / NOMINAL_DOWNLOAD_RATE / 60
+            took = f"about {minutes:.0f} min" if minutes >= 1 else "under a minute"
             reporter.say(
                 f"First sync: {format_size(to_download)} to download and about {format_size(disk)} "
-                f"of disk in {folder} (the tables and their columnar copy); about {minutes:.0f} min at "
+                f"of disk in {folder} (the tables and their columnar copy); {took} at "
                 f"{NOMINAL_DOWNLOAD_RATE // 1_000_000} MB/s, then the copy. {format_size(free)} free."
             )
         if free < disk:
