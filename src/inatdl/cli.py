@@ -442,6 +442,7 @@ def _date(value: dt.datetime | None) -> str | None:
     is_flag=True,
     help="List what would be downloaded, with its size and time under the limits; download nothing.",
 )
+@source_option
 @click.pass_obj
 def photos_fetch(
     settings: Settings,
@@ -458,6 +459,7 @@ def photos_fetch(
     no_wait: bool,
     max_per_taxon: int | None,
     dry_run: bool,
+    source: str,
 ) -> None:
     """Download the photos of every taxon in taxa.csv whose licence allows reuse.
 
@@ -468,12 +470,16 @@ def photos_fetch(
     Example:
       inatdl photos fetch --size medium
       inatdl photos fetch --size small --license cc0,cc-by --quality research --max-per-taxon 500
+      inatdl photos fetch --source open-data --size medium    (after `inatdl opendata sync`)
     """
-    if observed_from and observed_to and observed_from > observed_to:
-        raise click.BadParameter("--observed-from is after --observed-to", param_hint="--observed-from")
+    filters = _job_filters(source, licenses, quality, place_id, bbox, observed_from, observed_to)
     data_dir = ensure_data_dir(settings.data_dir)
     taxa_rows = load_resolved_taxa(data_dir)
-    filters = Filters(licenses, quality, place_id, bbox, _date(observed_from), _date(observed_to))
+    photo_source = None
+    if source == OPEN_DATA:
+        from inatdl.opendata.source import open_data_source
+
+        photo_source = open_data_source(settings.open_data_dir, settings.open_data_url, filters)
     options = FetchOptions(
         size,
         filters,
@@ -487,7 +493,7 @@ def photos_fetch(
     client = settings.client(pool_size=workers + 2)
     reporter = output.fetch_reporter(settings.out)
     with _sigterm_as_interrupt():
-        report = fetch_photos(client, data_dir, taxa_rows, options, settings.clock, reporter)
+        report = fetch_photos(client, data_dir, taxa_rows, options, settings.clock, reporter, photo_source)
     if dry_run:
         output.show_dry_run(settings.out, report, options, settings.api_rate)
     else:
