@@ -217,6 +217,55 @@ BUGS = [
         "        except ZeroDivisionError:\n            interrupted = True",
         ("tests/test_stop.py::test_a_second_ctrl_c_while_the_run_stops_still_leaves_photos_csv",),
     ),
+    Planted(
+        "open_data_photo_twice",  # a photo under two observations is listed (and fetched) twice
+        "opendata/plan.py",
+        "QUALIFY row_number() OVER (PARTITION BY p.photo_id ORDER BY o.observation_uuid) = 1",
+        "QUALIFY true",
+        ("tests/test_opendata_plan.py::test_a_photo_under_two_observations_is_planned_once",),
+    ),
+    Planted(
+        "open_data_cap_unstable",  # --max-per-taxon keeps the highest photo ids, not the lowest
+        "opendata/plan.py",
+        "row_number() OVER (PARTITION BY c.listed_id ORDER BY c.photo_id) AS nth",
+        "row_number() OVER (PARTITION BY c.listed_id ORDER BY c.photo_id DESC) AS nth",
+        ("tests/test_opendata_plan.py::test_cursor_and_cap_keep_the_lowest_photo_ids",),
+    ),
+    Planted(
+        "open_data_least_specific_taxon",  # observations go to the least specific listed taxon
+        "opendata/plan.py",
+        "arg_max(s.step, s.depth)",
+        "arg_min(s.step, s.depth)",
+        ("tests/test_opendata_plan.py::test_descendants_go_to_the_most_specific_listed_taxon",),
+    ),
+    Planted(
+        "public_domain_credited_as_cc",  # pd photos attributed like a CC licence
+        "opendata/plan.py",
+        "WHEN 'pd' THEN holder",
+        "WHEN 'pd-not' THEN holder",
+        ("tests/test_opendata_plan.py::test_every_column_as_photos_csv_writes_it",),
+    ),
+    Planted(
+        "sync_downloads_unchanged_tables",  # ETag/Last-Modified ignored: every sync downloads all
+        "opendata/sync.py",
+        "        if is_current(folder, remote):",
+        "        if False:",
+        ("tests/test_opendata_sync.py::test_an_unchanged_dump_is_neither_downloaded_nor_copied_again",),
+    ),
+    Planted(
+        "sync_no_range_resume",  # a cut table download starts over instead of resuming
+        "opendata/download.py",
+        'headers["Range"] = f"bytes={offset}-"',
+        'headers["X-Range"] = f"bytes={offset}-"',
+        ("tests/test_opendata_sync.py::test_a_cut_download_resumes_with_range",),
+    ),
+    Planted(
+        "open_data_refetches_recorded_photos",  # a photo already in the state is listed again
+        "opendata/source.py",
+        'if row["photo_id"] in recorded:',
+        "if False:",
+        ("tests/test_opendata_fetch.py::test_photos_fetched_from_the_api_are_not_fetched_again_from_the_open_data",),
+    ),
 ]
 
 

@@ -121,3 +121,16 @@ def test_place_id_and_a_missing_sync_are_one_line_each(inat: InatServer, tmp_pat
         "(or point --open-data-dir at the folder it synced)\n"
     )
     assert inat.requests == []
+
+
+def test_photos_fetched_from_the_api_are_not_fetched_again_from_the_open_data(
+    synced: InatServer, tmp_path: Path
+) -> None:
+    assert run_open(synced, tmp_path, "photos", "fetch", "--size", "square").exit_code == 0
+    before = files(tmp_path / "data")
+    synced.clear_requests()
+    result = run_open(synced, tmp_path, "photos", "fetch", "--size", "square", "--source", "open-data")
+    assert result.exit_code == 0, result.output
+    assert synced.requests == []  # every photo the dump lists is in the state already
+    assert files(tmp_path / "data") == before
+    assert len(manifest(tmp_path / "data")) == len(before)
