@@ -13,6 +13,7 @@ import contextlib
 import os
 import sqlite3
 import tempfile
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,23 +71,21 @@ def schema(with_split: bool) -> pa.Schema:
     return pa.schema(fields)
 
 
-def split_of(row: dict[str, Any], options: PlanFileOptions) -> str:
+def split_of(observation_id: int | None, observation_uuid: str | None, options: PlanFileOptions) -> str:
     """The split `dataset export --group-by observation --seed N` puts this photo in."""
-    observation = row.get("observation_id")
-    key = str(observation) if observation is not None else str(row.get("observation_uuid") or "")
+    key = str(observation_id) if observation_id is not None else str(observation_uuid or "")
     return split_for(unit_hash(options.seed, group_key("observation", key, "")), options.splits)
 
 
-def write_plan_file(
-    path: Path, batches: Iterable[Sequence[dict[str, Any]]], options: PlanFileOptions
-) -> PlanFileReport:
-    """Write the rows of ``batches`` (photos.csv names; ``label`` from ``taxon_name``) to
-    ``path`` atomically, streamed batch by batch."""
+def write_plan_file(path: Path, tables: Iterable[pa.Table], options: PlanFileOptions) -> PlanFileReport:
+    """Write ``tables`` (the plan's columns, split aside) to ``path`` atomically, streamed,
+    with the split column drawn when asked."""
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    target = schema(bool(options.splits))
-    photos, taxa, per_split = 0, set(), dict.fromkeys((n for n, _ in options.splits), 0)
+    base, target = schema(False), schema(bool(options.splits))
+    photos, taxa, per_split = 0, set(), Counter[str]()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
@@ -95,14 +94,15 @@ def write_plan_file(
         raise disk_error(exc, path, "choose another OUT.parquet") from exc
     try:
         with pq.ParquetWriter(tmp, target, compression="zstd") as writer:
-            for batch in batches:
-                rows = [_plan_row(row, options) for row in batch]
-                for row in rows:
-                    taxa.add(row["taxon_id"])
-                    if options.splits:
-                        per_split[row[SPLIT_COLUMN]] += 1
-                photos += len(rows)
-                writer.write_table(pa.Table.from_pylist(rows, schema=target))
+            for table in tables:
+                table = table.select(base.names).cast(base)
+                if options.splits:
+                    splits = _splits(table, options)
+                    per_split.update(splits)
+                    table = table.append_column(SPLIT_COLUMN, pa.array(splits, pa.string()))
+                taxa.update(pc.unique(table.column("taxon_id")).to_pylist())
+                photos += table.num_rows
+                writer.write_table(table)
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
@@ -110,17 +110,32 @@ def write_plan_file(
         if isinstance(exc, OSError):
             raise disk_error(exc, path, "choose another OUT.parquet") from exc
         raise
-    return PlanFileReport(path, photos, len(taxa), per_split if options.splits else {})
+    counts = {name: per_split[name] for name, _ in options.splits}
+    return PlanFileReport(path, photos, len(taxa), counts)
 
 
-def _plan_row(row: dict[str, Any], options: PlanFileOptions) -> dict[str, Any]:
+def _splits(table: pa.Table, options: PlanFileOptions) -> list[str]:
+    """Each row's split, by its observation's id, or its uuid where the route has no id."""
+    ids = table.column("observation_id").to_pylist()
+    uuids = table.column("observation_uuid").to_pylist()
+    return [split_of(i, u, options) for i, u in zip(ids, uuids, strict=True)]
+
+
+def tables_from_rows(batches: Iterable[Sequence[dict[str, Any]]]) -> Iterator[pa.Table]:
+    """Rows keyed by photos.csv's names (the API route's, from the state) as plan tables."""
+    import pyarrow as pa
+
+    base = schema(False)
+    for batch in batches:
+        yield pa.Table.from_pylist([_plan_row(row) for row in batch], schema=base)
+
+
+def _plan_row(row: dict[str, Any]) -> dict[str, Any]:
     planned = {name: row.get(name) for name, _ in PLAN_FILE_TYPES}
     planned["label"] = row["taxon_name"]
     obscured = planned["coordinates_obscured"]
     if obscured is not None:  # the state keeps it as 0 or 1
         planned["coordinates_obscured"] = bool(obscured)
-    if options.splits:
-        planned[SPLIT_COLUMN] = split_of(row, options)
     return planned
 
 

@@ -13,14 +13,18 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inatdl.constants import IMAGE_EXTENSIONS, QUALITY_GRADES
 from inatdl.observations import Filters
 from inatdl.opendata.columnar import Copy
 from inatdl.opendata.engine import connect
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 PLAN_BATCH_ROWS = 2000  # rows handed on at once (one state transaction each in a fetch)
+PLAN_FILE_BATCH_ROWS = 100_000  # rows written to a plan file at once (Arrow, no Python rows)
 OBSERVATION_URL = "https://www.inaturalist.org/observations/"
 
 #: The plan's columns, photos.csv's names (``extension`` and ``after`` aside).
@@ -145,6 +149,24 @@ def plan_parameters(
     }
 
 
+def _reader(
+    sql: str, copy: Copy, open_data_dir: Path, taxa: Sequence[PlannedTaxon], size: str, filters: Filters,
+    base_url: str, batch_rows: int,
+) -> Iterator[pa.RecordBatch]:  # fmt: skip
+    """The query's result as Arrow record batches, streamed from the engine."""
+    if not taxa:
+        return
+    con = connect(open_data_dir)
+    try:
+        relation = con.sql(sql, params=plan_parameters(copy, taxa, size, filters, base_url))
+        if hasattr(relation, "to_arrow_reader"):  # duckdb 1.4 and later
+            yield from relation.to_arrow_reader(batch_rows)
+        else:
+            yield from relation.fetch_record_batch(batch_rows)
+    finally:
+        con.close()
+
+
 def planned_photos(
     copy: Copy,
     open_data_dir: Path,
@@ -156,13 +178,31 @@ def planned_photos(
 ) -> Iterator[list[dict[str, Any]]]:
     """The job's photos in batches of rows keyed by PLAN_COLUMNS, each taxon's in photo id
     order (the order of its cursor), streamed from the engine."""
-    if not taxa:
-        return
-    con = connect(open_data_dir)
-    try:
-        result = con.execute(PLAN_SQL, plan_parameters(copy, taxa, size, filters, base_url))
-        columns = [d[0] for d in result.description]
-        while rows := result.fetchmany(batch_rows):
-            yield [dict(zip(columns, row, strict=True)) for row in rows]
-    finally:
-        con.close()
+    for batch in _reader(PLAN_SQL, copy, open_data_dir, taxa, size, filters, base_url, batch_rows):
+        yield batch.to_pylist()
+
+
+# The plan file's columns (handoff.PLAN_FILE_TYPES, split aside), made by the engine too.
+PLAN_FILE_SQL = f"""
+SELECT url, taxon_name AS label, photo_id, NULL::BIGINT AS observation_id, taxon_id, taxon_name,
+       observed_taxon_id, observed_taxon_name, $size AS size, license_code, attribution, observer,
+       quality_grade, latitude, longitude, observed_on, observation_url, observation_uuid,
+       positional_accuracy, NULL::BOOLEAN AS coordinates_obscured
+FROM ({PLAN_SQL})
+"""
+
+
+def planned_tables(
+    copy: Copy,
+    open_data_dir: Path,
+    taxa: Sequence[PlannedTaxon],
+    size: str,
+    filters: Filters,
+    base_url: str,
+    batch_rows: int = PLAN_FILE_BATCH_ROWS,
+) -> Iterator[pa.Table]:
+    """The plan file's rows as Arrow tables: no Python object a photo."""
+    import pyarrow as pa
+
+    for batch in _reader(PLAN_FILE_SQL, copy, open_data_dir, taxa, size, filters, base_url, batch_rows):
+        yield pa.Table.from_batches([batch])

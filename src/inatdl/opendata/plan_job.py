@@ -19,8 +19,14 @@ from inatdl.fetch import FetchOptions, fetch_photos
 from inatdl.naming import safe_folder_name
 from inatdl.observations import Filters
 from inatdl.opendata.columnar import require_copy
-from inatdl.opendata.handoff import PlanFileOptions, PlanFileReport, listed_in_state, write_plan_file
-from inatdl.opendata.plan import PlannedTaxon, planned_photos
+from inatdl.opendata.handoff import (
+    PlanFileOptions,
+    PlanFileReport,
+    listed_in_state,
+    tables_from_rows,
+    write_plan_file,
+)
+from inatdl.opendata.plan import PlannedTaxon, planned_tables
 from inatdl.taxa import TaxonRow
 
 API_PLAN_WORKERS = 1  # a dry run downloads nothing; its few HEADs need no pool
@@ -56,10 +62,10 @@ def open_data_plan(
 ) -> PlanFileReport:
     """The plan from the synced dump: no request at all."""
     copy = require_copy(open_data_dir)
-    batches = planned_photos(
+    tables = planned_tables(
         copy, open_data_dir, planned_taxa(taxa, job.max_per_taxon), job.size, job.filters, base_url
     )
-    return write_plan_file(job.out, _sized(batches, job.size), job.file)
+    return write_plan_file(job.out, tables, job.file)
 
 
 def api_plan(
@@ -76,7 +82,7 @@ def api_plan(
         raise KeyboardInterrupt
     keys = [(t.taxon_id, job.filters.key(t.taxon_id, job.size)) for t in taxa if t.taxon_id is not None]
     rows = listed_in_state(data_dir, keys, job.size, job.max_per_taxon)
-    return write_plan_file(job.out, _sized(rows, job.size), job.file)
+    return write_plan_file(job.out, tables_from_rows(_sized(rows, job.size)), job.file)
 
 
 def _sized(batches: Iterator[list[dict[str, Any]]], size: str) -> Iterator[list[dict[str, Any]]]:
