@@ -51,7 +51,9 @@ class Filters:
     def key(self, taxon_id: int, size: str) -> str:
         """Names a paging cursor: the same taxon, size and filters continue the same walk."""
         params = self.params([taxon_id])
-        params["photo_license"] = ",".join(sorted(self.licenses))  # pd too: it changes the photos kept
+        # The licences the API is sent: pd (checked per photo, rare on the API) is left out so
+        # that the walks of data dirs made before pd was a default go on where they stood.
+        params["photo_license"] = ",".join(sorted(c for c in self.licenses if c in API_LICENSES))
         if "quality_grade" in params:
             params["quality_grade"] = ",".join(sorted(self.quality))
         return "&".join(f"{k}={params[k]}" for k in sorted(params)) + f"&size={size}"

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from inatdl.constants import PUBLIC_DOMAIN
 from inatdl.observations import Filters
 from inatdl.opendata.columnar import Copy, require_copy
 from inatdl.opendata.plan import PlannedTaxon, planned_photos
@@ -38,7 +39,8 @@ class OpenDataSource:
         self.pages_done = 0  # no API page is ever asked
 
     def key(self, taxon_id: int, size: str) -> str:
-        return KEY_PREFIX + self.filters.key(taxon_id, size)
+        public_domain = "&pd" if PUBLIC_DOMAIN in self.filters.licenses else ""  # the API's key leaves it out
+        return KEY_PREFIX + self.filters.key(taxon_id, size) + public_domain
 
     def batches(self, job: Job) -> Iterator[Batch]:
         """The plan's rows in batches, each with the cursors of the taxa it holds."""
