@@ -307,8 +307,8 @@ BUGS = [
     Planted(
         "public_domain_credited_as_cc",  # pd photos attributed like a CC licence
         "opendata/plan.py",
-        "WHEN 'pd' THEN holder",
-        "WHEN 'pd-not' THEN holder",
+        "WHEN 'pd' THEN r.holder",
+        "WHEN 'pd-not' THEN r.holder",
         ("tests/test_opendata_plan.py::test_every_column_as_photos_csv_writes_it",),
     ),
     Planted(

@@ -53,10 +53,14 @@ WITH listed AS (
     SELECT s.taxon_id, arg_max(s.step, s.depth) AS listed_id
     FROM steps s SEMI JOIN listed l ON s.step = l.listed_id
     GROUP BY s.taxon_id
+), named_routes AS (
+    SELECT r.taxon_id, r.listed_id, g.name AS observed_taxon_name
+    FROM routes r JOIN lineages g USING (taxon_id)
 ), kept_observations AS (
     SELECT o.observation_uuid, o.observer_id, o.latitude, o.longitude, o.positional_accuracy,
-           o.taxon_id AS observed_taxon_id, o.quality_grade, o.observed_on, r.listed_id
-    FROM read_parquet($observations) o JOIN routes r USING (taxon_id)
+           o.taxon_id AS observed_taxon_id, r.observed_taxon_name, o.quality_grade, o.observed_on,
+           r.listed_id
+    FROM read_parquet($observations) o JOIN named_routes r USING (taxon_id)
     WHERE ($quality IS NULL OR list_contains($quality, o.quality_grade))
       AND ($swlat IS NULL OR (o.latitude BETWEEN $swlat AND $nelat AND CASE
             WHEN $swlng <= $nelng THEN o.longitude BETWEEN $swlng AND $nelng
@@ -80,17 +84,17 @@ SELECT r.photo_id,
        r.listed_id AS taxon_id,
        r.taxon_name,
        r.observed_taxon_id,
-       t.name AS observed_taxon_name,
+       r.observed_taxon_name,
        r.folder || '/' || r.photo_id || '_' || $size || '.' || lower(r.extension) AS path,
        $base_url || '/photos/' || r.photo_id || '/' || $size || '.' || r.extension AS url,
        r.license_code,
        CASE r.license_code
-           WHEN 'cc0' THEN '(c) ' || holder || ', no rights reserved (CC0)'
-           WHEN 'pd' THEN holder || ', no known copyright restrictions (public domain)'
-           ELSE '(c) ' || holder || ', some rights reserved (' ||
+           WHEN 'cc0' THEN '(c) ' || r.holder || ', no rights reserved (CC0)'
+           WHEN 'pd' THEN r.holder || ', no known copyright restrictions (public domain)'
+           ELSE '(c) ' || r.holder || ', some rights reserved (' ||
                 replace(upper(r.license_code), 'CC-', 'CC ') || ')'
        END AS attribution,
-       u.login AS observer,
+       r.login AS observer,
        r.quality_grade,
        r.latitude,
        r.longitude,
@@ -98,11 +102,11 @@ SELECT r.photo_id,
        $observation_url || r.observation_uuid AS observation_url,
        CAST(r.positional_accuracy AS BIGINT) AS positional_accuracy,
        lower(r.extension) AS extension
-FROM ranked r
-LEFT JOIN read_parquet($observers) u ON u.observer_id = r.observer_id
-LEFT JOIN (SELECT taxon_id, name FROM read_parquet($taxa)) t ON t.taxon_id = r.observed_taxon_id,
-LATERAL (SELECT coalesce(nullif(u.name, ''), u.login, 'unknown') AS holder)
-WHERE r.room IS NULL OR r.nth <= r.room
+FROM (
+    SELECT k.*, u.login, coalesce(nullif(u.name, ''), u.login, 'unknown') AS holder
+    FROM ranked k LEFT JOIN read_parquet($observers) u ON u.observer_id = k.observer_id
+    WHERE k.room IS NULL OR k.nth <= k.room
+) r
 ORDER BY r.listed_id, r.photo_id
 """
 
