@@ -35,8 +35,8 @@ COPY (
     SELECT {kept}
     FROM read_csv($source, delim = '\t', header = true, quote = '', escape = '',
                   compression = 'gzip', columns = $columns, null_padding = false)
-) TO $target (FORMAT parquet, COMPRESSION zstd)
-"""
+) TO {target} (FORMAT parquet, COMPRESSION zstd)
+"""  # the target is a quoted literal: DuckDB before 1.4 takes no parameter there
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -91,8 +91,8 @@ def copy_table(source: Path, table: str, target: Path, open_data_dir: Path) -> N
     con = connect(open_data_dir)
     try:
         con.execute(
-            COPY_TABLE_SQL.format(kept=kept),
-            {"source": str(source), "columns": columns, "target": str(target)},
+            COPY_TABLE_SQL.format(kept=kept, target=_literal(str(target))),
+            {"source": str(source), "columns": columns},
         )
     except duckdb.IOException as exc:
         if "space left" in str(exc).lower():
@@ -157,6 +157,11 @@ def _quoted(name: str) -> str:
     if not _IDENTIFIER.fullmatch(name):
         raise ValueError(f"not a column name: {name!r}")
     return f'"{name}"'
+
+
+def _literal(text: str) -> str:
+    """A SQL string literal of ``text`` (a path that may hold quotes)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _corrupt(path: Path, table: str, why: object) -> OpenDataError:

@@ -163,10 +163,10 @@ def _reader(
     con = connect(open_data_dir)
     try:
         relation = con.sql(sql, params=plan_parameters(copy, taxa, size, filters, base_url))
-        if hasattr(relation, "to_arrow_reader"):  # duckdb 1.4 and later
-            yield from relation.to_arrow_reader(batch_rows)
-        else:
-            yield from relation.fetch_record_batch(batch_rows)
+        # The reader's name changed over DuckDB's versions (to_arrow_reader since 1.4).
+        names = ("to_arrow_reader", "record_batch")
+        reader = next(method for name in names if (method := getattr(relation, name, None)) is not None)
+        yield from reader(batch_rows)
     finally:
         con.close()
 
