@@ -37,6 +37,7 @@ from inatdl.constants import (
     TAXA_FILE,
 )
 from inatdl.errors import InatdlError
+from inatdl.export.writers import FORMATS as EXPORT_FORMATS
 from inatdl.fetch import FetchOptions, FetchReport, fetch_photos
 from inatdl.files import ensure_data_dir
 from inatdl.observations import Filters
@@ -194,6 +195,15 @@ class SizeType(click.ParamType):
             return parse_size(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+
+
+class ShardSize(SizeType):
+    """--shard-size: a byte size with its unit (500 alone could mean bytes or megabytes)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, str) and value.strip()[-1:].isdigit():
+            self.fail(f"{value!r} has no unit; write it like 500MB or 1GB", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 class CommaList(click.ParamType):
@@ -649,6 +659,21 @@ def dataset() -> None:
     help="The photo size to export, when the data dir holds several.",
 )
 @click.option("--copy", is_flag=True, help="Copy the photos instead of hard-linking them.")
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(EXPORT_FORMATS),
+    default=EXPORT_FORMATS[0],
+    show_default=True,
+    help="imagefolder: a file a photo; webdataset: tar shards; parquet: Parquet files, images inside.",
+)
+@click.option(
+    "--shard-size",
+    type=ShardSize(),
+    default="500MB",
+    show_default=True,
+    help="The largest tar or Parquet file (webdataset, parquet).",
+)
 @click.pass_obj
 def dataset_export(
     settings: Settings,
@@ -660,10 +685,13 @@ def dataset_export(
     max_per_taxon: int | None,
     size: str | None,
     copy: bool,
+    format_: str,
+    shard_size: int,
 ) -> None:
     """Build OUT_DIR from the photos in the data dir, for torchvision's ImageFolder and
     Hugging Face's imagefolder: taxon folders (in split folders with --split), a
-    metadata.csv with each photo's licence and attribution, README.md and CREDITS.md.
+    metadata.csv with each photo's licence and attribution, README.md, CREDITS.md and
+    croissant.json. --format webdataset or parquet writes shards instead, for millions.
 
     The data dir is only read. Photos are hard links (no extra disk) where possible.
     Exporting again into OUT_DIR updates it: a photo never changes split.
@@ -672,6 +700,7 @@ def dataset_export(
     Example:
       inatdl dataset export my-dataset --split train=0.8,validation=0.1,test=0.1
       inatdl dataset export birds --split train=0.9,test=0.1 --group-by observer --max-per-taxon 500
+      inatdl dataset export big --split train=0.9,test=0.1 --format webdataset --shard-size 1GB
     """
     from inatdl.export import ExportOptions, export_dataset  # pandas: only for this command
 
@@ -683,6 +712,8 @@ def dataset_export(
         max_per_taxon=max_per_taxon,
         size=size,
         copy=copy,
+        format=format_,
+        shard_size=shard_size,
     )
     command = output.export_command(settings.data_dir, out_dir, options)
     report = export_dataset(settings.data_dir, out_dir, dataclasses.replace(options, command=command))

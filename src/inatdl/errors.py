@@ -52,6 +52,12 @@ class OpenDataError(InatdlError):
     no synced dump)."""
 
 
+class ExportOptionError(ExportError):
+    """An option of `dataset export` that cannot work with these photos (a usage error)."""
+
+    exit_code = 2
+
+
 class LimitReached(InatdlError):
     """A byte limit is reached and the user asked not to wait."""
 

@@ -346,22 +346,21 @@ def fetch_reporter(out: Output) -> TqdmReporter | LogReporter | None:
 def show_fetch(out: Output, report: FetchReport, data_dir: Path) -> None:
     out.say(
         f"{'taxon':<30} {'listed':>7} {'had':>7} {'new':>7} {'failed':>6} {'gone':>5} "
-        f"{'skipped':>7} {'bytes':>10}"
+        f"{'skipped':>7} {'left':>6} {'bytes':>10}"
     )
     for t in report.taxa:
         out.say(
             f"{t.name[:30]:<30} {t.listed:>7} {t.had:>7} {t.downloaded:>7} {t.failed:>6} "
-            f"{t.gone:>5} {sum(t.skipped.values()):>7} {format_size(t.bytes):>10}"
+            f"{t.gone:>5} {sum(t.skipped.values()):>7} {t.left:>6} {format_size(t.bytes):>10}"
         )
     skipped = sum((t.skipped for t in report.taxa), Counter())
     out.say(
         f"{'total':<30} {report.total('listed'):>7} {report.total('had'):>7} "
         f"{report.total('downloaded'):>7} {report.total('failed'):>6} "
-        f"{report.total('gone'):>5} {sum(skipped.values()):>7} "
+        f"{report.total('gone'):>5} {sum(skipped.values()):>7} {report.total('left'):>6} "
         f"{format_size(report.total('bytes')):>10}"
     )
-    if skipped:
-        out.say("Skipped: " + ", ".join(f"{n} {why}" for why, n in sorted(skipped.items())))
+    _show_skipped(out, report)
     for t in report.taxa:
         for error, count in t.errors.most_common(5):
             out.warn(f"Failed in {t.name}: {count} × {error}")
@@ -375,6 +374,28 @@ def show_fetch(out: Output, report: FetchReport, data_dir: Path) -> None:
         )
     out.say(f"Photos in {data_dir / 'photos'}; manifest {report.manifest}.")
     _show_budget(out, report)
+
+
+def _show_skipped(out: Output, report: FetchReport) -> None:
+    """The photos the filters refused, by reason; and why a taxon has none to download."""
+    skipped = sum((t.skipped for t in report.taxa), Counter())
+    if skipped:
+        out.say("Skipped: " + ", ".join(f"{n} {why}" for why, n in sorted(skipped.items())))
+    for t in report.taxa:
+        if t.listed and t.skipped.total() == t.listed:
+            reasons = ", ".join(f"{n} {why}" for why, n in sorted(t.skipped.items()))
+            out.say(f"{t.name}: none of its {photos(t.listed)} can be downloaded ({reasons} skipped).")
+        elif not t.listed and t.other_licences:
+            observations = "1 observation" if t.other_licences == 1 else f"{t.other_licences} observations"
+            out.say(
+                f"{t.name}: no photo to download: none of its {observations} with photos has one under "
+                "the licences asked (all rights reserved, or see --license)."
+            )
+        elif not t.listed and not report.dry_run and not report.interrupted:
+            out.say(
+                f"{t.name}: no photo under these filters (--dry-run tells whether it has photos "
+                "under other licences)."
+            )
 
 
 def _show_budget(out: Output, report: FetchReport) -> None:
@@ -392,11 +413,15 @@ def _show_budget(out: Output, report: FetchReport) -> None:
 
 
 def show_dry_run(out: Output, report: FetchReport, options: FetchOptions, api_rate: float) -> None:
-    out.say(f"{'taxon':<30} {'to download':>11} {'about':>10}")
+    out.say(f"{'taxon':<30} {'to download':>11} {'skipped':>7} {'about':>10}")
     for t in report.taxa:
-        out.say(f"{t.name[:30]:<30} {t.queued:>11} {format_size(t.estimated_bytes):>10}")
+        out.say(
+            f"{t.name[:30]:<30} {t.queued:>11} {t.skipped.total():>7} {format_size(t.estimated_bytes):>10}"
+        )
     total = report.total("estimated_bytes")
-    out.say(f"{'total':<30} {report.total('queued'):>11} {format_size(total):>10}")
+    skipped = sum(t.skipped.total() for t in report.taxa)
+    out.say(f"{'total':<30} {report.total('queued'):>11} {skipped:>7} {format_size(total):>10}")
+    _show_skipped(out, report)
     hours = budget_hours(total, options.hourly_limit, options.daily_limit)
     limits = f"{format_size(options.hourly_limit)}/hour, {format_size(options.daily_limit)}/day"
     needs = "fits in one hour" if hours <= 1 else f"needs at least {_duration(hours)}"
@@ -469,11 +494,23 @@ def export_command(data_dir: Path, out_dir: Path, options: ExportOptions) -> str
             words += [option, str(value)]
     if options.copy:
         words.append("--copy")
+    if options.format != "imagefolder":
+        words += ["--format", options.format, "--shard-size", _size_word(options.shard_size)]
     return command_line(data_dir, *words)
+
+
+def _size_word(num_bytes: int) -> str:
+    """A byte size as --shard-size reads it back exactly: 500MB, or 123456B."""
+    for unit, factor in (("GB", 1000**3), ("MB", 1000**2), ("kB", 1000)):
+        if num_bytes % factor == 0:
+            return f"{num_bytes // factor}{unit}"
+    return f"{num_bytes}B"
 
 
 def show_export(out: Output, report: ExportReport, options: ExportOptions) -> None:
     how = f"{report.linked:,} hard-linked, {report.copied:,} copied" if report.added else "nothing new"
+    if report.format != "imagefolder":  # shards: how many files were written
+        how = f"{report.shards_written:,} files written, {report.shards_kept:,} unchanged"
     out.say(
         f"Exported {photos(report.photos)} of {len(report.taxa)} taxa ({report.size}) to {report.out_dir}: "
         f"{report.added:,} added ({how}), {report.kept:,} already there, {report.removed:,} removed."
@@ -501,7 +538,10 @@ def show_export(out: Output, report: ExportReport, options: ExportOptions) -> No
             f"Face's loader refuses; still in photos.csv): {', '.join(report.dropped_columns)}"
         )
     _show_short_splits(out, report, options)
-    out.say(f"Dataset card {report.out_dir / 'README.md'}, credits {report.out_dir / 'CREDITS.md'}.")
+    out.say(
+        f"Dataset card {report.out_dir / 'README.md'}, credits {report.out_dir / 'CREDITS.md'}, "
+        f"Croissant metadata {report.out_dir / 'croissant.json'}."
+    )
 
 
 def _show_short_splits(out: Output, report: ExportReport, options: ExportOptions) -> None:
