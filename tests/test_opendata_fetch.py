@@ -134,3 +134,28 @@ def test_photos_fetched_from_the_api_are_not_fetched_again_from_the_open_data(
     assert synced.requests == []  # every photo the dump lists is in the state already
     assert files(tmp_path / "data") == before
     assert len(manifest(tmp_path / "data")) == len(before)
+
+
+def test_the_open_data_plans_splits_are_the_exports(synced: InatServer, tmp_path: Path) -> None:
+    """Where the route knows no observation id, the plan and the export group by its uuid."""
+    import pyarrow.parquet as pq
+
+    split = ("--split", "train=0.5,test=0.5")
+    plan = tmp_path / "plan.parquet"
+    assert (
+        run_open(synced, tmp_path, "photos", "plan", str(plan), "--source", "open-data", *split).exit_code
+        == 0
+    )
+    assert (
+        run_open(synced, tmp_path, "photos", "fetch", "--source", "open-data", "--size", "small").exit_code
+        == 0
+    )
+    result = run_open(synced, tmp_path, "dataset", "export", str(tmp_path / "export"), *split)
+    assert result.exit_code == 0, result.output
+    exported = {}
+    for name in ("train", "test"):
+        with (tmp_path / "export" / name / "metadata.csv").open(encoding="utf-8") as handle:
+            exported.update({int(row["photo_id"]): name for row in csv.DictReader(handle)})
+    planned = {row["photo_id"]: row["split"] for row in pq.read_table(plan).to_pylist()}
+    assert len(exported) == 23 and set(exported.values()) == {"train", "test"}
+    assert exported == {photo: name for photo, name in planned.items() if photo in exported}
