@@ -951,6 +951,8 @@ class InatServer:
         self.on_request: Callable[[str, str, dict[str, str]], None] | None = None
         #: Lineages shown for taxa moved upstream whose observations are not re-indexed yet.
         self._shown_lineage: dict[int, tuple[int, ...]] = {}
+        #: Fields of single observations set by set_observation_details, over the defaults.
+        self._details: dict[int, dict[str, Any]] = {}
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -1425,7 +1427,7 @@ class InatServer:
         description = None
         if o.padding > 0:
             description = (_FILLER * (o.padding // len(_FILLER) + 1))[: o.padding]
-        return {
+        result = {
             "id": o.id,
             "uuid": _uuid(f"observation:{o.id}"),
             "uri": f"https://www.inaturalist.org/observations/{o.id}",
@@ -1482,6 +1484,62 @@ class InatServer:
             "tags": [],
             "flags": [],
         }
+        return self._with_details(o.id, result)
+
+    # ----------------------------------------------------------------- data: record details
+
+    def set_observation_details(
+        self,
+        obs_id: int,
+        *,
+        time_observed_at: Any = ...,
+        species_guess: Any = ...,
+        community_taxon_id: Any = ...,
+        public_positional_accuracy: Any = ...,
+        obscured: Any = ...,
+        geoprivacy: Any = ...,
+        taxon_geoprivacy: Any = ...,
+        user_name: Any = ...,
+        uri: Any = ...,
+    ) -> dict[str, Any]:
+        """Give an observation the fields real ones carry that the defaults leave plain;
+        returns its JSON. Each keyword left out keeps the default (``time_observed_at``:
+        noon of observed_on; ``species_guess``: the taxon's common name, else its name;
+        ``community_taxon_id``: the taxon; ``public_positional_accuracy``: null;
+        ``obscured``: false; ``geoprivacy``/``taxon_geoprivacy``: null; the user's
+        ``name``: null). As the real API: ``positional_accuracy`` follows the public one
+        unless obscured, and geoprivacy "private" hides the coordinates (no location, no
+        geojson): add the observation with ``coordinates="none"`` for that.
+        """
+        given = {
+            "time_observed_at": time_observed_at,
+            "species_guess": species_guess,
+            "community_taxon_id": community_taxon_id,
+            "public_positional_accuracy": public_positional_accuracy,
+            "obscured": obscured,
+            "geoprivacy": geoprivacy,
+            "taxon_geoprivacy": taxon_geoprivacy,
+            "user_name": user_name,
+            "uri": uri,
+        }
+        with self._lock:
+            if obs_id not in self._obs:
+                raise ValueError(f"unknown observation {obs_id}; add it first")
+            fields = self._details.setdefault(obs_id, {})
+            fields.update({k: v for k, v in given.items() if v is not ...})
+            return self._obs_json(self._obs[obs_id], {})
+
+    def _with_details(self, obs_id: int, result: dict[str, Any]) -> dict[str, Any]:
+        """The observation's JSON with the record fields: defaults, then those set."""
+        result.setdefault("public_positional_accuracy", None)
+        result.setdefault("taxon_geoprivacy", None)
+        fields = dict(self._details.get(obs_id, {}))
+        if "user_name" in fields:
+            result["user"] = {**result["user"], "name": fields.pop("user_name")}
+        result.update(fields)
+        if "public_positional_accuracy" in fields and not result.get("obscured"):
+            result["positional_accuracy"] = fields["public_positional_accuracy"]
+        return result
 
     def _photo_json(self, p: _Photo, login: str) -> dict[str, Any]:
         width, height = _dimensions(p.id)

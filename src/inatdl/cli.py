@@ -49,8 +49,9 @@ from inatdl.splits import GROUP_BY, parse_splits
 from inatdl.taxa import NOT_FOUND, TaxonRow, load_resolved_taxa, read_species_csv, resolve_species
 from inatdl.units import format_size, parse_size
 
-if TYPE_CHECKING:  # the module imports pandas: loaded only by `dataset export`
+if TYPE_CHECKING:  # the modules import pandas: loaded only by `dataset export`, `records fetch`
     from inatdl.export import ExportOptions, ExportReport
+    from inatdl.records_fetch import RecordsReport
 
 log = logging.getLogger("inatdl")
 EXIT_INTERRUPTED = 130
@@ -652,6 +653,100 @@ class _sigterm_as_interrupt:
 
 def _raise_interrupt(signum: int, frame: object) -> NoReturn:
     raise KeyboardInterrupt
+
+
+# records --------------------------------------------------------------------------------
+
+
+@cli.group(context_settings=CONTEXT)
+def records() -> None:
+    """The observation records themselves, as Darwin Core (writes records.csv).
+
+    \b
+    Example:
+      inatdl records fetch --place-id 128892
+    """
+
+
+@records.command("fetch", context_settings=CONTEXT)
+@click.option("--place-id", type=click.IntRange(min=1), help="Every observation in this iNaturalist place.")
+@click.option(
+    "--within", metavar="NAME", callback=_name_given, help="Every observation under this taxon, e.g. Aves."
+)
+@click.option(
+    "--quality",
+    type=CommaList(QUALITY_GRADES),
+    default=",".join(QUALITY_GRADES),
+    show_default=True,
+    help="Quality grades to keep, comma-separated.",
+)
+@click.option("--bbox", type=BoundingBox(), help="Only observations inside SWLAT,SWLNG,NELAT,NELNG.")
+@click.option("--observed-from", type=click.DateTime(["%Y-%m-%d"]), help="Observed on or after (YYYY-MM-DD).")
+@click.option("--observed-to", type=click.DateTime(["%Y-%m-%d"]), help="Observed on or before (YYYY-MM-DD).")
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["csv", "parquet"]),
+    default="csv",
+    show_default=True,
+    help="records.csv, or records.parquet.",
+)
+@click.pass_obj
+def records_fetch(
+    settings: Settings,
+    place_id: int | None,
+    within: str | None,
+    quality: tuple[str, ...],
+    bbox: tuple[float, float, float, float] | None,
+    observed_from: dt.datetime | None,
+    observed_to: dt.datetime | None,
+    file_format: str,
+) -> None:
+    """Write every observation under the filter, with or without photos, as Darwin Core
+    records: records.csv (or records.parquet) in the data dir, one row an observation.
+
+    The taxa are those of taxa.csv, unless --place-id or --within is given (then every
+    observation there, of any taxon). Run it again to add only observations newer than
+    the last one recorded.
+
+    \b
+    Example (every record of a marine protected area):
+      inatdl records fetch --place-id 128892
+      inatdl records fetch --place-id 128892 --within Actinopterygii --quality research --format parquet
+      inatdl records fetch --observed-from 2024-01-01      (the taxa of taxa.csv)
+    """
+    from inatdl.records_fetch import RecordsQuery, fetch_records, records_taxa  # pandas: this command only
+
+    if observed_from and observed_to and observed_from > observed_to:
+        raise click.BadParameter("--observed-from is after --observed-to", param_hint="--observed-from")
+    data_dir = ensure_data_dir(settings.data_dir)
+    client = settings.client()
+    taxa_rows = records_taxa(client, data_dir, place_id, within)
+    filters = Filters((), quality, place_id, bbox, _date(observed_from), _date(observed_to))
+    query = RecordsQuery(filters, taxa_rows, file_format)
+
+    def show(done: int, left: int) -> None:
+        if left and not settings.quiet:
+            click.echo(f"Listing the observations: page {done} of about {done + left}", err=True)
+
+    with _sigterm_as_interrupt():
+        report = fetch_records(client, data_dir, query, on_page=show)
+    _print_records(settings, report)
+    if report.stopped is not None:
+        raise report.stopped
+
+
+def _print_records(settings: Settings, report: RecordsReport) -> None:
+    if report.started_over:
+        _say(settings, f"Made again from the start: {report.started_over}.")
+    pages = "1 observation page" if report.pages == 1 else f"{report.pages} observation pages"
+    _say(
+        settings,
+        f"Wrote {report.path} ({report.records:,} records, {report.new:,} new; "
+        f"{report.api_requests} API requests, {pages}).",
+    )
+    if isinstance(report.stopped, KeyboardInterrupt):
+        _say(settings, "Stopped before the end: what was fetched is saved; run the same command to go on.")
 
 
 # dataset --------------------------------------------------------------------------------
