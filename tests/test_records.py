@@ -114,7 +114,7 @@ def test_the_founding_export_field_by_field(reserve: InatServer, tmp_path: Path)
     result = run(reserve, data, "records", "fetch", "--place-id", str(PLACE))
     assert result.exit_code == 0, result.output
     assert (
-        f"Wrote {data / 'records.csv'} (4 records, 4 new; 1 API requests, 1 observation page)."
+        f"Wrote {data / 'records.csv'} (4 records, 4 new; 1 API request, 1 observation page)."
         in result.output
     )
     lines = (data / "records.csv").read_text(encoding="utf-8").splitlines()
@@ -256,7 +256,7 @@ def test_a_rerun_asks_only_for_newer_observations(reserve: InatServer, tmp_path:
     reserve.clear_requests()
     result = run(reserve, data, "records", "fetch", "--place-id", str(PLACE))
     assert result.exit_code == 0, result.output
-    assert "(6 records, 2 new; 1 API requests, 1 observation page)" in result.output
+    assert "(6 records, 2 new; 1 API request, 1 observation page)" in result.output
     (request,) = observation_requests(reserve)
     assert request.query["id_above"] == "4"  # the highest id seen (observation 5 is elsewhere)
     rows = read_records(data)

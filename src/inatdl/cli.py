@@ -739,11 +739,11 @@ def records_fetch(
 def _print_records(settings: Settings, report: RecordsReport) -> None:
     if report.started_over:
         _say(settings, f"Made again from the start: {report.started_over}.")
+    requests = "1 API request" if report.api_requests == 1 else f"{report.api_requests} API requests"
     pages = "1 observation page" if report.pages == 1 else f"{report.pages} observation pages"
     _say(
         settings,
-        f"Wrote {report.path} ({report.records:,} records, {report.new:,} new; "
-        f"{report.api_requests} API requests, {pages}).",
+        f"Wrote {report.path} ({report.records:,} records, {report.new:,} new; {requests}, {pages}).",
     )
     if isinstance(report.stopped, KeyboardInterrupt):
         _say(settings, "Stopped before the end: what was fetched is saved; run the same command to go on.")
