@@ -18,9 +18,10 @@ from world import files, manifest, run, start, write_taxa
 from inatdl.cli import cli
 from inatdl.client import ApiClient, build_session, longest_backoff
 from inatdl.constants import ALL_LICENSES, RETRY_NOTICE_SECONDS
-from inatdl.fetch import FetchOptions, SilentReporter, fetch_photos
+from inatdl.fetch import FetchOptions, fetch_photos
 from inatdl.observations import Filters
-from inatdl.progress import TqdmReporter
+from inatdl.output import TqdmReporter
+from inatdl.reporter import SilentReporter
 from inatdl.taxa import load_resolved_taxa
 
 # Eight Lythrum taxa as in the issue: 902 observations, one photo each, a species and its

@@ -1,4 +1,4 @@
-"""The command line: parses options, calls the library, prints; nothing else."""
+"""The command line: turns options into a call, the result into output.py's lines, and an exit code."""
 
 from __future__ import annotations
 
@@ -6,20 +6,17 @@ import dataclasses
 import datetime as dt
 import logging
 import math
-import shlex
 import signal
 import sys
 import traceback
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 import click
 
-from inatdl import __version__
-from inatdl.budget import budget_hours
+from inatdl import __version__, output
 from inatdl.client import ApiClient, Timeout, build_session
 from inatdl.clock import Clock
 from inatdl.constants import (
@@ -43,15 +40,11 @@ from inatdl.errors import InatdlError
 from inatdl.fetch import FetchOptions, FetchReport, fetch_photos
 from inatdl.files import ensure_data_dir
 from inatdl.observations import Filters
-from inatdl.observed import RANK_SPECIES, RANKS, ObservedQuery, ObservedReport, list_observed
-from inatdl.progress import LogReporter, TqdmReporter
+from inatdl.observed import RANK_SPECIES, RANKS, ObservedQuery, list_observed
+from inatdl.output import Output
 from inatdl.splits import GROUP_BY, parse_splits
-from inatdl.taxa import NOT_FOUND, TaxonRow, load_resolved_taxa, read_species_csv, resolve_species
-from inatdl.units import format_size, parse_size
-
-if TYPE_CHECKING:  # the modules import pandas: loaded only by `dataset export`, `records fetch`
-    from inatdl.export import ExportOptions, ExportReport
-    from inatdl.records_fetch import RecordsReport
+from inatdl.taxa import TaxonRow, load_resolved_taxa, read_species_csv, resolve_species
+from inatdl.units import parse_size
 
 log = logging.getLogger("inatdl")
 EXIT_INTERRUPTED = 130
@@ -68,6 +61,10 @@ class Settings:
     quiet: bool
     clock: Clock = field(default_factory=Clock)
     timeout: Timeout = (CONNECT_TIMEOUT, READ_TIMEOUT)
+
+    @property
+    def out(self) -> Output:
+        return Output(self.quiet)
 
     def client(self, pool_size: int = 4) -> ApiClient:
         session = build_session(pool_size)
@@ -98,7 +95,7 @@ def _fail(ctx: click.Context, message: str, code: int) -> NoReturn:
     settings = ctx.find_object(Settings)
     if settings is not None and settings.verbose:
         traceback.print_exc()
-    click.echo(f"Error: {message}", err=True)
+    output.show_error(message)
     ctx.exit(code)
 
 
@@ -220,25 +217,7 @@ def cli(
     """
     overrides = ctx.obj if isinstance(ctx.obj, dict) else {}
     ctx.obj = Settings(data_dir, api_url, api_rate, verbose, quiet, **overrides)
-    _setup_logging(verbose, quiet)
-
-
-def _setup_logging(verbose: bool, quiet: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    log.handlers[:] = [handler]
-    log.propagate = False
-    if verbose:
-        log.setLevel(logging.DEBUG)
-    elif quiet:
-        log.setLevel(logging.ERROR)
-    else:
-        log.setLevel(logging.INFO if not sys.stderr.isatty() else logging.WARNING)
-
-
-def _say(settings: Settings, text: str = "") -> None:
-    if not settings.quiet:
-        click.echo(text)
+    output.setup_logging(verbose, quiet)
 
 
 # taxa -----------------------------------------------------------------------------------
@@ -288,29 +267,7 @@ def taxa_resolve(settings: Settings, species_csv: Path, column: str | None, refr
         log.debug("%d/%d %s: %s", len(done), len(names), row.input_name, row.match)
 
     rows = resolve_species(client, names, data_dir, refresh=refresh, on_name=show)
-    _print_taxa(settings, rows, data_dir / TAXA_FILE)
-
-
-def _print_taxa(settings: Settings, rows: Sequence[TaxonRow], path: Path) -> None:
-    width = max([len(r.input_name) for r in rows] + [10])
-    _say(
-        settings,
-        f"{'name':<{width}}  {'match':<9}  {'taxon_id':>9}  {'accepted name':<28}  {'observations':>12}",
-    )
-    for row in rows:
-        taxon_id = "" if row.taxon_id is None else str(row.taxon_id)
-        count = "" if row.observations_count is None else str(row.observations_count)
-        note = f"  ({row.note})" if row.note and row.note != "from taxa.csv" else ""
-        _say(
-            settings,
-            f"{row.input_name:<{width}}  {row.match:<9}  {taxon_id:>9}  {row.name:<28}  {count:>12}{note}",
-        )
-    missing = [r.input_name for r in rows if r.match == NOT_FOUND]
-    resolved = len(rows) - len(missing)
-    _say(settings)
-    if missing:
-        _say(settings, f"Not found on iNaturalist ({len(missing)}): {', '.join(missing)}")
-    _say(settings, f"Wrote {path} ({resolved} of {len(rows)} names resolved).")
+    output.show_taxa(settings.out, rows, data_dir / TAXA_FILE)
 
 
 @taxa.command("observed", context_settings=CONTEXT)
@@ -357,39 +314,10 @@ def taxa_observed(
     query = ObservedQuery(place_id, within, rank, quality)
 
     def show(page: int, pages: int) -> None:
-        if pages > 1 and not settings.quiet:
-            click.echo(f"Listing the taxa observed: page {page} of {pages}", err=True)
+        output.show_observed_page(settings.out, page, pages)
 
     report = list_observed(settings.client(), query, data_dir, on_page=show)
-    _print_observed(settings, report, query)
-
-
-def _print_observed(settings: Settings, report: ObservedReport, query: ObservedQuery) -> None:
-    width = max([len(r.name) for r in report.rows] + [10])
-    _say(settings, f"{'taxon_id':>9}  {'name':<{width}}  {'rank':<10}  {'observations':>12}")
-    for row in report.rows:
-        _say(
-            settings,
-            f"{row.taxon_id:>9}  {row.name:<{width}}  {row.rank:<10}  {row.observations_count:>12}",
-        )
-    kind = "species" if query.rank == RANK_SPECIES else "taxa"
-    under = f" under {report.within.name}" if report.within is not None else ""
-    _say(settings)
-    _say(
-        settings,
-        f"Wrote {report.path} ({len(report.rows)} {kind}{under} observed in place {query.place_id}).",
-    )
-    within = report.within
-    if within is not None and within.note:  # another taxon bears the name, or it is a synonym
-        _say(settings, f"--within {within.input_name}: taxon {within.taxon_id} {within.name} ({within.note})")
-    command = ["inatdl"]
-    if settings.data_dir != Path(DEFAULT_DATA_DIR):
-        command += ["--data-dir", str(settings.data_dir)]
-    command += ["photos", "fetch", "--place-id", str(query.place_id)]
-    if set(query.quality) != set(QUALITY_GRADES):
-        command += ["--quality", ",".join(query.quality)]
-    _say(settings, "Fetch their photos from that place with:")
-    _say(settings, "  " + shlex.join(command))
+    output.show_observed(settings.out, report, query, settings.data_dir)
 
 
 # photos ---------------------------------------------------------------------------------
@@ -511,129 +439,25 @@ def photos_fetch(
         dry_run=dry_run,
     )
     client = settings.client(pool_size=workers + 2)
-    reporter = None
-    if not settings.quiet:
-        reporter = TqdmReporter() if sys.stderr.isatty() else LogReporter()
+    reporter = output.fetch_reporter(settings.out)
     with _sigterm_as_interrupt():
         report = fetch_photos(client, data_dir, taxa_rows, options, settings.clock, reporter)
     if dry_run:
-        _print_dry_run(settings, report, options)
+        output.show_dry_run(settings.out, report, options, settings.api_rate)
     else:
-        _print_fetch(settings, report)
-    _exit_for(report)
+        output.show_fetch(settings.out, report, settings.data_dir)
+    _exit_for(settings, report)
 
 
-def _exit_for(report: FetchReport) -> None:
+def _exit_for(settings: Settings, report: FetchReport) -> None:
     if report.interrupted:
-        click.echo("Interrupted: state saved; run the same command again to resume.", err=True)
+        output.show_interrupted(settings.out)
         sys.exit(EXIT_INTERRUPTED)
     if report.error is not None:
         raise report.error
     failed = report.total("failed")
     if failed and not report.dry_run:
-        raise InatdlError(
-            f"{_photos(failed)} still failed after their retries (see above); "
-            "run the same command again to retry them"
-        )
-
-
-def _photos(count: int) -> str:
-    return f"{count} photo" if count == 1 else f"{count} photos"
-
-
-def _print_fetch(settings: Settings, report: FetchReport) -> None:
-    header = (
-        f"{'taxon':<30} {'listed':>7} {'had':>7} {'new':>7} {'failed':>6} {'gone':>5} "
-        f"{'skipped':>7} {'bytes':>10}"
-    )
-    _say(settings, header)
-    for t in report.taxa:
-        _say(
-            settings,
-            f"{t.name[:30]:<30} {t.listed:>7} {t.had:>7} {t.downloaded:>7} {t.failed:>6} "
-            f"{t.gone:>5} {sum(t.skipped.values()):>7} {format_size(t.bytes):>10}",
-        )
-    skipped = sum((t.skipped for t in report.taxa), Counter())
-    _say(
-        settings,
-        f"{'total':<30} {report.total('listed'):>7} {report.total('had'):>7} "
-        f"{report.total('downloaded'):>7} {report.total('failed'):>6} "
-        f"{report.total('gone'):>5} {sum(skipped.values()):>7} "
-        f"{format_size(report.total('bytes')):>10}",
-    )
-    if skipped:
-        _say(settings, "Skipped: " + ", ".join(f"{n} {why}" for why, n in sorted(skipped.items())))
-    for t in report.taxa:
-        for error, count in t.errors.most_common(5):
-            click.echo(f"Failed in {t.name}: {count} × {error}", err=True)
-    gone = report.total("gone")
-    if gone:
-        _say(settings, f"{_photos(gone)} gone from iNaturalist (404/410); not retried.")
-    if report.moved:
-        _say(
-            settings,
-            f"Moved {_photos(report.moved)} already downloaded to the folder of a more specific taxon "
-            "listed since (a variety or subspecies), with no new download.",
-        )
-    _say(settings, f"Photos in {settings.data_dir / 'photos'}; manifest {report.manifest}.")
-    _print_budget(settings, report)
-
-
-def _print_budget(settings: Settings, report: FetchReport) -> None:
-    """How much of each window the run used, and anything that went past a limit."""
-    hourly, daily = report.limits["hourly"], report.limits["daily"]
-    _say(
-        settings,
-        f"Byte budget: the photo hosts sent {format_size(report.sent)} in this run; the last hour "
-        f"holds {format_size(report.spent['hourly'])} of the {format_size(hourly)} hourly limit "
-        f"({100 * report.spent['hourly'] / hourly:.0f} %), the last day "
-        f"{format_size(report.spent['daily'])} of {format_size(daily)} "
-        f"({100 * report.spent['daily'] / daily:.0f} %).",
-    )
-    for overrun in report.overruns:
-        click.echo(f"Over a limit: {overrun}.", err=True)
-
-
-def _print_dry_run(settings: Settings, report: FetchReport, options: FetchOptions) -> None:
-    _say(settings, f"{'taxon':<30} {'to download':>11} {'about':>10}")
-    for t in report.taxa:
-        _say(settings, f"{t.name[:30]:<30} {t.queued:>11} {format_size(t.estimated_bytes):>10}")
-    total = report.total("estimated_bytes")
-    _say(settings, f"{'total':<30} {report.total('queued'):>11} {format_size(total):>10}")
-    hours = budget_hours(total, options.hourly_limit, options.daily_limit)
-    limits = f"{format_size(options.hourly_limit)}/hour, {format_size(options.daily_limit)}/day"
-    needs = "fits in one hour" if hours <= 1 else f"needs at least {_duration(hours)}"
-    _say(settings, f"Under the byte limits ({limits}) that {needs}. Nothing was downloaded (dry run).")
-    if any(report.spent.values()):
-        _say(
-            settings,
-            f"Already downloaded into this data dir in the last hour: {format_size(report.spent['hourly'])}, "
-            f"in the last day: {format_size(report.spent['daily'])}.",
-        )
-    _say(settings, _listing_cost(report, settings.api_rate))
-
-
-def _listing_cost(report: FetchReport, api_rate: float) -> str:
-    """The API requests the listing took, and their time at --api-rate: a job's real cost."""
-    pages = "1 observation page" if report.pages == 1 else f"{report.pages} observation pages"
-    line = (
-        f"API requests for the listing: {report.api_requests} ({pages}), "
-        f"{_seconds(report.api_requests / api_rate)} at {api_rate:g} a second; "
-        "the listing is kept, so the real run asks only for what is new."
-    )
-    if report.head_requests:
-        line += f" Sizes estimated from {report.head_requests} HEAD requests to the photo hosts."
-    return line
-
-
-def _seconds(seconds: float) -> str:
-    if seconds < 90:
-        return f"{round(seconds, 1):g} s"
-    return f"{seconds / 60:.0f} min" if seconds < 5400 else _duration(seconds / 3600)
-
-
-def _duration(hours: float) -> str:
-    return f"{hours:.1f} hours" if hours < 48 else f"{hours / 24:.1f} days"
+        raise InatdlError(output.still_failed(failed))
 
 
 class _sigterm_as_interrupt:
@@ -726,27 +550,13 @@ def records_fetch(
     query = RecordsQuery(filters, taxa_rows, file_format)
 
     def show(done: int, left: int) -> None:
-        if left and not settings.quiet:
-            click.echo(f"Listing the observations: page {done} of about {done + left}", err=True)
+        output.show_records_page(settings.out, done, left)
 
     with _sigterm_as_interrupt():
         report = fetch_records(client, data_dir, query, on_page=show)
-    _print_records(settings, report)
+    output.show_records(settings.out, report)
     if report.stopped is not None:
         raise report.stopped
-
-
-def _print_records(settings: Settings, report: RecordsReport) -> None:
-    if report.started_over:
-        _say(settings, f"Made again from the start: {report.started_over}.")
-    requests = "1 API request" if report.api_requests == 1 else f"{report.api_requests} API requests"
-    pages = "1 observation page" if report.pages == 1 else f"{report.pages} observation pages"
-    _say(
-        settings,
-        f"Wrote {report.path} ({report.records:,} records, {report.new:,} new; {requests}, {pages}).",
-    )
-    if isinstance(report.stopped, KeyboardInterrupt):
-        _say(settings, "Stopped before the end: what was fetched is saved; run the same command to go on.")
 
 
 # dataset --------------------------------------------------------------------------------
@@ -842,78 +652,6 @@ def dataset_export(
         size=size,
         copy=copy,
     )
-    options = dataclasses.replace(options, command=_export_command(settings, out_dir, options))
-    report = export_dataset(settings.data_dir, out_dir, options)
-    _print_export(settings, report, options)
-
-
-def _export_command(settings: Settings, out_dir: Path, options: ExportOptions) -> str:
-    """The command line that makes this export again, for the dataset card."""
-    words = ["inatdl"]
-    if str(settings.data_dir) != DEFAULT_DATA_DIR:
-        words += ["--data-dir", str(settings.data_dir)]
-    words += ["dataset", "export", str(out_dir)]
-    if options.splits:
-        words += ["--split", ",".join(f"{name}={share:g}" for name, share in options.splits)]
-    if options.splits or options.max_per_taxon:  # the groups and the seed decide splits and photos kept
-        words += ["--group-by", options.group_by, "--seed", str(options.seed)]
-    limits = (
-        ("--min-per-taxon", options.min_per_taxon),
-        ("--max-per-taxon", options.max_per_taxon),
-        ("--size", options.size),
-    )
-    for option, value in limits:
-        if value is not None:
-            words += [option, str(value)]
-    if options.copy:
-        words.append("--copy")
-    return " ".join(shlex.quote(w) for w in words)
-
-
-def _print_export(settings: Settings, report: ExportReport, options: ExportOptions) -> None:
-    how = f"{report.linked:,} hard-linked, {report.copied:,} copied" if report.added else "nothing new"
-    _say(
-        settings,
-        f"Exported {_photos(report.photos)} of {len(report.taxa)} taxa ({report.size}) to {report.out_dir}: "
-        f"{report.added:,} added ({how}), {report.kept:,} already there, {report.removed:,} removed.",
-    )
-    for name in report.split_names:
-        count = report.photos_in(name)
-        _say(settings, f"  {name:<11} {count:>8,}  {count / report.photos:6.1%}")
-    if report.left_out:
-        listed = ", ".join(f"{label} ({n})" for label, n in report.left_out)
-        _say(settings, f"Left out, fewer than --min-per-taxon {options.min_per_taxon} photos: {listed}")
-    if report.missing_files:
-        missing = _photos(report.missing_files)
-        _say(settings, f"Left out: {missing} in photos.csv whose file is not in the data dir.")
-    if report.unlisted_files:
-        unlisted = _photos(report.unlisted_files)
-        _say(
-            settings,
-            f"Left out: {unlisted} downloaded by a fetch that was stopped before it wrote photos.csv; "
-            "run `inatdl photos fetch` again (it lists them, downloading nothing twice), then export again.",
-        )
-    if report.capped:
-        listed = ", ".join(f"{label} (of {n})" for label, n in report.capped)
-        _say(settings, f"Kept at most {options.max_per_taxon} photos of {listed}.")
-    if report.dropped_columns:
-        _say(
-            settings,
-            f"Left out of metadata.csv (read as different types in different splits, which Hugging "
-            f"Face's loader refuses; still in photos.csv): {', '.join(report.dropped_columns)}",
-        )
-    if report.empty_splits:
-        _say(
-            settings,
-            f"No photo in {' or '.join(report.empty_splits)}, so no folder for "
-            f"{'them' if len(report.empty_splits) > 1 else 'it'}: too few "
-            f"{options.group_by}s for the shares asked; fetch more photos or ask fewer splits.",
-        )
-    if report.short:
-        unit = options.group_by
-        listed = "; ".join(
-            f"{label} ({groups} {unit}{'s' if groups != 1 else ''}: none in {', '.join(empty)})"
-            for label, groups, empty in report.short
-        )
-        _say(settings, f"Too few {unit}s for every split: {listed}")
-    _say(settings, f"Dataset card {report.out_dir / 'README.md'}, credits {report.out_dir / 'CREDITS.md'}.")
+    command = output.export_command(settings.data_dir, out_dir, options)
+    report = export_dataset(settings.data_dir, out_dir, dataclasses.replace(options, command=command))
+    output.show_export(settings.out, report, options)

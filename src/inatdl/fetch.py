@@ -18,7 +18,7 @@ from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from inatdl.budget import ByteBudget
 from inatdl.client import ApiClient
@@ -45,6 +45,7 @@ from inatdl.observations import (
     observation_photos,
 )
 from inatdl.plan import Query, QueryWalk, most_specific, plan_queries
+from inatdl.reporter import Reporter, SilentReporter
 from inatdl.state import (
     DONE,
     FAILED,
@@ -114,26 +115,6 @@ class FetchReport:
 
     def total(self, attribute: str) -> int:
         return sum(getattr(t, attribute) for t in self.taxa)
-
-
-class Reporter(Protocol):
-    """Where progress goes: a tqdm bar, plain log lines, or nowhere."""
-
-    def listing(self, taxon: str) -> None: ...
-    def paged(self, done: int, left: int) -> None: ...  # observation pages of the whole job
-    def queued(self, count: int) -> None: ...
-    def finished(self, outcome: Outcome) -> None: ...
-    def waiting(self, message: str) -> None: ...
-    def close(self) -> None: ...
-
-
-class SilentReporter:
-    def listing(self, taxon: str) -> None: ...
-    def paged(self, done: int, left: int) -> None: ...
-    def queued(self, count: int) -> None: ...
-    def finished(self, outcome: Outcome) -> None: ...
-    def waiting(self, message: str) -> None: ...
-    def close(self) -> None: ...
 
 
 _STOP = None

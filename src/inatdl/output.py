@@ -1,0 +1,417 @@
+"""Everything inatdl shows: tables, summaries, progress bars, wait lines, rerun commands.
+
+The library returns reports and never prints; cli.py hands them here. Results go to
+stdout (nothing under --quiet), what went wrong and progress to stderr. Lines are written
+with click.echo, the writer Click's test runner captures.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from tqdm import tqdm
+
+from inatdl.budget import budget_hours
+from inatdl.constants import DEFAULT_DATA_DIR, QUALITY_GRADES
+from inatdl.fetch import FetchOptions, FetchReport
+from inatdl.observed import RANK_SPECIES, ObservedQuery, ObservedReport
+from inatdl.state import DONE, Outcome
+from inatdl.taxa import NOT_FOUND, TaxonRow
+from inatdl.units import format_size
+
+if TYPE_CHECKING:  # the modules import pandas: loaded only by `dataset export`, `records fetch`
+    from inatdl.export import ExportOptions, ExportReport
+    from inatdl.records_fetch import RecordsReport
+
+log = logging.getLogger("inatdl")
+LOG_EVERY_SECONDS = 10.0
+
+
+class Output:
+    """Where lines go: results to stdout unless quiet, problems to stderr always."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+
+    def say(self, text: str = "") -> None:
+        if not self.quiet:
+            click.echo(text)
+
+    def warn(self, text: str) -> None:
+        click.echo(text, err=True)
+
+    def progress(self, text: str) -> None:
+        """A line of progress on stderr, left out under --quiet."""
+        if not self.quiet:
+            click.echo(text, err=True)
+
+
+def setup_logging(verbose: bool, quiet: bool) -> None:
+    """The library's log lines on stderr: debug with -v, errors only with -q."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.handlers[:] = [handler]
+    log.propagate = False
+    if verbose:
+        log.setLevel(logging.DEBUG)
+    elif quiet:
+        log.setLevel(logging.ERROR)
+    else:
+        log.setLevel(logging.INFO if not sys.stderr.isatty() else logging.WARNING)
+
+
+def photos(count: int) -> str:
+    return f"{count} photo" if count == 1 else f"{count} photos"
+
+
+def command_line(data_dir: Path, *words: str) -> str:
+    """An inatdl command a user can paste: `--data-dir` only when it is not the default."""
+    command = ["inatdl"]
+    if Path(data_dir) != Path(DEFAULT_DATA_DIR):
+        command += ["--data-dir", str(data_dir)]
+    return shlex.join([*command, *words])
+
+
+# taxa -----------------------------------------------------------------------------------
+
+
+def show_taxa(out: Output, rows: Sequence[TaxonRow], path: Path) -> None:
+    width = max([len(r.input_name) for r in rows] + [10])
+    out.say(f"{'name':<{width}}  {'match':<9}  {'taxon_id':>9}  {'accepted name':<28}  {'observations':>12}")
+    for row in rows:
+        taxon_id = "" if row.taxon_id is None else str(row.taxon_id)
+        count = "" if row.observations_count is None else str(row.observations_count)
+        note = f"  ({row.note})" if row.note and row.note != "from taxa.csv" else ""
+        out.say(
+            f"{row.input_name:<{width}}  {row.match:<9}  {taxon_id:>9}  {row.name:<28}  {count:>12}{note}"
+        )
+    missing = [r.input_name for r in rows if r.match == NOT_FOUND]
+    resolved = len(rows) - len(missing)
+    out.say()
+    if missing:
+        out.say(f"Not found on iNaturalist ({len(missing)}): {', '.join(missing)}")
+    out.say(f"Wrote {path} ({resolved} of {len(rows)} names resolved).")
+
+
+def show_observed_page(out: Output, page: int, pages: int) -> None:
+    if pages > 1:
+        out.progress(f"Listing the taxa observed: page {page} of {pages}")
+
+
+def show_observed(out: Output, report: ObservedReport, query: ObservedQuery, data_dir: Path) -> None:
+    width = max([len(r.name) for r in report.rows] + [10])
+    out.say(f"{'taxon_id':>9}  {'name':<{width}}  {'rank':<10}  {'observations':>12}")
+    for row in report.rows:
+        out.say(f"{row.taxon_id:>9}  {row.name:<{width}}  {row.rank:<10}  {row.observations_count:>12}")
+    kind = "species" if query.rank == RANK_SPECIES else "taxa"
+    under = f" under {report.within.name}" if report.within is not None else ""
+    out.say()
+    out.say(f"Wrote {report.path} ({len(report.rows)} {kind}{under} observed in place {query.place_id}).")
+    within = report.within
+    if within is not None and within.note:  # another taxon bears the name, or it is a synonym
+        out.say(f"--within {within.input_name}: taxon {within.taxon_id} {within.name} ({within.note})")
+    words = ["photos", "fetch", "--place-id", str(query.place_id)]
+    if set(query.quality) != set(QUALITY_GRADES):
+        words += ["--quality", ",".join(query.quality)]
+    out.say("Fetch their photos from that place with:")
+    out.say("  " + command_line(data_dir, *words))
+
+
+# photos fetch ---------------------------------------------------------------------------
+
+
+class TqdmReporter:
+    """Two bars, photos and bytes, with rate and ETA; the taxon being paged as a prefix."""
+
+    def __init__(self) -> None:
+        self.taxon = ""
+        self.photos = tqdm(total=0, unit="photo", desc="photos", position=0, dynamic_ncols=True)
+        self.bytes = tqdm(
+            total=None,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1000,
+            desc="bytes",
+            position=1,
+            dynamic_ncols=True,
+        )
+
+    def listing(self, taxon: str) -> None:
+        self.taxon = taxon
+        self.photos.set_description_str(f"photos (paging {taxon})")
+
+    def paged(self, done: int, left: int) -> None:
+        """Observation pages of the whole job: done, and done and left together."""
+        self.photos.set_description_str(f"photos (paging {self.taxon}: {done}/{done + left} pages)")
+
+    def queued(self, count: int) -> None:
+        self.photos.total = (self.photos.total or 0) + count
+        self.photos.refresh()
+
+    def finished(self, outcome: Outcome) -> None:
+        self.photos.update(1)
+        if outcome.status == DONE and not outcome.already_there:
+            self.bytes.update(outcome.bytes)
+
+    def waiting(self, message: str) -> None:
+        self.photos.write(message, file=sys.stderr)
+
+    def close(self) -> None:
+        self.photos.set_description_str("photos")
+        self.photos.close()
+        self.bytes.close()
+
+
+class LogReporter:
+    """For a stderr that is not a terminal (a log file, CI): a line every few seconds."""
+
+    def __init__(self) -> None:
+        self.total = self.done = self.bytes = 0
+        self.pages = self.pages_left = 0
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def listing(self, taxon: str) -> None:
+        log.info("paging the observations of %s", taxon)
+
+    def paged(self, done: int, left: int) -> None:
+        with self._lock:
+            self.pages, self.pages_left = done, left
+
+    def queued(self, count: int) -> None:
+        with self._lock:
+            self.total += count
+
+    def finished(self, outcome: Outcome) -> None:
+        with self._lock:
+            self.done += 1
+            if outcome.status == DONE and not outcome.already_there:
+                self.bytes += outcome.bytes
+            if time.monotonic() - self._last >= LOG_EVERY_SECONDS:
+                self._last = time.monotonic()
+                self._line()
+
+    def _line(self) -> None:
+        pages = f"; {self.pages} observation pages done, {self.pages_left} left" if self.pages_left else ""
+        log.info(
+            "%d of %d photos handled, %s downloaded%s", self.done, self.total, format_size(self.bytes), pages
+        )
+
+    def waiting(self, message: str) -> None:
+        log.warning("%s", message)
+
+    def close(self) -> None:
+        if self.total:
+            self._line()
+
+
+def fetch_reporter(out: Output) -> TqdmReporter | LogReporter | None:
+    """Bars on a terminal, a log line every few seconds otherwise, nothing under --quiet."""
+    if out.quiet:
+        return None
+    return TqdmReporter() if sys.stderr.isatty() else LogReporter()
+
+
+def show_fetch(out: Output, report: FetchReport, data_dir: Path) -> None:
+    out.say(
+        f"{'taxon':<30} {'listed':>7} {'had':>7} {'new':>7} {'failed':>6} {'gone':>5} "
+        f"{'skipped':>7} {'bytes':>10}"
+    )
+    for t in report.taxa:
+        out.say(
+            f"{t.name[:30]:<30} {t.listed:>7} {t.had:>7} {t.downloaded:>7} {t.failed:>6} "
+            f"{t.gone:>5} {sum(t.skipped.values()):>7} {format_size(t.bytes):>10}"
+        )
+    skipped = sum((t.skipped for t in report.taxa), Counter())
+    out.say(
+        f"{'total':<30} {report.total('listed'):>7} {report.total('had'):>7} "
+        f"{report.total('downloaded'):>7} {report.total('failed'):>6} "
+        f"{report.total('gone'):>5} {sum(skipped.values()):>7} "
+        f"{format_size(report.total('bytes')):>10}"
+    )
+    if skipped:
+        out.say("Skipped: " + ", ".join(f"{n} {why}" for why, n in sorted(skipped.items())))
+    for t in report.taxa:
+        for error, count in t.errors.most_common(5):
+            out.warn(f"Failed in {t.name}: {count} × {error}")
+    gone = report.total("gone")
+    if gone:
+        out.say(f"{photos(gone)} gone from iNaturalist (404/410); not retried.")
+    if report.moved:
+        out.say(
+            f"Moved {photos(report.moved)} already downloaded to the folder of a more specific taxon "
+            "listed since (a variety or subspecies), with no new download."
+        )
+    out.say(f"Photos in {data_dir / 'photos'}; manifest {report.manifest}.")
+    _show_budget(out, report)
+
+
+def _show_budget(out: Output, report: FetchReport) -> None:
+    """How much of each window the run used, and anything that went past a limit."""
+    hourly, daily = report.limits["hourly"], report.limits["daily"]
+    out.say(
+        f"Byte budget: the photo hosts sent {format_size(report.sent)} in this run; the last hour "
+        f"holds {format_size(report.spent['hourly'])} of the {format_size(hourly)} hourly limit "
+        f"({100 * report.spent['hourly'] / hourly:.0f} %), the last day "
+        f"{format_size(report.spent['daily'])} of {format_size(daily)} "
+        f"({100 * report.spent['daily'] / daily:.0f} %)."
+    )
+    for overrun in report.overruns:
+        out.warn(f"Over a limit: {overrun}.")
+
+
+def show_dry_run(out: Output, report: FetchReport, options: FetchOptions, api_rate: float) -> None:
+    out.say(f"{'taxon':<30} {'to download':>11} {'about':>10}")
+    for t in report.taxa:
+        out.say(f"{t.name[:30]:<30} {t.queued:>11} {format_size(t.estimated_bytes):>10}")
+    total = report.total("estimated_bytes")
+    out.say(f"{'total':<30} {report.total('queued'):>11} {format_size(total):>10}")
+    hours = budget_hours(total, options.hourly_limit, options.daily_limit)
+    limits = f"{format_size(options.hourly_limit)}/hour, {format_size(options.daily_limit)}/day"
+    needs = "fits in one hour" if hours <= 1 else f"needs at least {_duration(hours)}"
+    out.say(f"Under the byte limits ({limits}) that {needs}. Nothing was downloaded (dry run).")
+    if any(report.spent.values()):
+        out.say(
+            f"Already downloaded into this data dir in the last hour: {format_size(report.spent['hourly'])}, "
+            f"in the last day: {format_size(report.spent['daily'])}."
+        )
+    out.say(_listing_cost(report, api_rate))
+
+
+def _listing_cost(report: FetchReport, api_rate: float) -> str:
+    """The API requests the listing took, and their time at --api-rate: a job's real cost."""
+    pages = "1 observation page" if report.pages == 1 else f"{report.pages} observation pages"
+    line = (
+        f"API requests for the listing: {report.api_requests} ({pages}), "
+        f"{_seconds(report.api_requests / api_rate)} at {api_rate:g} a second; "
+        "the listing is kept, so the real run asks only for what is new."
+    )
+    if report.head_requests:
+        line += f" Sizes estimated from {report.head_requests} HEAD requests to the photo hosts."
+    return line
+
+
+def _seconds(seconds: float) -> str:
+    if seconds < 90:
+        return f"{round(seconds, 1):g} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else _duration(seconds / 3600)
+
+
+def _duration(hours: float) -> str:
+    return f"{hours:.1f} hours" if hours < 48 else f"{hours / 24:.1f} days"
+
+
+def still_failed(count: int) -> str:
+    """The error that ends a run whose photos failed all their retries."""
+    return (
+        f"{photos(count)} still failed after their retries (see above); "
+        "run the same command again to retry them"
+    )
+
+
+def show_interrupted(out: Output) -> None:
+    out.warn("Interrupted: state saved; run the same command again to resume.")
+
+
+def show_error(message: str) -> None:
+    """The one line a failed command ends with."""
+    click.echo(f"Error: {message}", err=True)
+
+
+# records fetch --------------------------------------------------------------------------
+
+
+def show_records_page(out: Output, done: int, left: int) -> None:
+    if left:
+        out.progress(f"Listing the observations: page {done} of about {done + left}")
+
+
+def show_records(out: Output, report: RecordsReport) -> None:
+    if report.started_over:
+        out.say(f"Made again from the start: {report.started_over}.")
+    requests = "1 API request" if report.api_requests == 1 else f"{report.api_requests} API requests"
+    pages = "1 observation page" if report.pages == 1 else f"{report.pages} observation pages"
+    out.say(f"Wrote {report.path} ({report.records:,} records, {report.new:,} new; {requests}, {pages}).")
+    if isinstance(report.stopped, KeyboardInterrupt):
+        out.warn("Stopped before the end: what was fetched is saved; run the same command to go on.")
+
+
+# dataset export -------------------------------------------------------------------------
+
+
+def export_command(data_dir: Path, out_dir: Path, options: ExportOptions) -> str:
+    """The command line that makes this export again, for the dataset card."""
+    words = ["dataset", "export", str(out_dir)]
+    if options.splits:
+        words += ["--split", ",".join(f"{name}={share:g}" for name, share in options.splits)]
+    if options.splits or options.max_per_taxon:  # the groups and the seed decide splits and photos kept
+        words += ["--group-by", options.group_by, "--seed", str(options.seed)]
+    limits = (
+        ("--min-per-taxon", options.min_per_taxon),
+        ("--max-per-taxon", options.max_per_taxon),
+        ("--size", options.size),
+    )
+    for option, value in limits:
+        if value is not None:
+            words += [option, str(value)]
+    if options.copy:
+        words.append("--copy")
+    return command_line(data_dir, *words)
+
+
+def show_export(out: Output, report: ExportReport, options: ExportOptions) -> None:
+    how = f"{report.linked:,} hard-linked, {report.copied:,} copied" if report.added else "nothing new"
+    out.say(
+        f"Exported {photos(report.photos)} of {len(report.taxa)} taxa ({report.size}) to {report.out_dir}: "
+        f"{report.added:,} added ({how}), {report.kept:,} already there, {report.removed:,} removed."
+    )
+    for name in report.split_names:
+        count = report.photos_in(name)
+        out.say(f"  {name:<11} {count:>8,}  {count / report.photos:6.1%}")
+    if report.left_out:
+        listed = ", ".join(f"{label} ({n})" for label, n in report.left_out)
+        out.say(f"Left out, fewer than --min-per-taxon {options.min_per_taxon} photos: {listed}")
+    if report.missing_files:
+        out.say(f"Left out: {photos(report.missing_files)} in photos.csv whose file is not in the data dir.")
+    if report.unlisted_files:
+        out.say(
+            f"Left out: {photos(report.unlisted_files)} downloaded by a fetch that was stopped before it "
+            "wrote photos.csv; run `inatdl photos fetch` again (it lists them, downloading nothing twice), "
+            "then export again."
+        )
+    if report.capped:
+        listed = ", ".join(f"{label} (of {n})" for label, n in report.capped)
+        out.say(f"Kept at most {options.max_per_taxon} photos of {listed}.")
+    if report.dropped_columns:
+        out.say(
+            f"Left out of metadata.csv (read as different types in different splits, which Hugging "
+            f"Face's loader refuses; still in photos.csv): {', '.join(report.dropped_columns)}"
+        )
+    _show_short_splits(out, report, options)
+    out.say(f"Dataset card {report.out_dir / 'README.md'}, credits {report.out_dir / 'CREDITS.md'}.")
+
+
+def _show_short_splits(out: Output, report: ExportReport, options: ExportOptions) -> None:
+    """Splits, or taxa in a split, that too few groups left empty."""
+    if report.empty_splits:
+        out.say(
+            f"No photo in {' or '.join(report.empty_splits)}, so no folder for "
+            f"{'them' if len(report.empty_splits) > 1 else 'it'}: too few "
+            f"{options.group_by}s for the shares asked; fetch more photos or ask fewer splits."
+        )
+    if report.short:
+        unit = options.group_by
+        listed = "; ".join(
+            f"{label} ({groups} {unit}{'s' if groups != 1 else ''}: none in {', '.join(empty)})"
+            for label, groups, empty in report.short
+        )
+        out.say(f"Too few {unit}s for every split: {listed}")
