@@ -53,6 +53,7 @@ __all__ = [
     "ENDLESS_LIMIT",
     "FAULT_KINDS",
     "FAULT_TARGETS",
+    "OBSCURED_ACCURACY",
     "PHOTO_BASE_BYTES",
     "PHOTO_SIZES",
     "PLACEHOLDER_PATH",
@@ -67,6 +68,9 @@ __all__ = [
 
 # --------------------------------------------------------------------------- constants
 
+#: The public positional accuracy (metres) of obscured coordinates: iNaturalist blurs them
+#: to a cell of 0.2 by 0.2 degrees, about 27.8 km across the diagonal at the equator.
+OBSCURED_ACCURACY = 27_800
 PHOTO_SIZES = ("square", "thumb", "small", "medium", "large", "original")
 #: Approximate body length of each size; each photo varies by up to +1/8 of it.
 PHOTO_BASE_BYTES = {
@@ -361,6 +365,15 @@ class _Obs(NamedTuple):
     photos: tuple[_Photo, ...]
     coordinates: str = "both"  # which of geojson and location the JSON gives: "both", "geojson",
     # "location" or "none" (an observation without a place)
+
+
+class _Privacy(NamedTuple):
+    """An observation's coordinate privacy (InatServer.set_coordinates_privacy)."""
+
+    accuracy: int | None = None
+    geoprivacy: str | None = None
+    taxon_geoprivacy: str | None = None
+    omit: tuple[str, ...] = ()
 
 
 @dataclass
@@ -951,6 +964,8 @@ class InatServer:
         self.on_request: Callable[[str, str, dict[str, str]], None] | None = None
         #: Lineages shown for taxa moved upstream whose observations are not re-indexed yet.
         self._shown_lineage: dict[int, tuple[int, ...]] = {}
+        #: Coordinate privacy set by set_coordinates_privacy, by observation id.
+        self._privacy: dict[int, _Privacy] = {}
         #: Fields of single observations set by set_observation_details, over the defaults.
         self._details: dict[int, dict[str, Any]] = {}
 
@@ -1417,6 +1432,50 @@ class InatServer:
         with self._lock:
             return self._obs_json(self._obs[obs_id], {})
 
+    def set_coordinates_privacy(
+        self,
+        obs_id: int,
+        *,
+        accuracy: int | None = None,
+        geoprivacy: str | None = None,
+        taxon_geoprivacy: str | None = None,
+        omit: Iterable[str] = (),
+    ) -> None:
+        """How precise and how public an observation's coordinates are, as iNaturalist says.
+
+        ``accuracy`` is the observer's positional accuracy (metres); ``geoprivacy`` the
+        observer's choice and ``taxon_geoprivacy`` the taxon's (a threatened taxon's is
+        "obscured"), each None, "open", "obscured" or "private". Either of the last two
+        obscures the coordinates: ``obscured`` is true and the public accuracy at least
+        OBSCURED_ACCURACY (the blurring cell); private ones are not shown at all. ``omit``
+        names keys the JSON leaves out (an older or partial answer).
+        """
+        for value in (geoprivacy, taxon_geoprivacy):
+            if value not in (None, "open", "obscured", "private"):
+                raise ValueError("geoprivacy must be None, 'open', 'obscured' or 'private'")
+        with self._lock:
+            self._privacy[obs_id] = _Privacy(accuracy, geoprivacy, taxon_geoprivacy, tuple(omit))
+            self._version += 1
+
+    def _with_privacy(self, o: _Obs, body: dict[str, Any]) -> dict[str, Any]:
+        """An observation's JSON with the coordinate privacy fields it was given."""
+        privacy = self._privacy.get(o.id, _Privacy())
+        hidden = (privacy.geoprivacy, privacy.taxon_geoprivacy)
+        obscured = "obscured" in hidden or "private" in hidden
+        public = max(privacy.accuracy or 0, OBSCURED_ACCURACY) if obscured else privacy.accuracy
+        body.update(
+            positional_accuracy=privacy.accuracy,
+            public_positional_accuracy=None if "private" in hidden else public,
+            obscured=obscured,
+            geoprivacy=privacy.geoprivacy,
+            taxon_geoprivacy=privacy.taxon_geoprivacy,
+        )
+        if "private" in hidden:
+            body.update(location=None, geojson=None)
+        for key in privacy.omit:
+            body.pop(key, None)
+        return body
+
     def _obs_json(self, o: _Obs, taxon_cache: dict[int, dict[str, Any]]) -> dict[str, Any]:
         taxon = taxon_cache.get(o.taxon_id)
         if taxon is None:
@@ -1427,7 +1486,7 @@ class InatServer:
         description = None
         if o.padding > 0:
             description = (_FILLER * (o.padding // len(_FILLER) + 1))[: o.padding]
-        result = {
+        body = {
             "id": o.id,
             "uuid": _uuid(f"observation:{o.id}"),
             "uri": f"https://www.inaturalist.org/observations/{o.id}",
@@ -1484,7 +1543,7 @@ class InatServer:
             "tags": [],
             "flags": [],
         }
-        return self._with_details(o.id, result)
+        return self._with_details(o.id, self._with_privacy(o, body))
 
     # ----------------------------------------------------------------- data: record details
 
@@ -1495,30 +1554,19 @@ class InatServer:
         time_observed_at: Any = ...,
         species_guess: Any = ...,
         community_taxon_id: Any = ...,
-        public_positional_accuracy: Any = ...,
-        obscured: Any = ...,
-        geoprivacy: Any = ...,
-        taxon_geoprivacy: Any = ...,
         user_name: Any = ...,
         uri: Any = ...,
     ) -> dict[str, Any]:
-        """Give an observation the fields real ones carry that the defaults leave plain;
-        returns its JSON. Each keyword left out keeps the default (``time_observed_at``:
-        noon of observed_on; ``species_guess``: the taxon's common name, else its name;
-        ``community_taxon_id``: the taxon; ``public_positional_accuracy``: null;
-        ``obscured``: false; ``geoprivacy``/``taxon_geoprivacy``: null; the user's
-        ``name``: null). As the real API: ``positional_accuracy`` follows the public one
-        unless obscured, and geoprivacy "private" hides the coordinates (no location, no
-        geojson): add the observation with ``coordinates="none"`` for that.
+        """Give an observation the fields real ones carry that the defaults leave plain
+        (for its coordinates' privacy: set_coordinates_privacy); returns its JSON. Each
+        keyword left out keeps the default: ``time_observed_at`` noon of observed_on,
+        ``species_guess`` the taxon's common name (else its name), ``community_taxon_id``
+        the taxon, the user's ``name`` null, ``uri`` the observation's page.
         """
         given = {
             "time_observed_at": time_observed_at,
             "species_guess": species_guess,
             "community_taxon_id": community_taxon_id,
-            "public_positional_accuracy": public_positional_accuracy,
-            "obscured": obscured,
-            "geoprivacy": geoprivacy,
-            "taxon_geoprivacy": taxon_geoprivacy,
             "user_name": user_name,
             "uri": uri,
         }
@@ -1529,17 +1577,13 @@ class InatServer:
             fields.update({k: v for k, v in given.items() if v is not ...})
             return self._obs_json(self._obs[obs_id], {})
 
-    def _with_details(self, obs_id: int, result: dict[str, Any]) -> dict[str, Any]:
-        """The observation's JSON with the record fields: defaults, then those set."""
-        result.setdefault("public_positional_accuracy", None)
-        result.setdefault("taxon_geoprivacy", None)
+    def _with_details(self, obs_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        """The observation's JSON with the fields set by set_observation_details."""
         fields = dict(self._details.get(obs_id, {}))
         if "user_name" in fields:
-            result["user"] = {**result["user"], "name": fields.pop("user_name")}
-        result.update(fields)
-        if "public_positional_accuracy" in fields and not result.get("obscured"):
-            result["positional_accuracy"] = fields["public_positional_accuracy"]
-        return result
+            body["user"] = {**body["user"], "name": fields.pop("user_name")}
+        body.update(fields)
+        return body
 
     def _photo_json(self, p: _Photo, login: str) -> dict[str, Any]:
         width, height = _dimensions(p.id)

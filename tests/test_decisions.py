@@ -24,11 +24,13 @@ from inatdl.observations import (
     PhotoChoice,
     choose_photo,
     coordinates,
+    coordinates_obscured,
     observation_fields,
     observation_pages,
     observation_photos,
 )
-from inatdl.state import DONE, Outcome, PhotoJob, PhotoRow, Store
+from inatdl.photo import PhotoRecord
+from inatdl.state import DONE, Outcome, PhotoJob, Store
 from inatdl.units import format_size, parse_size
 
 URL = "https://static.inaturalist.org/photos/42/square.jpg?1598551272"
@@ -133,6 +135,10 @@ def test_observation_fields_take_each_value_of_its_type_or_none() -> None:
         "observed_on": "2020-08-27",
         "uri": "https://www.inaturalist.org/observations/9",
         "location": "50.09,-104.71",
+        "uuid": "c44b91f3-534d-48c4-933d-a8b4e1d8f87b",
+        "positional_accuracy": 12,
+        "public_positional_accuracy": 27_801.6,
+        "obscured": True,
     }
     assert observation_fields(observation) == {
         "observation_id": 9,
@@ -144,8 +150,11 @@ def test_observation_fields_take_each_value_of_its_type_or_none() -> None:
         "longitude": -104.71,
         "observed_on": "2020-08-27",
         "observation_url": "https://www.inaturalist.org/observations/9",
+        "observation_uuid": "c44b91f3-534d-48c4-933d-a8b4e1d8f87b",
+        "positional_accuracy": 27_802,
+        "coordinates_obscured": True,
     }
-    odd = {"id": 10, "taxon": "x", "user": ["x"], "quality_grade": 3, "observed_on": 20200101}
+    odd = {"id": 10, "taxon": "x", "user": ["x"], "quality_grade": 3, "observed_on": 20200101, "uuid": 7}
     assert observation_fields(odd) == {
         "observation_id": 10,
         "observed_taxon_id": None,
@@ -156,9 +165,45 @@ def test_observation_fields_take_each_value_of_its_type_or_none() -> None:
         "longitude": None,
         "observed_on": None,
         "observation_url": "https://www.inaturalist.org/observations/10",
+        "observation_uuid": None,
+        "positional_accuracy": None,
+        "coordinates_obscured": None,
     }
     assert observation_fields({"id": 11, "taxon": {"id": -5, "name": None}})["observed_taxon_id"] is None
     assert observation_fields({"id": 12, "taxon": {"id": 0}})["observed_taxon_id"] is None
+
+
+@pytest.mark.parametrize(
+    ("observation", "obscured"),
+    [
+        ({"obscured": True}, True),
+        ({"obscured": True, "geoprivacy": None, "taxon_geoprivacy": "open"}, True),
+        ({"geoprivacy": "obscured"}, True),  # the observer's choice
+        ({"geoprivacy": "private", "obscured": False}, True),
+        ({"taxon_geoprivacy": "obscured"}, True),  # a threatened taxon
+        ({"taxon_geoprivacy": "private"}, True),
+        ({"obscured": False, "geoprivacy": None, "taxon_geoprivacy": None}, False),
+        ({"obscured": False, "geoprivacy": "open", "taxon_geoprivacy": "open"}, False),
+        ({}, None),  # the answer says nothing
+        ({"geoprivacy": "open", "taxon_geoprivacy": None}, None),
+        ({"obscured": "true"}, None),
+        ({"obscured": 1}, None),
+    ],
+)
+def test_coordinates_are_obscured_when_any_of_the_answers_says_so(
+    observation: JSON, obscured: bool | None
+) -> None:
+    assert coordinates_obscured(observation) is obscured
+
+
+@pytest.mark.parametrize(
+    ("accuracy", "metres"),
+    [(23, 23), (0, 0), (27_801.4, 27_801), (None, None), (True, None), ("374", None), (-1, None),
+     (float("nan"), None), (float("inf"), None)],
+)  # fmt: skip
+def test_the_public_accuracy_in_whole_metres(accuracy: object, metres: int | None) -> None:
+    fields = observation_fields({"id": 1, "public_positional_accuracy": accuracy, "positional_accuracy": 5})
+    assert fields["positional_accuracy"] == metres
 
 
 def test_the_observation_url_is_the_one_the_api_gives() -> None:
@@ -390,26 +435,29 @@ def test_recording_a_photo_done_never_waits_for_the_state(tmp_path: Path) -> Non
     store = Store(tmp_path / "state.sqlite", FakeClock())
     photos = range(1, COMMIT_EVERY_PHOTOS + 1)
     rows = [
-        PhotoRow(
-            i,
-            "medium",
-            7,
-            "Aus bus",
-            i,
-            7,
-            "Aus bus",
-            f"http://host/photos/{i}/medium.jpg",
-            f"photos/Aus_bus/{i}_medium.jpg",
-            "cc-by",
-            "(c) someone",
-            "someone",
-            "research",
-            None,
-            None,
-            None,
-            f"https://www.inaturalist.org/observations/{i}",
-            "query",
-        )  # fmt: skip
+        PhotoRecord(
+            photo_id=i,
+            observation_id=i,
+            taxon_id=7,
+            taxon_name="Aus bus",
+            observed_taxon_id=7,
+            observed_taxon_name="Aus bus",
+            size="medium",
+            path=f"photos/Aus_bus/{i}_medium.jpg",
+            url=f"http://host/photos/{i}/medium.jpg",
+            license_code="cc-by",
+            attribution="(c) someone",
+            observer="someone",
+            quality_grade="research",
+            latitude=None,
+            longitude=None,
+            observed_on=None,
+            observation_url=f"https://www.inaturalist.org/observations/{i}",
+            observation_uuid=None,
+            positional_accuracy=None,
+            coordinates_obscured=None,
+            query="query",
+        )
         for i in photos
     ]
     store.record_page([], rows)

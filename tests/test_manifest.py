@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from inat_server import InatServer
+from inat_server import OBSCURED_ACCURACY, InatServer
 from world import files, manifest, run, write_taxa
 
 # The contract's photos.csv columns, in order.
@@ -16,6 +16,7 @@ COLUMNS = [
     "photo_id", "observation_id", "taxon_id", "taxon_name", "observed_taxon_id",
     "observed_taxon_name", "size", "path", "url", "license_code", "attribution", "observer",
     "quality_grade", "latitude", "longitude", "observed_on", "observation_url", "bytes",
+    "observation_uuid", "positional_accuracy", "coordinates_obscured",
 ]  # fmt: skip
 
 OAK, OAK_VARIETY, IRIS = 10, 11, 20
@@ -86,6 +87,30 @@ PHOTOS: dict[int, list[dict[str, Any]]] = {
 }
 
 
+# observation id -> (its coordinate privacy, photos.csv's positional_accuracy and
+# coordinates_obscured); the others say nothing of their accuracy, and are not obscured.
+PRIVACY: dict[int, tuple[dict[str, Any], str, str]] = {
+    101: ({"accuracy": 23}, "23", "false"),
+    # a threatened taxon's, said by taxon_geoprivacy alone
+    102: (
+        {"accuracy": 12, "taxon_geoprivacy": "obscured", "omit": ("obscured",)},
+        str(OBSCURED_ACCURACY),
+        "true",
+    ),
+    103: ({"accuracy": 40_000, "geoprivacy": "obscured"}, "40000", "true"),
+    104: ({"geoprivacy": "private", "omit": ("obscured",)}, "", "true"),  # no public coordinates at all
+    # an answer that says nothing of them
+    105: ({"accuracy": 8, "omit": ("obscured", "public_positional_accuracy", "uuid")}, "", ""),
+    # said by the obscured flag alone
+    201: (
+        {"geoprivacy": "obscured", "omit": ("geoprivacy", "taxon_geoprivacy")},
+        str(OBSCURED_ACCURACY),
+        "true",
+    ),
+    202: ({"accuracy": 374, "geoprivacy": "open", "taxon_geoprivacy": "open"}, "374", "false"),
+}
+
+
 def varied_world(inat: InatServer) -> None:
     inat.add_taxon(1, "Plantae", rank="kingdom")
     inat.add_taxon(OAK, "Quercus robur", parent_id=1)
@@ -103,6 +128,8 @@ def varied_world(inat: InatServer) -> None:
             quality_grade=grade,
             user_login=login,
         )
+        if obs_id in PRIVACY:
+            inat.set_coordinates_privacy(obs_id, **PRIVACY[obs_id][0])
 
 
 def test_every_manifest_column_holds_the_servers_data(inat: InatServer, tmp_path: Path) -> None:
@@ -142,6 +169,9 @@ def test_every_manifest_column_holds_the_servers_data(inat: InatServer, tmp_path
                 "observed_on": observation["observed_on"] or "",
                 "observation_url": observation["uri"],
                 "bytes": str(len(inat.photo_bytes(photo["id"], "small"))),
+                "observation_uuid": "" if obs_id == 105 else observation["uuid"],
+                "positional_accuracy": PRIVACY.get(obs_id, ({}, "", ""))[1],
+                "coordinates_obscured": PRIVACY.get(obs_id, ({}, "", "false"))[2],
             }
             # what the test data says, so that the server's JSON is not trusted blindly
             assert (observation["quality_grade"], observation["user"]["login"]) == (grade, login)

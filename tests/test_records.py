@@ -68,30 +68,21 @@ def build_reserve(inat: InatServer) -> None:
         observed_on="2021-07-02",
         place_ids=here,
     )
-    inat.set_observation_details(
-        2,
-        time_observed_at=None,
-        geoprivacy="obscured",
-        obscured=True,
-        public_positional_accuracy=28_313,
-        community_taxon_id=NIGER,
-    )
+    inat.set_observation_details(2, time_observed_at=None, community_taxon_id=NIGER)
+    inat.set_coordinates_privacy(2, accuracy=28_313, geoprivacy="obscured")
     inat.add_observation(
         3, OCEANICA, photos=[{"id": 30, "license_code": "cc0"}], place_ids=here, latitude=38.5, longitude=-9
     )
-    inat.set_observation_details(
-        3, obscured=True, taxon_geoprivacy="obscured", public_positional_accuracy=27_000
-    )
+    inat.set_coordinates_privacy(3, accuracy=20, taxon_geoprivacy="obscured")
     inat.add_observation(
         4,
         NIGER,
         photos=[{"id": 40, "flagged": True}],
         place_ids=here,
-        coordinates="none",
         license_code="cc0",
         quality_grade="needs_id",
     )
-    inat.set_observation_details(4, geoprivacy="private", public_positional_accuracy=None)
+    inat.set_coordinates_privacy(4, accuracy=5, geoprivacy="private")
     inat.add_observation(5, NIGER, photos=[{"id": 50}], place_ids=(ELSEWHERE,))
 
 
@@ -177,8 +168,8 @@ def test_the_founding_export_field_by_field(reserve: InatServer, tmp_path: Path)
             "eventDate": "2020-08-27T12:00:00+00:00",
             "decimalLatitude": "38.5",
             "decimalLongitude": "-9.0",
-            "coordinateUncertaintyInMeters": "27000",
-            "informationWithheld": "Coordinate uncertainty increased to 27000m to protect threatened taxon",
+            "coordinateUncertaintyInMeters": "27800",
+            "informationWithheld": "Coordinate uncertainty increased to 27800m to protect threatened taxon",
             "recordedBy": "samroom",
             "identificationVerificationStatus": "research",
             "license": "http://creativecommons.org/publicdomain/zero/1.0/legalcode",

@@ -30,6 +30,8 @@ from inatdl import __version__
 from inatdl.constants import MANIFEST_FILE, PHOTO_SIZES, PHOTOS_DIR
 from inatdl.errors import ExportError
 from inatdl.files import atomic_write_text, atomic_writer, disk_error
+from inatdl.manifest import obscured_note
+from inatdl.photo import EXPORT_COLUMNS
 from inatdl.splits import group_key, split_for, unit_hash
 
 STATE_NAME = ".inatdl-export.json"
@@ -39,10 +41,7 @@ CARD_NAME = "README.md"
 CREDITS_NAME = "CREDITS.md"
 OTHER_OUT_DIR = "export into another folder"  # what to do when OUT_DIR cannot be written
 #: The manifest columns the export needs; the others are carried into metadata.csv as they are.
-REQUIRED_COLUMNS = (
-    "photo_id", "observation_id", "taxon_name", "size", "path", "license_code",
-    "attribution", "observer", "observation_url",
-)  # fmt: skip
+REQUIRED_COLUMNS = EXPORT_COLUMNS
 #: What each licence asks of whoever reuses the photo.
 LICENSE_TERMS = {
     "cc0": ("CC0", "cc0", "nothing: a public domain dedication (credit is still courteous)"),
@@ -547,6 +546,7 @@ def dataset_card(photos: pd.DataFrame, options: ExportOptions, report: ExportRep
         "(`class_encode_column` would number each split's own taxa: with a taxon missing "
         "from a split, the same id would mean another taxon there.)",
     ]
+    lines += obscured_note(photos.get("coordinates_obscured"))
     if report.dropped_columns:
         lines += [
             "",

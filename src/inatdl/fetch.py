@@ -44,6 +44,7 @@ from inatdl.observations import (
     observation_pages,
     observation_photos,
 )
+from inatdl.photo import PhotoRecord
 from inatdl.plan import Query, QueryWalk, most_specific, plan_queries
 from inatdl.reporter import Reporter, SilentReporter
 from inatdl.state import (
@@ -55,7 +56,6 @@ from inatdl.state import (
     DataDirLock,
     Outcome,
     PhotoJob,
-    PhotoRow,
     Store,
 )
 from inatdl.taxa import TaxonRow
@@ -307,7 +307,7 @@ class _Run:
         walk.finished(self.seen_up_to)
         self._record(walk, listed, [])
 
-    def _record(self, walk: QueryWalk, listed: dict[int, _Listed], rows: list[PhotoRow]) -> None:
+    def _record(self, walk: QueryWalk, listed: dict[int, _Listed], rows: list[PhotoRecord]) -> None:
         cursors = [Cursor(listed[t].key, t, last_id) for t, last_id in walk.cursors.items()]
         self.store.record_page(cursors, rows)
         for row in rows:
@@ -316,7 +316,7 @@ class _Run:
 
     def _page_rows(
         self, page: Sequence[dict[str, Any]], walk: QueryWalk, listed: dict[int, _Listed], position: int
-    ) -> list[PhotoRow]:
+    ) -> list[PhotoRecord]:
         """The new photo rows of a page, each taxon up to --max-per-taxon; a taxon that
         reaches it is dropped from the walk, complete up to the observation before."""
         size, cap = self.options.size, self.options.max_per_taxon
@@ -329,7 +329,7 @@ class _Run:
         unplaced = [observation_id for observation_id, taxon_id in routes.items() if taxon_id is None]
         if unplaced:
             routes.update(self._place(unplaced, walk.active))
-        rows: list[PhotoRow] = []
+        rows: list[PhotoRecord] = []
         before = position  # the last observation of the page before this one
         for observation, observation_photo_list in photos:
             fields = observation_fields(observation)
@@ -354,14 +354,29 @@ class _Run:
                     break
                 entry.held += 1
                 known.add(choice.photo_id)
-                row = PhotoRow(
-                    choice.photo_id, size, taxon_id, entry.taxon.name, fields["observation_id"],
-                    fields["observed_taxon_id"], fields["observed_taxon_name"], choice.url,
-                    f"{entry.folder}/{choice.photo_id}_{size}.{choice.extension}",
-                    choice.license_code, choice.attribution, fields["observer"],
-                    fields["quality_grade"], fields["latitude"], fields["longitude"],
-                    fields["observed_on"], fields["observation_url"], entry.key,
-                )  # fmt: skip
+                row = PhotoRecord(
+                    photo_id=choice.photo_id,
+                    observation_id=fields["observation_id"],
+                    taxon_id=taxon_id,
+                    taxon_name=entry.taxon.name,
+                    observed_taxon_id=fields["observed_taxon_id"],
+                    observed_taxon_name=fields["observed_taxon_name"],
+                    size=size,
+                    path=f"{entry.folder}/{choice.photo_id}_{size}.{choice.extension}",
+                    url=choice.url,
+                    license_code=choice.license_code,
+                    attribution=choice.attribution,
+                    observer=fields["observer"],
+                    quality_grade=fields["quality_grade"],
+                    latitude=fields["latitude"],
+                    longitude=fields["longitude"],
+                    observed_on=fields["observed_on"],
+                    observation_url=fields["observation_url"],
+                    observation_uuid=fields["observation_uuid"],
+                    positional_accuracy=fields["positional_accuracy"],
+                    coordinates_obscured=fields["coordinates_obscured"],
+                    query=entry.key,
+                )
                 if home is None:
                     rows.append(row)
                 else:
@@ -373,7 +388,7 @@ class _Run:
             before = fields["observation_id"]
         return rows
 
-    def _move_home(self, row: PhotoRow, old_taxon: int, old_path: str, listed: dict[int, _Listed]) -> None:
+    def _move_home(self, row: PhotoRecord, old_taxon: int, old_path: str, listed: dict[int, _Listed]) -> None:
         """A photo downloaded for a taxon, whose observation now goes to a more specific one
         listed since (a variety added to the list): its file moves to that taxon's folder,
         with no request. Linked before the state names the new path and unlinked after, so a
@@ -394,7 +409,7 @@ class _Run:
         self._moved(row, old_taxon, listed)
         source.unlink(missing_ok=True)
 
-    def _moved(self, row: PhotoRow, old_taxon: int, listed: dict[int, _Listed]) -> None:
+    def _moved(self, row: PhotoRecord, old_taxon: int, listed: dict[int, _Listed]) -> None:
         """The state and the counts of a photo now the more specific taxon's."""
         self.store.move_photo(row)
         self.moved += 1

@@ -207,4 +207,29 @@ def observation_fields(observation: JSON) -> dict[str, Any]:
         "observed_on": _text(observation.get("observed_on")),
         "observation_url": _text(observation.get("uri"))
         or f"https://www.inaturalist.org/observations/{obs_id}",
+        "observation_uuid": _text(observation.get("uuid")),
+        "positional_accuracy": _metres(observation.get("public_positional_accuracy")),
+        "coordinates_obscured": coordinates_obscured(observation),
     }
+
+
+#: Geoprivacy values under which iNaturalist blurs (obscured) or hides (private) the public
+#: coordinates, whether the observer chose them or the taxon is threatened.
+_HIDDEN = ("obscured", "private")
+
+
+def coordinates_obscured(observation: JSON) -> bool | None:
+    """Whether the public coordinates are blurred: true when the API says ``obscured`` or a
+    geoprivacy (the observer's or the taxon's) hides them, false when it says they are not,
+    None when the answer says neither (an older or partial answer)."""
+    hidden = (observation.get("geoprivacy"), observation.get("taxon_geoprivacy"))
+    if observation.get("obscured") is True or any(value in _HIDDEN for value in hidden):
+        return True
+    return False if observation.get("obscured") is False else None
+
+
+def _metres(value: Any) -> int | None:
+    """A distance in whole metres: a finite number the API gave (not a bool), rounded."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
+        return None
+    return round(value)

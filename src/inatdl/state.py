@@ -12,26 +12,31 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from inatdl.clock import Clock
 from inatdl.constants import COMMIT_EVERY_PHOTOS, COMMIT_EVERY_SECONDS, LOCK_FILE
 from inatdl.errors import DataDirBusy, DiskError, InatdlError, StateError
+from inatdl.photo import STATE_COLUMNS, PhotoRecord
 
-SCHEMA_VERSION = 1
+#: The state version this code writes; MIGRATIONS brings older state files up to it.
+SCHEMA_VERSION = 2
 APP_ID = "inatdl"
 PENDING, DONE, FAILED, GONE = "pending", "done", "failed", "gone"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS cursors (
+#: The first release's tables (state version 1): a new state file starts as these, then
+#: MIGRATIONS bring it up to SCHEMA_VERSION, as they do an old one. Never edit it.
+_SCHEMA_V1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE cursors (
     query TEXT PRIMARY KEY,
     taxon_id INTEGER NOT NULL,
     last_id INTEGER NOT NULL,
     updated_at REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS photos (
+CREATE TABLE photos (
     photo_id INTEGER NOT NULL,
     size TEXT NOT NULL,
     status TEXT NOT NULL,
@@ -57,40 +62,69 @@ CREATE TABLE IF NOT EXISTS photos (
     updated_at REAL NOT NULL,
     PRIMARY KEY (photo_id, size)
 );
-CREATE INDEX IF NOT EXISTS photos_by_taxon ON photos (taxon_id, size, status, observation_id);
-CREATE TABLE IF NOT EXISTS ledger (
+CREATE INDEX photos_by_taxon ON photos (taxon_id, size, status, observation_id);
+CREATE TABLE ledger (
     id INTEGER PRIMARY KEY,
     at REAL NOT NULL,
     bytes INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS ledger_by_time ON ledger (at);
+CREATE INDEX ledger_by_time ON ledger (at);
 """
 
+_PHOTOS_V1_COLUMNS = (
+    "photo_id, size, status, taxon_id, taxon_name, observation_id, observed_taxon_id, "
+    "observed_taxon_name, url, path, license_code, attribution, observer, quality_grade, "
+    "latitude, longitude, observed_on, observation_url, query, bytes, error, attempts, updated_at"
+)
 
-class PhotoRow(NamedTuple):
-    """A photo as listed, before its download: the columns a new row is inserted with."""
+#: The statements that bring a state file from the version before each key to that version,
+#: run in order in the transaction that records the new version. Never edit a step that
+#: shipped: add the next version's.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # The observation's uuid and how precise and how public its coordinates are; and
+    # observation_id may be empty (the open-data route has no integer id). SQLite cannot
+    # drop a NOT NULL, so the photos table is rebuilt (its rows copied, the new columns
+    # empty: what the state never knew), then its index made again.
+    2: (
+        """CREATE TABLE photos_v2 (
+            photo_id INTEGER NOT NULL,
+            size TEXT NOT NULL,
+            status TEXT NOT NULL,
+            taxon_id INTEGER NOT NULL,
+            taxon_name TEXT NOT NULL,
+            observation_id INTEGER,
+            observed_taxon_id INTEGER,
+            observed_taxon_name TEXT,
+            url TEXT NOT NULL,
+            path TEXT NOT NULL,
+            license_code TEXT NOT NULL,
+            attribution TEXT,
+            observer TEXT,
+            quality_grade TEXT,
+            latitude REAL,
+            longitude REAL,
+            observed_on TEXT,
+            observation_url TEXT,
+            query TEXT NOT NULL,
+            bytes INTEGER,
+            error TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            updated_at REAL NOT NULL,
+            observation_uuid TEXT,
+            positional_accuracy INTEGER,
+            coordinates_obscured INTEGER,
+            PRIMARY KEY (photo_id, size)
+        )""",
+        f"INSERT INTO photos_v2 ({_PHOTOS_V1_COLUMNS}) SELECT {_PHOTOS_V1_COLUMNS} FROM photos",
+        "DROP TABLE photos",
+        "ALTER TABLE photos_v2 RENAME TO photos",
+        "CREATE INDEX photos_by_taxon ON photos (taxon_id, size, status, observation_id)",
+    ),
+}
 
-    photo_id: int
-    size: str
-    taxon_id: int
-    taxon_name: str
-    observation_id: int
-    observed_taxon_id: int | None
-    observed_taxon_name: str | None
-    url: str
-    path: str
-    license_code: str
-    attribution: str
-    observer: str | None
-    quality_grade: str | None
-    latitude: float | None
-    longitude: float | None
-    observed_on: str | None
-    observation_url: str
-    query: str
 
-
-PHOTO_COLUMNS = PhotoRow._fields
+#: A record's values in STATE_COLUMNS order, for an INSERT.
+_state_values = attrgetter(*STATE_COLUMNS)
 
 
 class Cursor(NamedTuple):
@@ -186,10 +220,10 @@ class Store:
         except sqlite3.Error as exc:
             raise _state_write_error(path, exc) from None
         try:
-            self._check_owner()
+            version = self._check_owner()
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
-            self._create()
+            self._create_or_upgrade(version)
         except StateError:
             self.db.close()
             raise
@@ -202,31 +236,55 @@ class Store:
                 ) from None
             raise _state_write_error(path, exc) from None
 
-    def _check_owner(self) -> None:
-        """Refuse, before changing a byte of it, a database that is not ours or is newer."""
+    def _check_owner(self) -> int | None:
+        """The file's state version (None: a new file), refusing, before changing a byte of
+        it, a database that is not ours or is newer than this code."""
         tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if tables and "meta" not in tables:
+        if not tables:
+            return None
+        if "meta" not in tables:
             raise StateError(
                 f"{self.path} is an SQLite file of another program, not inatdl state; "
                 "move it away or use another --data-dir"
             )
-        meta = dict(self.db.execute("SELECT key, value FROM meta")) if tables else {}
-        if tables and meta.get("app") != APP_ID:
+        meta = dict(self.db.execute("SELECT key, value FROM meta"))
+        if meta.get("app") != APP_ID:
             raise StateError(f"{self.path} is not inatdl state; move it away or use another --data-dir")
-        version = int(meta.get("schema_version", SCHEMA_VERSION))
+        written = meta.get("schema_version", "")
+        if not written.isdigit():
+            raise StateError(
+                f"the state file {self.path} has no state version it can be read by ({written!r}); "
+                "move it away to start afresh (photos already on disk are kept and found again)"
+            )
+        version = int(written)
         if version > SCHEMA_VERSION:
             raise StateError(
                 f"{self.path} was written by a newer inatdl (state version {version}); "
                 "upgrade inatdl to use this data dir"
             )
+        return version
 
-    def _create(self) -> None:
+    def _create_or_upgrade(self, version: int | None) -> None:
+        """Make a new state file, or bring an older one up to SCHEMA_VERSION, in place.
+
+        A new file starts as the first release's tables and takes the same steps as an old
+        one, so both end the same. All steps and the new version are one transaction: a
+        crash or a full disk leaves the file as it was, for the next run to upgrade.
+        """
+        if version == SCHEMA_VERSION:
+            return
         with self.transaction():
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
+            if version is None:
+                for statement in _SCHEMA_V1.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute("INSERT INTO meta VALUES ('app', ?)", (APP_ID,))
+                self.db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+                version = 1
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[step]:
                     self.db.execute(statement)
-            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('app', ?)", (APP_ID,))
-            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self.db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
 
     def transaction(self) -> _Transaction:
         return _Transaction(self)
@@ -250,14 +308,14 @@ class Store:
             row = self.db.execute("SELECT MAX(last_id) FROM cursors").fetchone()
         return int(row[0] or 0)
 
-    def record_page(self, cursors: Sequence[Cursor], rows: Sequence[PhotoRow]) -> None:
+    def record_page(self, cursors: Sequence[Cursor], rows: Sequence[PhotoRecord]) -> None:
         """Insert a page's new photos as pending and move the cursors, in one transaction."""
         now = self.clock.now()
-        columns = ", ".join(PHOTO_COLUMNS)
-        marks = ", ".join("?" for _ in PHOTO_COLUMNS)
+        columns = ", ".join(STATE_COLUMNS)
+        marks = ", ".join("?" for _ in STATE_COLUMNS)
         sql = f"INSERT OR IGNORE INTO photos ({columns}, status, updated_at) VALUES ({marks}, '{PENDING}', ?)"
         with self.transaction():
-            self.db.executemany(sql, [(*row, now) for row in rows])
+            self.db.executemany(sql, [(*_state_values(row), now) for row in rows])
             self.db.executemany(
                 "INSERT INTO cursors VALUES (?, ?, ?, ?) ON CONFLICT(query) DO UPDATE SET "
                 "last_id=excluded.last_id, updated_at=excluded.updated_at",
@@ -340,7 +398,7 @@ class Store:
                 found.update((photo_id, (status, taxon, path)) for photo_id, status, taxon, path in rows)
         return found
 
-    def move_photo(self, row: PhotoRow) -> None:
+    def move_photo(self, row: PhotoRecord) -> None:
         """A downloaded photo now belongs to another taxon (one listed since, more specific)."""
         with self.transaction():
             self.db.execute(
