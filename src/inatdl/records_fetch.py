@@ -187,14 +187,15 @@ class _Walk:
 
 # The table: pandas dtypes that keep every value as it was sent, in both formats -----------
 
+_STRING = pd.StringDtype("pyarrow")  # text held by Arrow: a fraction of Python strings' memory
 _DTYPES: dict[str, Any] = {
-    name: "Int64" if name in INTEGER_COLUMNS else "Float64" if name in FLOAT_COLUMNS else "string[pyarrow]"
+    name: "Int64" if name in INTEGER_COLUMNS else "Float64" if name in FLOAT_COLUMNS else _STRING
     for name in COLUMNS
 }
 
 
 def _frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """Records as a table of the file's columns and types (strings held by Arrow: compact)."""
+    """Records as a table of the file's columns and types."""
     return pd.DataFrame.from_records(records, columns=list(COLUMNS)).astype(_DTYPES)
 
 
@@ -209,17 +210,28 @@ def _merge(kept: pd.DataFrame | None, frames: list[pd.DataFrame]) -> pd.DataFram
 
 
 def _read(path: Path) -> pd.DataFrame:
-    """The records file as written: every value of its type; a name such as "NA" stays a name.
+    """The records file as written: every value of its type; a name such as "NA" or "nan"
+    stays a name (only an empty field is empty).
 
-    Numbers are read as text and then converted, which gives back the very float written
-    (pandas' own CSV float parser may differ in the last digit, depending on its version);
-    Arrow's reader takes half the time and memory of pandas' own.
+    A CSV is read by Arrow with the column types given, not guessed: pandas' own readers
+    guess differently from one version to the next, and Arrow's takes half their time and
+    memory; its numbers are the very floats written.
     """
     if path.suffix == ".parquet":
         return pd.read_parquet(path).astype(_DTYPES)
-    as_text = dict.fromkeys(COLUMNS, "string[pyarrow]")
-    table = pd.read_csv(path, dtype=as_text, engine="pyarrow", keep_default_na=False, na_values=[""])
-    return table.astype(_DTYPES)
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    arrow_types = {"Int64": pa.int64(), "Float64": pa.float64()}
+    convert = pa_csv.ConvertOptions(
+        column_types={name: arrow_types.get(str(dtype), pa.string()) for name, dtype in _DTYPES.items()},
+        null_values=[""],
+        strings_can_be_null=True,
+    )
+    table = pa_csv.read_csv(path, convert_options=convert)
+    pandas_types = {pa.int64(): pd.Int64Dtype(), pa.float64(): pd.Float64Dtype(), pa.string(): _STRING}
+    records: pd.DataFrame = table.to_pandas(types_mapper=pandas_types.get)
+    return records
 
 
 def _write(path: Path, table: pd.DataFrame) -> None:
