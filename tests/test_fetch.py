@@ -24,7 +24,7 @@ from world import (
     write_taxa,
 )
 
-from inatdl.fetch import _JobQueue
+from inatdl.pool import JobQueue
 from inatdl.state import PhotoJob
 from inatdl.units import format_size
 
@@ -507,7 +507,7 @@ def test_photos_are_asked_for_without_compression(world: InatServer, tmp_path: P
 def test_a_run_stopping_with_a_full_queue_keeps_every_workers_stop() -> None:
     """At a stop, the jobs not started are dropped but the stops already queued for the
     workers stay: without one, a worker would wait for a job forever and the run hang."""
-    jobs = _JobQueue(2)
+    jobs = JobQueue(2)
     job = PhotoJob(1, "medium", "http://host/photos/1/medium.jpg", "photos/x/1_medium.jpg", 7)
     assert jobs.put(job, timeout=1.0)
     assert jobs.put(None, timeout=1.0)  # a worker's stop

@@ -1,0 +1,243 @@
+"""The API listing, the first :class:`~inatdl.source.PhotoSource`: pages /observations for
+the job's query plan (plan.py) and routes each photo to the most specific listed taxon.
+
+Routing is data: :func:`route_page` turns a page into new rows, moves (a photo downloaded
+under a taxon whose observation now goes to a more specific listed taxon) and the counts
+and caps they change, with no I/O; :meth:`ApiListing._walk` applies the counts to the job
+and yields the rows and moves for feed.py to apply. The only requests besides the pages are
+the bisection of observations whose lineage names no listed taxon (:func:`place`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from inatdl.client import JSON, ApiClient
+from inatdl.constants import OBSERVATIONS_PER_PAGE
+from inatdl.observations import (
+    Filters,
+    choose_photo,
+    lineage,
+    observation_fields,
+    observation_pages,
+    observation_photos,
+)
+from inatdl.photo import PhotoRecord
+from inatdl.plan import Query, QueryWalk, most_specific, plan_queries
+from inatdl.source import Batch, Job, Move
+from inatdl.state import DONE, Cursor, Store
+
+Recorded = Mapping[int, tuple[str, int, str]]  # photo id → status, taxon id, path (Store.recorded)
+
+
+@dataclass
+class Routed:
+    """What one page of observations changes: rows to record, moves, and counts."""
+
+    rows: list[PhotoRecord] = field(default_factory=list)
+    moves: list[Move] = field(default_factory=list)
+    listed: Counter[int] = field(default_factory=Counter)  # photos seen, by taxon
+    skipped: dict[int, Counter[str]] = field(default_factory=dict)  # by taxon, by reason
+    held: dict[int, int] = field(default_factory=dict)  # photos each taxon holds after the page
+    drops: dict[int, int] = field(default_factory=dict)  # capped taxa: complete up to this id
+
+
+def route_page(
+    page: Sequence[tuple[JSON, list[JSON]]],
+    routes: Mapping[int, int | None],
+    recorded: Recorded,
+    walk: QueryWalk,
+    job: Job,
+    before: int,
+) -> Routed:
+    """The new photos of a page (each observation with its photos), each to its
+    observation's taxon (``routes``), each taxon up to --max-per-taxon; a taxon that
+    reaches it is dropped from the walk, complete up to the observation before
+    (``before``: at first, the last observation of the page before this one).
+
+    ``recorded`` holds the page's photos already in the state: those are not new, but one
+    downloaded under another taxon moves to the taxon it now goes to.
+    """
+    size, cap, licenses = job.size, job.max_per_taxon, job.filters.licenses
+    known = set(recorded)
+    homes = {pid: (taxon, path) for pid, (status, taxon, path) in recorded.items() if status == DONE}
+    routed = Routed()
+    for observation, photos in page:
+        fields = observation_fields(observation)
+        observation_id = fields["observation_id"]
+        taxon_id = routes[observation_id]
+        # capped, another query's, or recorded already (its taxon joined from further on)
+        if (
+            taxon_id is None
+            or taxon_id not in walk.active
+            or taxon_id in routed.drops
+            or observation_id <= walk.cursors[taxon_id]
+        ):
+            before = observation_id
+            continue
+        taxon = job.taxa[taxon_id]
+        held = routed.held.get(taxon_id, taxon.held)
+        capped_inside = False
+        for photo in photos:
+            choice = choose_photo(photo, licenses, size)
+            routed.listed[taxon_id] += 1
+            if choice.skip:
+                routed.skipped.setdefault(taxon_id, Counter())[choice.skip] += 1
+                continue
+            home = homes.get(choice.photo_id)
+            if choice.photo_id in known and (home is None or home[0] == taxon_id):
+                continue
+            if cap is not None and held >= cap:
+                capped_inside = True
+                break
+            held += 1
+            known.add(choice.photo_id)
+            row = PhotoRecord(
+                photo_id=choice.photo_id,
+                size=size,
+                taxon_id=taxon_id,
+                taxon_name=taxon.name,
+                url=choice.url,
+                path=taxon.path(choice.photo_id, size, choice.extension),
+                license_code=choice.license_code,
+                attribution=choice.attribution,
+                query=taxon.key,
+                **fields,
+            )
+            if home is None:
+                routed.rows.append(row)
+            else:
+                routed.moves.append(Move(row, *home))
+        routed.held[taxon_id] = held
+        if capped_inside:  # what the cap allowed of this observation is kept, the rest not
+            routed.drops[taxon_id] = before
+        elif cap is not None and held >= cap:
+            routed.drops[taxon_id] = observation_id
+        before = observation_id
+    return routed
+
+
+class ApiListing:
+    """Lists a job's photos from /observations, query by query of the plan."""
+
+    def __init__(self, client: ApiClient, store: Store, filters: Filters) -> None:
+        self.client = client
+        self.store = store
+        self.filters = filters
+        self.pages_done = 0  # observation pages this run, for progress and the report
+        self.queries_left = 0  # queries of the plan not started yet
+        self.seen_up_to = 0  # the highest observation id known to exist (see QueryWalk.finished)
+
+    def key(self, taxon_id: int, size: str) -> str:
+        return self.filters.key(taxon_id, size)
+
+    def batches(self, job: Job) -> Iterator[Batch]:
+        """A batch a page of each query of the plan, and one when a walk ends."""
+
+        def recorded(taxa: Sequence[int], above: int, up_to: int) -> int:
+            return self.store.observations_recorded(taxa, job.size, above, up_to)
+
+        queries = plan_queries(job.to_list(), recorded=recorded)
+        self.seen_up_to = self.store.highest_cursor()
+        for number, query in enumerate(queries):
+            self.queries_left = len(queries) - number - 1
+            yield from self._walk(query, job)
+
+    def _walk(self, query: Query, job: Job) -> Iterator[Batch]:
+        """Page one query, each observation to its most specific listed taxon; a taxon that
+        reaches its cap leaves the query; the cursors move with each page's photos."""
+        walk = QueryWalk(query)
+        job.progress.listing(_names([job.taxa[taxon_id].name for taxon_id in query.taxon_ids]))
+        job.progress.paged(self.pages_done, 1 + self.queries_left)
+        position = query.after_id
+
+        def remaining(observations: int) -> None:
+            self.pages_done += 1
+            pages = -(-observations // OBSERVATIONS_PER_PAGE)
+            job.progress.paged(self.pages_done, pages + self.queries_left)
+
+        def params() -> dict[str, Any]:  # asked before each page: capped taxa are left out
+            return self.filters.params(walk.active)
+
+        for page in observation_pages(self.client, params, query.after_id, remaining):
+            routed = self._route(page, walk, job, position)
+            position = max(int(o["id"]) for o in page)
+            self.seen_up_to = max(self.seen_up_to, position)
+            walk.page_done(position)
+            yield Batch(routed.rows, _cursors(walk, job), routed.moves)
+            if not walk.active:  # every taxon capped: its pages left are not asked
+                job.progress.paged(self.pages_done, self.queries_left)
+                return
+        walk.finished(self.seen_up_to)
+        yield Batch([], _cursors(walk, job))
+
+    def _route(self, page: Sequence[JSON], walk: QueryWalk, job: Job, position: int) -> Routed:
+        """Route a page (placing by request the observations whose lineage names no listed
+        taxon), and count what it changes into the job's taxa and the walk."""
+        photos = [(observation, observation_photos(observation)) for observation in page]
+        photo_ids = [p["id"] for _, listed_photos in photos for p in listed_photos]
+        recorded = self.store.recorded(photo_ids, job.size)
+        routes = {int(o["id"]): most_specific(lineage(o), job.taxa) for o in page}
+        unplaced = [observation_id for observation_id, taxon_id in routes.items() if taxon_id is None]
+        if unplaced:
+            routes.update(place(self.client, self.filters, unplaced, walk.active))
+        routed = route_page(photos, routes, recorded, walk, job, position)
+        for taxon_id, held in routed.held.items():
+            job.taxa[taxon_id].held = held
+        for taxon_id, count in routed.listed.items():
+            job.taxa[taxon_id].report.listed += count
+        for taxon_id, reasons in routed.skipped.items():
+            job.taxa[taxon_id].report.skipped.update(reasons)
+        for taxon_id, complete_up_to in routed.drops.items():
+            walk.drop(taxon_id, complete_up_to)
+        return routed
+
+
+def place(
+    client: ApiClient, filters: Filters, observation_ids: Sequence[int], taxa: Sequence[int]
+) -> dict[int, int]:
+    """The taxon of ``taxa`` (those the page was asked for) under which the API found
+    each observation whose lineage names none of them (its taxon was moved upstream and
+    the observation not re-indexed yet, or the API left the ancestors out).
+
+    Halves of the taxa are asked which of the observations they find, until one taxon
+    is left: about log2(taxa) requests, only for a page holding such observations.
+    """
+    placed: dict[int, int] = {}
+    to_place = [(list(observation_ids), list(taxa))]
+    while to_place:
+        ids, candidates = to_place.pop()
+        if len(candidates) == 1:
+            placed.update(dict.fromkeys(ids, candidates[0]))
+            continue
+        half = candidates[: len(candidates) // 2]
+        query = {
+            **filters.params(half),
+            "id": ",".join(map(str, ids)),
+            "per_page": OBSERVATIONS_PER_PAGE,
+            "only_id": "true",
+        }
+        results = client.get("observations", query).get("results")
+        results = results if isinstance(results, list) else []
+        found = {o.get("id") for o in results if isinstance(o, dict)}
+        inside = [i for i in ids if i in found]
+        outside = [i for i in ids if i not in found]
+        if inside:
+            to_place.append((inside, half))
+        if outside:  # found by the query, so under the other half
+            to_place.append((outside, candidates[len(half) :]))
+    return placed
+
+
+def _cursors(walk: QueryWalk, job: Job) -> list[Cursor]:
+    return [Cursor(job.taxa[t].key, t, last_id) for t, last_id in walk.cursors.items()]
+
+
+def _names(names: Sequence[str]) -> str:
+    """The taxa of a query, for progress: "A", "A and B", "A and 7 other taxa"."""
+    if len(names) <= 2:
+        return " and ".join(names)
+    return f"{names[0]} and {len(names) - 1} other taxa"

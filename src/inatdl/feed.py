@@ -1,0 +1,149 @@
+"""What the listing does the same whatever the source: take over what earlier runs left
+(each taxon's report, the photos it holds, its retries), then apply each batch a source
+yields: moves, then the rows and cursors in one state transaction, then the queue.
+
+A batch is applied in that order so that a kill at any instant loses nothing: a move is in
+the state before the cursor that passes its observation, and a photo is queued only once
+its row is committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from inatdl.constants import PHOTOS_DIR
+from inatdl.naming import safe_folder_name
+from inatdl.observations import Filters
+from inatdl.pool import Stop
+from inatdl.report import TaxonReport
+from inatdl.source import Batch, Job, ListedTaxon, ListingProgress, Move, PhotoSource
+from inatdl.state import DONE, FAILED, PENDING, PhotoJob, Store
+from inatdl.taxa import TaxonRow
+
+log = logging.getLogger("inatdl")
+
+Queue = Callable[[PhotoJob], None]  # hands a photo to the workers (or, in a dry run, counts it)
+
+
+def take_over(
+    store: Store,
+    source: PhotoSource,
+    taxa: Iterable[TaxonRow],
+    size: str,
+    cap: int | None,
+    queue: Queue,
+    stop: Stop,
+    reports: dict[int, TaxonReport],
+) -> dict[int, ListedTaxon]:
+    """Each taxon of the run (once, in order), with what earlier runs left: the photos it
+    holds, and its pending and failed photos queued again (up to the cap)."""
+    listed: dict[int, ListedTaxon] = {}
+    for taxon in taxa:
+        assert taxon.taxon_id is not None
+        if taxon.taxon_id in listed:
+            continue
+        taxon_id = taxon.taxon_id
+        report = reports[taxon_id] = TaxonReport(taxon_id, taxon.name)
+        key = source.key(taxon_id, size)
+        store.forget_other_listings(taxon_id, size, key)
+        counts = store.status_counts(taxon_id, size)
+        report.had = counts.get(DONE, 0)
+        held = report.had + counts.get(PENDING, 0) + counts.get(FAILED, 0)
+        folder = f"{PHOTOS_DIR}/{safe_folder_name(taxon.name, str(taxon_id))}"
+        listed[taxon_id] = ListedTaxon(taxon_id, taxon.name, folder, key, store.cursor(key), held, report)
+        retries = store.jobs_to_retry(taxon_id, size)
+        for job in itertools.islice(retries, None if cap is None else max(0, cap - report.had)):
+            if stop.stopping:
+                break
+            queue(job)
+        if stop.stopping:
+            break
+    return listed
+
+
+class Feeder:
+    """Applies the batches of a source to the state, the photos folder and the queue."""
+
+    def __init__(self, store: Store, data_dir: Path, queue: Queue, untracked: set[str], moves: bool) -> None:
+        self.store = store
+        self.data_dir = data_dir
+        self.queue = queue
+        self.untracked = untracked  # files a photo new to the state may find there
+        self.moves = moves  # False in a dry run: nothing on disk changes
+        self.moved = 0  # downloaded photos moved to a more specific taxon's folder
+
+    def feed(self, source: PhotoSource, job: Job, stop: Stop) -> None:
+        """Apply the source's batches until it is done or the run stops."""
+        for batch in source.batches(job):
+            self.apply(batch, job)
+            if stop.stopping:
+                return
+
+    def apply(self, batch: Batch, job: Job) -> None:
+        if self.moves:
+            for move in batch.moves:
+                self.move(move, job)
+        self.store.record_page(batch.cursors, batch.rows)
+        for row in batch.rows:
+            may_be_on_disk = row.path in self.untracked
+            self.queue(PhotoJob(row.photo_id, row.size, row.url, row.path, row.taxon_id, may_be_on_disk))
+
+    def move(self, move: Move, job: Job) -> None:
+        """Move a downloaded photo's file to its new taxon's folder, with no request. Linked
+        before the state names the new path and unlinked after, so a kill at any instant
+        leaves the file where the state says."""
+        row = move.row
+        if move.old_path == row.path:  # a taxon named as the one it was under (genus, subgenus)
+            self._moved(move, job)
+            return
+        source, target = self.data_dir / move.old_path, self.data_dir / row.path
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                os.link(source, target)
+        except OSError as exc:
+            log.warning("could not move %s to %s: %s; it stays where it is", move.old_path, row.path, exc)
+            return
+        self._moved(move, job)
+        source.unlink(missing_ok=True)
+
+    def _moved(self, move: Move, job: Job) -> None:
+        """The state and the counts of a photo now the more specific taxon's."""
+        self.store.move_photo(move.row)
+        self.moved += 1
+        job.taxa[move.row.taxon_id].report.had += 1
+        if (old := job.taxa.get(move.old_taxon_id)) is not None:
+            old.held -= 1
+            old.report.had -= 1
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What the run asks of every source: the size, the filters and the cap."""
+
+    size: str
+    filters: Filters
+    max_per_taxon: int | None
+
+
+def list_job(
+    source: PhotoSource,
+    feeder: Feeder,
+    taxa: Iterable[TaxonRow],
+    asked: Asked,
+    progress: ListingProgress,
+    stop: Stop,
+    reports: dict[int, TaxonReport],
+) -> None:
+    """Take over what earlier runs left of each taxon (``reports`` gets each taxon's report
+    as it is taken over), then feed the source's batches until done or stopped."""
+    size, cap = asked.size, asked.max_per_taxon
+    listed = take_over(feeder.store, source, taxa, size, cap, feeder.queue, stop, reports)
+    if not stop.stopping:
+        feeder.feed(source, Job(listed, size, asked.filters, cap, progress), stop)
