@@ -340,10 +340,13 @@ def _date(value: dt.datetime | None) -> str | None:
 @photos.command("fetch", context_settings=CONTEXT)
 @click.option(
     "--size",
-    type=click.Choice(list(PHOTO_SIZES)),
-    default=DEFAULT_SIZE,
+    "sizes",
+    type=CommaList(list(PHOTO_SIZES)),
+    multiple=True,
+    default=[DEFAULT_SIZE],
     show_default=True,
-    help="square 75 px, thumb 100, small 240, medium 500, large 1024, original 2048.",
+    help="square 75 px, thumb 100, small 240, medium 500, large 1024, original 2048. Several, "
+    "comma-separated (square,medium,original) or repeated, are fetched from one walk.",
 )
 @click.option(
     "--license",
@@ -399,7 +402,7 @@ def _date(value: dt.datetime | None) -> str | None:
 @click.pass_obj
 def photos_fetch(
     settings: Settings,
-    size: str,
+    sizes: tuple[tuple[str, ...], ...],
     licenses: tuple[str, ...],
     quality: tuple[str, ...],
     place_id: int | None,
@@ -422,6 +425,7 @@ def photos_fetch(
     Example:
       inatdl photos fetch --size medium
       inatdl photos fetch --size small --license cc0,cc-by --quality research --max-per-taxon 500
+      inatdl photos fetch --place-id 128892 --size square,medium,original
     """
     if observed_from and observed_to and observed_from > observed_to:
         raise click.BadParameter("--observed-from is after --observed-to", param_hint="--observed-from")
@@ -429,7 +433,7 @@ def photos_fetch(
     taxa_rows = load_resolved_taxa(data_dir)
     filters = Filters(licenses, quality, place_id, bbox, _date(observed_from), _date(observed_to))
     options = FetchOptions(
-        size,
+        tuple(dict.fromkeys(size for listed in sizes for size in listed)),  # repeated: all of them
         filters,
         workers,
         hourly_limit,

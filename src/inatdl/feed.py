@@ -13,7 +13,7 @@ import contextlib
 import itertools
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from inatdl.naming import safe_folder_name
 from inatdl.observations import Filters
 from inatdl.pool import Stop
 from inatdl.report import TaxonReport
-from inatdl.source import Batch, Job, ListedTaxon, ListingProgress, Move, PhotoSource
+from inatdl.source import Batch, Job, ListedTaxon, ListingProgress, Move, PhotoSource, batches_of
 from inatdl.state import DONE, FAILED, PENDING, PhotoJob, Store
 from inatdl.taxa import TaxonRow
 
@@ -39,17 +39,17 @@ def take_over(
     cap: int | None,
     queue: Queue,
     stop: Stop,
-    reports: dict[int, TaxonReport],
+    reports: dict[tuple[int, str], TaxonReport],
 ) -> dict[int, ListedTaxon]:
-    """Each taxon of the run (once, in order), with what earlier runs left: the photos it
-    holds, and its pending and failed photos queued again (up to the cap)."""
+    """Each taxon of the run (once, in order) at ``size``, with what earlier runs left: the
+    photos it holds, and its pending and failed photos queued again (up to the cap)."""
     listed: dict[int, ListedTaxon] = {}
     for taxon in taxa:
         assert taxon.taxon_id is not None
         if taxon.taxon_id in listed:
             continue
         taxon_id = taxon.taxon_id
-        report = reports[taxon_id] = TaxonReport(taxon_id, taxon.name)
+        report = reports[taxon_id, size] = TaxonReport(taxon_id, taxon.name, size)
         key = source.key(taxon_id, size)
         store.forget_other_listings(taxon_id, size, key)
         counts = store.status_counts(taxon_id, size)
@@ -78,9 +78,9 @@ class Feeder:
         self.moves = moves  # False in a dry run: nothing on disk changes
         self.moved = 0  # downloaded photos moved to a more specific taxon's folder
 
-    def feed(self, source: PhotoSource, job: Job, stop: Stop) -> None:
-        """Apply the source's batches until it is done or the run stops."""
-        for batch in source.batches(job):
+    def feed(self, source: PhotoSource, jobs: Sequence[Job], stop: Stop) -> None:
+        """Apply the source's batches of every job (size) until it is done or the run stops."""
+        for job, batch in batches_of(source, jobs):
             self.apply(batch, job)
             if stop.stopping:
                 return
@@ -125,9 +125,9 @@ class Feeder:
 
 @dataclass(frozen=True)
 class Asked:
-    """What the run asks of every source: the size, the filters and the cap."""
+    """What the run asks of every source: the sizes, the filters and the cap."""
 
-    size: str
+    sizes: tuple[str, ...]
     filters: Filters
     max_per_taxon: int | None
 
@@ -135,15 +135,20 @@ class Asked:
 def list_job(
     source: PhotoSource,
     feeder: Feeder,
-    taxa: Iterable[TaxonRow],
+    taxa: Sequence[TaxonRow],
     asked: Asked,
     progress: ListingProgress,
     stop: Stop,
-    reports: dict[int, TaxonReport],
+    reports: dict[tuple[int, str], TaxonReport],
 ) -> None:
-    """Take over what earlier runs left of each taxon (``reports`` gets each taxon's report
-    as it is taken over), then feed the source's batches until done or stopped."""
-    size, cap = asked.size, asked.max_per_taxon
-    listed = take_over(feeder.store, source, taxa, size, cap, feeder.queue, stop, reports)
-    if not stop.stopping:
-        feeder.feed(source, Job(listed, size, asked.filters, cap, progress), stop)
+    """Take over what earlier runs left of each taxon at each size (``reports`` gets each
+    taxon's report of each size as it is taken over), then feed the source's batches of
+    every size (in one walk where the source can) until done or stopped."""
+    cap = asked.max_per_taxon
+    jobs = []
+    for size in asked.sizes:
+        listed = take_over(feeder.store, source, taxa, size, cap, feeder.queue, stop, reports)
+        if stop.stopping:
+            return
+        jobs.append(Job(listed, size, asked.filters, cap, progress))
+    feeder.feed(source, jobs, stop)

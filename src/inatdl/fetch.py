@@ -43,7 +43,7 @@ log = logging.getLogger("inatdl")
 class FetchOptions:
     """Everything `photos fetch` was asked to do."""
 
-    size: str
+    sizes: tuple[str, ...]  # each photo is fetched in each, from one walk of the observations
     filters: Filters
     workers: int
     hourly_limit: int
@@ -161,7 +161,7 @@ def _run(
         on_wait=reporter.waiting,
         cancel=stop.hard_event,
     )
-    reports: dict[int, TaxonReport] = {}
+    reports: dict[tuple[int, str], TaxonReport] = {}
     pool = (
         None
         if options.dry_run
@@ -171,14 +171,14 @@ def _run(
     )
 
     def queue(job: PhotoJob) -> None:
-        reports[job.taxon_id].queued += 1
+        reports[job.taxon_id, job.size].queued += 1
         reporter.queued(1)
         if pool is not None:
             pool.put(job)
 
     listing = ApiListing(client, store, options.filters)
     feeder = Feeder(store, data_dir, queue, on_disk.untracked, moves=not options.dry_run)
-    asked = Asked(options.size, options.filters, options.max_per_taxon)
+    asked = Asked(options.sizes, options.filters, options.max_per_taxon)
     requests_before = client.requests_made
 
     def shut_down() -> None:  # safe to repeat: _through_interrupts may start it again
@@ -213,7 +213,8 @@ def _run(
         else:
             raise pool.fatal
     if options.dry_run and not report.interrupted:
-        estimate(report, store, client.session, options.size, client.timeout)
+        for size in options.sizes:
+            estimate(report, store, client.session, size, client.timeout)
 
 
 def _through_interrupts(step: Callable[[], object], stop: Stop | None = None) -> bool:

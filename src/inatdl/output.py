@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from inatdl.budget import budget_hours
 from inatdl.constants import DEFAULT_DATA_DIR, QUALITY_GRADES
-from inatdl.fetch import FetchOptions, FetchReport
+from inatdl.fetch import FetchOptions, FetchReport, TaxonReport
 from inatdl.observed import RANK_SPECIES, ObservedQuery, ObservedReport
 from inatdl.state import DONE, Outcome
 from inatdl.taxa import NOT_FOUND, TaxonRow
@@ -226,9 +226,10 @@ def show_fetch(out: Output, report: FetchReport, data_dir: Path) -> None:
         f"{'taxon':<30} {'listed':>7} {'had':>7} {'new':>7} {'failed':>6} {'gone':>5} "
         f"{'skipped':>7} {'bytes':>10}"
     )
+    several = _several_sizes(report)
     for t in report.taxa:
         out.say(
-            f"{t.name[:30]:<30} {t.listed:>7} {t.had:>7} {t.downloaded:>7} {t.failed:>6} "
+            f"{_taxon_label(t, several):<30} {t.listed:>7} {t.had:>7} {t.downloaded:>7} {t.failed:>6} "
             f"{t.gone:>5} {sum(t.skipped.values()):>7} {format_size(t.bytes):>10}"
         )
     skipped = sum((t.skipped for t in report.taxa), Counter())
@@ -242,7 +243,7 @@ def show_fetch(out: Output, report: FetchReport, data_dir: Path) -> None:
         out.say("Skipped: " + ", ".join(f"{n} {why}" for why, n in sorted(skipped.items())))
     for t in report.taxa:
         for error, count in t.errors.most_common(5):
-            out.warn(f"Failed in {t.name}: {count} × {error}")
+            out.warn(f"Failed in {_taxon_label(t, several)}: {count} × {error}")
     gone = report.total("gone")
     if gone:
         out.say(f"{photos(gone)} gone from iNaturalist (404/410); not retried.")
@@ -253,6 +254,18 @@ def show_fetch(out: Output, report: FetchReport, data_dir: Path) -> None:
         )
     out.say(f"Photos in {data_dir / 'photos'}; manifest {report.manifest}.")
     _show_budget(out, report)
+
+
+def _several_sizes(report: FetchReport) -> bool:
+    return len({t.size for t in report.taxa}) > 1
+
+
+def _taxon_label(report: TaxonReport, several_sizes: bool) -> str:
+    """A taxon's name for a table row of 30 characters, with the size when a run has several."""
+    if not several_sizes:
+        return report.name[:30]
+    suffix = f" ({report.size})"
+    return report.name[: 30 - len(suffix)] + suffix
 
 
 def _show_budget(out: Output, report: FetchReport) -> None:
@@ -271,8 +284,14 @@ def _show_budget(out: Output, report: FetchReport) -> None:
 
 def show_dry_run(out: Output, report: FetchReport, options: FetchOptions, api_rate: float) -> None:
     out.say(f"{'taxon':<30} {'to download':>11} {'about':>10}")
+    several = _several_sizes(report)
     for t in report.taxa:
-        out.say(f"{t.name[:30]:<30} {t.queued:>11} {format_size(t.estimated_bytes):>10}")
+        out.say(f"{_taxon_label(t, several):<30} {t.queued:>11} {format_size(t.estimated_bytes):>10}")
+    if several:  # each size by its own estimate
+        for size in dict.fromkeys(t.size for t in report.taxa):
+            queued = sum(t.queued for t in report.taxa if t.size == size)
+            estimated = sum(t.estimated_bytes for t in report.taxa if t.size == size)
+            out.say(f"{'total ' + size:<30} {queued:>11} {format_size(estimated):>10}")
     total = report.total("estimated_bytes")
     out.say(f"{'total':<30} {report.total('queued'):>11} {format_size(total):>10}")
     hours = budget_hours(total, options.hourly_limit, options.daily_limit)

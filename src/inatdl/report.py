@@ -23,6 +23,7 @@ class TaxonReport:
 
     taxon_id: int
     name: str
+    size: str = ""  # the photo size these counts are of (a run may fetch several)
     listed: int = 0
     queued: int = 0
     had: int = 0
@@ -58,16 +59,18 @@ class FetchReport:
 
 
 class Tally:
-    """Counts the workers' outcomes into the taxa's reports, from any thread."""
+    """Counts the workers' outcomes into the reports of their taxon and size, from any thread."""
 
-    def __init__(self, reports: Mapping[int, TaxonReport], finished: Callable[[Outcome], None]) -> None:
+    def __init__(
+        self, reports: Mapping[tuple[int, str], TaxonReport], finished: Callable[[Outcome], None]
+    ) -> None:
         self.reports = reports
         self.finished = finished  # progress: one photo more
         self._lock = threading.Lock()
 
     def add(self, outcome: Outcome) -> None:
         with self._lock:
-            report = self.reports[outcome.job.taxon_id]
+            report = self.reports[outcome.job.taxon_id, outcome.job.size]
             if outcome.status == DONE:
                 report.downloaded += not outcome.already_there
                 report.had += outcome.already_there
