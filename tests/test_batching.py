@@ -450,7 +450,9 @@ def test_progress_has_no_pages_left_once_every_taxon_of_the_job_is_capped(
     listed(data, sorted(EIGHT))
     clock = FakeClock()
     client = ApiClient(inat.api_url, build_session(), clock, rate=1)
-    options = FetchOptions(("square",), Filters(ALL_LICENSES), 1, 10**12, 10**12, max_per_taxon=1, dry_run=True)
+    options = FetchOptions(
+        ("square",), Filters(ALL_LICENSES), 1, 10**12, 10**12, max_per_taxon=1, dry_run=True
+    )
     reporter = RecordingReporter()
     fetch_photos(client, data, load_resolved_taxa(data), options, clock, reporter)
     served = len(pages(inat))
