@@ -269,6 +269,27 @@ BUGS = [
         '"eventDate": _text(observation.get("observed_on")),',
         ("tests/test_records.py::test_the_founding_export_field_by_field",),
     ),
+    Planted(
+        "sizes_walked_one_by_one",  # --size square,medium,original pages the observations 3 times
+        "source.py",
+        "if isinstance(source, SizesInOneWalk):",
+        "if False:",
+        ("tests/test_sizes.py::test_three_sizes_from_one_walk",),
+    ),
+    Planted(
+        "repeated_size_keeps_the_last",  # --size medium --size small: only small
+        "cli.py",
+        "tuple(dict.fromkeys(size for listed in sizes for size in listed)),",
+        "sizes[-1],",
+        ("tests/test_sizes.py::test_repeated_size_options_combine",),
+    ),
+    Planted(
+        "dry_run_sizes_share_one_estimate",  # squares estimated at the size of originals
+        "dry_run.py",
+        "taxa = [taxon for taxon in report.taxa if taxon.size == size]",
+        "taxa = report.taxa",
+        ("tests/test_sizes.py::test_dry_run_counts_photos_and_bytes_per_size",),
+    ),
 ]
 
 
