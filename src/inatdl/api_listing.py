@@ -144,12 +144,12 @@ class ApiListing:
         is asked once and routed for each size; a batch a page and size, and one a size
         when a walk ends."""
         cursors: dict[int, int] = {}  # where the walk of each taxon starts: its lowest cursor
-        for job in jobs:
-            for taxon_id, after in job.to_list().items():
+        for size_job in jobs:
+            for taxon_id, after in size_job.to_list().items():
                 cursors[taxon_id] = min(after, cursors.get(taxon_id, after))
 
-        def recorded(taxa: Sequence[int], above: int, up_to: int) -> int:
-            return max(self.store.observations_recorded(taxa, job.size, above, up_to) for job in jobs)
+        def recorded(taxa: Sequence[int], above: int, up_to: int) -> int:  # at the size that has most
+            return max(self.store.observations_recorded(taxa, j.size, above, up_to) for j in jobs)
 
         queries = plan_queries(cursors, recorded=recorded)
         self.seen_up_to = self.store.highest_cursor()
@@ -162,16 +162,15 @@ class ApiListing:
         from that size's own cursors; a taxon that reaches its cap at a size leaves that size's
         walk, and the query when no size asks for it; the cursors move with each page's photos."""
         walks = [(job, _size_walk(query, job)) for job in jobs]
-        taxa = jobs[0].taxa  # the same for every size
-        job = jobs[0]
-        job.progress.listing(_names([taxa[taxon_id].name for taxon_id in query.taxon_ids]))
-        job.progress.paged(self.pages_done, 1 + self.queries_left)
+        taxa, progress = jobs[0].taxa, jobs[0].progress  # the same for every size
+        progress.listing(_names([taxa[taxon_id].name for taxon_id in query.taxon_ids]))
+        progress.paged(self.pages_done, 1 + self.queries_left)
         position = query.after_id
 
         def remaining(observations: int) -> None:
             self.pages_done += 1
             pages = -(-observations // OBSERVATIONS_PER_PAGE)
-            job.progress.paged(self.pages_done, pages + self.queries_left)
+            progress.paged(self.pages_done, pages + self.queries_left)
 
         def active() -> list[int]:  # the taxa some size still asks for; capped ones are left out
             asked = {taxon_id for _, walk in walks for taxon_id in walk.active}
@@ -193,7 +192,7 @@ class ApiListing:
                 yield size_job, Batch(routed.rows, _cursors(walk, size_job), routed.moves)
             position = last
             if not active():  # every taxon capped at every size: its pages left are not asked
-                job.progress.paged(self.pages_done, self.queries_left)
+                progress.paged(self.pages_done, self.queries_left)
                 return
         for size_job, walk in walks:
             walk.finished(self.seen_up_to)

@@ -13,6 +13,10 @@ and the effects of a batch (the state transaction, file moves, the queue).
 A source's own job is to list what is new since each taxon's cursor, route each photo to
 the most specific listed taxon, skip the photos the filters refuse (counting them in the
 taxon's report), and stop listing a taxon once it holds its cap.
+
+A job is one size. A source that can list several sizes in one pass (:class:`SizesInOneWalk`:
+the API listing, whose requests are the job's cost) is given the jobs of every size
+together; any other is asked size by size (:func:`batches_of`).
 """
 
 from __future__ import annotations
