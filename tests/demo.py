@@ -264,7 +264,7 @@ def _installed_commands() -> set[str]:
         from inatdl.cli import cli
     except ImportError:
         raise DemoError(
-            f"inatdl is not installed for {sys.executable}; in the clone, run: pip install -e '.[test]'"
+            f"inatdl is not installed for {sys.executable}; in the clone, run: pip install ."
         ) from None
     return set(cli.commands)
 

@@ -10,8 +10,8 @@ from fakes import FakeClock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inatdl.budget import ByteBudget, Ticket, TooLarge, budget_hours
-from inatdl.errors import LimitReached
+from inatdl.budget import ByteBudget, Ticket, budget_hours
+from inatdl.errors import LimitReached, LimitTooSmall
 from inatdl.state import Store
 
 HOUR = 3600
@@ -146,7 +146,7 @@ def test_no_wait_looks_again_while_a_reservation_may_shrink(tmp_path: Path) -> N
 
 def test_a_download_larger_than_a_limit_can_never_fit(tmp_path: Path) -> None:
     _, budget = make(tmp_path, FakeClock())
-    with pytest.raises(TooLarge):
+    with pytest.raises(LimitTooSmall, match="more than the whole hourly limit"):
         budget.try_admit(1001)
 
 

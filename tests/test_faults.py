@@ -15,7 +15,7 @@ from inat_server import Fault, InatServer, http_date
 from requests.adapters import HTTPAdapter
 from world import ALATUM_PHOTOS, SALICARIA_PHOTOS, expected_files, files, manifest_ids, run
 
-import inatdl.download
+import inatdl.parts
 from inatdl.observations import SKIP_URL, choose_photo
 from inatdl.state import Store
 
@@ -301,7 +301,7 @@ def test_full_disk_stops_with_one_line_and_resumes(
     world: InatServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = tmp_path / "data"
-    monkeypatch.setattr(inatdl.download, "open", _FillingDisk(100_000), raising=False)
+    monkeypatch.setattr(inatdl.parts, "open", _FillingDisk(100_000), raising=False)
     result = run(world, data, "photos", "fetch", "--workers", "1")
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1].startswith("Error: the disk holding")

@@ -300,6 +300,8 @@ def test_fetch_before_resolve_says_what_to_do(inat: InatServer, tmp_path: Path) 
     [
         (["--size", "huge"], "Invalid value for '--size'"),
         (["--hourly-limit", "lots"], "'lots' is not a size"),
+        (["--hourly-limit", "10"], "'10' is a size without a unit; write it like 500MB, 5GB or 1.5GiB"),
+        (["--daily-limit", "100"], "'100' is a size without a unit; write it like 500MB, 5GB or 1.5GiB"),
         (["--workers", "0"], "Invalid value for '--workers'"),
         (["--workers", "65"], "Invalid value for '--workers'"),
         (["--bbox", "95,0,96,1"], "latitudes must be between -90 and 90"),

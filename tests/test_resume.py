@@ -374,7 +374,7 @@ def test_daily_limit_holds(inat: InatServer, tmp_path: Path) -> None:
 
 def test_a_photo_that_does_not_fit_is_left_unread(inat: InatServer, tmp_path: Path) -> None:
     """Admission before the request: a 6.5 kB photo is not asked for when less remains,
-    and a photo larger than the whole limit fails with the reason."""
+    and a photo larger than the whole limit stops the run at once (test_photo_host.py)."""
     data = tmp_path / "data"
     make_world(inat, data, observations=1)
     result = run(inat, data, "photos", "fetch", "--size", "small", "--hourly-limit", "10kB", "--no-wait")
@@ -383,8 +383,8 @@ def test_a_photo_that_does_not_fit_is_left_unread(inat: InatServer, tmp_path: Pa
     other = tmp_path / "other"
     write_taxa(other, [(10, "Lythrum salicaria"), (20, "Lythrum × scabrum")])
     result = run(inat, other, "photos", "fetch", "--size", "small", "--hourly-limit", "5kB", "--no-wait")
-    assert result.exit_code == 1
-    assert "is more than the whole hourly limit (5.0 kB); raise --hourly-limit" in result.stderr
+    assert result.exit_code == 75
+    assert "kB, more than the whole hourly limit (5.0 kB)" in result.stderr
     assert downloaded_bytes(other) == 0
 
 

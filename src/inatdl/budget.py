@@ -6,28 +6,39 @@ ledger on disk before the request goes out: bytes are reserved in leases (one ro
 commit per lease, not per photo) written as if all of the lease were spent at its latest
 possible moment, so a crash can only overcount. When a download ends, its reservation is
 replaced by the bytes the host sent (see download.py for how those are judged).
+
+How much a photo reserves, and when it is asked for, is PhotoAdmission's policy: a high
+percentile of the sizes seen (PhotoSizes), its HEAD's length near a limit, and a stop at
+once (LimitTooSmall) when no wait can make room for it.
 """
 
 from __future__ import annotations
 
+import math
 import threading
-from collections import deque
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from inatdl.clock import Clock
-from inatdl.constants import DAY, HOUR, LEASE_FRACTION, LEASE_MAX_BYTES, LEASE_SECONDS
-from inatdl.errors import LimitReached
+from inatdl.constants import (
+    CAUTIOUS_PHOTO_BYTES,
+    DAY,
+    HEAD_WITHIN_PHOTOS,
+    HOUR,
+    LEASE_FRACTION,
+    LEASE_MAX_BYTES,
+    LEASE_SECONDS,
+    SIZE_PERCENTILE,
+)
+from inatdl.errors import LimitReached, LimitTooSmall
 from inatdl.state import Store
 from inatdl.units import format_size
 
 IN_FLIGHT_RECHECK = 0.25  # seconds (real ones) between looks at the stop while downloads settle
 BUCKET_SECONDS = 10.0  # admissions this close together are counted together
-
-
-class TooLarge(Exception):
-    """One download larger than a whole limit: it can never fit."""
+SIZE_BUCKET_RATIO = 1.0905  # photo sizes are counted in buckets about 9 % wide
 
 
 class WaitCancelled(Exception):
@@ -68,6 +79,61 @@ class Ticket:
     @property
     def bytes(self) -> int:
         return sum(part.bytes for part in self.parts)
+
+
+class PhotoSizes:
+    """How large the photos of each size are, to reserve enough before a request.
+
+    A histogram of sizes in buckets about 9 % wide, begun with the sizes the state holds:
+    adding a size and reading the percentile cost no more than a few operations a photo.
+    """
+
+    def __init__(self, recorded: Callable[[str], Iterable[int]] = lambda size: ()) -> None:
+        self._recorded = recorded
+        self._counts: dict[str, Counter[int]] = {}
+        self._estimates: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def add(self, size: str, num_bytes: int) -> None:
+        with self._lock:
+            self._histogram(size)[_bucket(num_bytes)] += 1
+            self._estimates.pop(size, None)
+
+    def estimate(self, size: str) -> int:
+        """A high percentile of the sizes seen; a cautious default before any."""
+        with self._lock:
+            estimate = self._estimates.get(size)
+            if estimate is None:
+                counts = self._histogram(size)
+                estimate = self._estimates[size] = _percentile(counts) or CAUTIOUS_PHOTO_BYTES[size]
+            return estimate
+
+    def smallest(self, size: str) -> int:
+        """About the smallest size seen (its bucket's lower edge); 0 before any."""
+        with self._lock:
+            counts = self._histogram(size)
+            return int(SIZE_BUCKET_RATIO ** min(counts)) if counts else 0
+
+    def _histogram(self, size: str) -> Counter[int]:
+        counts = self._counts.get(size)
+        if counts is None:
+            counts = self._counts[size] = Counter(_bucket(n) for n in self._recorded(size))
+        return counts
+
+
+def _bucket(num_bytes: int) -> int:
+    return int(math.log(max(1, num_bytes), SIZE_BUCKET_RATIO))
+
+
+def _percentile(counts: Counter[int]) -> int:
+    """The upper edge of the bucket holding the SIZE_PERCENTILE-th size; 0 when empty."""
+    total = sum(counts.values())
+    above = (1 - SIZE_PERCENTILE) * total
+    for bucket in sorted(counts, reverse=True):
+        above -= counts[bucket]
+        if above < 0:
+            return math.ceil(SIZE_BUCKET_RATIO ** (bucket + 1))
+    return 0
 
 
 class _Window:
@@ -157,36 +223,41 @@ class ByteBudget:
 
     def admit_with_margin(self, num_bytes: int, margin: int) -> Ticket | None:
         """Reserve ``num_bytes`` if ``margin`` bytes still fit in both windows, else None:
-        the common case, far from any limit, in one look (see Downloader._admit)."""
+        the common case, far from any limit, in one look (see PhotoAdmission)."""
         with self._lock:
             return self._ticket(num_bytes) if self._room() >= margin else None
 
-    def admit(self, num_bytes: int) -> Ticket:
+    def admit(self, num_bytes: int, what: str = "a download is") -> Ticket:
         """Reserve ``num_bytes`` before a request, waiting for room (LimitReached under
-        --no-wait, WaitCancelled at Ctrl-C, TooLarge if it can never fit)."""
-        while not isinstance(admitted := self.try_admit(num_bytes), Ticket):
+        --no-wait, WaitCancelled at Ctrl-C, LimitTooSmall at once if it can never fit)."""
+        while not isinstance(admitted := self.try_admit(num_bytes, what), Ticket):
             self.wait_until(*admitted)
         return admitted
 
-    def _blocked_until(self, now: float, num_bytes: int) -> tuple[float, str]:
-        until, which = now, ""
+    def check_fits(self, num_bytes: int, what: str) -> None:
+        """Raise LimitTooSmall when ``num_bytes`` are more than a whole limit."""
         for name, window in self.windows.items():
             if num_bytes > window.limit:
-                raise TooLarge(
-                    f"{format_size(num_bytes)} is more than the whole {name} limit "
-                    f"({format_size(window.limit)}); raise --{name}-limit"
+                raise LimitTooSmall(
+                    f"{what} {format_size(num_bytes)}, more than the whole {name} limit "
+                    f"({format_size(window.limit)}): no wait makes room for it; raise --{name}-limit"
                 )
+
+    def _blocked_until(self, now: float, num_bytes: int, what: str) -> tuple[float, str]:
+        self.check_fits(num_bytes, what)
+        until, which = now, ""
+        for name, window in self.windows.items():
             window.expire(now)
             free = window.free_at(now, num_bytes)
             if free > until:
                 until, which = free, name
         return until, which
 
-    def try_admit(self, num_bytes: int) -> Ticket | tuple[float, str]:
+    def try_admit(self, num_bytes: int, what: str = "a download is") -> Ticket | tuple[float, str]:
         """Reserve ``num_bytes`` now if they fit; else (when they will, which limit)."""
         with self._lock:
             now = self.clock.now()
-            until, which = self._blocked_until(now, num_bytes)
+            until, which = self._blocked_until(now, num_bytes, what)
             if until > now:
                 return until, which
             return self._ticket(num_bytes)
@@ -230,7 +301,7 @@ class ByteBudget:
         while True:
             with self._lock:
                 now = self.clock.now()
-                until, which = self._blocked_until(now, num_bytes)
+                until, which = self._blocked_until(now, num_bytes, "a wait for")
             if until <= now:
                 return
             self.wait_until(until, which)
@@ -348,6 +419,51 @@ class ByteBudget:
         """Write the bytes really read to the ledger (end of run, Ctrl-C, limit)."""
         with self._lock:
             self._close_lease()
+
+
+class PhotoAdmission:
+    """The bytes to reserve before a photo's request, and when to send it: the admission
+    policy over a run's budget and the sizes of the photos seen."""
+
+    def __init__(self, budget: ByteBudget, sizes: PhotoSizes) -> None:
+        self.budget = budget
+        self.sizes = sizes
+
+    def admit(self, size: str, rest: int | None, ask_length: Callable[[], int | None]) -> Ticket:
+        """Reserve what is left of a photo whose length is known (``rest``: a cut body),
+        else a high percentile of the sizes of its size's photos; near a limit (within
+        HEAD_WITHIN_PHOTOS of them) its length as a HEAD request (``ask_length``) announces
+        it. Far from any limit, in one look.
+
+        Waits for room (LimitReached under --no-wait, WaitCancelled at Ctrl-C); raises
+        LimitTooSmall at once, never waiting, when the photo cannot fit a whole limit.
+        """
+        budget = self.budget
+        if rest is not None:
+            return budget.admit(rest, f"the rest of a {size} photo is")
+        estimate = min(self.sizes.estimate(size), budget.largest)
+        margin = HEAD_WITHIN_PHOTOS * estimate
+        ticket = budget.admit_with_margin(estimate, margin)
+        return ticket or budget.admit(self._judge(size, estimate, margin, ask_length), f"a {size} photo is")
+
+    def _judge(self, size: str, estimate: int, margin: int, ask_length: Callable[[], int | None]) -> int:
+        """The bytes to reserve for a photo near a limit: waiting (unless --no-wait) until
+        a few photos fit, as the window frees; then the HEAD's length when the room is
+        still tight."""
+        budget = self.budget
+        smallest = self.sizes.smallest(size)
+        if smallest > budget.largest:
+            budget.check_fits(smallest, f"every {size} photo downloaded so far was at least")
+        if budget.wait and margin <= budget.largest:
+            budget.wait_for_room(margin)  # as the window frees, not in a burst later
+        room = budget.room()
+        # HEAD only when some photo could still fit: with no room for even the smallest
+        # photo seen, the admission that follows waits or stops without asking the host.
+        if room < margin and room >= smallest:
+            length = ask_length()
+            if length:
+                return length
+        return estimate
 
 
 def budget_hours(total: int, hourly: int, daily: int) -> float:

@@ -72,7 +72,15 @@ class Settings:
 
 
 class InatdlGroup(click.Group):
-    """Turns the library's errors into one line and the contract's exit codes."""
+    """Turns the library's errors into one line and the contract's exit codes, and takes
+    the global options after the command too (`inatdl taxa resolve x.csv --data-dir y`)."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        with output.reader_may_leave():
+            return super().main(*args, **kwargs)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _globals_first(self, ctx, args))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -81,14 +89,61 @@ class InatdlGroup(click.Group):
             _fail(ctx, str(exc), exc.exit_code)
         except KeyboardInterrupt:
             _fail(ctx, "interrupted; the same command resumes", EXIT_INTERRUPTED)
-        except (click.exceptions.Exit, click.ClickException, click.Abort, BrokenPipeError):
-            raise  # click's main quiets a closed stdout (`inatdl ... | head`) and exits 1
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
         except Exception as exc:
             _fail(
                 ctx,
                 f"unexpected {type(exc).__name__}: {exc} (run with -v for details, and please report it)",
                 1,
             )
+
+
+def _options(command: click.Command) -> dict[str, click.Parameter]:
+    return {name: p for p in command.params for name in (*p.opts, *p.secondary_opts)}
+
+
+def _takes_value(param: click.Parameter, word: str) -> bool:
+    """True when ``word`` (an option of ``param``) is followed by its value as a word apart."""
+    return "=" not in word and not (isinstance(param, click.Option) and param.is_flag)
+
+
+def _globals_first(group: click.Group, ctx: click.Context, args: list[str]) -> list[str]:
+    """``args`` with the global options given after the command moved before it, where
+    Click reads them; the last one given wins, as ever. An option of the command's own
+    that bears the same name, anything after ``--``, and words Click refuses anyway are
+    left where they are."""
+    globals_ = _options(group)
+    start = 0  # the command's name
+    while start < len(args) and args[start].startswith("-"):
+        global_option = globals_.get(args[start].split("=", 1)[0])
+        if global_option is None:
+            return args
+        start += 2 if _takes_value(global_option, args[start]) else 1
+    command: click.Command = group
+    end = start  # past the command's name (and its group's)
+    while isinstance(command, click.Group) and end < len(args):
+        found = command.get_command(ctx, args[end])
+        if found is None:
+            return args
+        command, end = found, end + 1
+    own = _options(command)
+    moved: list[str] = []
+    kept: list[str] = []
+    at = end
+    while at < len(args):
+        name = args[at].split("=", 1)[0]
+        if args[at] == "--":
+            kept += args[at:]
+            break
+        ours = name in globals_ and name not in own
+        option = globals_[name] if ours else own.get(name)
+        step = 2 if option is not None and _takes_value(option, args[at]) else 1
+        if ours and at + step > len(args):
+            raise click.BadOptionUsage(name, f"Option '{name}' requires an argument.", ctx)
+        (moved if ours else kept).extend(args[at : at + step])
+        at += step
+    return [*args[:start], *moved, *args[start:end], *kept]
 
 
 def _fail(ctx: click.Context, message: str, code: int) -> NoReturn:
@@ -209,6 +264,8 @@ def cli(
     ctx: click.Context, data_dir: Path, api_url: str, api_rate: float, verbose: bool, quiet: bool
 ) -> None:
     """Build image datasets of species from iNaturalist photos, licence-aware and resumable.
+
+    The options below may come before the command or after it.
 
     \b
     Example (two commands, in one folder; run the second again to resume):

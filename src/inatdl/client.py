@@ -99,7 +99,11 @@ def is_retryable(status: int) -> bool:
 
 def retry_after_seconds(response: requests.Response) -> float | None:
     """The Retry-After header in seconds, whether given as seconds or as an HTTP date."""
-    value = response.headers.get("Retry-After")
+    return parse_retry_after(response.headers.get("Retry-After"))
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """A Retry-After value in seconds, whether given as seconds or as an HTTP date."""
     if not value:
         return None
     try:

@@ -5,19 +5,18 @@ What the ledger counts for a request is what its host may have sent of the body:
 read when the body ended cleanly (whole, or cut short by the host closing), and the whole
 announced length when it was left unread or broken off (a reset, a timeout, Ctrl-C), since
 the host may have sent it all the same. Counting more than was sent is safe; less is not.
+
+Each attempt at a photo is an Attempt; what an answer calls for is response_action's table;
+the bytes to reserve before a request are the budget module's to judge (PhotoAdmission),
+and the .part file's life is parts.py's.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
-import math
 import os
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin
@@ -26,35 +25,24 @@ import requests
 import urllib3
 from requests.utils import requote_uri
 
-from inatdl.budget import ByteBudget, Ticket, TooLarge, WaitCancelled
-from inatdl.client import Timeout, backoff_delay, describe_failure, is_retryable, retry_after_seconds
+from inatdl.budget import ByteBudget, PhotoAdmission, PhotoSizes, Ticket, WaitCancelled
+from inatdl.client import Timeout, backoff_delay, describe_failure, is_retryable, parse_retry_after
 from inatdl.clock import Clock
 from inatdl.constants import (
-    CAUTIOUS_PHOTO_BYTES,
     CHUNK_SIZE,
     CONNECT_TIMEOUT,
     GONE_STATUSES,
-    HEAD_WITHIN_PHOTOS,
     MAX_PHOTO_BYTES,
     PART_INFO_AFTER,
     PHOTO_ATTEMPTS,
     PHOTO_DEADLINE,
     READ_TIMEOUT,
-    SIZE_PERCENTILE,
-    SPOOL_BYTES,
 )
 from inatdl.files import disk_error
+from inatdl.parts import PART_SUFFIX, Partial, Spool
 from inatdl.state import DONE, FAILED, GONE, PENDING, Outcome, PhotoJob
 
-SIZE_BUCKET_RATIO = 1.0905  # photo sizes are counted in buckets about 9 % wide
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
-PART_SUFFIX = ".part"
-# Beside a .part, what it belongs to (URL, ETag or Last-Modified, whole length), so that the
-# next run resumes it with If-Range. Written when a run leaves a body unfinished (a cut, a
-# stop, Ctrl-C) and, against a SIGKILL or a crash, once a body has been arriving for
-# PART_INFO_AFTER: not for every photo, as creating and removing a file costs more CPU
-# than the rest of a fast photo's path. A .part without it is removed at the next start.
-PART_INFO_SUFFIX = PART_SUFFIX + ".info"
 
 
 def is_whole_image(head: bytes, tail: bytes, size: int) -> bool:
@@ -93,123 +81,6 @@ class _Dropped(Exception):
     """The run is stopping: an unfinished body is thrown away."""
 
 
-class PhotoSizes:
-    """How large the photos of each size are, to reserve enough before a request.
-
-    A histogram of sizes in buckets about 9 % wide, begun with the sizes the state holds:
-    adding a size and reading the percentile cost no more than a few operations a photo.
-    """
-
-    def __init__(self, recorded: Callable[[str], Iterable[int]] = lambda size: ()) -> None:
-        self._recorded = recorded
-        self._counts: dict[str, Counter[int]] = {}
-        self._estimates: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def add(self, size: str, num_bytes: int) -> None:
-        with self._lock:
-            self._histogram(size)[_bucket(num_bytes)] += 1
-            self._estimates.pop(size, None)
-
-    def estimate(self, size: str) -> int:
-        """A high percentile of the sizes seen; a cautious default before any."""
-        with self._lock:
-            estimate = self._estimates.get(size)
-            if estimate is None:
-                counts = self._histogram(size)
-                estimate = self._estimates[size] = _percentile(counts) or CAUTIOUS_PHOTO_BYTES[size]
-            return estimate
-
-    def smallest(self, size: str) -> int:
-        """About the smallest size seen (its bucket's lower edge); 0 before any."""
-        with self._lock:
-            counts = self._histogram(size)
-            return int(SIZE_BUCKET_RATIO ** min(counts)) if counts else 0
-
-    def _histogram(self, size: str) -> Counter[int]:
-        counts = self._counts.get(size)
-        if counts is None:
-            counts = self._counts[size] = Counter(_bucket(n) for n in self._recorded(size))
-        return counts
-
-
-def _bucket(num_bytes: int) -> int:
-    return int(math.log(max(1, num_bytes), SIZE_BUCKET_RATIO))
-
-
-def _percentile(counts: Counter[int]) -> int:
-    """The upper edge of the bucket holding the SIZE_PERCENTILE-th size; 0 when empty."""
-    total = sum(counts.values())
-    above = (1 - SIZE_PERCENTILE) * total
-    for bucket in sorted(counts, reverse=True):
-        above -= counts[bucket]
-        if above < 0:
-            return math.ceil(SIZE_BUCKET_RATIO ** (bucket + 1))
-    return 0
-
-
-@dataclass
-class _Partial:
-    """A body cut short: the bytes kept in the .part file, and how to ask for the rest."""
-
-    path: str
-    url: str
-    offset: int = 0
-    total: int | None = None  # the photo's whole length, as its host told it
-    validator: str | None = None  # its ETag or Last-Modified, for If-Range
-    recorded: bool = False  # its .part.info names this body: another run may resume it
-
-    @property
-    def info_path(self) -> str:
-        return self.path + PART_INFO_SUFFIX[len(PART_SUFFIX) :]
-
-    def restart(self) -> None:
-        """Start the body again from byte 0; its .part.info no longer names it."""
-        self.offset, self.total, self.validator = 0, None, None
-        if self.recorded:
-            self.recorded = False
-            with contextlib.suppress(OSError):
-                os.unlink(self.info_path)
-
-    def record(self) -> None:
-        """Write the .part.info: a temporary name, then a rename; in one write (json.dump
-        to a file writes piece by piece)."""
-        info = json.dumps({"url": self.url, "validator": self.validator, "total": self.total})
-        temporary = self.info_path + ".tmp"
-        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-        try:
-            os.write(handle, info.encode())
-        finally:
-            os.close(handle)
-        os.replace(temporary, self.info_path)
-        self.recorded = True
-
-    def take_up(self) -> None:
-        """Go on from a .part an earlier run kept, when its .part.info says it is this
-        photo's, at this URL, and short of its length; else remove both and start afresh."""
-        try:
-            with open(self.info_path, encoding="utf-8") as handle:
-                info = json.load(handle)
-            offset = os.path.getsize(self.path)
-        except (OSError, ValueError):
-            self.discard()
-            return
-        total, validator = info.get("total"), info.get("validator")
-        usable = isinstance(validator, str) and info.get("url") == self.url
-        if not usable or not offset or (isinstance(total, int) and offset >= total):
-            self.discard()
-            return
-        self.offset, self.validator, self.recorded = offset, validator, True
-        self.total = total if isinstance(total, int) else None
-
-    def discard(self) -> None:
-        """Remove the .part and its .part.info: what they hold is of no further use."""
-        self.recorded = True  # whether or not this run wrote it: an earlier run may have
-        self.restart()
-        with contextlib.suppress(OSError):
-            os.unlink(self.path)
-
-
 @dataclass
 class _Body:
     """One answer's body as it is read: what the ledger is to count for it."""
@@ -225,6 +96,69 @@ class _Body:
         if self.ended_cleanly:
             return self.redirects + self.received
         return self.redirects + max(self.received, reserved if self.length is None else self.length)
+
+
+# What an answer to a photo request calls for (response_action)
+READ_BODY, RETRY, FAIL, RECORD_GONE = "read the body", "retry", "fail", "record as gone"
+
+
+@dataclass(frozen=True)
+class Action:
+    """What to do with a photo host's answer, before its body is read."""
+
+    verb: str  # READ_BODY, RETRY the photo, FAIL it, or RECORD_GONE
+    restart: bool = False  # first drop what the .part holds: the body starts at byte 0
+    problem: str = ""  # why, for RETRY, FAIL and RECORD_GONE
+    retry_after: float | None = None  # the host's Retry-After, in seconds, for RETRY
+
+
+_READ_WHOLE = Action(READ_BODY, restart=True)  # the whole photo (again: it changed, or no ranges)
+_READ_REST = Action(READ_BODY)  # the bytes after those the .part holds
+
+
+def response_action(status: int, headers: Mapping[str, str], partial: Partial) -> Action:
+    """What an answer calls for, from its status, its headers and what the .part holds
+    (its offset and length): a table, as pooch's download_action, applied in one place."""
+    if status in GONE_STATUSES:
+        return Action(RECORD_GONE, problem=f"HTTP {status}")
+    if is_retryable(status):
+        retry_after = parse_retry_after(headers.get("Retry-After"))
+        return Action(RETRY, problem=f"HTTP {status}", retry_after=retry_after)
+    if status == 200:
+        read = _READ_WHOLE
+    elif status == 206:
+        if not partial.continued_by(headers.get("Content-Range", "")):
+            return Action(RETRY, restart=True, problem="the host sent another part than the one asked for")
+        read = _READ_REST
+    elif status == 416:  # the part kept no longer matches: start again
+        return Action(RETRY, restart=True, problem="HTTP 416 for the rest of a cut body")
+    else:
+        return Action(FAIL, problem=f"HTTP {status}")
+    content_type = headers.get("Content-Type", "").lower()
+    if content_type.startswith("text/") or "json" in content_type:
+        problem = f"got {content_type.split(';')[0]} instead of an image"
+        return Action(RETRY, restart=read.restart, problem=problem)
+    return read
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One attempt at one photo: what it asks for, where its bytes go, what it reserved."""
+
+    job: PhotoJob
+    final: str  # the photo's file, renamed from its .part once whole
+    partial: Partial  # the .part, kept across attempts (and runs)
+    number: int  # 1 for the first attempt
+    ticket: Ticket  # the bytes reserved in the budget for this request
+    body: _Body  # the answer's body as it is read
+
+    @property
+    def cap(self) -> int:
+        """The most bytes a photo of its size can be."""
+        return MAX_PHOTO_BYTES[self.job.size]
+
+    def outcome(self, status: str, error: str = "") -> Outcome:
+        return Outcome(self.job, status, error=error, attempts=self.number)
 
 
 class Downloader:
@@ -251,6 +185,7 @@ class Downloader:
         self.timeout = timeout
         self.attempts = attempts
         self.sizes = sizes or PhotoSizes()
+        self.admission = PhotoAdmission(budget, self.sizes)
         self.kept_parts = kept_parts or set()  # job paths whose .part an earlier run kept
         self.part_info_after = part_info_after  # seconds a body arrives before its .part.info
 
@@ -265,14 +200,14 @@ class Downloader:
     def download(self, job: PhotoJob) -> Outcome:
         """Fetch one photo, retrying what may pass; the outcome says what happened.
 
-        Raises only what must stop the whole run: a full disk, or LimitReached.
+        Raises only what must stop the whole run: a full disk, LimitReached, LimitTooSmall.
         """
         # Plain strings, not Path objects: pathlib interns every name it parses, which
         # would keep two strings a photo alive for the whole run.
         final = os.path.join(self.data_dir, job.path)
         if job.may_be_on_disk and (there := self.already_there(job)) is not None:
             return there
-        partial = _Partial(final + PART_SUFFIX, job.url)
+        partial = Partial(final + PART_SUFFIX, job.url)
         if job.path in self.kept_parts:
             self.kept_parts.discard(job.path)
             partial.take_up()
@@ -280,75 +215,49 @@ class Downloader:
             outcome = self._attempts(job, final, partial)
         finally:
             if partial.offset and not partial.recorded:  # kept (see _receive): for the next run
-                try:
-                    partial.record()
-                except OSError:
-                    partial.discard()
+                partial.keep()
         if partial.recorded and outcome.status == GONE:  # no run will ask for it again
             partial.discard()
         if outcome.status == DONE:
             self.sizes.add(job.size, outcome.bytes)
         return outcome
 
-    def _attempts(self, job: PhotoJob, final: str, partial: _Partial) -> Outcome:
-        attempt, problem = 0, ""
-        while attempt < self.attempts:
+    def _attempts(self, job: PhotoJob, final: str, partial: Partial) -> Outcome:
+        number, problem = 0, ""
+        while number < self.attempts:
             if self.stop.is_set():
-                return Outcome(job, PENDING, attempts=attempt)
-            attempt += 1
+                return Outcome(job, PENDING, attempts=number)
+            number += 1
             try:
-                return self._attempt(job, final, attempt, partial)
+                return self._attempt(job, final, number, partial)
             except (_Dropped, WaitCancelled):
-                return Outcome(job, PENDING, attempts=attempt)
-            except (_Refused, TooLarge) as refused:
-                return Outcome(job, FAILED, error=str(refused), attempts=attempt)
+                return Outcome(job, PENDING, attempts=number)
+            except _Refused as refused:
+                return Outcome(job, FAILED, error=str(refused), attempts=number)
             except _Retry as failure:
                 problem = failure.problem
-                if attempt < self.attempts and self.clock.wait(
-                    self.stop, backoff_delay(attempt, failure.retry_after)
+                if number < self.attempts and self.clock.wait(
+                    self.stop, backoff_delay(number, failure.retry_after)
                 ):
-                    return Outcome(job, PENDING, attempts=attempt)
-        return Outcome(job, FAILED, error=problem, attempts=attempt)
+                    return Outcome(job, PENDING, attempts=number)
+        return Outcome(job, FAILED, error=problem, attempts=number)
 
-    def _admit(self, job: PhotoJob, partial: _Partial) -> Ticket:
-        """Reserve, before asking, what is left of a known length, else a high percentile of
-        this size; near a limit (within a few photos of it) the size is asked with HEAD."""
-        if partial.total is not None:
-            return self.budget.admit(partial.total - partial.offset)
-        estimate = min(self.sizes.estimate(job.size), self.budget.largest)
-        margin = HEAD_WITHIN_PHOTOS * estimate
-        ticket = self.budget.admit_with_margin(estimate, margin)  # far from any limit: at once
-        return ticket or self.budget.admit(self._judge(job, estimate, margin))
-
-    def _judge(self, job: PhotoJob, estimate: int, margin: int) -> int:
-        """The bytes to reserve near a limit: waiting (unless --no-wait) until a few photos
-        fit, as the window frees; then the HEAD's length when the room is still tight."""
-        if self.budget.wait and margin <= self.budget.largest:
-            self.budget.wait_for_room(margin)  # as the window frees, not in a burst later
-        room = self.budget.room()
-        # HEAD only when some photo could still fit: with no room for even the smallest
-        # photo seen, the admission that follows waits or stops without asking the host.
-        if room < margin and room >= self.sizes.smallest(job.size):
-            length = head_length(self.session, job.url, self.timeout)
-            if length:
-                return length
-        return estimate
-
-    def _attempt(self, job: PhotoJob, final: str, attempt: int, partial: _Partial) -> Outcome:
-        ticket = self._admit(job, partial)
+    def _attempt(self, job: PhotoJob, final: str, number: int, partial: Partial) -> Outcome:
+        rest = None if partial.total is None else partial.total - partial.offset
+        ticket = self.admission.admit(
+            job.size, rest, lambda: head_length(self.session, job.url, self.timeout)
+        )
         body = _Body(length=0)  # nothing sent until an answer comes
         try:
-            return self._ask(job, final, attempt, partial, ticket, body)
+            return self._ask(Attempt(job, final, partial, number, ticket, body))
         finally:
             sent = body.sent(ticket.bytes)
             if sent > ticket.bytes:  # an error page or redirects larger than the room reserved
                 self.budget.resize(ticket, sent, f"photo {job.photo_id}")
             self.budget.settle(ticket, sent)
 
-    def _ask(
-        self, job: PhotoJob, final: str, attempt: int, partial: _Partial, ticket: Ticket, body: _Body
-    ) -> Outcome:
-        cap = MAX_PHOTO_BYTES[job.size]
+    def _ask(self, attempt: Attempt) -> Outcome:
+        job, partial, body = attempt.job, attempt.partial, attempt.body
         # identity: the bytes counted against the budget and Content-Length are the file's
         headers = {"Accept-Encoding": "identity"}
         if partial.offset and partial.validator:
@@ -362,46 +271,34 @@ class Downloader:
             requests.exceptions.MissingSchema,
             requests.exceptions.TooManyRedirects,
         ) as exc:
-            return Outcome(job, FAILED, error=f"unusable URL or redirect: {exc}", attempts=attempt)
+            return attempt.outcome(FAILED, f"unusable URL or redirect: {exc}")
         except requests.RequestException as exc:
             raise _Retry(describe_failure(exc)) from None
         with response:
             body.length = content_length(response)
-            status = response.status_code
-            if status in GONE_STATUSES:
-                return Outcome(job, GONE, error=f"HTTP {status}", attempts=attempt)
-            if is_retryable(status):
-                raise _Retry(f"HTTP {status}", retry_after_seconds(response))
-            if status == 206 and not _continues(response, partial):
+            action = response_action(response.status_code, response.headers, partial)
+            if action.restart:
                 partial.restart()
-                raise _Retry("the host sent another part than the one asked for")
-            if status == 200:
-                partial.restart()  # the whole photo again (it changed, or ranges are not served)
-            elif status != 206:
-                if status == 416:  # the part kept no longer matches: start again
-                    partial.restart()
-                    raise _Retry("HTTP 416 for the rest of a cut body")
-                return Outcome(job, FAILED, error=f"HTTP {status}", attempts=attempt)
-            content_type = response.headers.get("Content-Type", "").lower()
-            if content_type.startswith("text/") or "json" in content_type:
-                raise _Retry(f"got {content_type.split(';')[0]} instead of an image")
-            if body.length is not None and partial.offset + body.length > cap:
-                return Outcome(
-                    job,
-                    FAILED,
-                    attempts=attempt,
-                    error=f"announced {body.length} bytes, more than a {job.size} photo can be",
+            if action.verb != READ_BODY:
+                if action.verb == RETRY:
+                    raise _Retry(action.problem, action.retry_after)
+                return attempt.outcome(GONE if action.verb == RECORD_GONE else FAILED, action.problem)
+            if body.length is not None and partial.offset + body.length > attempt.cap:
+                return attempt.outcome(
+                    FAILED, f"announced {body.length} bytes, more than a {job.size} photo can be"
                 )
             if body.length == 0:
                 raise _Retry("empty body")
             if body.length is not None:
-                self.budget.resize(ticket, body.length, f"photo {job.photo_id}")
+                if body.length > self.budget.largest:  # left unread: no wait would make it fit
+                    self.budget.check_fits(body.length, f"a {job.size} photo is")
+                self.budget.resize(attempt.ticket, body.length, f"photo {job.photo_id}")
                 partial.total = partial.offset + body.length
             else:
                 partial.total = None
             partial.validator = _validator(response)
-            received = self._receive(response, final, partial, ticket, body, cap, job)
-        return Outcome(job, DONE, received, attempts=attempt)
+            received = self._receive(attempt, response)
+        return Outcome(job, DONE, received, attempts=attempt.number)
 
     def _get(self, url: str, headers: dict[str, str], body: _Body) -> requests.Response:
         """GET ``url`` as ``session.get(url, stream=True)`` does, by the session's adapter.
@@ -433,28 +330,20 @@ class Downloader:
                 raise requests.exceptions.InvalidURL(f"a redirect to {exc}") from None
         raise requests.exceptions.TooManyRedirects(f"more than {session.max_redirects} redirects")
 
-    def _receive(
-        self,
-        response: requests.Response,
-        final: str,
-        partial: _Partial,
-        ticket: Ticket,
-        body: _Body,
-        cap: int,
-        job: PhotoJob,
-    ) -> int:
-        """Stream the body onto the .part file beside ``final``; rename it when whole.
+    def _receive(self, attempt: Attempt, response: requests.Response) -> int:
+        """Stream the body onto the photo's .part file; rename it when whole.
 
         A body of unknown length reserves more, step by step, before reading past what it
         has. A body cut short keeps its .part for a Range request when its host named it
         (ETag or Last-Modified); anything else removes it.
         """
+        partial, ticket, body = attempt.partial, attempt.ticket, attempt.body
         keep = False
         started = time.monotonic()
         deadline, record_at = started + PHOTO_DEADLINE, started + self.part_info_after
         head = tail = b""
         try:
-            with _Spool(partial) as spool:
+            with Spool(partial) as spool:
                 if partial.offset:
                     head = spool.head()
                 while True:
@@ -462,7 +351,7 @@ class Downloader:
                     if room <= 0:
                         if body.length is not None:
                             break
-                        self._grow(ticket, partial.offset, cap, job)  # this body's bytes included
+                        self._grow(attempt)  # this body's bytes included
                         room = ticket.bytes - body.received
                     try:
                         chunk = response.raw.read1(min(CHUNK_SIZE, room), decode_content=False)
@@ -496,7 +385,7 @@ class Downloader:
                 raise _Retry(f"body cut short: {body.received} of {body.length} bytes")
             if body.length is None and not is_whole_image(head, tail, partial.offset):
                 raise _Retry("body cut short (no end of image)")
-            os.replace(partial.path, final)
+            os.replace(partial.path, attempt.final)
             total = partial.offset
             partial.restart()
             return total
@@ -507,18 +396,20 @@ class Downloader:
             keep = partial.validator is not None  # the next run asks for the rest
             raise
         except OSError as exc:
-            raise disk_error(exc, Path(final)) from None
+            raise disk_error(exc, Path(attempt.final)) from None
         finally:
             if partial.offset and not keep:
                 partial.discard()
 
-    def _grow(self, ticket: Ticket, received: int, cap: int, job: PhotoJob) -> None:
+    def _grow(self, attempt: Attempt) -> None:
         """Reserve more for a body of unknown length that has used its reservation: its
         host sends it whether or not it fits, so past the limit it is read and counted."""
+        ticket, received, cap = attempt.ticket, attempt.partial.offset, attempt.cap
         more = min(ticket.bytes, cap - received)
         if more <= 0:
             raise _Refused(f"the body is larger than {cap} bytes, more than a photo can be")
-        self.budget.resize(ticket, ticket.bytes + more, f"photo {job.photo_id} (of unknown length)")
+        what = f"photo {attempt.job.photo_id} (of unknown length)"
+        self.budget.resize(ticket, ticket.bytes + more, what)
 
 
 def _redirect_bytes(response: requests.Response) -> int:
@@ -532,17 +423,6 @@ def _redirect_bytes(response: requests.Response) -> int:
     except (requests.RequestException, urllib3.exceptions.HTTPError):
         return max(read, content_length(response) or 0)
     return read
-
-
-def _continues(response: requests.Response, partial: _Partial) -> bool:
-    """Whether a 206 answers for the bytes after those kept."""
-    content_range = response.headers.get("Content-Range", "")
-    whole = "" if partial.total is None else f"/{partial.total}"  # of the body the part began
-    return (
-        content_range.startswith(f"bytes {partial.offset}-")
-        and content_range.endswith(whole)
-        and partial.offset > 0
-    )
 
 
 def _validator(response: requests.Response) -> str | None:
@@ -562,89 +442,6 @@ def head_length(session: requests.Session, url: str, timeout: Timeout) -> int | 
     except requests.RequestException:
         return None
     return content_length(response) if response.ok else None
-
-
-class _Spool:
-    """A body's bytes on their way to its .part file.
-
-    Held in memory while the body is young and small, and written in one go when it ends
-    (or is cut, or dropped): most photos arrive within a fraction of a second, and a write
-    a chunk would cost them a system call each. Written as they come once the body is slow
-    (see PART_INFO_AFTER) or larger than SPOOL_BYTES. A body resumed from a .part is
-    appended to it.
-    """
-
-    def __init__(self, partial: _Partial) -> None:
-        self.partial = partial
-        self.handle: io.FileIO | None = _open_part(partial) if partial.offset else None
-        self.held: list[bytes] = []
-        self.held_bytes = 0
-        self.streaming = False
-
-    def head(self) -> bytes:
-        """The first bytes of the .part being resumed."""
-        assert self.handle is not None
-        self.handle.seek(0)
-        head = self.handle.read(16)
-        self.handle.seek(self.partial.offset)
-        return head
-
-    def add(self, chunk: bytes) -> None:
-        self.held.append(chunk)
-        self.held_bytes += len(chunk)
-        if self.streaming or self.held_bytes >= SPOOL_BYTES:
-            self.write_out()
-
-    def stream(self) -> None:
-        """Write what is held, and every chunk from now on as it comes."""
-        self.streaming = True
-        self.write_out()
-
-    def write_out(self) -> None:
-        if not self.held:
-            return
-        if self.handle is None:
-            self.handle = _create_part(self.partial.path)
-        _write_all(self.handle, self.held[0] if len(self.held) == 1 else b"".join(self.held))
-        self.held.clear()
-        self.held_bytes = 0
-
-    def __enter__(self) -> _Spool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        """Whatever came is in the .part file, for the rename or for a Range request."""
-        try:
-            self.write_out()
-        finally:
-            if self.handle is not None:
-                self.handle.close()
-
-
-def _open_part(partial: _Partial) -> io.FileIO:
-    """Open a .part kept by an earlier attempt or run, to go on after its bytes.
-    Unbuffered: what is written is in the file even if the process is killed the next
-    instant, for the next run to go on after it."""
-    handle = open(partial.path, "r+b", buffering=0)  # noqa: SIM115 - the caller closes it
-    handle.truncate(partial.offset)
-    return handle
-
-
-def _create_part(path: str) -> io.FileIO:
-    """Create a .part file, unbuffered; its folder is made only when missing (not a call a
-    photo)."""
-    try:
-        return open(path, "wb", buffering=0)  # noqa: SIM115 - the caller closes it
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        return open(path, "wb", buffering=0)  # noqa: SIM115
-
-
-def _write_all(handle: io.FileIO, data: bytes) -> None:
-    """An unbuffered write may take fewer bytes than given: write until all are."""
-    view = memoryview(data)
-    while view:
-        view = view[handle.write(view) or 0 :]
 
 
 def content_length(response: requests.Response) -> int | None:

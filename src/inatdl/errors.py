@@ -55,3 +55,9 @@ class LimitReached(InatdlError):
     def __init__(self, message: str, until: datetime) -> None:
         super().__init__(message)
         self.until = until
+
+
+class LimitTooSmall(InatdlError):
+    """A byte limit smaller than one photo of the size asked: no wait can make it fit."""
+
+    exit_code = 75

@@ -27,12 +27,13 @@ from typing import Any
 import pandas as pd
 
 from inatdl import __version__
-from inatdl.constants import MANIFEST_FILE, PHOTO_SIZES, PHOTOS_DIR
+from inatdl.constants import MANIFEST_FILE, PHOTO_SIZES
 from inatdl.errors import ExportError
 from inatdl.files import atomic_write_text, atomic_writer, disk_error
 from inatdl.manifest import obscured_note
 from inatdl.photo import EXPORT_COLUMNS
 from inatdl.splits import group_key, split_for, unit_hash
+from inatdl.sweep import scan_photos
 
 STATE_NAME = ".inatdl-export.json"
 STATE_FORMAT = 1
@@ -192,17 +193,12 @@ def count_unlisted(data_dir: Path, size: str, listed: set[str]) -> int:
     """Complete photos of ``size`` under photos/ that photos.csv does not list: a fetch
     killed (SIGKILL, power cut) after downloading them and before rewriting photos.csv,
     which it does at its end. The state knows them; the next fetch lists them."""
-    complete = re.compile(rf"[0-9]+_{re.escape(size)}\.[0-9A-Za-z]+")  # never a .part or a temporary
-    unlisted = 0
-    with contextlib.suppress(OSError), os.scandir(data_dir / PHOTOS_DIR) as folders:
-        for folder in folders:
-            if not folder.is_dir():
-                continue
-            with contextlib.suppress(OSError), os.scandir(folder.path) as entries:
-                for entry in entries:
-                    path = f"{PHOTOS_DIR}/{folder.name}/{entry.name}"
-                    unlisted += bool(complete.fullmatch(entry.name)) and path not in listed
-    return unlisted
+    complete = re.compile(rf"[0-9]+_{re.escape(size)}\.[0-9A-Za-z]+")  # never a temporary
+    try:
+        photos = scan_photos(data_dir).complete
+    except OSError:
+        return 0
+    return sum(1 for path in photos if complete.fullmatch(path.rpartition("/")[2]) and path not in listed)
 
 
 def choose_size(manifest: pd.DataFrame, size: str | None) -> str:

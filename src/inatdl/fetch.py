@@ -11,17 +11,16 @@ however many observations a taxon has. A dry run lists the same way and estimate
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from inatdl.api_listing import ApiListing
-from inatdl.budget import ByteBudget
+from inatdl.budget import ByteBudget, PhotoSizes
 from inatdl.client import ApiClient
 from inatdl.clock import Clock
 from inatdl.constants import MANIFEST_FILE, PHOTOS_DIR, SIZE_SAMPLE, STATE_FILE
-from inatdl.download import PART_INFO_SUFFIX, PART_SUFFIX, Downloader, PhotoSizes
+from inatdl.download import Downloader
 from inatdl.dry_run import estimate
 from inatdl.errors import ApiError, InatdlError
 from inatdl.feed import Asked, Feeder, list_job
@@ -32,6 +31,7 @@ from inatdl.pool import Pool, Stop
 from inatdl.report import FetchReport, Tally, TaxonReport
 from inatdl.reporter import Reporter, SilentReporter
 from inatdl.state import DataDirLock, PhotoJob, Store
+from inatdl.sweep import OnDisk, sweep_photos
 from inatdl.taxa import TaxonRow
 
 __all__ = ["FetchOptions", "FetchReport", "Reporter", "SilentReporter", "TaxonReport", "fetch_photos"]
@@ -51,60 +51,6 @@ class FetchOptions:
     wait: bool = True
     max_per_taxon: int | None = None
     dry_run: bool = False
-
-
-@dataclass(frozen=True)
-class OnDisk:
-    """What the sweep at the start of a run found under photos/."""
-
-    kept_parts: set[str]  # photo paths whose .part a download may resume (download.py)
-    untracked: set[str]  # photo files the state does not name as downloaded (usually none)
-
-
-def sweep_photos(data_dir: Path, store: Store) -> OnDisk:
-    """Remove temporaries a crash left, and mark photos whose file was deleted as to do.
-
-    A photo's .part is kept when its .part.info names the body it holds (download.py), for
-    the download to resume it with If-Range. The files the state does not name as
-    downloaded are the only ones a photo new to the state can find on disk (a state file
-    moved away, a run killed before recording its last photos): the workers look for the
-    others' files only when they are in that set, not once a photo.
-    """
-    for leftover in data_dir.glob(".*.part"):  # of photos.csv or taxa.csv
-        leftover.unlink()
-    photos = data_dir / PHOTOS_DIR
-    present: set[str] = set()
-    parts: set[str] = set()
-    infos: set[str] = set()
-    if photos.is_dir():
-        for folder in os.scandir(photos):
-            if not folder.is_dir(follow_symlinks=False):
-                continue
-            for entry in os.scandir(folder.path):
-                name = f"{PHOTOS_DIR}/{folder.name}/{entry.name}"
-                if entry.name.endswith(PART_SUFFIX):
-                    parts.add(name.removesuffix(PART_SUFFIX))
-                elif entry.name.endswith(PART_INFO_SUFFIX):
-                    infos.add(name.removesuffix(PART_INFO_SUFFIX))
-                elif PART_SUFFIX in entry.name:  # a .part.info being written
-                    os.unlink(entry.path)
-                else:
-                    present.add(name)
-    kept = (parts & infos) - present
-    for name in parts - kept:
-        os.unlink(data_dir / (name + PART_SUFFIX))
-    for name in infos - kept:
-        os.unlink(data_dir / (name + PART_INFO_SUFFIX))
-    missing = []
-    for photo_id, size, path in store.done_paths():
-        if path in present:
-            present.discard(path)
-        else:
-            missing.append((photo_id, size))
-    if missing:
-        log.info("%d downloaded photos are no longer on disk; fetching them again", len(missing))
-        store.mark_missing(missing)
-    return OnDisk(kept, present)
 
 
 def fetch_photos(

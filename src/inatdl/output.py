@@ -7,23 +7,26 @@ with click.echo, the writer Click's test runner captures.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shlex
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 from tqdm import tqdm
 
 from inatdl.budget import budget_hours
 from inatdl.constants import DEFAULT_DATA_DIR, QUALITY_GRADES
-from inatdl.fetch import FetchOptions, FetchReport, TaxonReport
+from inatdl.fetch import FetchOptions
 from inatdl.observed import RANK_SPECIES, ObservedQuery, ObservedReport
+from inatdl.report import FetchReport, TaxonReport
 from inatdl.state import DONE, Outcome
 from inatdl.taxa import NOT_FOUND, TaxonRow
 from inatdl.units import format_size
@@ -53,6 +56,54 @@ class Output:
         """A line of progress on stderr, left out under --quiet."""
         if not self.quiet:
             click.echo(text, err=True)
+
+
+class _ReaderMayLeave:
+    """A stream whose reader may stop reading (`inatdl ... | head`): what is written after
+    is discarded, and the command goes on to the exit code its work earns. Otherwise that
+    code would depend on timing: 0 when the output fitted in the pipe before the reader
+    left, 1 (Click's) when it did not."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._discard()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._discard()
+
+    def _discard(self) -> None:
+        """From now on the stream's descriptor writes to the null device."""
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, self._stream.fileno())
+        finally:
+            os.close(null)
+        with contextlib.suppress(OSError):
+            self._stream.flush()  # what was buffered for the reader goes nowhere
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def reader_may_leave() -> Iterator[None]:
+    """stdout and stderr, for the duration, as _ReaderMayLeave streams."""
+    streams = sys.stdout, sys.stderr
+    sys.stdout = _ReaderMayLeave(sys.stdout)
+    sys.stderr = _ReaderMayLeave(sys.stderr)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = streams
 
 
 def setup_logging(verbose: bool, quiet: bool) -> None:
@@ -129,11 +180,59 @@ def show_observed(out: Output, report: ObservedReport, query: ObservedQuery, dat
 # photos fetch ---------------------------------------------------------------------------
 
 
+class JobEstimate:
+    """The job's photos and bytes as far as they are known, for the bars' totals.
+
+    Photos: those queued, plus the observation pages left (from the API's total_results)
+    at the photos each page has brought so far; so the bar does not read 95 % with one page
+    of eight done. Bytes: those received, plus the photos not finished yet at the bytes a
+    finished photo has cost so far (none until a photo has finished).
+    """
+
+    def __init__(self) -> None:
+        self.queued = 0  # photos queued: retries of earlier runs, then those of each page
+        self.from_pages = 0  # of which listed by the pages walked in this run
+        self.pages = self.pages_left = 0
+        self.finished = self.bytes = 0
+        self._lock = threading.Lock()
+
+    def paged(self, done: int, left: int) -> None:
+        with self._lock:
+            self.pages, self.pages_left = done, left
+
+    def add(self, count: int) -> None:
+        with self._lock:
+            self.queued += count
+            self.from_pages += count if self.pages else 0
+
+    def finish(self, outcome: Outcome) -> int:
+        """Count ``outcome``; the bytes it brought."""
+        received = outcome.bytes if outcome.status == DONE and not outcome.already_there else 0
+        with self._lock:
+            self.finished += 1
+            self.bytes += received
+        return received
+
+    def photos(self) -> int:
+        with self._lock:
+            if not self.pages:
+                return self.queued
+            return self.queued + round(self.pages_left * self.from_pages / self.pages)
+
+    def total_bytes(self) -> int | None:
+        photos = self.photos()
+        with self._lock:
+            if not self.finished:
+                return None
+            return self.bytes + round(max(0, photos - self.finished) * self.bytes / self.finished)
+
+
 class TqdmReporter:
     """Two bars, photos and bytes, with rate and ETA; the taxon being paged as a prefix."""
 
     def __init__(self) -> None:
         self.taxon = ""
+        self.job = JobEstimate()
         self.photos = tqdm(total=0, unit="photo", desc="photos", position=0, dynamic_ncols=True)
         self.bytes = tqdm(
             total=None,
@@ -151,16 +250,21 @@ class TqdmReporter:
 
     def paged(self, done: int, left: int) -> None:
         """Observation pages of the whole job: done, and done and left together."""
+        self.job.paged(done, left)
+        self.photos.total = self.job.photos()
         self.photos.set_description_str(f"photos (paging {self.taxon}: {done}/{done + left} pages)")
 
     def queued(self, count: int) -> None:
-        self.photos.total = (self.photos.total or 0) + count
+        self.job.add(count)
+        self.photos.total = self.job.photos()
         self.photos.refresh()
 
     def finished(self, outcome: Outcome) -> None:
+        received = self.job.finish(outcome)
+        self.bytes.total = self.job.total_bytes()
         self.photos.update(1)
-        if outcome.status == DONE and not outcome.already_there:
-            self.bytes.update(outcome.bytes)
+        if received:
+            self.bytes.update(received)
 
     def waiting(self, message: str) -> None:
         self.photos.write(message, file=sys.stderr)
@@ -175,8 +279,7 @@ class LogReporter:
     """For a stderr that is not a terminal (a log file, CI): a line every few seconds."""
 
     def __init__(self) -> None:
-        self.total = self.done = self.bytes = 0
-        self.pages = self.pages_left = 0
+        self.job = JobEstimate()
         self._last = time.monotonic()
         self._lock = threading.Lock()
 
@@ -184,33 +287,36 @@ class LogReporter:
         log.info("paging the observations of %s", taxon)
 
     def paged(self, done: int, left: int) -> None:
-        with self._lock:
-            self.pages, self.pages_left = done, left
+        self.job.paged(done, left)
 
     def queued(self, count: int) -> None:
-        with self._lock:
-            self.total += count
+        self.job.add(count)
 
     def finished(self, outcome: Outcome) -> None:
+        self.job.finish(outcome)
         with self._lock:
-            self.done += 1
-            if outcome.status == DONE and not outcome.already_there:
-                self.bytes += outcome.bytes
             if time.monotonic() - self._last >= LOG_EVERY_SECONDS:
                 self._last = time.monotonic()
                 self._line()
 
     def _line(self) -> None:
-        pages = f"; {self.pages} observation pages done, {self.pages_left} left" if self.pages_left else ""
+        job = self.job
+        pages = f"; {job.pages} observation pages done, {job.pages_left} left" if job.pages_left else ""
+        about = "about " if job.pages_left else ""
         log.info(
-            "%d of %d photos handled, %s downloaded%s", self.done, self.total, format_size(self.bytes), pages
+            "%d of %s%d photos handled, %s downloaded%s",
+            job.finished,
+            about,
+            job.photos(),
+            format_size(job.bytes),
+            pages,
         )
 
     def waiting(self, message: str) -> None:
         log.warning("%s", message)
 
     def close(self) -> None:
-        if self.total:
+        if self.job.queued:
             self._line()
 
 

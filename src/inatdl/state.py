@@ -145,7 +145,7 @@ class PhotoJob:
     path: str
     taxon_id: int
     # False for a photo the state did not hold before this run, whose file the sweep did
-    # not find (fetch.OnDisk): its download need not look for it first.
+    # not find (sweep.OnDisk): its download need not look for it first.
     may_be_on_disk: bool = True
 
 

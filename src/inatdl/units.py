@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 _UNITS = {
-    "": 1,
     "b": 1,
     "kb": 1000,
     "mb": 1000**2,
@@ -17,17 +16,21 @@ _UNITS = {
     "tib": 1024**4,
 }
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)\s*$")
+FORMS = "write it like 500MB, 5GB or 1.5GiB (kB/MB/GB are powers of 1000, KiB/MiB/GiB of 1024)"
 
 
 def parse_size(text: str) -> int:
-    """Bytes in ``text``: kB, MB, GB are powers of 1000, KiB, MiB, GiB powers of 1024."""
+    """Bytes in ``text``: kB, MB, GB are powers of 1000, KiB, MiB, GiB powers of 1024.
+
+    A number without a unit is refused: `--hourly-limit 10` meant 10 bytes, and a run that
+    waited an hour for them.
+    """
     match = _SIZE.match(text)
     unit = match.group(2).lower() if match else None
+    if match is not None and not unit:
+        raise ValueError(f"{text!r} is a size without a unit; {FORMS}, or {match.group(1)}B for bytes")
     if match is None or unit not in _UNITS:
-        raise ValueError(
-            f"{text!r} is not a size; write it like 500MB, 5GB or 1.5GiB "
-            "(kB/MB/GB are powers of 1000, KiB/MiB/GiB of 1024)"
-        )
+        raise ValueError(f"{text!r} is not a size; {FORMS}")
     value = int(float(match.group(1)) * _UNITS[unit])
     if value <= 0:
         raise ValueError(f"{text!r} must be more than zero bytes")

@@ -1,0 +1,86 @@
+"""How the command line is used: where global options go, and a reader that stops reading."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from inat_server import InatServer
+from world import manifest, run, write_species
+
+# Global options after the command (issue 22 item 8) ---------------------------------------
+
+
+def test_global_options_are_taken_after_the_command_too(world: InatServer, tmp_path: Path) -> None:
+    species = write_species(tmp_path / "species.csv", ["lythrum salicaria"])
+    data = tmp_path / "after"
+    result = run(world, tmp_path / "before", "taxa", "resolve", str(species), "--data-dir", str(data), "-q")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""  # -q, after the command
+    assert (data / "taxa.csv").exists() and not (tmp_path / "before").exists()  # the last one wins
+    result = run(world, data, "photos", "fetch", "--size", "medium", f"--data-dir={data}", "--api-rate", "50")
+    assert result.exit_code == 0, result.output
+    assert len(manifest(data)) > 0
+
+
+def test_a_global_option_after_the_command_without_its_value_is_a_usage_error(
+    world: InatServer, tmp_path: Path
+) -> None:
+    result = run(world, tmp_path / "data", "photos", "fetch", "--data-dir")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == "Error: Option '--data-dir' requires an argument."
+
+
+def test_an_option_of_the_command_keeps_a_value_that_looks_like_a_global_option(
+    world: InatServer, tmp_path: Path
+) -> None:
+    """`--column -q`: "-q" is the column's name here, not --quiet moved before the command."""
+    species = write_species(tmp_path / "species.csv", ["lythrum salicaria"], header="-q")
+    result = run(world, tmp_path / "data", "taxa", "resolve", str(species), "--column", "-q")
+    assert result.exit_code == 0, result.output
+    assert "lythrum salicaria" in result.stdout
+
+
+# A reader that stops reading (issue 22 item 9) --------------------------------------------
+
+
+def _child(world: InatServer, tmp_path: Path, *args: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "INATDL_API_URL": world.api_url, "INATDL_DATA_DIR": str(tmp_path / "data")}
+    command = [sys.executable, "-m", "inatdl", *args]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.mark.skipif(not hasattr(fcntl, "F_SETPIPE_SZ"), reason="needs Linux's F_SETPIPE_SZ")
+def test_a_reader_that_reads_a_few_lines_and_leaves_gets_the_exit_code_of_the_work(
+    inat: InatServer, tmp_path: Path
+) -> None:
+    """`inatdl taxa observed ... | head -3`: the table is larger than the pipe, so the
+    reader is gone before the last lines are written; the command still exits 0, every
+    time, with nothing on stderr, and taxa.csv is written."""
+    inat.add_taxon(1, "Animalia", rank="kingdom")
+    for number in range(200):
+        inat.add_taxon(100 + number, f"Gobius species{number:03d}", parent_id=1)
+        inat.add_observations(100 + number, 1, first_id=1000 + number, place_ids=(7,))
+    child = _child(inat, tmp_path, "taxa", "observed", "--place-id", "7")
+    assert child.stdout is not None
+    fcntl.fcntl(child.stdout.fileno(), fcntl.F_SETPIPE_SZ, 4096)  # 200 lines do not fit
+    first = os.read(child.stdout.fileno(), 200)
+    child.stdout.close()  # the reader leaves: nearly all of the table is still to come
+    _, stderr = child.communicate(timeout=60)
+    assert first.startswith(b" taxon_id  name")
+    assert child.returncode == 0
+    assert stderr == b"", stderr
+    assert len((tmp_path / "data" / "taxa.csv").read_text().splitlines()) == 201
+
+
+def test_a_failure_still_exits_1_when_the_reader_has_left(world: InatServer, tmp_path: Path) -> None:
+    child = _child(world, tmp_path, "taxa", "resolve", str(tmp_path / "missing.csv"))
+    assert child.stdout is not None
+    child.stdout.close()
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 1
+    assert stderr.decode().startswith("Error: species file ")

@@ -1,0 +1,73 @@
+"""What a user sees of a run: the progress bars' totals, and the command's output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fakes import FakeClock
+from inat_server import InatServer
+from test_batching import EIGHT, build_eight, listed
+
+from inatdl.client import ApiClient, build_session
+from inatdl.constants import ALL_LICENSES
+from inatdl.fetch import FetchOptions, fetch_photos
+from inatdl.observations import Filters
+from inatdl.output import TqdmReporter
+from inatdl.state import DONE, FAILED, Outcome, PhotoJob
+from inatdl.taxa import load_resolved_taxa
+
+
+class RecordingBar(TqdmReporter):
+    """The photos bar's total as each observation page arrives (all of the page before queued)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.totals: list[tuple[int, int]] = []  # (pages done, the bar's total then)
+
+    def paged(self, done: int, left: int) -> None:
+        self.totals.append((done, int(self.photos.total or 0)))
+        super().paged(done, left)
+
+
+def test_the_photos_bar_counts_the_whole_job_from_its_first_page(inat: InatServer, tmp_path: Path) -> None:
+    """Eight taxa, 902 observations in 5 pages: after the first page the bar's total is the
+    job's, not the photos of one page (which read 89-98 % with 1-3 of 8 pages done)."""
+    build_eight(inat)
+    data = tmp_path / "data"
+    listed(data, sorted(EIGHT))
+    clock = FakeClock()
+    client = ApiClient(inat.api_url, build_session(), clock, rate=1)
+    options = FetchOptions("square", Filters(ALL_LICENSES), 1, 10**12, 10**12, dry_run=True)
+    bar = RecordingBar()
+    fetch_photos(client, data, load_resolved_taxa(data), options, clock, bar)
+    job = int(bar.photos.total)
+    bar.close()
+    assert job == 902  # one photo an observation; the listing done, the total is exact
+    after_first_page = dict(bar.totals)[2]  # as page 2 arrives: page 1's photos queued
+    # pages left are counted whole: the last one, short, may add a page's photos
+    assert job <= after_first_page <= job + 200, bar.totals
+
+
+def _outcome(photo_id: int, status: str = DONE, received: int = 0, already_there: bool = False) -> Outcome:
+    job = PhotoJob(photo_id, "square", f"https://photos.test/{photo_id}.jpg", f"photos/x/{photo_id}.jpg", 1)
+    return Outcome(job, status, received, already_there=already_there)
+
+
+def test_the_bytes_bar_has_a_total_estimated_from_the_photos_so_far() -> None:
+    bar = TqdmReporter()
+    bar.paged(0, 1)
+    bar.paged(1, 3)  # the first of four pages
+    bar.queued(10)
+    assert bar.photos.total == 40
+    assert bar.bytes.total is None  # nothing to estimate a photo's bytes from yet
+    for photo_id in range(4):
+        bar.finished(_outcome(photo_id, received=1000))
+    bar.finished(_outcome(4, already_there=True, received=900))  # had: no byte came
+    bar.finished(_outcome(5, FAILED))
+    assert bar.bytes.n == 4000
+    # 40 photos at the 4000 bytes the first 6 brought
+    assert bar.bytes.total == 4000 + round((40 - 6) * 4000 / 6)
+    bar.queued(25)
+    bar.paged(4, 0)  # the listing is done: the photos queued are the job
+    assert bar.photos.total == 35
+    bar.close()
