@@ -52,6 +52,10 @@ class FetchOptions:
     max_per_taxon: int | None = None
     dry_run: bool = False
 
+    def __post_init__(self) -> None:
+        if isinstance(self.sizes, str):  # one size given as such, not as its letters
+            object.__setattr__(self, "sizes", (self.sizes,))
+
 
 def fetch_photos(
     client: ApiClient,
