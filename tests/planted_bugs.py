@@ -42,7 +42,7 @@ BUGS = [
     Planted(
         "observed_on_empty",  # observed_on is always empty in photos.csv
         "observations.py",
-        '"observed_on": _text(observation.get("observed_on")),',
+        '"observed_on": as_text(observation.get("observed_on")),',
         '"observed_on": None,',
         ("tests/test_manifest.py::test_every_manifest_column_holds_the_servers_data",),
     ),
@@ -91,7 +91,7 @@ BUGS = [
     Planted(
         "observation_without_id_trusted",
         "observations.py",
-        '[o for o in listed if isinstance(o, dict) and _int(o.get("id"))]',
+        '[o for o in listed if isinstance(o, dict) and as_id(o.get("id"))]',
         "[o for o in listed if isinstance(o, dict)]",
         ("tests/test_faults.py::test_odd_api_json_is_survived_and_loses_nothing",),
     ),
@@ -233,6 +233,85 @@ BUGS = [
         "if move.old_path == row.path:",
         "if False:",
         ("tests/test_batching.py::test_a_subgenus_named_as_its_genus_keeps_the_photos_it_takes_over",),
+    ),
+    Planted(
+        "photo_without_a_file_downloaded",  # the API's default image credited to the photographer
+        "naming.py",
+        'PLACEHOLDER_FOLDERS = ("/assets/", "/attachment_defaults/")',
+        'PLACEHOLDER_FOLDERS = ("/assets/",)',
+        ("tests/test_real_answers.py::test_a_photo_without_a_file_is_a_placeholder_never_downloaded",),
+    ),
+    Planted(
+        "species_counts_page_size_assumed",  # a server paging smaller: taxa observed stops at page 1
+        "observed_taxa.py",
+        "page_size = _page_size(data, len(listed))",
+        "page_size = SPECIES_COUNTS_PER_PAGE",
+        ("tests/test_real_answers.py::test_taxa_observed_pages_as_the_server_does_when_it_pages_smaller",),
+    ),
+    Planted(
+        "unreachable_api_blamed_on_the_names",  # "check the names" after taxa resolve had no network
+        "taxa.py",
+        "    if not seen and unasked:",
+        "    if not seen and False:",
+        ("tests/test_real_answers.py::test_names_not_asked_for_want_of_a_network_are_not_blamed",),
+    ),
+    Planted(
+        "every_name_asked_of_an_unreachable_api",  # minutes of retries per name, all in vain
+        "taxa.py",
+        "        if row is None and not problem:",
+        "        if row is None:",
+        ("tests/test_real_answers.py::test_names_not_asked_for_want_of_a_network_are_not_blamed",),
+    ),
+    Planted(
+        "matched_term_ignored",  # a nominate trinomial iNaturalist matches exactly: "not found"
+        "taxa.py",
+        "matched = matched_by_another_name(input_name, found) if choice.match == NOT_FOUND else []",
+        "matched: list[JSON] = []",
+        (
+            "tests/test_real_answers.py::"
+            "test_a_name_matched_through_another_scientific_name_is_followed_as_a_synonym",
+        ),
+    ),
+    Planted(
+        "common_name_followed_as_a_synonym",  # a common name in French taken for a taxon
+        "taxa.py",
+        'scientific = entry.get("locale") == "sci" or entry.get("lexicon") in SCIENTIFIC_LEXICONS',
+        "scientific = True",
+        (
+            "tests/test_real_answers.py::"
+            "test_a_name_matched_through_another_scientific_name_is_followed_as_a_synonym",
+        ),
+    ),
+    Planted(
+        "observation_page_size_assumed",  # a server paging smaller: photos fetch stops at page 1
+        "observations.py",
+        "            done = total <= len(listed)",
+        "            done = len(listed) < OBSERVATIONS_PER_PAGE",
+        ("tests/test_real_answers.py::test_photos_fetch_pages_on_when_the_server_pages_smaller",),
+    ),
+    Planted(
+        "refresh_offline_loses_taxa_csv",  # --refresh without a network wipes every answer
+        "taxa.py",
+        "row = _reused(name, previous[key]) if key in previous else TaxonRow(name, match=ERROR)",
+        "row = TaxonRow(name, match=ERROR)",
+        ("tests/test_real_answers.py::test_refresh_without_a_network_keeps_what_taxa_csv_knew",),
+    ),
+    Planted(
+        "bool_taken_for_an_int",  # {"id": true} becomes observation 1
+        "jsonvalues.py",
+        "return value if isinstance(value, int) and not isinstance(value, bool) else None",
+        "return value if isinstance(value, int) else None",
+        (
+            "tests/test_decisions.py::test_the_walk_drops_observations_without_a_usable_id",
+            "tests/test_jsonvalues.py",
+        ),
+    ),
+    Planted(
+        "split_name_takes_the_least_observed",  # an inactive name split in two: the wrong taxon
+        "taxa.py",
+        "current.sort(key=_observations, reverse=True)",
+        "current.sort(key=_observations)",
+        ("tests/test_real_answers.py::test_a_name_split_into_several_taxa_takes_the_most_observed",),
     ),
     Planted(
         "photo_retry_after_ignored",  # issue 22: a photo asking for 20 s retried in under 1 s

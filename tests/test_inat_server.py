@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from inat_server import (
+    NO_FILE_PATH,
     PLACEHOLDER_PATH,
     WINDOW_ERROR,
     Fault,
@@ -448,6 +449,15 @@ def test_flagged_photo_gets_placeholder(inat: InatServer) -> None:
     assert placeholder.status_code == 200 and placeholder.content.startswith(PNG)
     assert placeholder.headers["Content-Type"] == "image/png"
     assert [r.path for r in inat.requests_to("/assets/")] == [PLACEHOLDER_PATH]
+
+
+def test_photo_without_a_file_gets_the_default_image(inat: InatServer) -> None:
+    lythrum_world(inat)
+    inat.add_observation(1, 30, photos=[{"id": 21, "no_file": True}])
+    photo = get(inat, "/observations").json()["results"][0]["photos"][0]
+    assert photo["url"] == inat.static_url + NO_FILE_PATH and not photo["flags"]
+    medium = requests.get(photo["url"].replace("square", "medium"), timeout=5)
+    assert medium.status_code == 200 and medium.content.startswith(PNG)
 
 
 # --------------------------------------------------------------------------- recording

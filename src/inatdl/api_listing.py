@@ -17,6 +17,7 @@ from typing import Any
 
 from inatdl.client import JSON, ApiClient
 from inatdl.constants import OBSERVATIONS_PER_PAGE
+from inatdl.jsonvalues import results_of
 from inatdl.observations import (
     Filters,
     choose_photo,
@@ -266,9 +267,7 @@ def place(
             "per_page": OBSERVATIONS_PER_PAGE,
             "only_id": "true",
         }
-        results = client.get("observations", query).get("results")
-        results = results if isinstance(results, list) else []
-        found = {o.get("id") for o in results if isinstance(o, dict)}
+        found = {o.get("id") for o in results_of(client.get("observations", query)) if isinstance(o, dict)}
         inside = [i for i in ids if i in found]
         outside = [i for i in ids if i not in found]
         if inside:

@@ -12,8 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from inatdl.client import JSON
+from inatdl.jsonvalues import as_dict, as_id, as_number, as_text
 from inatdl.naming import is_placeholder, sized_url
-from inatdl.observations import _dict, _int, coordinates, observation_photos  # tolerant readers
+from inatdl.observations import coordinates, observation_photos
 
 COLUMNS = (
     "occurrenceID", "catalogNumber", "basisOfRecord", "scientificName", "taxonID", "taxonRank",
@@ -46,8 +47,8 @@ Record = dict[str, Any]
 def darwin_core_record(observation: JSON) -> Record:
     """The Darwin Core terms of one observation, by column name (None where unknown)."""
     obs_id = int(observation["id"])
-    taxon = _dict(observation.get("taxon"))
-    user = _dict(observation.get("user"))
+    taxon = as_dict(observation.get("taxon"))
+    user = as_dict(observation.get("user"))
     latitude, longitude = coordinates(observation)
     person = _text(user.get("name")) or _text(user.get("login"))
     return {
@@ -55,7 +56,7 @@ def darwin_core_record(observation: JSON) -> Record:
         "catalogNumber": obs_id,
         "basisOfRecord": BASIS_OF_RECORD,
         "scientificName": _text(taxon.get("name")),
-        "taxonID": _int(taxon.get("id")),
+        "taxonID": as_id(taxon.get("id")),
         "taxonRank": _text(taxon.get("rank")),
         "vernacularName": _text(taxon.get("preferred_common_name")),
         "eventDate": _text(observation.get("time_observed_at")) or _text(observation.get("observed_on")),
@@ -108,11 +109,11 @@ def associated_media(observation: JSON) -> str | None:
 
 def _accuracy(value: Any) -> int | None:
     """Metres as a whole number; the API gives an int, or null when unknown."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        return None
-    return round(value)
+    number = as_number(value)
+    return None if number is None or number < 0 else round(number)
 
 
 def _text(value: Any) -> str | None:
     """A string with something in it: an empty name or date is no name or date."""
-    return value if isinstance(value, str) and value.strip() else None
+    text = as_text(value)
+    return text if text and text.strip() else None

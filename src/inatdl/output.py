@@ -25,10 +25,10 @@ from tqdm import tqdm
 from inatdl.budget import budget_hours
 from inatdl.constants import DEFAULT_DATA_DIR, QUALITY_GRADES
 from inatdl.fetch import FetchOptions
-from inatdl.observed import RANK_SPECIES, ObservedQuery, ObservedReport
+from inatdl.observed_taxa import RANK_SPECIES, ObservedQuery, ObservedReport
 from inatdl.report import FetchReport, TaxonReport
 from inatdl.state import DONE, Outcome
-from inatdl.taxa import NOT_FOUND, TaxonRow
+from inatdl.taxa import ERROR, NOT_FOUND, TaxonRow
 from inatdl.units import format_size
 
 if TYPE_CHECKING:  # the modules import pandas: loaded only by `dataset export`, `records fetch`
@@ -146,10 +146,17 @@ def show_taxa(out: Output, rows: Sequence[TaxonRow], path: Path) -> None:
             f"{row.input_name:<{width}}  {row.match:<9}  {taxon_id:>9}  {row.name:<28}  {count:>12}{note}"
         )
     missing = [r.input_name for r in rows if r.match == NOT_FOUND]
-    resolved = len(rows) - len(missing)
+    unasked = [r.input_name for r in rows if r.match == ERROR]
+    resolved = len(rows) - len(missing) - len(unasked)
     out.say()
     if missing:
         out.say(f"Not found on iNaturalist ({len(missing)}): {', '.join(missing)}")
+    if unasked:
+        out.say(f"Not asked, iNaturalist could not be reached ({len(unasked)}): {', '.join(unasked)}")
+    common = [f"{r.input_name} (of {r.common_name_of})" for r in rows if r.common_name_of]
+    if common:
+        out.say(f"Common names, not scientific names ({len(common)}): {', '.join(common)}")
+        out.say("taxa resolve matches scientific names only: write the scientific name to take its taxon.")
     out.say(f"Wrote {path} ({resolved} of {len(rows)} names resolved).")
 
 

@@ -31,7 +31,7 @@ from inatdl.darwin_core import COLUMNS, FLOAT_COLUMNS, INTEGER_COLUMNS, darwin_c
 from inatdl.errors import ApiError, NoTaxaError
 from inatdl.files import atomic_binary_writer, atomic_write_text, atomic_writer
 from inatdl.observations import Filters, observation_pages
-from inatdl.observed import resolve_within
+from inatdl.observed_taxa import resolve_within
 from inatdl.plan import plan_queries
 from inatdl.state import DataDirLock
 from inatdl.taxa import TaxonRow, load_resolved_taxa
