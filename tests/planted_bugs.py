@@ -314,6 +314,90 @@ BUGS = [
         ("tests/test_real_answers.py::test_a_name_split_into_several_taxa_takes_the_most_observed",),
     ),
     Planted(
+        "observation_uuid_empty",  # photos.csv's observation_uuid always empty
+        "observations.py",
+        '"observation_uuid": as_text(observation.get("uuid")),',
+        '"observation_uuid": None,',
+        ("tests/test_manifest.py::test_every_manifest_column_holds_the_servers_data",),
+    ),
+    Planted(
+        "private_accuracy_shown",  # the observer's accuracy, not the public (blurred) one
+        "observations.py",
+        '"positional_accuracy": _metres(observation.get("public_positional_accuracy")),',
+        '"positional_accuracy": _metres(observation.get("positional_accuracy")),',
+        ("tests/test_manifest.py::test_every_manifest_column_holds_the_servers_data",),
+    ),
+    Planted(
+        "obscured_flag_ignored",  # only the geoprivacy fields are read
+        "observations.py",
+        'if observation.get("obscured") is True or any(value in _HIDDEN for value in hidden):',
+        "if any(value in _HIDDEN for value in hidden):",
+        ("tests/test_manifest.py::test_every_manifest_column_holds_the_servers_data",),
+    ),
+    Planted(
+        "taxon_geoprivacy_ignored",  # a threatened taxon's blurred coordinates taken as points
+        "observations.py",
+        'hidden = (observation.get("geoprivacy"), observation.get("taxon_geoprivacy"))',
+        'hidden = (observation.get("geoprivacy"),)',
+        ("tests/test_manifest.py::test_every_manifest_column_holds_the_servers_data",),
+    ),
+    Planted(
+        "unknown_obscured_said_false",  # an answer that says nothing reads as not obscured
+        "observations.py",
+        'return False if observation.get("obscured") is False else None',
+        "return False",
+        ("tests/test_manifest.py::test_every_manifest_column_holds_the_servers_data",),
+    ),
+    Planted(
+        "obscured_written_as_1_0",  # photos.csv says 1/0, not true/false
+        "manifest.py",
+        """"coordinates_obscured": "CASE coordinates_obscured WHEN 1 THEN 'true' WHEN 0 THEN 'false' END",""",
+        '"coordinates_obscured": "coordinates_obscured",',
+        ("tests/test_manifest.py::test_every_manifest_column_holds_the_servers_data",),
+    ),
+    Planted(
+        "old_state_not_migrated",  # a previous release's data dir: the fetch fails on its state
+        "migrations.py",
+        "for step in range(version + 1, SCHEMA_VERSION + 1):",
+        "for step in range(SCHEMA_VERSION + 1, SCHEMA_VERSION + 1):",
+        ("tests/test_upgrade.py::test_the_first_fetch_upgrades_an_old_data_dir_in_place",),
+    ),
+    Planted(
+        "migrated_version_not_recorded",  # every run rebuilds the photos table again
+        "migrations.py",
+        """yield f"UPDATE meta SET value='{SCHEMA_VERSION}' WHERE key='schema_version'\"""",
+        "return",
+        ("tests/test_upgrade.py::test_the_first_fetch_upgrades_an_old_data_dir_in_place",),
+    ),
+    Planted(
+        "upgrade_not_one_transaction",  # a failed step leaves a half-upgraded state file
+        "state.py",
+        "        with self.transaction():\n            for statement in upgrade_statements(version):",
+        "        if True:\n            for statement in upgrade_statements(version):",
+        ("tests/test_upgrade.py::test_an_upgrade_that_fails_leaves_the_state_as_it_was",),
+    ),
+    Planted(
+        "open_data_photos_never_retried",  # a NULL observation id never passes the keyset walk
+        "state.py",
+        "for key, order in (without_id, by_id):",
+        "for key, order in (by_id,):",
+        ("tests/test_upgrade.py::test_photos_without_an_observation_id_are_retried_too",),
+    ),
+    Planted(
+        "split_types_by_pandas_dtype",  # True beside empty cells (object) taken for another type
+        "export.py",
+        "kinds = [{c: pd.api.types.infer_dtype(read[c], skipna=True) for c in columns} for read in inferred]",
+        "kinds = [{c: str(read[c].dtype) for c in columns} for read in inferred]",
+        ("tests/test_upgrade.py::test_a_split_export_of_an_upgraded_data_dir_keeps_coordinates_obscured",),
+    ),
+    Planted(
+        "card_counts_unobscured",  # the card counts the photos whose coordinates are precise
+        "manifest.py",
+        'hidden, unknown = cells.count("true"), cells.count("")',
+        'hidden, unknown = cells.count("false"), cells.count("")',
+        ("tests/test_upgrade.py::test_an_export_carries_the_new_columns_and_counts_obscured_photos",),
+    ),
+    Planted(
         "photo_retry_after_ignored",  # issue 22: a photo asking for 20 s retried in under 1 s
         "download.py",
         'return Action(RETRY, problem=f"HTTP {status}", retry_after=retry_after)',
