@@ -519,6 +519,48 @@ BUGS = [
         "taxa = report.taxa",
         ("tests/test_sizes.py::test_dry_run_counts_photos_and_bytes_per_size",),
     ),
+    Planted(
+        "cap_cursor_past_a_partly_kept_observation",  # --max-per-taxon 1 then 2: its 2nd photo never
+        "api_listing.py",
+        "routed.drops[taxon_id] = before",
+        'routed.drops[taxon_id] = fields["observation_id"]',
+        ("tests/test_caps.py::test_a_cap_raised_after_it_fell_inside_an_observation_gets_the_rest_of_it",),
+    ),
+    Planted(
+        "cap_forgets_failed_photos",  # after a failure, a rerun ends with 3 photos under a cap of 2
+        "feed.py",
+        "held = done[taxon_id] + counts.get(PENDING, 0) + counts.get(FAILED, 0)",
+        "held = done[taxon_id] + counts.get(PENDING, 0)",
+        ("tests/test_caps.py::test_a_photo_that_failed_counts_under_the_cap_when_it_is_retried",),
+    ),
+    Planted(
+        "retry_paging_key_swapped",  # only the first 1,000 photos left of a taxon are retried
+        "state.py",
+        "after = tuple(rows[-1][3:])",
+        "after = tuple(reversed(rows[-1][3:]))",
+        ("tests/test_caps.py::test_more_than_a_thousand_photos_left_by_a_dry_run_are_all_downloaded",),
+    ),
+    Planted(
+        "had_counts_this_runs_downloads",  # the summary's columns no longer add up
+        "report.py",
+        "self.had = done - self.downloaded",
+        "self.had = done",
+        ("tests/test_summary.py::test_the_columns_add_up_over_a_dry_run_an_interrupted_run_and_reruns",),
+    ),
+    Planted(
+        "left_counts_failed_photos_twice",
+        "report.py",
+        "self.left = to_do - self.failed",
+        "self.left = to_do",
+        ("tests/test_caps.py::test_a_photo_that_failed_counts_under_the_cap_when_it_is_retried",),
+    ),
+    Planted(
+        "skips_reported_only_by_the_run_that_paged_them",  # a dry run's skips gone from the real run
+        "state.py",
+        "            if skips:",
+        "            if False:",
+        ("tests/test_summary.py::test_the_columns_add_up_over_a_dry_run_an_interrupted_run_and_reruns",),
+    ),
 ]
 
 

@@ -106,11 +106,11 @@ def test_dry_run_counts_photos_and_bytes_per_size(inat: InatServer, tmp_path: Pa
     result = run(inat, data, "photos", "fetch", "--size", "square,original", "--dry-run")
     assert result.exit_code == 0, result.output
     lines = [" ".join(line.split()) for line in result.output.splitlines()]
-    assert "Lythrum salicaria (square) 10 10.0 kB" in lines
-    assert "Lythrum alatum (original) 10 10.0 MB" in lines
-    assert "total square 20 20.0 kB" in lines
-    assert "total original 20 20.0 MB" in lines
-    assert "total 40 20.0 MB" in lines
+    assert "Lythrum salicaria (square) 10 0 10.0 kB" in lines  # to download, skipped, bytes
+    assert "Lythrum alatum (original) 10 0 10.0 MB" in lines
+    assert "total square 20 0 20.0 kB" in lines
+    assert "total original 20 0 20.0 MB" in lines
+    assert "total 40 0 20.0 MB" in lines
     assert len(observation_pages(inat)) == 1
     assert not photo_gets(inat)  # HEAD requests only
     heads = [r for r in inat.photo_requests() if r.method == "HEAD"]

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 APP_ID = "inatdl"
 #: The state version this code writes; MIGRATIONS brings older state files up to it.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: The first release's tables (state version 1): a new state file starts as these, then
 #: MIGRATIONS bring it up to SCHEMA_VERSION, as they do an old one. Never edit it.
@@ -107,6 +107,18 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE photos_v2 RENAME TO photos",
         # photo_id last: the photos without an observation id are walked by it
         "CREATE INDEX photos_by_taxon ON photos (taxon_id, size, status, observation_id, photo_id)",
+    ),
+    # The photos a walk listed and did not keep (licence, placeholder...), so that every
+    # run reports them, not only the run that paged them (a dry run's too).
+    3: (
+        """CREATE TABLE skipped (
+            photo_id INTEGER NOT NULL,
+            size TEXT NOT NULL,
+            query TEXT NOT NULL,
+            taxon_id INTEGER NOT NULL,
+            reason TEXT NOT NULL,
+            PRIMARY KEY (photo_id, size, query)
+        )""",
     ),
 }
 

@@ -337,23 +337,22 @@ def fetch_reporter(out: Output) -> TqdmReporter | LogReporter | None:
 def show_fetch(out: Output, report: FetchReport, data_dir: Path) -> None:
     out.say(
         f"{'taxon':<30} {'listed':>7} {'had':>7} {'new':>7} {'failed':>6} {'gone':>5} "
-        f"{'skipped':>7} {'bytes':>10}"
+        f"{'skipped':>7} {'left':>6} {'bytes':>10}"
     )
     several = _several_sizes(report)
     for t in report.taxa:
         out.say(
             f"{_taxon_label(t, several):<30} {t.listed:>7} {t.had:>7} {t.downloaded:>7} {t.failed:>6} "
-            f"{t.gone:>5} {sum(t.skipped.values()):>7} {format_size(t.bytes):>10}"
+            f"{t.gone:>5} {sum(t.skipped.values()):>7} {t.left:>6} {format_size(t.bytes):>10}"
         )
     skipped = sum((t.skipped for t in report.taxa), Counter())
     out.say(
         f"{'total':<30} {report.total('listed'):>7} {report.total('had'):>7} "
         f"{report.total('downloaded'):>7} {report.total('failed'):>6} "
-        f"{report.total('gone'):>5} {sum(skipped.values()):>7} "
+        f"{report.total('gone'):>5} {sum(skipped.values()):>7} {report.total('left'):>6} "
         f"{format_size(report.total('bytes')):>10}"
     )
-    if skipped:
-        out.say("Skipped: " + ", ".join(f"{n} {why}" for why, n in sorted(skipped.items())))
+    _show_skipped(out, report)
     for t in report.taxa:
         for error, count in t.errors.most_common(5):
             out.warn(f"Failed in {_taxon_label(t, several)}: {count} × {error}")
@@ -381,6 +380,28 @@ def _taxon_label(report: TaxonReport, several_sizes: bool) -> str:
     return report.name[: 30 - len(suffix)] + suffix
 
 
+def _show_skipped(out: Output, report: FetchReport) -> None:
+    """The photos the filters refused, by reason; and why a taxon has none to download."""
+    skipped = sum((t.skipped for t in report.taxa), Counter())
+    if skipped:
+        out.say("Skipped: " + ", ".join(f"{n} {why}" for why, n in sorted(skipped.items())))
+    for t in report.taxa:
+        if t.listed and t.skipped.total() == t.listed:
+            reasons = ", ".join(f"{n} {why}" for why, n in sorted(t.skipped.items()))
+            out.say(f"{t.name}: none of its {photos(t.listed)} can be downloaded ({reasons} skipped).")
+        elif not t.listed and t.other_licences:
+            observations = "1 observation" if t.other_licences == 1 else f"{t.other_licences} observations"
+            out.say(
+                f"{t.name}: no photo to download: none of its {observations} with photos has one under "
+                "the licences asked (all rights reserved, or see --license)."
+            )
+        elif not t.listed and not report.dry_run and not report.interrupted:
+            out.say(
+                f"{t.name}: no photo under these filters (--dry-run tells whether it has photos "
+                "under other licences)."
+            )
+
+
 def _show_budget(out: Output, report: FetchReport) -> None:
     """How much of each window the run used, and anything that went past a limit."""
     hourly, daily = report.limits["hourly"], report.limits["daily"]
@@ -396,17 +417,23 @@ def _show_budget(out: Output, report: FetchReport) -> None:
 
 
 def show_dry_run(out: Output, report: FetchReport, options: FetchOptions, api_rate: float) -> None:
-    out.say(f"{'taxon':<30} {'to download':>11} {'about':>10}")
+    out.say(f"{'taxon':<30} {'to download':>11} {'skipped':>7} {'about':>10}")
     several = _several_sizes(report)
     for t in report.taxa:
-        out.say(f"{_taxon_label(t, several):<30} {t.queued:>11} {format_size(t.estimated_bytes):>10}")
+        out.say(
+            f"{_taxon_label(t, several):<30} {t.queued:>11} {t.skipped.total():>7} "
+            f"{format_size(t.estimated_bytes):>10}"
+        )
     if several:  # each size by its own estimate
         for size in dict.fromkeys(t.size for t in report.taxa):
-            queued = sum(t.queued for t in report.taxa if t.size == size)
-            estimated = sum(t.estimated_bytes for t in report.taxa if t.size == size)
-            out.say(f"{'total ' + size:<30} {queued:>11} {format_size(estimated):>10}")
+            of_size = [t for t in report.taxa if t.size == size]
+            queued, estimated = sum(t.queued for t in of_size), sum(t.estimated_bytes for t in of_size)
+            skipped_here = sum(t.skipped.total() for t in of_size)
+            out.say(f"{'total ' + size:<30} {queued:>11} {skipped_here:>7} {format_size(estimated):>10}")
     total = report.total("estimated_bytes")
-    out.say(f"{'total':<30} {report.total('queued'):>11} {format_size(total):>10}")
+    skipped = sum(t.skipped.total() for t in report.taxa)
+    out.say(f"{'total':<30} {report.total('queued'):>11} {skipped:>7} {format_size(total):>10}")
+    _show_skipped(out, report)
     hours = budget_hours(total, options.hourly_limit, options.daily_limit)
     limits = f"{format_size(options.hourly_limit)}/hour, {format_size(options.daily_limit)}/day"
     needs = "fits in one hour" if hours <= 1 else f"needs at least {_duration(hours)}"

@@ -32,6 +32,17 @@ PENDING, DONE, FAILED, GONE = "pending", "done", "failed", "gone"
 _state_values = attrgetter(*STATE_COLUMNS)
 
 
+class Skip(NamedTuple):
+    """A photo listed for a taxon and not kept (its licence, a placeholder...): kept in the
+    state so that every run reports it, not only the run that paged it."""
+
+    photo_id: int
+    size: str
+    query: str  # the walk that listed it (Filters.key)
+    taxon_id: int
+    reason: str
+
+
 class Cursor(NamedTuple):
     """Where one taxon's walk under one filter and size stands."""
 
@@ -206,14 +217,19 @@ class Store:
             row = self.db.execute("SELECT MAX(last_id) FROM cursors").fetchone()
         return int(row[0] or 0)
 
-    def record_page(self, cursors: Sequence[Cursor], rows: Sequence[PhotoRecord]) -> None:
-        """Insert a page's new photos as pending and move the cursors, in one transaction."""
+    def record_page(
+        self, cursors: Sequence[Cursor], rows: Sequence[PhotoRecord], skips: Sequence[Skip] = ()
+    ) -> None:
+        """Insert a page's new photos as pending, its skipped ones, and move the cursors, in
+        one transaction."""
         now = self.clock.now()
         columns = ", ".join(STATE_COLUMNS)
         marks = ", ".join("?" for _ in STATE_COLUMNS)
         sql = f"INSERT OR IGNORE INTO photos ({columns}, status, updated_at) VALUES ({marks}, '{PENDING}', ?)"
         with self.transaction():
             self.db.executemany(sql, [(*_state_values(row), now) for row in rows])
+            if skips:
+                self.db.executemany("INSERT OR IGNORE INTO skipped VALUES (?, ?, ?, ?, ?)", skips)
             self.db.executemany(
                 "INSERT INTO cursors VALUES (?, ?, ?, ?) ON CONFLICT(query) DO UPDATE SET "
                 "last_id=excluded.last_id, updated_at=excluded.updated_at",
@@ -240,6 +256,7 @@ class Store:
                     "DELETE FROM photos WHERE query=? AND status IN (?, ?)", (other, PENDING, FAILED)
                 )
                 self.db.execute("DELETE FROM cursors WHERE query=?", (other,))
+                self.db.execute("DELETE FROM skipped WHERE query=?", (other,))
 
     # Photos ---------------------------------------------------------------------------
 
@@ -250,6 +267,14 @@ class Store:
                 (taxon_id, size),
             ).fetchall()
         return {status: count for status, count in rows}
+
+    def skip_counts(self, query: str) -> dict[str, int]:
+        """The photos a walk listed and did not keep, by reason."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT reason, COUNT(*) FROM skipped WHERE query=? GROUP BY reason", (query,)
+            ).fetchall()
+        return {reason: count for reason, count in rows}
 
     def jobs_to_retry(self, taxon_id: int, size: str, batch: int = 1000) -> Iterator[PhotoJob]:
         """Pending and failed photos of a taxon, streamed: those without an observation id
