@@ -517,6 +517,79 @@ BUGS = [
         ("tests/test_opendata_fetch.py::test_photos_fetched_from_the_api_are_not_fetched_again_from_the_open_data",),
     ),
     Planted(
+        "records_cursor_ignored",  # a rerun of records fetch asks for every observation again
+        "records_fetch.py",
+        'return kept, {key: old.get(key, 0) for key in keys}, ""',
+        'return kept, fresh, ""',
+        ("tests/test_records.py::test_a_rerun_asks_only_for_newer_observations",),
+    ),
+    Planted(
+        "records_duplicated",  # an observation under two listed taxa is two rows
+        "records_fetch.py",
+        'table = table.drop_duplicates("catalogNumber", keep="last")',
+        "table = table",
+        ("tests/test_records.py::test_an_observation_under_two_listed_taxa_is_one_row",),
+    ),
+    Planted(
+        "records_walks_stay_apart",  # walks that ended at different ids never share a query again
+        "records_fetch.py",
+        "self.cursors.update(dict.fromkeys(keys, self.seen_up_to))",
+        "pass",
+        (
+            "tests/test_records.py::"
+            "test_a_taxon_added_to_taxa_csv_is_walked_from_the_start_the_others_from_their_cursor",
+        ),
+    ),
+    Planted(
+        "records_lost_on_api_failure",  # an API failure part-way throws away the pages fetched
+        "records_fetch.py",
+        "except (KeyboardInterrupt, ApiError) as exc:",
+        "except KeyboardInterrupt as exc:",
+        ("tests/test_records.py::test_an_api_failure_keeps_what_was_fetched_and_the_rerun_goes_on",),
+    ),
+    Planted(
+        "threatened_taxon_not_withheld",  # coordinates obscured for a threatened taxon said as exact
+        "darwin_core.py",
+        'if geoprivacy != "obscured" and observation.get("obscured") is not True:',
+        'if geoprivacy != "obscured":',
+        ("tests/test_records.py::test_the_founding_export_field_by_field",),
+    ),
+    Planted(
+        "licence_url_case_sensitive",  # CC-BY-NC (as the open data writes it) left as a code
+        "darwin_core.py",
+        "return LICENSE_URLS.get(text.lower(), text)",
+        "return LICENSE_URLS.get(text, text)",
+        ("tests/test_darwin_core.py::test_the_licence_as_gbif_writes_it",),
+    ),
+    Planted(
+        "event_date_without_time",  # eventDate is the day even when the time is known
+        "darwin_core.py",
+        '"eventDate": _text(observation.get("time_observed_at")) or _text(observation.get("observed_on")),',
+        '"eventDate": _text(observation.get("observed_on")),',
+        ("tests/test_records.py::test_the_founding_export_field_by_field",),
+    ),
+    Planted(
+        "sizes_walked_one_by_one",  # --size square,medium,original pages the observations 3 times
+        "source.py",
+        "if isinstance(source, SizesInOneWalk):",
+        "if False:",
+        ("tests/test_sizes.py::test_three_sizes_from_one_walk",),
+    ),
+    Planted(
+        "repeated_size_keeps_the_last",  # --size medium --size small: only small
+        "cli.py",
+        "tuple(dict.fromkeys(size for listed in sizes for size in listed)),",
+        "sizes[-1],",
+        ("tests/test_sizes.py::test_repeated_size_options_combine",),
+    ),
+    Planted(
+        "dry_run_sizes_share_one_estimate",  # squares estimated at the size of originals
+        "dry_run.py",
+        "taxa = [taxon for taxon in report.taxa if taxon.size == size]",
+        "taxa = report.taxa",
+        ("tests/test_sizes.py::test_dry_run_counts_photos_and_bytes_per_size",),
+    ),
+    Planted(
         "cap_cursor_past_a_partly_kept_observation",  # --max-per-taxon 1 then 2: its 2nd photo never
         "api_listing.py",
         "routed.drops[taxon_id] = before",

@@ -456,10 +456,13 @@ def _date(value: dt.datetime | None) -> str | None:
 @photos.command("fetch", context_settings=CONTEXT)
 @click.option(
     "--size",
-    type=click.Choice(list(PHOTO_SIZES)),
-    default=DEFAULT_SIZE,
+    "sizes",
+    type=CommaList(list(PHOTO_SIZES)),
+    multiple=True,
+    default=[DEFAULT_SIZE],
     show_default=True,
-    help="square 75 px, thumb 100, small 240, medium 500, large 1024, original 2048.",
+    help="square 75 px, thumb 100, small 240, medium 500, large 1024, original 2048. Several, "
+    "comma-separated (square,medium,original) or repeated, are fetched from one walk.",
 )
 @click.option(
     "--license",
@@ -516,7 +519,7 @@ def _date(value: dt.datetime | None) -> str | None:
 @click.pass_obj
 def photos_fetch(
     settings: Settings,
-    size: str,
+    sizes: tuple[tuple[str, ...], ...],
     licenses: tuple[str, ...],
     quality: tuple[str, ...],
     place_id: int | None,
@@ -540,6 +543,7 @@ def photos_fetch(
     Example:
       inatdl photos fetch --size medium
       inatdl photos fetch --size small --license cc0,cc-by --quality research --max-per-taxon 500
+      inatdl photos fetch --place-id 128892 --size square,medium,original
       inatdl photos fetch --source open-data --size medium    (after `inatdl opendata sync`)
     """
     filters = _job_filters(source, licenses, quality, place_id, bbox, observed_from, observed_to)
@@ -551,7 +555,7 @@ def photos_fetch(
 
         photo_source = open_data_source(settings.open_data_dir, settings.open_data_url, filters)
     options = FetchOptions(
-        size,
+        tuple(dict.fromkeys(size for listed in sizes for size in listed)),  # repeated: all of them
         filters,
         workers,
         hourly_limit,
@@ -599,6 +603,86 @@ class _sigterm_as_interrupt:
 
 def _raise_interrupt(signum: int, frame: object) -> NoReturn:
     raise KeyboardInterrupt
+
+
+# records --------------------------------------------------------------------------------
+
+
+@cli.group(context_settings=CONTEXT)
+def records() -> None:
+    """The observation records themselves, as Darwin Core (writes records.csv).
+
+    \b
+    Example:
+      inatdl records fetch --place-id 128892
+    """
+
+
+@records.command("fetch", context_settings=CONTEXT)
+@click.option("--place-id", type=click.IntRange(min=1), help="Every observation in this iNaturalist place.")
+@click.option(
+    "--within", metavar="NAME", callback=_name_given, help="Every observation under this taxon, e.g. Aves."
+)
+@click.option(
+    "--quality",
+    type=CommaList(QUALITY_GRADES),
+    default=",".join(QUALITY_GRADES),
+    show_default=True,
+    help="Quality grades to keep, comma-separated.",
+)
+@click.option("--bbox", type=BoundingBox(), help="Only observations inside SWLAT,SWLNG,NELAT,NELNG.")
+@click.option("--observed-from", type=click.DateTime(["%Y-%m-%d"]), help="Observed on or after (YYYY-MM-DD).")
+@click.option("--observed-to", type=click.DateTime(["%Y-%m-%d"]), help="Observed on or before (YYYY-MM-DD).")
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["csv", "parquet"]),
+    default="csv",
+    show_default=True,
+    help="records.csv, or records.parquet.",
+)
+@click.pass_obj
+def records_fetch(
+    settings: Settings,
+    place_id: int | None,
+    within: str | None,
+    quality: tuple[str, ...],
+    bbox: tuple[float, float, float, float] | None,
+    observed_from: dt.datetime | None,
+    observed_to: dt.datetime | None,
+    file_format: str,
+) -> None:
+    """Write every observation under the filter, with or without photos, as Darwin Core
+    records: records.csv (or records.parquet) in the data dir, one row an observation.
+
+    The taxa are those of taxa.csv, unless --place-id or --within is given (then every
+    observation there, of any taxon). Run it again to add only observations newer than
+    the last one recorded.
+
+    \b
+    Example (every record of a marine protected area):
+      inatdl records fetch --place-id 128892
+      inatdl records fetch --place-id 128892 --within Actinopterygii --quality research --format parquet
+      inatdl records fetch --observed-from 2024-01-01      (the taxa of taxa.csv)
+    """
+    from inatdl.records_fetch import RecordsQuery, fetch_records, records_taxa  # pandas: this command only
+
+    if observed_from and observed_to and observed_from > observed_to:
+        raise click.BadParameter("--observed-from is after --observed-to", param_hint="--observed-from")
+    data_dir = ensure_data_dir(settings.data_dir)
+    client = settings.client()
+    taxa_rows = records_taxa(client, data_dir, place_id, within)
+    filters = Filters((), quality, place_id, bbox, _date(observed_from), _date(observed_to))
+    query = RecordsQuery(filters, taxa_rows, file_format)
+
+    def show(done: int, left: int) -> None:
+        output.show_records_page(settings.out, done, left)
+
+    with _sigterm_as_interrupt():
+        report = fetch_records(client, data_dir, query, on_page=show)
+    output.show_records(settings.out, report)
+    if report.stopped is not None:
+        raise report.stopped
 
 
 # dataset --------------------------------------------------------------------------------
@@ -760,6 +844,14 @@ def opendata_sync(settings: Settings) -> None:
 @photos.command("plan", context_settings=CONTEXT)
 @click.argument("out", type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
+    "--size",
+    type=click.Choice(list(PHOTO_SIZES), case_sensitive=False),
+    default=DEFAULT_SIZE,
+    show_default=True,
+    help="The size of the photos' URLs: square 75 px, thumb 100, small 240, medium 500, large 1024, "
+    "original 2048.",
+)
+@click.option(
     "--split", "splits", type=SplitShares(), help="Add a split column, drawn as `dataset export` draws it."
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Another seed draws other splits.")
@@ -828,6 +920,6 @@ def _job_filters(
 
 #: `photos plan` takes the job's options exactly as `photos fetch` declares them.
 _FETCH_JOB_OPTIONS = (
-    "size", "licenses", "quality", "place_id", "bbox", "observed_from", "observed_to", "max_per_taxon",
+    "licenses", "quality", "place_id", "bbox", "observed_from", "observed_to", "max_per_taxon",
 )  # fmt: skip
 photos_plan.params[1:1] = [p for p in photos_fetch.params if p.name in _FETCH_JOB_OPTIONS]

@@ -73,7 +73,13 @@ def api_plan(
 ) -> PlanFileReport:
     """The plan from the API: the listing of a dry run, read back from the state."""
     options = FetchOptions(
-        job.size, job.filters, API_PLAN_WORKERS, 10**18, 10**18, max_per_taxon=job.max_per_taxon, dry_run=True
+        (job.size,),
+        job.filters,
+        API_PLAN_WORKERS,
+        10**18,
+        10**18,
+        max_per_taxon=job.max_per_taxon,
+        dry_run=True,
     )
     report = fetch_photos(client, data_dir, taxa, options, clock)
     if report.error is not None:
