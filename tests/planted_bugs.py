@@ -468,6 +468,128 @@ BUGS = [
         ("tests/test_stop.py::test_a_second_ctrl_c_while_the_run_stops_still_leaves_photos_csv",),
     ),
     Planted(
+        "open_data_photo_twice",  # a photo under two observations is listed (and fetched) twice
+        "opendata/plan.py",
+        "QUALIFY row_number() OVER (PARTITION BY p.photo_id ORDER BY o.observation_uuid) = 1",
+        "QUALIFY true",
+        ("tests/test_opendata_plan.py::test_a_photo_under_two_observations_is_planned_once",),
+    ),
+    Planted(
+        "open_data_cap_unstable",  # --max-per-taxon keeps the highest photo ids, not the lowest
+        "opendata/plan.py",
+        "row_number() OVER (PARTITION BY c.listed_id ORDER BY c.photo_id) AS nth",
+        "row_number() OVER (PARTITION BY c.listed_id ORDER BY c.photo_id DESC) AS nth",
+        ("tests/test_opendata_plan.py::test_cursor_and_cap_keep_the_lowest_photo_ids",),
+    ),
+    Planted(
+        "open_data_least_specific_taxon",  # observations go to the least specific listed taxon
+        "opendata/plan.py",
+        "arg_max(s.step, s.depth)",
+        "arg_min(s.step, s.depth)",
+        ("tests/test_opendata_plan.py::test_descendants_go_to_the_most_specific_listed_taxon",),
+    ),
+    Planted(
+        "public_domain_credited_as_cc",  # pd photos attributed like a CC licence
+        "opendata/plan.py",
+        "WHEN 'pd' THEN r.holder",
+        "WHEN 'pd-not' THEN r.holder",
+        ("tests/test_opendata_plan.py::test_every_column_as_photos_csv_writes_it",),
+    ),
+    Planted(
+        "sync_downloads_unchanged_tables",  # ETag/Last-Modified ignored: every sync downloads all
+        "opendata/sync.py",
+        "        if is_current(folder, remote):",
+        "        if False:",
+        ("tests/test_opendata_sync.py::test_an_unchanged_dump_is_neither_downloaded_nor_copied_again",),
+    ),
+    Planted(
+        "sync_no_range_resume",  # a cut table download starts over instead of resuming
+        "opendata/download.py",
+        'headers["Range"] = f"bytes={offset}-"',
+        'headers["X-Range"] = f"bytes={offset}-"',
+        ("tests/test_opendata_sync.py::test_a_cut_download_resumes_with_range",),
+    ),
+    Planted(
+        "open_data_refetches_recorded_photos",  # a photo already in the state is listed again
+        "opendata/source.py",
+        'if row["photo_id"] in recorded:',
+        "if False:",
+        ("tests/test_opendata_fetch.py::test_photos_fetched_from_the_api_are_not_fetched_again_from_the_open_data",),
+    ),
+    Planted(
+        "records_cursor_ignored",  # a rerun of records fetch asks for every observation again
+        "records_fetch.py",
+        'return kept, {key: old.get(key, 0) for key in keys}, ""',
+        'return kept, fresh, ""',
+        ("tests/test_records.py::test_a_rerun_asks_only_for_newer_observations",),
+    ),
+    Planted(
+        "records_duplicated",  # an observation under two listed taxa is two rows
+        "records_fetch.py",
+        'table = table.drop_duplicates("catalogNumber", keep="last")',
+        "table = table",
+        ("tests/test_records.py::test_an_observation_under_two_listed_taxa_is_one_row",),
+    ),
+    Planted(
+        "records_walks_stay_apart",  # walks that ended at different ids never share a query again
+        "records_fetch.py",
+        "self.cursors.update(dict.fromkeys(keys, self.seen_up_to))",
+        "pass",
+        (
+            "tests/test_records.py::"
+            "test_a_taxon_added_to_taxa_csv_is_walked_from_the_start_the_others_from_their_cursor",
+        ),
+    ),
+    Planted(
+        "records_lost_on_api_failure",  # an API failure part-way throws away the pages fetched
+        "records_fetch.py",
+        "except (KeyboardInterrupt, ApiError) as exc:",
+        "except KeyboardInterrupt as exc:",
+        ("tests/test_records.py::test_an_api_failure_keeps_what_was_fetched_and_the_rerun_goes_on",),
+    ),
+    Planted(
+        "threatened_taxon_not_withheld",  # coordinates obscured for a threatened taxon said as exact
+        "darwin_core.py",
+        'if geoprivacy != "obscured" and observation.get("obscured") is not True:',
+        'if geoprivacy != "obscured":',
+        ("tests/test_records.py::test_the_founding_export_field_by_field",),
+    ),
+    Planted(
+        "licence_url_case_sensitive",  # CC-BY-NC (as the open data writes it) left as a code
+        "darwin_core.py",
+        "return LICENSE_URLS.get(text.lower(), text)",
+        "return LICENSE_URLS.get(text, text)",
+        ("tests/test_darwin_core.py::test_the_licence_as_gbif_writes_it",),
+    ),
+    Planted(
+        "event_date_without_time",  # eventDate is the day even when the time is known
+        "darwin_core.py",
+        '"eventDate": _text(observation.get("time_observed_at")) or _text(observation.get("observed_on")),',
+        '"eventDate": _text(observation.get("observed_on")),',
+        ("tests/test_records.py::test_the_founding_export_field_by_field",),
+    ),
+    Planted(
+        "sizes_walked_one_by_one",  # --size square,medium,original pages the observations 3 times
+        "source.py",
+        "if isinstance(source, SizesInOneWalk):",
+        "if False:",
+        ("tests/test_sizes.py::test_three_sizes_from_one_walk",),
+    ),
+    Planted(
+        "repeated_size_keeps_the_last",  # --size medium --size small: only small
+        "cli.py",
+        "tuple(dict.fromkeys(size for listed in sizes for size in listed)),",
+        "sizes[-1],",
+        ("tests/test_sizes.py::test_repeated_size_options_combine",),
+    ),
+    Planted(
+        "dry_run_sizes_share_one_estimate",  # squares estimated at the size of originals
+        "dry_run.py",
+        "taxa = [taxon for taxon in report.taxa if taxon.size == size]",
+        "taxa = report.taxa",
+        ("tests/test_sizes.py::test_dry_run_counts_photos_and_bytes_per_size",),
+    ),
+    Planted(
         "cap_cursor_past_a_partly_kept_observation",  # --max-per-taxon 1 then 2: its 2nd photo never
         "api_listing.py",
         "routed.drops[taxon_id] = before",

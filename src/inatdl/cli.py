@@ -42,7 +42,8 @@ from inatdl.fetch import FetchOptions, FetchReport, fetch_photos
 from inatdl.files import ensure_data_dir
 from inatdl.observations import Filters
 from inatdl.observed_taxa import RANK_SPECIES, RANKS, ObservedQuery, list_observed
-from inatdl.output import Output
+from inatdl.opendata import DEFAULT_OPEN_DATA_URL, default_open_data_dir
+from inatdl.output import Output, SyncProgress
 from inatdl.species_file import read_species_csv
 from inatdl.splits import GROUP_BY, parse_splits
 from inatdl.taxa import TaxonRow, load_resolved_taxa, resolve_species
@@ -63,6 +64,8 @@ class Settings:
     quiet: bool
     clock: Clock = field(default_factory=Clock)
     timeout: Timeout = (CONNECT_TIMEOUT, READ_TIMEOUT)
+    open_data_url: str = DEFAULT_OPEN_DATA_URL
+    open_data_dir: Path = field(default_factory=default_open_data_dir)
 
     @property
     def out(self) -> Output:
@@ -169,6 +172,17 @@ def _name_given(ctx: click.Context, param: click.Parameter, value: str | None) -
     return value
 
 
+API, OPEN_DATA = "api", "open-data"
+source_option = click.option(
+    "--source",
+    type=click.Choice([API, OPEN_DATA]),
+    default=API,
+    show_default=True,
+    help="Where to look: the live API, or the open data synced by `inatdl opendata sync` "
+    "(no API request; up to a month old).",
+)
+
+
 class SizeType(click.ParamType):
     """A byte size such as 500MB, 5GB or 1.5GiB."""
 
@@ -267,12 +281,33 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
     help="Most API requests per second; iNaturalist asks for about 1 [env: INATDL_API_RATE].",
 )
 @click.option(
+    "--open-data-url",
+    envvar="INATDL_OPEN_DATA_URL",
+    default=DEFAULT_OPEN_DATA_URL,
+    show_default=True,
+    help="The open data's base: <url>/<table>.csv.gz and <url>/photos/... [env: INATDL_OPEN_DATA_URL].",
+)
+@click.option(
+    "--open-data-dir",
+    envvar="INATDL_OPEN_DATA_DIR",
+    type=click.Path(path_type=Path),
+    help="Where `opendata sync` keeps the tables, shared by every data dir [default: the user's cache "
+    "folder, e.g. ~/.cache/inatdl/open-data; env: INATDL_OPEN_DATA_DIR].",
+)
+@click.option(
     "-v", "--verbose", "--debug", "verbose", is_flag=True, help="Debug logs, and tracebacks with errors."
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.pass_context
 def cli(
-    ctx: click.Context, data_dir: Path, api_url: str, api_rate: float, verbose: bool, quiet: bool
+    ctx: click.Context,
+    data_dir: Path,
+    api_url: str,
+    api_rate: float,
+    open_data_url: str,
+    open_data_dir: Path | None,
+    verbose: bool,
+    quiet: bool,
 ) -> None:
     """Build image datasets of species from iNaturalist photos, licence-aware and resumable.
 
@@ -285,6 +320,8 @@ def cli(
     """
     overrides = ctx.obj if isinstance(ctx.obj, dict) else {}
     ctx.obj = Settings(data_dir, api_url, api_rate, verbose, quiet, **overrides)
+    ctx.obj.open_data_url = open_data_url
+    ctx.obj.open_data_dir = open_data_dir or default_open_data_dir()
     output.setup_logging(verbose, quiet)
 
 
@@ -311,8 +348,11 @@ def taxa() -> None:
     "one name a line].",
 )
 @click.option("--refresh", is_flag=True, help="Ask the API again for names resolved before.")
+@source_option
 @click.pass_obj
-def taxa_resolve(settings: Settings, species_csv: Path, column: str | None, refresh: bool) -> None:
+def taxa_resolve(
+    settings: Settings, species_csv: Path, column: str | None, refresh: bool, source: str
+) -> None:
     """Resolve the names of SPECIES_CSV to taxon ids and write taxa.csv in the data dir.
 
     SPECIES_CSV is delimited by commas, semicolons or tabs with a header row, or is plain
@@ -328,6 +368,12 @@ def taxa_resolve(settings: Settings, species_csv: Path, column: str | None, refr
     """
     names = read_species_csv(species_csv, column)
     data_dir = ensure_data_dir(settings.data_dir)
+    if source == OPEN_DATA:
+        from inatdl.opendata.resolve import resolve_from_open_data
+
+        rows = resolve_from_open_data(settings.open_data_dir, names, data_dir)
+        output.show_taxa(settings.out, rows, data_dir / TAXA_FILE)
+        return
     client = settings.client()
     done: list[TaxonRow] = []
 
@@ -410,10 +456,13 @@ def _date(value: dt.datetime | None) -> str | None:
 @photos.command("fetch", context_settings=CONTEXT)
 @click.option(
     "--size",
-    type=click.Choice(list(PHOTO_SIZES)),
-    default=DEFAULT_SIZE,
+    "sizes",
+    type=CommaList(list(PHOTO_SIZES)),
+    multiple=True,
+    default=[DEFAULT_SIZE],
     show_default=True,
-    help="square 75 px, thumb 100, small 240, medium 500, large 1024, original 2048.",
+    help="square 75 px, thumb 100, small 240, medium 500, large 1024, original 2048. Several, "
+    "comma-separated (square,medium,original) or repeated, are fetched from one walk.",
 )
 @click.option(
     "--license",
@@ -466,10 +515,11 @@ def _date(value: dt.datetime | None) -> str | None:
     is_flag=True,
     help="List what would be downloaded, with its size and time under the limits; download nothing.",
 )
+@source_option
 @click.pass_obj
 def photos_fetch(
     settings: Settings,
-    size: str,
+    sizes: tuple[tuple[str, ...], ...],
     licenses: tuple[str, ...],
     quality: tuple[str, ...],
     place_id: int | None,
@@ -482,6 +532,7 @@ def photos_fetch(
     no_wait: bool,
     max_per_taxon: int | None,
     dry_run: bool,
+    source: str,
 ) -> None:
     """Download the photos of every taxon in taxa.csv whose licence allows reuse.
 
@@ -492,14 +543,19 @@ def photos_fetch(
     Example:
       inatdl photos fetch --size medium
       inatdl photos fetch --size small --license cc0,cc-by --quality research --max-per-taxon 500
+      inatdl photos fetch --place-id 128892 --size square,medium,original
+      inatdl photos fetch --source open-data --size medium    (after `inatdl opendata sync`)
     """
-    if observed_from and observed_to and observed_from > observed_to:
-        raise click.BadParameter("--observed-from is after --observed-to", param_hint="--observed-from")
+    filters = _job_filters(source, licenses, quality, place_id, bbox, observed_from, observed_to)
     data_dir = ensure_data_dir(settings.data_dir)
     taxa_rows = load_resolved_taxa(data_dir)
-    filters = Filters(licenses, quality, place_id, bbox, _date(observed_from), _date(observed_to))
+    photo_source = None
+    if source == OPEN_DATA:
+        from inatdl.opendata.source import open_data_source
+
+        photo_source = open_data_source(settings.open_data_dir, settings.open_data_url, filters)
     options = FetchOptions(
-        size,
+        tuple(dict.fromkeys(size for listed in sizes for size in listed)),  # repeated: all of them
         filters,
         workers,
         hourly_limit,
@@ -511,7 +567,7 @@ def photos_fetch(
     client = settings.client(pool_size=workers + 2)
     reporter = output.fetch_reporter(settings.out)
     with _sigterm_as_interrupt():
-        report = fetch_photos(client, data_dir, taxa_rows, options, settings.clock, reporter)
+        report = fetch_photos(client, data_dir, taxa_rows, options, settings.clock, reporter, photo_source)
     if dry_run:
         output.show_dry_run(settings.out, report, options, settings.api_rate)
     else:
@@ -547,6 +603,86 @@ class _sigterm_as_interrupt:
 
 def _raise_interrupt(signum: int, frame: object) -> NoReturn:
     raise KeyboardInterrupt
+
+
+# records --------------------------------------------------------------------------------
+
+
+@cli.group(context_settings=CONTEXT)
+def records() -> None:
+    """The observation records themselves, as Darwin Core (writes records.csv).
+
+    \b
+    Example:
+      inatdl records fetch --place-id 128892
+    """
+
+
+@records.command("fetch", context_settings=CONTEXT)
+@click.option("--place-id", type=click.IntRange(min=1), help="Every observation in this iNaturalist place.")
+@click.option(
+    "--within", metavar="NAME", callback=_name_given, help="Every observation under this taxon, e.g. Aves."
+)
+@click.option(
+    "--quality",
+    type=CommaList(QUALITY_GRADES),
+    default=",".join(QUALITY_GRADES),
+    show_default=True,
+    help="Quality grades to keep, comma-separated.",
+)
+@click.option("--bbox", type=BoundingBox(), help="Only observations inside SWLAT,SWLNG,NELAT,NELNG.")
+@click.option("--observed-from", type=click.DateTime(["%Y-%m-%d"]), help="Observed on or after (YYYY-MM-DD).")
+@click.option("--observed-to", type=click.DateTime(["%Y-%m-%d"]), help="Observed on or before (YYYY-MM-DD).")
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["csv", "parquet"]),
+    default="csv",
+    show_default=True,
+    help="records.csv, or records.parquet.",
+)
+@click.pass_obj
+def records_fetch(
+    settings: Settings,
+    place_id: int | None,
+    within: str | None,
+    quality: tuple[str, ...],
+    bbox: tuple[float, float, float, float] | None,
+    observed_from: dt.datetime | None,
+    observed_to: dt.datetime | None,
+    file_format: str,
+) -> None:
+    """Write every observation under the filter, with or without photos, as Darwin Core
+    records: records.csv (or records.parquet) in the data dir, one row an observation.
+
+    The taxa are those of taxa.csv, unless --place-id or --within is given (then every
+    observation there, of any taxon). Run it again to add only observations newer than
+    the last one recorded.
+
+    \b
+    Example (every record of a marine protected area):
+      inatdl records fetch --place-id 128892
+      inatdl records fetch --place-id 128892 --within Actinopterygii --quality research --format parquet
+      inatdl records fetch --observed-from 2024-01-01      (the taxa of taxa.csv)
+    """
+    from inatdl.records_fetch import RecordsQuery, fetch_records, records_taxa  # pandas: this command only
+
+    if observed_from and observed_to and observed_from > observed_to:
+        raise click.BadParameter("--observed-from is after --observed-to", param_hint="--observed-from")
+    data_dir = ensure_data_dir(settings.data_dir)
+    client = settings.client()
+    taxa_rows = records_taxa(client, data_dir, place_id, within)
+    filters = Filters((), quality, place_id, bbox, _date(observed_from), _date(observed_to))
+    query = RecordsQuery(filters, taxa_rows, file_format)
+
+    def show(done: int, left: int) -> None:
+        output.show_records_page(settings.out, done, left)
+
+    with _sigterm_as_interrupt():
+        report = fetch_records(client, data_dir, query, on_page=show)
+    output.show_records(settings.out, report)
+    if report.stopped is not None:
+        raise report.stopped
 
 
 # dataset --------------------------------------------------------------------------------
@@ -666,3 +802,124 @@ def dataset_export(
     command = output.export_command(settings.data_dir, out_dir, options)
     report = export_dataset(settings.data_dir, out_dir, dataclasses.replace(options, command=command))
     output.show_export(settings.out, report, options)
+
+
+# open data ------------------------------------------------------------------------------
+
+
+@cli.group(context_settings=CONTEXT)
+def opendata() -> None:
+    """iNaturalist's monthly open data: bulk jobs with no API request.
+
+    \b
+    Example:
+      inatdl opendata sync
+      inatdl photos fetch --source open-data --size medium
+    """
+
+
+@opendata.command("sync", context_settings=CONTEXT)
+@click.pass_obj
+def opendata_sync(settings: Settings) -> None:
+    """Download the open data's four tables into the open-data dir (resuming a cut
+    download, skipping a table that has not changed) and make the columnar copy that
+    `--source open-data` queries.
+
+    \b
+    Example:
+      inatdl opendata sync
+      inatdl --open-data-dir /big/disk/inat-open-data opendata sync
+    """
+    from inatdl.opendata.sync import sync
+
+    reporter = SyncProgress(settings.quiet)
+    with _sigterm_as_interrupt():
+        report = sync(
+            build_session(), settings.open_data_url, settings.open_data_dir, settings.clock, reporter,
+            settings.timeout,
+        )  # fmt: skip
+    output.show_sync(settings.out, report, settings.open_data_dir)
+
+
+@photos.command("plan", context_settings=CONTEXT)
+@click.argument("out", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--size",
+    type=click.Choice(list(PHOTO_SIZES), case_sensitive=False),
+    default=DEFAULT_SIZE,
+    show_default=True,
+    help="The size of the photos' URLs: square 75 px, thumb 100, small 240, medium 500, large 1024, "
+    "original 2048.",
+)
+@click.option(
+    "--split", "splits", type=SplitShares(), help="Add a split column, drawn as `dataset export` draws it."
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Another seed draws other splits.")
+@source_option
+@click.pass_obj
+def photos_plan(
+    settings: Settings,
+    out: Path,
+    splits: tuple[tuple[str, float], ...] | None,
+    seed: int,
+    source: str,
+    size: str,
+    licenses: tuple[str, ...],
+    quality: tuple[str, ...],
+    place_id: int | None,
+    bbox: tuple[float, float, float, float] | None,
+    observed_from: dt.datetime | None,
+    observed_to: dt.datetime | None,
+    max_per_taxon: int | None,
+) -> None:
+    """Write the photos `photos fetch` would download, after its filters and caps, to OUT
+    (Parquet) without downloading them: img2dataset's input as it is (url, label and the
+    photos.csv columns), for a download on a Spark or Ray cluster.
+
+    \b
+    Example:
+      inatdl photos plan plan.parquet --source open-data --size medium --split train=0.9,test=0.1
+      img2dataset --url_list plan.parquet --input_format parquet --url_col url --caption_col label \\
+        --output_folder images --output_format files
+    """
+    from inatdl.opendata.handoff import PlanFileOptions
+    from inatdl.opendata.plan_job import PlanJob, api_plan, open_data_plan
+
+    filters = _job_filters(source, licenses, quality, place_id, bbox, observed_from, observed_to)
+    data_dir = ensure_data_dir(settings.data_dir)
+    taxa_rows = load_resolved_taxa(data_dir)
+    job = PlanJob(out, size, filters, max_per_taxon, PlanFileOptions(splits or (), seed))
+    with _sigterm_as_interrupt():
+        if source == OPEN_DATA:
+            report = open_data_plan(settings.open_data_dir, settings.open_data_url, taxa_rows, job)
+        else:
+            report = api_plan(settings.client(), data_dir, taxa_rows, job, settings.clock)
+    output.show_plan(settings.out, report)
+
+
+def _job_filters(
+    source: str,
+    licenses: tuple[str, ...],
+    quality: tuple[str, ...],
+    place_id: int | None,
+    bbox: tuple[float, float, float, float] | None,
+    observed_from: dt.datetime | None,
+    observed_to: dt.datetime | None,
+) -> Filters:
+    """The job's filters, after the checks that make a wrong combination a usage error."""
+    if observed_from and observed_to and observed_from > observed_to:
+        raise click.BadParameter("--observed-from is after --observed-to", param_hint="--observed-from")
+    if source == OPEN_DATA and place_id is not None:
+        raise click.BadParameter(
+            "the open data holds no places; use --bbox SWLAT,SWLNG,NELAT,NELNG instead "
+            "(or --source api)",
+            param_hint="--place-id",
+        )
+    return Filters(licenses, quality, place_id, bbox, _date(observed_from), _date(observed_to))
+
+
+#: `photos plan` takes the job's options exactly as `photos fetch` declares them.
+_FETCH_JOB_OPTIONS = (
+    "licenses", "quality", "place_id", "bbox", "observed_from", "observed_to", "max_per_taxon",
+)  # fmt: skip
+photos_plan.params[1:1] = [p for p in photos_fetch.params if p.name in _FETCH_JOB_OPTIONS]

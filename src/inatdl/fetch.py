@@ -30,7 +30,7 @@ from inatdl.observations import Filters
 from inatdl.pool import Pool, Stop
 from inatdl.report import FetchReport, Tally, TaxonReport
 from inatdl.reporter import Reporter, SilentReporter
-from inatdl.source import ListedTaxon
+from inatdl.source import ListedTaxon, PhotoSource
 from inatdl.state import DataDirLock, PhotoJob, Store
 from inatdl.sweep import OnDisk, sweep_photos
 from inatdl.taxa import TaxonRow
@@ -38,13 +38,14 @@ from inatdl.taxa import TaxonRow
 __all__ = ["FetchOptions", "FetchReport", "Reporter", "SilentReporter", "TaxonReport", "fetch_photos"]
 
 log = logging.getLogger("inatdl")
+SourceFactory = Callable[[Store], PhotoSource]  # a photo source over the run's state
 
 
 @dataclass(frozen=True)
 class FetchOptions:
     """Everything `photos fetch` was asked to do."""
 
-    size: str
+    sizes: tuple[str, ...]  # each photo is fetched in each, from one walk of the observations
     filters: Filters
     workers: int
     hourly_limit: int
@@ -52,6 +53,10 @@ class FetchOptions:
     wait: bool = True
     max_per_taxon: int | None = None
     dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.sizes, str):  # one size given as such, not as its letters
+            object.__setattr__(self, "sizes", (self.sizes,))
 
 
 def fetch_photos(
@@ -61,8 +66,10 @@ def fetch_photos(
     options: FetchOptions,
     clock: Clock,
     reporter: Reporter | None = None,
+    source: SourceFactory | None = None,
 ) -> FetchReport:
-    """Fetch the photos of ``taxa`` into ``data_dir``; safe to stop and run again."""
+    """Fetch the photos of ``taxa`` into ``data_dir``; safe to stop and run again.
+    ``source`` makes the photo source from the state (default: the API listing)."""
     reporter = reporter or SilentReporter()
     with DataDirLock(data_dir):
         store = Store(data_dir / STATE_FILE, clock)
@@ -73,7 +80,12 @@ def fetch_photos(
                 raise disk_error(exc, data_dir / PHOTOS_DIR) from None
             report = FetchReport([], data_dir / MANIFEST_FILE, dry_run=options.dry_run)
             try:
-                _run(client, data_dir, store, taxa, options, clock, reporter, on_disk, report)
+                listing = (
+                    source(store)
+                    if source is not None
+                    else ApiListing(client, store, options.filters, explain_empty=options.dry_run)
+                )
+                _run(client, data_dir, store, taxa, options, clock, reporter, on_disk, report, listing)
             except KeyboardInterrupt:  # another Ctrl-C while stopping: the run has stopped
                 report.interrupted = True
             finally:
@@ -95,8 +107,9 @@ def _run(
     reporter: Reporter,
     on_disk: OnDisk,
     report: FetchReport,
+    listing: PhotoSource,
 ) -> None:
-    """List the job from the API and download what is new, or only list it (--dry-run),
+    """List the job from ``listing`` and download what is new, or only list it (--dry-run),
     into ``report``."""
     stop = Stop()
     budget = ByteBudget(
@@ -108,8 +121,8 @@ def _run(
         on_wait=reporter.waiting,
         cancel=stop.hard_event,
     )
-    listed: dict[int, ListedTaxon] = {}
-    tally = Tally(lambda taxon_id: listed[taxon_id].report, reporter.finished)
+    listed: dict[str, dict[int, ListedTaxon]] = {size: {} for size in options.sizes}  # by size
+    tally = Tally(lambda taxon_id, size: listed[size][taxon_id].report, reporter.finished)
     pool = (
         None
         if options.dry_run
@@ -117,14 +130,13 @@ def _run(
     )
 
     def queue(job: PhotoJob) -> None:
-        listed[job.taxon_id].report.queued += 1
+        listed[job.size][job.taxon_id].report.queued += 1
         reporter.queued(1)
         if pool is not None:
             pool.put(job)
 
-    listing = ApiListing(client, store, options.filters, explain_empty=options.dry_run)
     feeder = Feeder(store, data_dir, queue, on_disk.untracked, moves=not options.dry_run)
-    asked = Asked(options.size, options.filters, options.max_per_taxon)
+    asked = Asked(options.sizes, options.filters, options.max_per_taxon)
     requests_before = client.requests_made
 
     def shut_down() -> None:  # safe to repeat: _through_interrupts may start it again
@@ -132,9 +144,9 @@ def _run(
             report.interrupted |= pool.finish()
         budget.close()
         store.flush()
-        report.taxa = settle(listed.values(), store, options.size)
+        report.taxa = [r for size in options.sizes for r in settle(listed[size].values(), store, size)]
         report.api_requests = client.requests_made - requests_before
-        report.pages = listing.pages_done
+        report.pages = listing.pages_done if isinstance(listing, ApiListing) else 0
         report.moved = feeder.moved
         report.read_budget(budget)
 
@@ -157,7 +169,8 @@ def _run(
         else:
             raise pool.fatal
     if options.dry_run and not report.interrupted:
-        estimate(report, store, client.session, options.size, client.timeout)
+        for size in options.sizes:
+            estimate(report, store, client.session, size, client.timeout)
 
 
 def _through_interrupts(step: Callable[[], object], stop: Stop | None = None) -> bool:

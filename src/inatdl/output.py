@@ -8,6 +8,7 @@ with click.echo, the writer Click's test runner captures.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shlex
@@ -15,7 +16,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -26,13 +27,17 @@ from inatdl.budget import budget_hours
 from inatdl.constants import DEFAULT_DATA_DIR, QUALITY_GRADES
 from inatdl.fetch import FetchOptions
 from inatdl.observed_taxa import RANK_SPECIES, ObservedQuery, ObservedReport
-from inatdl.report import FetchReport
+from inatdl.opendata import INACTIVE
+from inatdl.report import FetchReport, TaxonReport
 from inatdl.state import DONE, Outcome
 from inatdl.taxa import ERROR, NOT_FOUND, TaxonRow
 from inatdl.units import format_size
 
-if TYPE_CHECKING:  # the module imports pandas: loaded only by `dataset export`
+if TYPE_CHECKING:  # the modules import pandas: loaded only by `dataset export`, `records fetch`
     from inatdl.export import ExportOptions, ExportReport
+    from inatdl.opendata.handoff import PlanFileReport
+    from inatdl.opendata.sync import SyncReport
+    from inatdl.records_fetch import RecordsReport
 
 log = logging.getLogger("inatdl")
 LOG_EVERY_SECONDS = 10.0
@@ -146,13 +151,19 @@ def show_taxa(out: Output, rows: Sequence[TaxonRow], path: Path) -> None:
         )
     missing = [r.input_name for r in rows if r.match == NOT_FOUND]
     unasked = [r.input_name for r in rows if r.match == ERROR]
-    resolved = len(rows) - len(missing) - len(unasked)
+    resolved = sum(r.resolved for r in rows)
     out.say()
     if missing:
         out.say(f"Not found on iNaturalist ({len(missing)}): {', '.join(missing)}")
     if unasked:
         out.say(f"Not asked, iNaturalist could not be reached ({len(unasked)}): {', '.join(unasked)}")
     common = [f"{r.input_name} (of {r.common_name_of})" for r in rows if r.common_name_of]
+    inactive = [r.input_name for r in rows if r.match == INACTIVE]
+    if inactive:
+        out.say(
+            f"Inactive names ({len(inactive)}): {', '.join(inactive)}; the open data holds no synonyms, "
+            "so they are not fetched; the API route (--source api) would follow them to their current taxa."
+        )
     if common:
         out.say(f"Common names, not scientific names ({len(common)}): {', '.join(common)}")
         out.say("taxa resolve matches scientific names only: write the scientific name to take its taxon.")
@@ -338,9 +349,10 @@ def show_fetch(out: Output, report: FetchReport, data_dir: Path) -> None:
         f"{'taxon':<30} {'listed':>7} {'had':>7} {'new':>7} {'failed':>6} {'gone':>5} "
         f"{'skipped':>7} {'left':>6} {'bytes':>10}"
     )
+    several = _several_sizes(report)
     for t in report.taxa:
         out.say(
-            f"{t.name[:30]:<30} {t.listed:>7} {t.had:>7} {t.downloaded:>7} {t.failed:>6} "
+            f"{_taxon_label(t, several):<30} {t.listed:>7} {t.had:>7} {t.downloaded:>7} {t.failed:>6} "
             f"{t.gone:>5} {sum(t.skipped.values()):>7} {t.left:>6} {format_size(t.bytes):>10}"
         )
     skipped = sum((t.skipped for t in report.taxa), Counter())
@@ -353,7 +365,7 @@ def show_fetch(out: Output, report: FetchReport, data_dir: Path) -> None:
     _show_skipped(out, report)
     for t in report.taxa:
         for error, count in t.errors.most_common(5):
-            out.warn(f"Failed in {t.name}: {count} × {error}")
+            out.warn(f"Failed in {_taxon_label(t, several)}: {count} × {error}")
     gone = report.total("gone")
     if gone:
         out.say(f"{photos(gone)} gone from iNaturalist (404/410); not retried.")
@@ -364,6 +376,18 @@ def show_fetch(out: Output, report: FetchReport, data_dir: Path) -> None:
         )
     out.say(f"Photos in {data_dir / 'photos'}; manifest {report.manifest}.")
     _show_budget(out, report)
+
+
+def _several_sizes(report: FetchReport) -> bool:
+    return len({t.size for t in report.taxa}) > 1
+
+
+def _taxon_label(report: TaxonReport, several_sizes: bool) -> str:
+    """A taxon's name for a table row of 30 characters, with the size when a run has several."""
+    if not several_sizes:
+        return report.name[:30]
+    suffix = f" ({report.size})"
+    return report.name[: 30 - len(suffix)] + suffix
 
 
 def _show_skipped(out: Output, report: FetchReport) -> None:
@@ -404,10 +428,18 @@ def _show_budget(out: Output, report: FetchReport) -> None:
 
 def show_dry_run(out: Output, report: FetchReport, options: FetchOptions, api_rate: float) -> None:
     out.say(f"{'taxon':<30} {'to download':>11} {'skipped':>7} {'about':>10}")
+    several = _several_sizes(report)
     for t in report.taxa:
         out.say(
-            f"{t.name[:30]:<30} {t.queued:>11} {t.skipped.total():>7} {format_size(t.estimated_bytes):>10}"
+            f"{_taxon_label(t, several):<30} {t.queued:>11} {t.skipped.total():>7} "
+            f"{format_size(t.estimated_bytes):>10}"
         )
+    if several:  # each size by its own estimate
+        for size in dict.fromkeys(t.size for t in report.taxa):
+            of_size = [t for t in report.taxa if t.size == size]
+            queued, estimated = sum(t.queued for t in of_size), sum(t.estimated_bytes for t in of_size)
+            skipped_here = sum(t.skipped.total() for t in of_size)
+            out.say(f"{'total ' + size:<30} {queued:>11} {skipped_here:>7} {format_size(estimated):>10}")
     total = report.total("estimated_bytes")
     skipped = sum(t.skipped.total() for t in report.taxa)
     out.say(f"{'total':<30} {report.total('queued'):>11} {skipped:>7} {format_size(total):>10}")
@@ -462,6 +494,24 @@ def show_interrupted(out: Output) -> None:
 def show_error(message: str) -> None:
     """The one line a failed command ends with."""
     click.echo(f"Error: {message}", err=True)
+
+
+# records fetch --------------------------------------------------------------------------
+
+
+def show_records_page(out: Output, done: int, left: int) -> None:
+    if left:
+        out.progress(f"Listing the observations: page {done} of about {done + left}")
+
+
+def show_records(out: Output, report: RecordsReport) -> None:
+    if report.started_over:
+        out.say(f"Made again from the start: {report.started_over}.")
+    requests = "1 API request" if report.api_requests == 1 else f"{report.api_requests} API requests"
+    pages = "1 observation page" if report.pages == 1 else f"{report.pages} observation pages"
+    out.say(f"Wrote {report.path} ({report.records:,} records, {report.new:,} new; {requests}, {pages}).")
+    if isinstance(report.stopped, KeyboardInterrupt):
+        out.warn("Stopped before the end: what was fetched is saved; run the same command to go on.")
 
 
 # dataset export -------------------------------------------------------------------------
@@ -549,3 +599,61 @@ def _show_short_splits(out: Output, report: ExportReport, options: ExportOptions
             for label, groups, empty in report.short
         )
         out.say(f"Too few {unit}s for every split: {listed}")
+
+
+# open data ------------------------------------------------------------------------------
+
+
+class SyncProgress:
+    """A byte bar per table on a terminal, a line per table otherwise."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar: Any = None
+
+    def say(self, text: str) -> None:
+        if not self.quiet:
+            click.echo(text, err=True)
+
+    def table(self, table: str, total: int | None, already: int) -> Callable[[int], None]:
+        self.done()
+        if self.quiet:
+            return lambda count: None
+        self.bar = tqdm(
+            total=total, initial=already, unit="B", unit_scale=True, unit_divisor=1000,
+            desc=f"{table}.csv.gz", dynamic_ncols=True, disable=None,
+        )  # fmt: skip
+        if not sys.stderr.isatty():
+            resumed = f", resuming at {format_size(already)}" if already else ""
+            click.echo(f"Downloading {table}.csv.gz ({format_size(total or 0)}{resumed})", err=True)
+        return self.bar.update  # type: ignore[no-any-return]
+
+    def done(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def show_sync(out: Output, report: SyncReport, open_data_dir: Path) -> None:
+    """What `opendata sync` did, and the dump's date."""
+    downloaded, unchanged = ", ".join(report.downloaded), ", ".join(report.unchanged)
+    out.say(f"Downloaded: {downloaded or 'none'}; unchanged: {unchanged or 'none'}.")
+    state = "made" if report.copied else "already up to date"
+    out.say(
+        f"Open data of {report.copy.dump_date} (Last-Modified) in {open_data_dir}; columnar copy {state}."
+    )
+
+
+def show_plan(out: Output, report: PlanFileReport) -> None:
+    """What `photos plan` wrote, and the img2dataset command that downloads it."""
+    out.say(f"Wrote {report.path}: {report.photos:,} photos of {report.taxa:,} taxa; nothing was downloaded.")
+    for name, count in report.per_split.items():
+        share = count / report.photos if report.photos else 0.0
+        out.say(f"  {name:<11} {count:>8,}  {share:6.1%}")
+    columns = json.dumps(report.extra_columns, separators=(",", ":"))
+    out.say("Download it with img2dataset (it keeps no byte budget: see the README):")
+    out.say(
+        f"  img2dataset --url_list {shlex.quote(str(report.path))} --input_format parquet --url_col url "
+        f"--caption_col label --save_additional_columns {shlex.quote(columns)} "
+        "--output_folder images --output_format files"
+    )
