@@ -195,6 +195,26 @@ def test_parquet_row_groups_hold_a_least_of_photos_and_grow_to_a_bound_of_image_
     assert sorted(parquet_rows(out)) == sorted(row["photo_id"] for row in manifest(data))
 
 
+def test_an_update_rewrites_parquet_files_of_an_older_layout_whole(
+    fetched: tuple[InatServer, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inat, data = fetched
+    out, fresh = tmp_path / "parquet", tmp_path / "fresh"
+    args = ["--split", SPLIT, "--format", "parquet", "--shard-size", SHARD]
+    monkeypatch.setattr(parquet_writer.ParquetWriter, "version", 1)  # snappy images, groups of 100
+    monkeypatch.setattr(parquet_writer, "ROW_GROUP_BYTES", 0)
+    assert export(inat, data, out, *args).exit_code == 0
+    monkeypatch.undo()
+
+    result = export(inat, data, out, *args)
+
+    files = sorted(p.name for p in (out / "data").glob("*.parquet"))
+    assert result.exit_code == 0 and f"{len(files)} files written, 0 unchanged" in result.output
+    assert export(inat, data, fresh, *args).exit_code == 0
+    for name in files:  # as if exported afresh
+        assert (out / "data" / name).read_bytes() == (fresh / "data" / name).read_bytes()
+
+
 def test_an_update_rewrites_only_the_shards_whose_photos_changed(inat: InatServer, tmp_path: Path) -> None:
     build_world(inat)
     data = tmp_path / "data"

@@ -39,6 +39,9 @@ class ParquetWriter(ShardWriter):
     """Parquet files of at most --shard-size, in row groups of ROW_GROUP_PHOTOS photos or
     more (up to ROW_GROUP_BYTES of images)."""
 
+    #: 2: images stored without snappy, larger row groups (an update rewrites older files).
+    version = 2
+
     def shard_name(self, split: str, index: int, count: int) -> str:
         return f"{DATA_DIR}/{split}-{index:05d}-of-{count:05d}.parquet"
 
