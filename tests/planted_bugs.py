@@ -283,6 +283,44 @@ BUGS = [
         "        except ZeroDivisionError:\n            interrupted = True",
         ("tests/test_stop.py::test_a_second_ctrl_c_while_the_run_stops_still_leaves_photos_csv",),
     ),
+    Planted(
+        "photos_csv_always_rewritten",  # a rerun of a million photos writes the same file again
+        "manifest.py",
+        'if _written(store, path) == {**_identity(path), "listed": listed}:',
+        "if False:",
+        ("tests/test_fetch.py::test_photos_csv_is_left_as_it_is_when_nothing_changed",),
+    ),
+    Planted(
+        "photos_csv_never_rewritten",  # photos.csv stays as the first run wrote it
+        "manifest.py",
+        'if _written(store, path) == {**_identity(path), "listed": listed}:',
+        "if _written(store, path) is not None:",
+        (
+            "tests/test_fetch.py::test_new_observations_are_fetched_incrementally",
+            "tests/test_fetch.py::test_photos_csv_follows_a_photo_gone_and_one_new_in_the_same_run",
+        ),
+    ),
+    Planted(
+        "photos_csv_file_not_looked_at",  # a deleted or edited photos.csv is left so
+        "manifest.py",
+        'if _written(store, path) == {**_identity(path), "listed": listed}:',
+        'if (_written(store, path) or {}).get("listed") == listed:',
+        ("tests/test_fetch.py::test_photos_csv_deleted_or_edited_is_written_again",),
+    ),
+    Planted(
+        "photos_csv_fingerprint_counts_only",  # one photo gone and one new: the old file stays
+        "manifest.py",
+        '"SELECT COUNT(*), TOTAL(photo_id), TOTAL(LENGTH(path)), TOTAL(updated_at), MAX(updated_at) "',
+        '"SELECT COUNT(*), 0, 0, 0, 0 "',
+        ("tests/test_fetch.py::test_photos_csv_follows_a_photo_gone_and_one_new_in_the_same_run",),
+    ),
+    Planted(
+        "deleted_photo_not_noticed",  # a photo file deleted by hand is never fetched again
+        "sweep.py",
+        "missing = done - present",
+        "missing = done - present - done",
+        ("tests/test_fetch.py::test_deleted_file_is_fetched_again",),
+    ),
 ]
 
 

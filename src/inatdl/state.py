@@ -424,6 +424,12 @@ class Store:
             ).fetchall()
         yield from rows
 
+    def done_path_set(self) -> set[str]:
+        """The paths of every photo recorded as downloaded, to compare as sets (in C) with
+        the files on disk at the start of a run."""
+        with self._lock:
+            return {path for (path,) in self.db.execute("SELECT path FROM photos WHERE status=?", (DONE,))}
+
     def mark_missing(self, keys: Sequence[tuple[int, str]]) -> None:
         """Photos whose files were deleted: download them again."""
         with self.transaction():
