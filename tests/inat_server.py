@@ -56,6 +56,7 @@ __all__ = [
     "OBSCURED_ACCURACY",
     "PHOTO_BASE_BYTES",
     "PHOTO_SIZES",
+    "NO_FILE_PATH",
     "PLACEHOLDER_PATH",
     "WINDOW_ERROR",
     "Fault",
@@ -103,6 +104,9 @@ WINDOW_ERROR = (
 )
 #: Where flagged photos point instead of the photo (path on the static host).
 PLACEHOLDER_PATH = "/assets/copyright-infringement-square.png"
+#: Where a photo without a file points (iNaturalistAPI's observation_preload.js gives
+#: ``<website>attachment_defaults/local_photos/square.png`` when a photo has no prefix).
+NO_FILE_PATH = "/attachment_defaults/local_photos/square.png"
 #: "endless" bodies stop after this many bytes even if the client keeps reading.
 ENDLESS_LIMIT = 1 << 30
 #: Offset between a photo id and its observation_photo id, so the two never get confused.
@@ -181,7 +185,7 @@ _ICONIC_NAMES = frozenset(
 )
 #: Fault kinds that mangle the normal answer rather than replace it.
 _NEEDS_NORMAL = frozenset({"latency", "drip", "short", "reset_mid_body", "no_length"})
-_PHOTO_KEYS = frozenset({"id", "license_code", "host", "ext", "flagged", "gone", "content_type"})
+_PHOTO_KEYS = frozenset({"id", "license_code", "host", "ext", "flagged", "gone", "content_type", "no_file"})
 _BULK_KEYS = frozenset(
     {"observed_on", "latitude", "longitude", "place_ids", "user_login", "padding", "license_code", "flagged"}
 )
@@ -349,6 +353,7 @@ class _Photo(NamedTuple):
     flagged: bool
     gone: int | None
     content_type: str | None
+    no_file: bool = False  # the API gives its "no file" default image instead
 
 
 class _Obs(NamedTuple):
@@ -964,6 +969,15 @@ class InatServer:
         self.on_request: Callable[[str, str, dict[str, str]], None] | None = None
         #: Lineages shown for taxa moved upstream whose observations are not re-indexed yet.
         self._shown_lineage: dict[int, tuple[int, ...]] = {}
+        #: The most leaves a species_counts page holds, whatever per_page asks (the real
+        #: API's 500; a test sets less to play a server that pages smaller than asked).
+        self.species_counts_max_per_page: int = SPECIES_COUNTS_MAX_PER_PAGE
+        #: The most observations an /observations page holds, whatever per_page asks (the
+        #: real API's 200; a test sets less to play a server that pages smaller than asked).
+        self.observations_max_per_page: int = MAX_PER_PAGE
+        #: Names of a taxon besides its name and common name: (name, locale), "sci" for
+        #: another scientific name (such as a nominate trinomial), as the API's ``names``.
+        self._other_names: dict[int, list[tuple[str, str]]] = {}
         #: Coordinate privacy set by set_coordinates_privacy, by observation id.
         self._privacy: dict[int, _Privacy] = {}
 
@@ -1198,6 +1212,34 @@ class InatServer:
             self._version += 1
             return self._taxon_json(self._taxa[id])
 
+    def add_taxon_name(self, taxon_id: int, name: str, locale: str = "sci") -> None:
+        """Give a taxon another name: searches for it find the taxon with that name as its
+        ``matched_term``, and ``all_names=true`` lists it under ``names`` with its locale
+        ("sci" for a scientific name, as iNaturalist's search index has it)."""
+        with self._lock:
+            self._other_names.setdefault(taxon_id, []).append((name, locale))
+            self._version += 1
+
+    def _other_name_matched(self, t: _Taxon, q_words: Sequence[str], exactly: bool = False) -> str | None:
+        """The first other name of ``t`` that the search words match, as matched_term; with
+        ``exactly``, only one that is the search words (the API highlights the best match)."""
+        for name, _ in self._other_names.get(t.id, []):
+            words = _words(name)
+            if q_words and (tuple(q_words) == words if exactly else _prefix_match(q_words, words)):
+                return name
+        return None
+
+    def _all_names(self, t: _Taxon) -> list[dict[str, Any]]:
+        """The taxon's ``names`` as ``all_names=true`` gives them (scientific name first)."""
+        names = [(t.name, "sci")]
+        if t.common_name:
+            names.append((t.common_name, "en"))
+        names += self._other_names.get(t.id, [])
+        return [
+            {"name": name, "locale": locale, "is_valid": True, "position": position}
+            for position, (name, locale) in enumerate(names)
+        ]
+
     def taxon(self, taxon_id: int) -> dict[str, Any]:
         """The taxon's JSON as the API would give it now."""
         with self._lock:
@@ -1270,7 +1312,8 @@ class InatServer:
 
         Each photo dict: ``id`` (required), ``license_code`` (default "cc-by", None = all
         rights reserved), ``host`` ("static"/"open"), ``ext`` ("jpg"...), ``flagged`` (the API
-        then gives the placeholder URL), ``gone`` (404/410 from the photo host), and
+        then gives the placeholder URL), ``no_file`` (a photo without a file: the API gives
+        its default image, NO_FILE_PATH), ``gone`` (404/410 from the photo host), and
         ``content_type`` (override). ``license_code`` is the observation's own licence;
         by default the first photo's (None without photos). ``coordinates`` says where the
         JSON gives the place: "both" (geojson and location), "geojson", "location" or "none";
@@ -1300,6 +1343,7 @@ class InatServer:
                     flagged=bool(spec.get("flagged", False)),
                     gone=gone,
                     content_type=spec.get("content_type"),
+                    no_file=bool(spec.get("no_file", False)),
                 )
             )
         if license_code is ...:
@@ -1551,7 +1595,7 @@ class InatServer:
                 {"id": p.id % 100_000 + 1, "flag": "copyright infringement", "resolved": False}
             ]
         else:
-            url = self._url(p, "square")
+            url = self._base("static") + NO_FILE_PATH if p.no_file else self._url(p, "square")
             flags = []
         return {
             "id": p.id,
@@ -1615,7 +1659,7 @@ class InatServer:
             if host == "static":
                 if path == "/v1" or path.startswith("/v1/"):
                     return self._serve_api(path, query)
-                if path.startswith("/assets/") and path.endswith(".png"):
+                if path.startswith(("/assets/", "/attachment_defaults/")) and path.endswith(".png"):
                     return _Response(200, PLACEHOLDER_PNG, "image/png")
             return self._not_found(host)
         except Exception:
@@ -1683,7 +1727,8 @@ class InatServer:
                 return self._search_taxa(query)
             m = _TAXA_IDS_RE.fullmatch(path)
             if m is not None:
-                return self._taxa_by_id([int(x) for x in m.group(1).split(",")])
+                found = self._taxa_by_id([int(x) for x in m.group(1).split(",")])
+                return self._with_all_names(found) if query.get("all_names") == "true" else found
             if path == "/v1/observations":
                 return self._search_observations(query)
             if path == "/v1/observations/species_counts":
@@ -1713,8 +1758,11 @@ class InatServer:
                     term = None
                     if t.common_name and _prefix_match(q_words, t.common_words):
                         term = t.common_name
+                    else:
+                        term = self._other_name_matched(t, q_words)
                 if term is None:
                     continue
+                term = self._other_name_matched(t, q_words, exactly=True) or term
                 found.append((t, term))
 
             def count(t: _Taxon) -> int:
@@ -1728,6 +1776,8 @@ class InatServer:
             for t, term in found[start : start + per_page]:
                 item = self._taxon_json(t)
                 item["matched_term"] = term
+                if query.get("all_names") == "true":
+                    item["names"] = self._all_names(t)
                 results.append(item)
         return _json_response(
             200,
@@ -1746,6 +1796,16 @@ class InatServer:
             {"total_results": len(results), "page": 1, "per_page": len(results), "results": results},
         )
 
+    def _with_all_names(self, resp: _Response) -> _Response:
+        """A /taxa/{ids} answer with each taxon's ``names`` (``all_names=true``)."""
+        if resp.status != 200:
+            return resp
+        payload = json.loads(resp.body)
+        with self._lock:
+            for item in payload["results"]:
+                item["names"] = self._all_names(self._taxa[item["id"]])
+        return _json_response(200, payload)
+
     @staticmethod
     def _paging(query: dict[str, str]) -> tuple[int, int]:
         per_page = _int_param(query, "per_page", DEFAULT_PER_PAGE)
@@ -1757,6 +1817,7 @@ class InatServer:
 
     def _search_observations(self, query: dict[str, str]) -> _Response:
         per_page, page = self._paging(query)
+        per_page = min(per_page, self.observations_max_per_page)
         if page * per_page > RESULT_WINDOW:
             return _json_response(403, {"error": WINDOW_ERROR, "status": 403})
         id_above = _int_param(query, "id_above", None)
@@ -1798,7 +1859,7 @@ class InatServer:
         assert per_page is not None and page is not None
         if per_page < 0:
             per_page = SPECIES_COUNTS_MAX_PER_PAGE
-        per_page, page = min(per_page, SPECIES_COUNTS_MAX_PER_PAGE), max(1, page)
+        per_page, page = min(per_page, self.species_counts_max_per_page), max(1, page)
         lowest = RANK_LEVELS.get(query.get("lrank", ""), 0)
         highest = RANK_LEVELS.get(query.get("hrank", ""), 100)
         ranks = {r.lower() for r in _csv(query.get("rank"))}

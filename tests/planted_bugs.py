@@ -42,7 +42,7 @@ BUGS = [
     Planted(
         "observed_on_empty",  # observed_on is always empty in photos.csv
         "observations.py",
-        '"observed_on": _text(observation.get("observed_on")),',
+        '"observed_on": as_text(observation.get("observed_on")),',
         '"observed_on": None,',
         ("tests/test_manifest.py::test_every_manifest_column_holds_the_servers_data",),
     ),
@@ -91,7 +91,7 @@ BUGS = [
     Planted(
         "observation_without_id_trusted",
         "observations.py",
-        '[o for o in listed if isinstance(o, dict) and _int(o.get("id"))]',
+        '[o for o in listed if isinstance(o, dict) and as_id(o.get("id"))]',
         "[o for o in listed if isinstance(o, dict)]",
         ("tests/test_faults.py::test_odd_api_json_is_survived_and_loses_nothing",),
     ),
@@ -235,6 +235,169 @@ BUGS = [
         ("tests/test_batching.py::test_a_subgenus_named_as_its_genus_keeps_the_photos_it_takes_over",),
     ),
     Planted(
+        "photo_without_a_file_downloaded",  # the API's default image credited to the photographer
+        "naming.py",
+        'PLACEHOLDER_FOLDERS = ("/assets/", "/attachment_defaults/")',
+        'PLACEHOLDER_FOLDERS = ("/assets/",)',
+        ("tests/test_real_answers.py::test_a_photo_without_a_file_is_a_placeholder_never_downloaded",),
+    ),
+    Planted(
+        "species_counts_page_size_assumed",  # a server paging smaller: taxa observed stops at page 1
+        "observed_taxa.py",
+        "page_size = _page_size(data, len(listed))",
+        "page_size = SPECIES_COUNTS_PER_PAGE",
+        ("tests/test_real_answers.py::test_taxa_observed_pages_as_the_server_does_when_it_pages_smaller",),
+    ),
+    Planted(
+        "unreachable_api_blamed_on_the_names",  # "check the names" after taxa resolve had no network
+        "taxa.py",
+        "    if not seen and unasked:",
+        "    if not seen and False:",
+        ("tests/test_real_answers.py::test_names_not_asked_for_want_of_a_network_are_not_blamed",),
+    ),
+    Planted(
+        "every_name_asked_of_an_unreachable_api",  # minutes of retries per name, all in vain
+        "taxa.py",
+        "        if row is None and not problem:",
+        "        if row is None:",
+        ("tests/test_real_answers.py::test_names_not_asked_for_want_of_a_network_are_not_blamed",),
+    ),
+    Planted(
+        "matched_term_ignored",  # a nominate trinomial iNaturalist matches exactly: "not found"
+        "taxa.py",
+        "matched = matched_by_another_name(input_name, found) if choice.match == NOT_FOUND else []",
+        "matched: list[JSON] = []",
+        (
+            "tests/test_real_answers.py::"
+            "test_a_name_matched_through_another_scientific_name_is_followed_as_a_synonym",
+        ),
+    ),
+    Planted(
+        "common_name_followed_as_a_synonym",  # a common name in French taken for a taxon
+        "taxa.py",
+        'scientific = entry.get("locale") == "sci" or entry.get("lexicon") in SCIENTIFIC_LEXICONS',
+        "scientific = True",
+        (
+            "tests/test_real_answers.py::"
+            "test_a_name_matched_through_another_scientific_name_is_followed_as_a_synonym",
+        ),
+    ),
+    Planted(
+        "observation_page_size_assumed",  # a server paging smaller: photos fetch stops at page 1
+        "observations.py",
+        "            done = total <= len(listed)",
+        "            done = len(listed) < OBSERVATIONS_PER_PAGE",
+        ("tests/test_real_answers.py::test_photos_fetch_pages_on_when_the_server_pages_smaller",),
+    ),
+    Planted(
+        "refresh_offline_loses_taxa_csv",  # --refresh without a network wipes every answer
+        "taxa.py",
+        "row = _reused(name, previous[key]) if key in previous else TaxonRow(name, match=ERROR)",
+        "row = TaxonRow(name, match=ERROR)",
+        ("tests/test_real_answers.py::test_refresh_without_a_network_keeps_what_taxa_csv_knew",),
+    ),
+    Planted(
+        "bool_taken_for_an_int",  # {"id": true} becomes observation 1
+        "jsonvalues.py",
+        "return value if isinstance(value, int) and not isinstance(value, bool) else None",
+        "return value if isinstance(value, int) else None",
+        (
+            "tests/test_decisions.py::test_the_walk_drops_observations_without_a_usable_id",
+            "tests/test_jsonvalues.py",
+        ),
+    ),
+    Planted(
+        "split_name_takes_the_least_observed",  # an inactive name split in two: the wrong taxon
+        "taxa.py",
+        "current.sort(key=_observations, reverse=True)",
+        "current.sort(key=_observations)",
+        ("tests/test_real_answers.py::test_a_name_split_into_several_taxa_takes_the_most_observed",),
+    ),
+    Planted(
+        "observation_uuid_empty",  # photos.csv's observation_uuid always empty
+        "observations.py",
+        '"observation_uuid": as_text(observation.get("uuid")),',
+        '"observation_uuid": None,',
+        ("tests/test_manifest.py::test_every_manifest_column_holds_the_servers_data",),
+    ),
+    Planted(
+        "private_accuracy_shown",  # the observer's accuracy, not the public (blurred) one
+        "observations.py",
+        '"positional_accuracy": _metres(observation.get("public_positional_accuracy")),',
+        '"positional_accuracy": _metres(observation.get("positional_accuracy")),',
+        ("tests/test_manifest.py::test_every_manifest_column_holds_the_servers_data",),
+    ),
+    Planted(
+        "obscured_flag_ignored",  # only the geoprivacy fields are read
+        "observations.py",
+        'if observation.get("obscured") is True or any(value in _HIDDEN for value in hidden):',
+        "if any(value in _HIDDEN for value in hidden):",
+        ("tests/test_manifest.py::test_every_manifest_column_holds_the_servers_data",),
+    ),
+    Planted(
+        "taxon_geoprivacy_ignored",  # a threatened taxon's blurred coordinates taken as points
+        "observations.py",
+        'hidden = (observation.get("geoprivacy"), observation.get("taxon_geoprivacy"))',
+        'hidden = (observation.get("geoprivacy"),)',
+        ("tests/test_manifest.py::test_every_manifest_column_holds_the_servers_data",),
+    ),
+    Planted(
+        "unknown_obscured_said_false",  # an answer that says nothing reads as not obscured
+        "observations.py",
+        'return False if observation.get("obscured") is False else None',
+        "return False",
+        ("tests/test_manifest.py::test_every_manifest_column_holds_the_servers_data",),
+    ),
+    Planted(
+        "obscured_written_as_1_0",  # photos.csv says 1/0, not true/false
+        "manifest.py",
+        """"coordinates_obscured": "CASE coordinates_obscured WHEN 1 THEN 'true' WHEN 0 THEN 'false' END",""",
+        '"coordinates_obscured": "coordinates_obscured",',
+        ("tests/test_manifest.py::test_every_manifest_column_holds_the_servers_data",),
+    ),
+    Planted(
+        "old_state_not_migrated",  # a previous release's data dir: the fetch fails on its state
+        "migrations.py",
+        "for step in range(version + 1, SCHEMA_VERSION + 1):",
+        "for step in range(SCHEMA_VERSION + 1, SCHEMA_VERSION + 1):",
+        ("tests/test_upgrade.py::test_the_first_fetch_upgrades_an_old_data_dir_in_place",),
+    ),
+    Planted(
+        "migrated_version_not_recorded",  # every run rebuilds the photos table again
+        "migrations.py",
+        """yield f"UPDATE meta SET value='{SCHEMA_VERSION}' WHERE key='schema_version'\"""",
+        "return",
+        ("tests/test_upgrade.py::test_the_first_fetch_upgrades_an_old_data_dir_in_place",),
+    ),
+    Planted(
+        "upgrade_not_one_transaction",  # a failed step leaves a half-upgraded state file
+        "state.py",
+        "        with self.transaction():\n            for statement in upgrade_statements(version):",
+        "        if True:\n            for statement in upgrade_statements(version):",
+        ("tests/test_upgrade.py::test_an_upgrade_that_fails_leaves_the_state_as_it_was",),
+    ),
+    Planted(
+        "open_data_photos_never_retried",  # a NULL observation id never passes the keyset walk
+        "state.py",
+        "for key, order in (without_id, by_id):",
+        "for key, order in (by_id,):",
+        ("tests/test_upgrade.py::test_photos_without_an_observation_id_are_retried_too",),
+    ),
+    Planted(
+        "split_types_by_pandas_dtype",  # True beside empty cells (object) taken for another type
+        "export.py",
+        "kinds = [{c: pd.api.types.infer_dtype(read[c], skipna=True) for c in columns} for read in inferred]",
+        "kinds = [{c: str(read[c].dtype) for c in columns} for read in inferred]",
+        ("tests/test_upgrade.py::test_a_split_export_of_an_upgraded_data_dir_keeps_coordinates_obscured",),
+    ),
+    Planted(
+        "card_counts_unobscured",  # the card counts the photos whose coordinates are precise
+        "manifest.py",
+        'hidden, unknown = cells.count("true"), cells.count("")',
+        'hidden, unknown = cells.count("false"), cells.count("")',
+        ("tests/test_upgrade.py::test_an_export_carries_the_new_columns_and_counts_obscured_photos",),
+    ),
+    Planted(
         "photo_retry_after_ignored",  # issue 22: a photo asking for 20 s retried in under 1 s
         "download.py",
         'return Action(RETRY, problem=f"HTTP {status}", retry_after=retry_after)',
@@ -320,6 +483,48 @@ BUGS = [
         "missing = done - present",
         "missing = done - present - done",
         ("tests/test_fetch.py::test_deleted_file_is_fetched_again",),
+    ),
+    Planted(
+        "cap_cursor_past_a_partly_kept_observation",  # --max-per-taxon 1 then 2: its 2nd photo never
+        "api_listing.py",
+        "routed.drops[taxon_id] = before",
+        'routed.drops[taxon_id] = fields["observation_id"]',
+        ("tests/test_caps.py::test_a_cap_raised_after_it_fell_inside_an_observation_gets_the_rest_of_it",),
+    ),
+    Planted(
+        "cap_forgets_failed_photos",  # after a failure, a rerun ends with 3 photos under a cap of 2
+        "feed.py",
+        "held = done[taxon_id] + counts.get(PENDING, 0) + counts.get(FAILED, 0)",
+        "held = done[taxon_id] + counts.get(PENDING, 0)",
+        ("tests/test_caps.py::test_a_photo_that_failed_counts_under_the_cap_when_it_is_retried",),
+    ),
+    Planted(
+        "retry_paging_key_swapped",  # only the first 1,000 photos left of a taxon are retried
+        "state.py",
+        "after = tuple(rows[-1][3:])",
+        "after = tuple(reversed(rows[-1][3:]))",
+        ("tests/test_caps.py::test_more_than_a_thousand_photos_left_by_a_dry_run_are_all_downloaded",),
+    ),
+    Planted(
+        "had_counts_this_runs_downloads",  # the summary's columns no longer add up
+        "report.py",
+        "self.had = done - self.downloaded",
+        "self.had = done",
+        ("tests/test_summary.py::test_the_columns_add_up_over_a_dry_run_an_interrupted_run_and_reruns",),
+    ),
+    Planted(
+        "left_counts_failed_photos_twice",
+        "report.py",
+        "self.left = to_do - self.failed",
+        "self.left = to_do",
+        ("tests/test_caps.py::test_a_photo_that_failed_counts_under_the_cap_when_it_is_retried",),
+    ),
+    Planted(
+        "skips_reported_only_by_the_run_that_paged_them",  # a dry run's skips gone from the real run
+        "state.py",
+        "            if skips:",
+        "            if False:",
+        ("tests/test_summary.py::test_the_columns_add_up_over_a_dry_run_an_interrupted_run_and_reruns",),
     ),
 ]
 

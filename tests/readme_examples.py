@@ -64,6 +64,20 @@ def build_reserve(inat: InatServer) -> None:
         first_id += observations
 
 
+def build_names(inat: InatServer) -> None:
+    """Names iNaturalist matches through other names of taxa (a nominate trinomial, a French
+    common name), in the example's names.csv (written in the folder it runs in)."""
+    inat.add_taxon(1, "Animalia", rank="kingdom")
+    inat.add_taxon(2, "Plantae", rank="kingdom")
+    inat.add_taxon(61299, "Lythrum salicaria", parent_id=2, observations_count=15)
+    inat.add_taxon(752716, "Pseudopolybia vespiceps", parent_id=1, observations_count=4)
+    inat.add_taxon_name(752716, "Pseudopolybia vespiceps vespiceps")
+    inat.add_taxon(362871, "Synanthedon vespiformis", parent_id=1, common_name="Yellow-legged Clearwing")
+    inat.add_taxon_name(362871, "Sésie vespiforme", locale="fr")
+    names = ("Lythrum salicaria", "Pseudopolybia vespiceps vespiceps", "Sésie vespiforme", "Lythrum theodori")
+    Path("names.csv").write_text("\n".join(["Species", *names]) + "\n", encoding="utf-8")
+
+
 @dataclass(frozen=True)
 class Example:
     """The world an example runs against, and the commands run before the ones it shows."""
@@ -80,6 +94,7 @@ EXAMPLES = {
     "dry-run": Example(build_demo_world, (RESOLVE,)),
     "export": Example(build_demo_world, (RESOLVE, "inatdl photos fetch --size medium")),
     "budget": Example(build_demo_world, (RESOLVE,)),
+    "names": Example(build_names),
 }
 
 

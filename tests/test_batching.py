@@ -416,7 +416,9 @@ def test_raising_a_cap_walks_the_capped_taxa_together_not_one_query_each(
         assert result.exit_code == 0
         assert len(pages(inat)) <= math.ceil(len(labels) / 200) + 1
         total = next(line.split() for line in result.stdout.splitlines() if line.startswith("total"))
-        assert total[1] == total[3] == str(new * len(names))  # listed: only what is new, as in a walk apart
+        # new: only what is new, as in a walk apart; listed: all the job's photos (issue 22)
+        assert total[3] == str(new * len(names))
+        assert total[1] == str(int(total[2]) + int(total[3])) == str(int(cap or 12) * len(names))
         for taxon_id in names:
             own = [5000 + i for i, t in enumerate(labels) if t == taxon_id][: int(cap or 12)]
             got = sorted(int(r["observation_id"]) for r in manifest(data) if r["taxon_id"] == str(taxon_id))

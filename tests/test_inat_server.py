@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from inat_server import (
+    NO_FILE_PATH,
+    OBSCURED_ACCURACY,
     PLACEHOLDER_PATH,
     WINDOW_ERROR,
     Fault,
@@ -450,6 +452,15 @@ def test_flagged_photo_gets_placeholder(inat: InatServer) -> None:
     assert [r.path for r in inat.requests_to("/assets/")] == [PLACEHOLDER_PATH]
 
 
+def test_photo_without_a_file_gets_the_default_image(inat: InatServer) -> None:
+    lythrum_world(inat)
+    inat.add_observation(1, 30, photos=[{"id": 21, "no_file": True}])
+    photo = get(inat, "/observations").json()["results"][0]["photos"][0]
+    assert photo["url"] == inat.static_url + NO_FILE_PATH and not photo["flags"]
+    medium = requests.get(photo["url"].replace("square", "medium"), timeout=5)
+    assert medium.status_code == 200 and medium.content.startswith(PNG)
+
+
 # --------------------------------------------------------------------------- recording
 
 
@@ -806,3 +817,38 @@ def test_photo_hosts_count_what_they_send_and_serve_ranges(inat: InatServer) -> 
     beyond = requests.get(url, headers={"Range": f"bytes={len(body)}-"}, timeout=5)
     assert beyond.status_code == 416
     assert inat.photo_requests()[-3].sent == len(body) - 100
+
+
+def test_coordinate_privacy_as_inaturalist_gives_it(inat: InatServer) -> None:
+    """By default an observation is open with no accuracy; a threatened taxon or the
+    observer's geoprivacy obscures it (public accuracy at least the blurring cell); private
+    coordinates are not shown; ``omit`` leaves fields out."""
+    inat.add_taxon(1, "Plantae", rank="kingdom")
+    for obs_id in range(1, 6):
+        inat.add_observation(obs_id, 1, photos=[{"id": obs_id * 10}])
+    inat.set_coordinates_privacy(2, accuracy=12, taxon_geoprivacy="obscured")
+    inat.set_coordinates_privacy(3, accuracy=40_000, geoprivacy="obscured")
+    inat.set_coordinates_privacy(4, accuracy=5, geoprivacy="private")
+    inat.set_coordinates_privacy(5, accuracy=374, omit=("obscured", "uuid"))
+    with pytest.raises(ValueError, match="geoprivacy"):
+        inat.set_coordinates_privacy(5, geoprivacy="hidden")
+    answer = requests.get(f"{inat.api_url}/observations", params={"per_page": 10}, timeout=5).json()
+    fields = (
+        "positional_accuracy",
+        "public_positional_accuracy",
+        "obscured",
+        "geoprivacy",
+        "taxon_geoprivacy",
+    )
+    got = {o["id"]: tuple(o.get(f, "absent") for f in fields) for o in answer["results"]}
+    assert got == {
+        1: (None, None, False, None, None),
+        2: (12, OBSCURED_ACCURACY, True, None, "obscured"),
+        3: (40_000, 40_000, True, "obscured", None),
+        4: (5, None, True, "private", None),
+        5: (374, 374, "absent", None, None),
+    }
+    by_id = {o["id"]: o for o in answer["results"]}
+    assert by_id[4]["location"] is None and by_id[4]["geojson"] is None
+    assert by_id[3]["location"] == "50.09,-104.71"
+    assert "uuid" not in by_id[5] and len(by_id[1]["uuid"]) == 36

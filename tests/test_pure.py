@@ -135,6 +135,7 @@ def test_sized_url_round_trip(photo_id: int, start: str, size: str, ext: str, st
 def test_placeholders_and_extensions() -> None:
     assert is_placeholder("https://static.inaturalist.org/assets/copyright-infringement-square.png")
     assert not is_placeholder("https://static.inaturalist.org/photos/1/square.png")
+    assert is_placeholder("https://www.inaturalist.org/attachment_defaults/local_photos/square.png")
     assert photo_extension("https://h/photos/1/square.JPEG?1") == "jpeg"
     assert photo_extension("https://h/photos/1/square.exe") is None
     assert photo_extension("https://h/photos/1/square") is None

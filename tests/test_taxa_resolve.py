@@ -192,7 +192,13 @@ def test_a_failure_part_way_keeps_what_was_resolved(world: InatServer, tmp_path:
     assert result.exit_code == 1
     assert "HTTP 429" in result.stderr
     assert "(1 of 2 names were resolved and saved; the same command resolves the rest)" in result.stderr
-    assert [r["input_name"] for r in read_taxa(tmp_path / "d")] == ["lythrum salicaria"]
+    # the name not asked is in taxa.csv as `error`, told apart from a name not found
+    assert [(r["input_name"], r["match"]) for r in read_taxa(tmp_path / "d")] == [
+        ("lythrum salicaria", "exact"),
+        ("lythrum alatum", "error"),
+    ]
+    assert "Not asked, iNaturalist could not be reached (1): lythrum alatum" in result.stdout
+    assert "Not found" not in result.stdout
     world.clear_faults()
     world.clear_requests()
     assert run(world, tmp_path / "d", "taxa", "resolve", str(species)).exit_code == 0

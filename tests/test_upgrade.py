@@ -9,14 +9,16 @@ import csv
 import shutil
 import sqlite3
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from fakes import FakeClock
 from fixtures.make_data_dir_v1 import DATA_DIR, IRIS, OAK, fixture_world
 from inat_server import OBSCURED_ACCURACY, InatServer
+from test_export import hf, load  # noqa: F401 - hf is a fixture
 from world import manifest, run
 
-from inatdl import state
+from inatdl import migrations
 from inatdl.errors import StateError
 from inatdl.photo import ADDED_COLUMNS, MANIFEST_COLUMNS, PhotoRecord
 from inatdl.state import SCHEMA_VERSION, Store
@@ -71,7 +73,9 @@ def test_the_first_fetch_upgrades_an_old_data_dir_in_place(inat: InatServer, tmp
     result = run(inat, data, "photos", "fetch", "--size", "square")
 
     assert result.exit_code == 0, result.output
-    assert version(data) == SCHEMA_VERSION == 2
+    said = f"upgrading the state file {data / 'state.sqlite'} to version {SCHEMA_VERSION}, once\n"
+    assert said in result.stderr
+    assert version(data) == SCHEMA_VERSION
     assert sorted(r.path for r in inat.photo_requests()) == [
         "/photos/3011/square.jpg",
         "/photos/3021/square.jpg",
@@ -98,8 +102,9 @@ def test_the_first_fetch_upgrades_an_old_data_dir_in_place(inat: InatServer, tmp
     assert photo_columns(data / "state.sqlite") == photo_columns(new_state(tmp_path))
 
     inat.clear_requests()  # a second run: nothing to upgrade, nothing to download
-    assert run(inat, data, "photos", "fetch", "--size", "square").exit_code == 0
-    assert inat.photo_requests() == [] and version(data) == 2
+    result = run(inat, data, "photos", "fetch", "--size", "square")
+    assert result.exit_code == 0 and "upgrading" not in result.stderr
+    assert inat.photo_requests() == [] and version(data) == SCHEMA_VERSION
     assert {row["photo_id"]: row for row in manifest(data)} == rows
 
 
@@ -129,6 +134,31 @@ def test_an_upgraded_state_takes_photos_without_an_observation_id(tmp_path: Path
     assert row == (None, "abc")
 
 
+def listed(photo_id: int, observation_id: int | None) -> PhotoRecord:
+    return PhotoRecord(
+        photo_id=photo_id, observation_id=observation_id, taxon_id=OAK, taxon_name="Quercus robur",
+        observed_taxon_id=OAK, observed_taxon_name="Quercus robur", size="square",
+        path=f"photos/Quercus_robur/{photo_id}_square.jpg", url=f"http://host/photos/{photo_id}/square.jpg",
+        license_code="cc0", attribution="(c) someone", observer="someone", quality_grade="research",
+        latitude=None, longitude=None, observed_on=None, observation_url="https://www.inaturalist.org/observations/x",
+        observation_uuid=f"uuid-{photo_id}", positional_accuracy=None, coordinates_obscured=None, query="q",
+    )  # fmt: skip
+
+
+def test_photos_without_an_observation_id_are_retried_too(tmp_path: Path) -> None:
+    """A run stopped before downloading what it listed from the open data (no observation
+    ids) takes those photos up again, however many batches they fill."""
+    store = Store(tmp_path / "state.sqlite", FakeClock())
+    store.record_page(
+        [], [listed(p, o) for p, o in [(5, None), (2, None), (9, None), (1, 7), (3, 4), (4, 4)]]
+    )
+    store.record_page([], [listed(8, None)])
+    with store.transaction():
+        store.db.execute("UPDATE photos SET status='done' WHERE photo_id=8")
+    assert [job.photo_id for job in store.jobs_to_retry(OAK, "square", batch=2)] == [2, 5, 9, 3, 4, 1]
+    store.close()
+
+
 def test_an_upgrade_that_fails_leaves_the_state_as_it_was(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -139,8 +169,12 @@ def test_an_upgrade_that_fails_leaves_the_state_as_it_was(
     columns = photo_columns(path)
     with sqlite3.connect(path) as db:
         photos = db.execute("SELECT * FROM photos ORDER BY photo_id").fetchall()
-    failing = (*state.MIGRATIONS[2][:3], "INSERT INTO no_such_table VALUES (1)", *state.MIGRATIONS[2][3:])
-    monkeypatch.setitem(state.MIGRATIONS, 2, failing)
+    failing = (
+        *migrations.MIGRATIONS[2][:3],
+        "INSERT INTO no_such_table VALUES (1)",
+        *migrations.MIGRATIONS[2][3:],
+    )
+    monkeypatch.setitem(migrations.MIGRATIONS, 2, failing)
     with pytest.raises(StateError, match="no_such_table"):
         Store(path, FakeClock())
     assert version(data) == 1 and photo_columns(path) == columns
@@ -148,7 +182,7 @@ def test_an_upgrade_that_fails_leaves_the_state_as_it_was(
         assert db.execute("SELECT * FROM photos ORDER BY photo_id").fetchall() == photos
     monkeypatch.undo()
     Store(path, FakeClock()).close()
-    assert version(data) == 2
+    assert version(data) == SCHEMA_VERSION
 
 
 def test_other_commands_read_an_old_data_dir_as_it_is(inat: InatServer, tmp_path: Path) -> None:
@@ -193,3 +227,38 @@ def test_an_export_carries_the_new_columns_and_counts_obscured_photos(
     card = (out / "README.md").read_text(encoding="utf-8")
     assert "2 of 7 photos have obscured coordinates (`coordinates_obscured`)" in card
     assert "For 4 it is not known (listed by an earlier inatdl)." in card
+
+
+def test_a_split_export_of_an_upgraded_data_dir_keeps_coordinates_obscured(
+    inat: InatServer,
+    tmp_path: Path,
+    hf: ModuleType,  # noqa: F811 - the fixture imported
+) -> None:
+    """One split holding photos listed before the upgrade (obscured unknown) and another
+    none: the loader types the column as booleans in both, so the export keeps it."""
+    data = old_data_dir(tmp_path)
+    fixture_world(inat)
+    for i in range(12):
+        inat.add_observation(
+            400 + i, OAK, photos=[{"id": 4000 + i, "license_code": "cc-by"}], user_login=f"u{i}"
+        )
+        inat.set_coordinates_privacy(400 + i, accuracy=10, taxon_geoprivacy="obscured" if i % 2 else None)
+    assert run(inat, data, "photos", "fetch", "--size", "square").exit_code == 0
+    out = tmp_path / "dataset"
+    result = run(inat, data, "dataset", "export", str(out), "--split", "train=0.5,test=0.5", "--seed", "0")
+    assert result.exit_code == 0, result.output
+    splits = {
+        split: {row["photo_id"]: row for row in read_csv(out / split / "metadata.csv")}
+        for split in ("train", "test")
+    }
+    unknown = {
+        split
+        for split, rows in splits.items()
+        if any(rows[p]["coordinates_obscured"] == "" for p in OLD_PHOTOS & set(rows))
+    }
+    assert len(unknown) == 1  # the case this test is about: unknowns in one split only
+    dataset = load(hf, out)
+    assert {split: dataset[split].features["coordinates_obscured"].dtype for split in dataset} == {
+        "train": "bool",
+        "test": "bool",
+    }

@@ -2,21 +2,22 @@
 the job's query plan (plan.py) and routes each photo to the most specific listed taxon.
 
 Routing is data: :func:`route_page` turns a page into new rows, moves (a photo downloaded
-under a taxon whose observation now goes to a more specific listed taxon) and the counts
-and caps they change, with no I/O; :meth:`ApiListing._walk` applies the counts to the job
-and yields the rows and moves for feed.py to apply. The only requests besides the pages are
-the bisection of observations whose lineage names no listed taxon (:func:`place`).
+under a taxon whose observation now goes to a more specific listed taxon), skips and the
+caps they change, with no I/O; :meth:`ApiListing._route` applies the caps to the job and
+its walk, and the rows, moves and skips go in a batch for feed.py to apply. The only
+requests besides the pages are the bisection of observations whose lineage names no listed
+taxon (:func:`place`).
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from inatdl.client import JSON, ApiClient
 from inatdl.constants import OBSERVATIONS_PER_PAGE
+from inatdl.jsonvalues import results_of
 from inatdl.observations import (
     Filters,
     choose_photo,
@@ -28,19 +29,18 @@ from inatdl.observations import (
 from inatdl.photo import PhotoRecord
 from inatdl.plan import Query, QueryWalk, most_specific, plan_queries
 from inatdl.source import Batch, Job, Move
-from inatdl.state import DONE, Cursor, Store
+from inatdl.state import DONE, Cursor, Skip, Store
 
 Recorded = Mapping[int, tuple[str, int, str]]  # photo id → status, taxon id, path (Store.recorded)
 
 
 @dataclass
 class Routed:
-    """What one page of observations changes: rows to record, moves, and counts."""
+    """What one page of observations changes: rows to record, moves, skips, and caps."""
 
     rows: list[PhotoRecord] = field(default_factory=list)
     moves: list[Move] = field(default_factory=list)
-    listed: Counter[int] = field(default_factory=Counter)  # photos seen, by taxon
-    skipped: dict[int, Counter[str]] = field(default_factory=dict)  # by taxon, by reason
+    skips: list[Skip] = field(default_factory=list)  # photos the filters refuse
     held: dict[int, int] = field(default_factory=dict)  # photos each taxon holds after the page
     drops: dict[int, int] = field(default_factory=dict)  # capped taxa: complete up to this id
 
@@ -83,9 +83,8 @@ def route_page(
         capped_inside = False
         for photo in photos:
             choice = choose_photo(photo, licenses, size)
-            routed.listed[taxon_id] += 1
             if choice.skip:
-                routed.skipped.setdefault(taxon_id, Counter())[choice.skip] += 1
+                routed.skips.append(Skip(choice.photo_id, size, taxon.key, taxon_id, choice.skip))
                 continue
             home = homes.get(choice.photo_id)
             if choice.photo_id in known and (home is None or home[0] == taxon_id):
@@ -123,10 +122,13 @@ def route_page(
 class ApiListing:
     """Lists a job's photos from /observations, query by query of the plan."""
 
-    def __init__(self, client: ApiClient, store: Store, filters: Filters) -> None:
+    def __init__(
+        self, client: ApiClient, store: Store, filters: Filters, explain_empty: bool = False
+    ) -> None:
         self.client = client
         self.store = store
         self.filters = filters
+        self.explain_empty = explain_empty  # ask why a taxon has no photo (--dry-run: the plan)
         self.pages_done = 0  # observation pages this run, for progress and the report
         self.queries_left = 0  # queries of the plan not started yet
         self.seen_up_to = 0  # the highest observation id known to exist (see QueryWalk.finished)
@@ -145,6 +147,22 @@ class ApiListing:
         for number, query in enumerate(queries):
             self.queries_left = len(queries) - number - 1
             yield from self._walk(query, job)
+        if self.explain_empty:
+            self._explain_empty(job)
+
+    def _explain_empty(self, job: Job) -> None:
+        """For a taxon that has no photo listed at all, the observations with photos that
+        the licence filter left out: one request each, so the summary can say why it has 0
+        (its photos are all rights reserved, or under licences not asked for). Asked by a
+        dry run only: a real run's requests stay those of the listing."""
+        for taxon in job.taxa.values():
+            if taxon.held or self.store.skip_counts(taxon.key):
+                continue
+            params = {k: v for k, v in self.filters.params([taxon.taxon_id]).items() if k != "photo_license"}
+            answer = self.client.get("observations", {**params, "per_page": 0})
+            total = answer.get("total_results")
+            if isinstance(total, int) and not isinstance(total, bool) and total > 0:
+                taxon.report.other_licences = total
 
     def _walk(self, query: Query, job: Job) -> Iterator[Batch]:
         """Page one query, each observation to its most specific listed taxon; a taxon that
@@ -167,7 +185,7 @@ class ApiListing:
             position = max(int(o["id"]) for o in page)
             self.seen_up_to = max(self.seen_up_to, position)
             walk.page_done(position)
-            yield Batch(routed.rows, _cursors(walk, job), routed.moves)
+            yield Batch(routed.rows, _cursors(walk, job), routed.moves, routed.skips)
             if not walk.active:  # every taxon capped: its pages left are not asked
                 job.progress.paged(self.pages_done, self.queries_left)
                 return
@@ -176,7 +194,7 @@ class ApiListing:
 
     def _route(self, page: Sequence[JSON], walk: QueryWalk, job: Job, position: int) -> Routed:
         """Route a page (placing by request the observations whose lineage names no listed
-        taxon), and count what it changes into the job's taxa and the walk."""
+        taxon), and apply what it changes to the job's taxa and the walk."""
         photos = [(observation, observation_photos(observation)) for observation in page]
         photo_ids = [p["id"] for _, listed_photos in photos for p in listed_photos]
         recorded = self.store.recorded(photo_ids, job.size)
@@ -187,10 +205,6 @@ class ApiListing:
         routed = route_page(photos, routes, recorded, walk, job, position)
         for taxon_id, held in routed.held.items():
             job.taxa[taxon_id].held = held
-        for taxon_id, count in routed.listed.items():
-            job.taxa[taxon_id].report.listed += count
-        for taxon_id, reasons in routed.skipped.items():
-            job.taxa[taxon_id].report.skipped.update(reasons)
         for taxon_id, complete_up_to in routed.drops.items():
             walk.drop(taxon_id, complete_up_to)
         return routed
@@ -220,9 +234,7 @@ def place(
             "per_page": OBSERVATIONS_PER_PAGE,
             "only_id": "true",
         }
-        results = client.get("observations", query).get("results")
-        results = results if isinstance(results, list) else []
-        found = {o.get("id") for o in results if isinstance(o, dict)}
+        found = {o.get("id") for o in results_of(client.get("observations", query)) if isinstance(o, dict)}
         inside = [i for i in ids if i in found]
         outside = [i for i in ids if i not in found]
         if inside:

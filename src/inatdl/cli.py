@@ -40,10 +40,11 @@ from inatdl.errors import InatdlError
 from inatdl.fetch import FetchOptions, FetchReport, fetch_photos
 from inatdl.files import ensure_data_dir
 from inatdl.observations import Filters
-from inatdl.observed import RANK_SPECIES, RANKS, ObservedQuery, list_observed
+from inatdl.observed_taxa import RANK_SPECIES, RANKS, ObservedQuery, list_observed
 from inatdl.output import Output
+from inatdl.species_file import read_species_csv
 from inatdl.splits import GROUP_BY, parse_splits
-from inatdl.taxa import TaxonRow, load_resolved_taxa, read_species_csv, resolve_species
+from inatdl.taxa import TaxonRow, load_resolved_taxa, resolve_species
 from inatdl.units import parse_size
 
 log = logging.getLogger("inatdl")
@@ -306,8 +307,9 @@ def taxa_resolve(settings: Settings, species_csv: Path, column: str | None, refr
 
     SPECIES_CSV is delimited by commas, semicolons or tabs with a header row, or is plain
     text with one name a line. Names are matched on the exact scientific name, ignoring
-    case and runs of spaces; an inactive name is followed to its current taxon. A rerun
-    asks only for new names.
+    case and runs of spaces; an inactive name, or another scientific name of a taxon, is
+    followed to the taxon; a common name is not matched (the summary names its taxon).
+    A rerun asks only for new names, and those the API could not be asked about.
 
     \b
     Example:
@@ -323,8 +325,9 @@ def taxa_resolve(settings: Settings, species_csv: Path, column: str | None, refr
         done.append(row)
         log.debug("%d/%d %s: %s", len(done), len(names), row.input_name, row.match)
 
-    rows = resolve_species(client, names, data_dir, refresh=refresh, on_name=show)
-    output.show_taxa(settings.out, rows, data_dir / TAXA_FILE)
+    resolution = resolve_species(client, names, data_dir, refresh=refresh, on_name=show)
+    output.show_taxa(settings.out, resolution.rows, data_dir / TAXA_FILE)
+    resolution.raise_for_unasked()
 
 
 @taxa.command("observed", context_settings=CONTEXT)

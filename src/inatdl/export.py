@@ -391,11 +391,13 @@ def columns_read_differently(per_split: dict[str, pd.DataFrame], columns: Sequen
     if len(per_split) < 2:
         return []
     inferred = [
-        pd.read_csv(io.StringIO(rows[list(columns)].head(10_000).to_csv(index=False))).dtypes
+        pd.read_csv(io.StringIO(rows[list(columns)].head(10_000).to_csv(index=False)))
         for rows in per_split.values()
         if not rows.empty
     ]
-    return [c for c in columns if len({str(dtypes[c]) for dtypes in inferred}) > 1]
+    # the kind of values, as Arrow types what pandas read (True beside empty cells: booleans)
+    kinds = [{c: pd.api.types.infer_dtype(read[c], skipna=True) for c in columns} for read in inferred]
+    return [c for c in columns if len({kind[c] for kind in kinds}) > 1]
 
 
 class _Placer:

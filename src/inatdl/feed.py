@@ -13,7 +13,7 @@ import contextlib
 import itertools
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,32 +39,31 @@ def take_over(
     cap: int | None,
     queue: Queue,
     stop: Stop,
-    reports: dict[int, TaxonReport],
-) -> dict[int, ListedTaxon]:
-    """Each taxon of the run (once, in order), with what earlier runs left: the photos it
-    holds, and its pending and failed photos queued again (up to the cap)."""
-    listed: dict[int, ListedTaxon] = {}
+    listed: dict[int, ListedTaxon],
+) -> None:
+    """Each taxon of the run into ``listed`` (once, in order) with what earlier runs left:
+    the photos it holds; then their pending and failed photos queued again (up to the cap).
+    Every taxon is listed before any photo is queued, so a stop still reports each one."""
+    done: dict[int, int] = {}
     for taxon in taxa:
         assert taxon.taxon_id is not None
         if taxon.taxon_id in listed:
             continue
         taxon_id = taxon.taxon_id
-        report = reports[taxon_id] = TaxonReport(taxon_id, taxon.name)
         key = source.key(taxon_id, size)
         store.forget_other_listings(taxon_id, size, key)
         counts = store.status_counts(taxon_id, size)
-        report.had = counts.get(DONE, 0)
-        held = report.had + counts.get(PENDING, 0) + counts.get(FAILED, 0)
+        done[taxon_id] = counts.get(DONE, 0)
+        held = done[taxon_id] + counts.get(PENDING, 0) + counts.get(FAILED, 0)
         folder = f"{PHOTOS_DIR}/{safe_folder_name(taxon.name, str(taxon_id))}"
+        report = TaxonReport(taxon_id, taxon.name)
         listed[taxon_id] = ListedTaxon(taxon_id, taxon.name, folder, key, store.cursor(key), held, report)
+    for taxon_id, had in done.items():
         retries = store.jobs_to_retry(taxon_id, size)
-        for job in itertools.islice(retries, None if cap is None else max(0, cap - report.had)):
+        for job in itertools.islice(retries, None if cap is None else max(0, cap - had)):
             if stop.stopping:
-                break
+                return
             queue(job)
-        if stop.stopping:
-            break
-    return listed
 
 
 class Feeder:
@@ -89,7 +88,7 @@ class Feeder:
         if self.moves:
             for move in batch.moves:
                 self.move(move, job)
-        self.store.record_page(batch.cursors, batch.rows)
+        self.store.record_page(batch.cursors, batch.rows, batch.skips)
         for row in batch.rows:
             may_be_on_disk = row.path in self.untracked
             self.queue(PhotoJob(row.photo_id, row.size, row.url, row.path, row.taxon_id, may_be_on_disk))
@@ -114,13 +113,11 @@ class Feeder:
         source.unlink(missing_ok=True)
 
     def _moved(self, move: Move, job: Job) -> None:
-        """The state and the counts of a photo now the more specific taxon's."""
+        """The state of a photo now the more specific taxon's; the other holds one less."""
         self.store.move_photo(move.row)
         self.moved += 1
-        job.taxa[move.row.taxon_id].report.had += 1
         if (old := job.taxa.get(move.old_taxon_id)) is not None:
             old.held -= 1
-            old.report.had -= 1
 
 
 @dataclass(frozen=True)
@@ -139,11 +136,18 @@ def list_job(
     asked: Asked,
     progress: ListingProgress,
     stop: Stop,
-    reports: dict[int, TaxonReport],
+    listed: dict[int, ListedTaxon],
 ) -> None:
-    """Take over what earlier runs left of each taxon (``reports`` gets each taxon's report
-    as it is taken over), then feed the source's batches until done or stopped."""
+    """Take over what earlier runs left of each taxon (into ``listed``), then feed the
+    source's batches until done or stopped."""
     size, cap = asked.size, asked.max_per_taxon
-    listed = take_over(feeder.store, source, taxa, size, cap, feeder.queue, stop, reports)
+    take_over(feeder.store, source, taxa, size, cap, feeder.queue, stop, listed)
     if not stop.stopping:
         feeder.feed(source, Job(listed, size, asked.filters, cap, progress), stop)
+
+
+def settle(taxa: Collection[ListedTaxon], store: Store, size: str) -> list[TaxonReport]:
+    """The taxa's reports, completed from the state at the end of the run (TaxonReport.settle)."""
+    for taxon in taxa:
+        taxon.report.settle(store.status_counts(taxon.taxon_id, size), store.skip_counts(taxon.key))
+    return [taxon.report for taxon in taxa]

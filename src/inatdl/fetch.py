@@ -23,13 +23,14 @@ from inatdl.constants import MANIFEST_FILE, PHOTOS_DIR, SIZE_SAMPLE, STATE_FILE
 from inatdl.download import Downloader
 from inatdl.dry_run import estimate
 from inatdl.errors import ApiError, InatdlError
-from inatdl.feed import Asked, Feeder, list_job
+from inatdl.feed import Asked, Feeder, list_job, settle
 from inatdl.files import disk_error
 from inatdl.manifest import write_manifest
 from inatdl.observations import Filters
 from inatdl.pool import Pool, Stop
 from inatdl.report import FetchReport, Tally, TaxonReport
 from inatdl.reporter import Reporter, SilentReporter
+from inatdl.source import ListedTaxon
 from inatdl.state import DataDirLock, PhotoJob, Store
 from inatdl.sweep import OnDisk, sweep_photos
 from inatdl.taxa import TaxonRow
@@ -107,22 +108,21 @@ def _run(
         on_wait=reporter.waiting,
         cancel=stop.hard_event,
     )
-    reports: dict[int, TaxonReport] = {}
+    listed: dict[int, ListedTaxon] = {}
+    tally = Tally(lambda taxon_id: listed[taxon_id].report, reporter.finished)
     pool = (
         None
         if options.dry_run
-        else _pool(
-            client, data_dir, store, options, clock, budget, stop, on_disk, Tally(reports, reporter.finished)
-        )
+        else _pool(client, data_dir, store, options, clock, budget, stop, on_disk, tally)
     )
 
     def queue(job: PhotoJob) -> None:
-        reports[job.taxon_id].queued += 1
+        listed[job.taxon_id].report.queued += 1
         reporter.queued(1)
         if pool is not None:
             pool.put(job)
 
-    listing = ApiListing(client, store, options.filters)
+    listing = ApiListing(client, store, options.filters, explain_empty=options.dry_run)
     feeder = Feeder(store, data_dir, queue, on_disk.untracked, moves=not options.dry_run)
     asked = Asked(options.size, options.filters, options.max_per_taxon)
     requests_before = client.requests_made
@@ -132,16 +132,14 @@ def _run(
             report.interrupted |= pool.finish()
         budget.close()
         store.flush()
-        report.taxa = list(reports.values())
+        report.taxa = settle(listed.values(), store, options.size)
         report.api_requests = client.requests_made - requests_before
         report.pages = listing.pages_done
         report.moved = feeder.moved
-        report.spent = {window: budget.spent(window) for window in budget.windows}
-        report.limits = {name: window.limit for name, window in budget.windows.items()}
-        report.sent, report.overruns = budget.sent, budget.overruns
+        report.read_budget(budget)
 
     try:
-        list_job(listing, feeder, taxa, asked, reporter, stop, reports)
+        list_job(listing, feeder, taxa, asked, reporter, stop, listed)
     except ApiError as exc:
         report.error = exc  # the downloads already queued still finish
     except KeyboardInterrupt:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from inatdl.files import atomic_writer
 from inatdl.photo import MANIFEST_COLUMNS
-from inatdl.state import DONE, SCHEMA_VERSION, Store
+from inatdl.migrations import SCHEMA_VERSION
+from inatdl.state import DONE, Store
 
 #: How photos.csv spells a column whose state value is not what it shows: the state keeps
 #: a yes/no as 1/0 and an unknown as NULL (an empty cell).

@@ -44,9 +44,16 @@ def safe_folder_name(name: str, fallback: str) -> str:
     return text
 
 
+#: Where the API's stand-in images live: ``/assets/`` for a flagged photo (such as
+#: ``copyright-infringement-square.png``), ``/attachment_defaults/`` for a photo without a
+#: file (``local_photos/square.png``, iNaturalistAPI's observation_preload.js).
+PLACEHOLDER_FOLDERS = ("/assets/", "/attachment_defaults/")
+
+
 def is_placeholder(url: str) -> bool:
-    """True for the images the API hands out instead of a flagged photo (``/assets/...``)."""
-    return "/assets/" in urlsplit(url).path
+    """True for the images the API hands out instead of a photo: never the photographer's."""
+    path = urlsplit(url).path
+    return any(folder in path for folder in PLACEHOLDER_FOLDERS)
 
 
 def sized_url(url: str, size: str) -> str | None:

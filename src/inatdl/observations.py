@@ -9,6 +9,7 @@ from typing import Any
 
 from inatdl.client import JSON, ApiClient
 from inatdl.constants import OBSERVATIONS_PER_PAGE, QUALITY_GRADES
+from inatdl.jsonvalues import as_dict, as_id, as_int, as_list, as_number, as_text, results_of
 from inatdl.naming import is_placeholder, photo_extension, sized_url
 
 log = logging.getLogger("inatdl")
@@ -64,7 +65,10 @@ def observation_pages(
     """Pages of observations with ids above ``after_id``, in id order, streamed.
 
     Pages by ``id_above`` (never ``page``, which the API refuses past 10,000 results) and
-    stops without a wasted request when a page is short or nothing remains. ``params`` may
+    stops without a wasted request when nothing remains: the answer's ``total_results``
+    counts the observations above the cursor, so a page holding that many is the last (a
+    page shorter than asked is not, from a server that pages smaller); without a total, a
+    page shorter than the answer's ``per_page`` is the last. ``params`` may
     be a function asked before each page, so the caller can narrow the query between pages
     (a taxon that reached its cap is dropped, and the walk goes on from where it is).
     ``on_remaining`` hears, after each page asked, how many observations are left.
@@ -79,14 +83,18 @@ def observation_pages(
             "id_above": last_id,
         }
         data = client.get("observations", query)
-        listed = data.get("results")
-        listed = listed if isinstance(listed, list) else []
-        results = [o for o in listed if isinstance(o, dict) and _int(o.get("id"))]
-        total = data.get("total_results")
-        # a page is short by what the API sent, not by what is kept of it
-        done = len(listed) < OBSERVATIONS_PER_PAGE or (isinstance(total, int) and total <= len(listed))
+        listed = results_of(data)
+        results = [o for o in listed if isinstance(o, dict) and as_id(o.get("id"))]
+        total = as_int(data.get("total_results"))
+        # a page is the last by what the API sent, not by what is kept of it
+        if total is not None:
+            done = total <= len(listed)
+        else:
+            done = len(listed) < min(
+                as_id(data.get("per_page")) or OBSERVATIONS_PER_PAGE, OBSERVATIONS_PER_PAGE
+            )
         if on_remaining is not None:
-            left = total - len(listed) if isinstance(total, int) else OBSERVATIONS_PER_PAGE
+            left = total - len(listed) if total is not None else OBSERVATIONS_PER_PAGE
             on_remaining(0 if done else left)
         if not results:
             return
@@ -108,34 +116,17 @@ class PhotoChoice:
     attribution: str = ""
 
 
-def _int(value: Any) -> int | None:
-    """An id as the API should give it: a positive int (not a bool, a string or a float)."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _dict(value: Any) -> JSON:
-    return value if isinstance(value, dict) else {}
-
-
 def observation_photos(observation: JSON) -> list[JSON]:
     """The photo dicts of an observation, from ``photos`` or ``observation_photos``."""
-    photos = _list(observation.get("photos"))
+    photos = as_list(observation.get("photos"))
     if not photos:
         photos = [
-            op.get("photo") for op in _list(observation.get("observation_photos")) if isinstance(op, dict)
+            op.get("photo") for op in as_list(observation.get("observation_photos")) if isinstance(op, dict)
         ]
     seen: set[int] = set()
     unique = []
     for photo in photos:
-        if isinstance(photo, dict) and _int(photo.get("id")) and photo["id"] not in seen:
+        if isinstance(photo, dict) and as_id(photo.get("id")) and photo["id"] not in seen:
             seen.add(photo["id"])
             unique.append(photo)
     return unique
@@ -144,10 +135,10 @@ def observation_photos(observation: JSON) -> list[JSON]:
 def choose_photo(photo: JSON, licenses: Sequence[str], size: str) -> PhotoChoice:
     """Download or skip one photo, by its own licence (the API filter is per observation)."""
     photo_id = int(photo["id"])
-    license_code = (_text(photo.get("license_code")) or "").lower()
+    license_code = (as_text(photo.get("license_code")) or "").lower()
     if not license_code or license_code not in licenses:
         return PhotoChoice(photo_id, skip=SKIP_LICENCE)
-    url = _text(photo.get("url")) or ""
+    url = as_text(photo.get("url")) or ""
     if is_placeholder(url):
         return PhotoChoice(photo_id, skip=SKIP_PLACEHOLDER)
     wanted = sized_url(url, size)
@@ -159,7 +150,7 @@ def choose_photo(photo: JSON, licenses: Sequence[str], size: str) -> PhotoChoice
         url=wanted,
         extension=extension,
         license_code=license_code,
-        attribution=_text(photo.get("attribution")) or "",
+        attribution=as_text(photo.get("attribution")) or "",
     )
 
 
@@ -183,8 +174,8 @@ def lineage(observation: JSON) -> list[int]:
     taxon = observation.get("taxon")
     if not isinstance(taxon, dict):
         return []
-    ancestors = [a for a in _list(taxon.get("ancestor_ids")) if _int(a)]
-    own = _int(taxon.get("id"))
+    ancestors = [a for a in as_list(taxon.get("ancestor_ids")) if as_id(a)]
+    own = as_id(taxon.get("id"))
     if own and (not ancestors or ancestors[-1] != own):
         ancestors.append(own)
     return ancestors
@@ -192,22 +183,22 @@ def lineage(observation: JSON) -> list[int]:
 
 def observation_fields(observation: JSON) -> dict[str, Any]:
     """The manifest fields an observation gives to each of its photos, each of its type or None."""
-    taxon = _dict(observation.get("taxon"))
-    user = _dict(observation.get("user"))
+    taxon = as_dict(observation.get("taxon"))
+    user = as_dict(observation.get("user"))
     latitude, longitude = coordinates(observation)
     obs_id = int(observation["id"])
     return {
         "observation_id": obs_id,
-        "observed_taxon_id": _int(taxon.get("id")),
-        "observed_taxon_name": _text(taxon.get("name")),
-        "observer": _text(user.get("login")),
-        "quality_grade": _text(observation.get("quality_grade")),
+        "observed_taxon_id": as_id(taxon.get("id")),
+        "observed_taxon_name": as_text(taxon.get("name")),
+        "observer": as_text(user.get("login")),
+        "quality_grade": as_text(observation.get("quality_grade")),
         "latitude": latitude,
         "longitude": longitude,
-        "observed_on": _text(observation.get("observed_on")),
-        "observation_url": _text(observation.get("uri"))
+        "observed_on": as_text(observation.get("observed_on")),
+        "observation_url": as_text(observation.get("uri"))
         or f"https://www.inaturalist.org/observations/{obs_id}",
-        "observation_uuid": _text(observation.get("uuid")),
+        "observation_uuid": as_text(observation.get("uuid")),
         "positional_accuracy": _metres(observation.get("public_positional_accuracy")),
         "coordinates_obscured": coordinates_obscured(observation),
     }
@@ -230,6 +221,7 @@ def coordinates_obscured(observation: JSON) -> bool | None:
 
 def _metres(value: Any) -> int | None:
     """A distance in whole metres: a finite number the API gave (not a bool), rounded."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
+    number = as_number(value)
+    if number is None or not 0 <= number < float("inf"):
         return None
-    return round(value)
+    return round(number)

@@ -25,10 +25,10 @@ from tqdm import tqdm
 from inatdl.budget import budget_hours
 from inatdl.constants import DEFAULT_DATA_DIR, QUALITY_GRADES
 from inatdl.fetch import FetchOptions
-from inatdl.observed import RANK_SPECIES, ObservedQuery, ObservedReport
+from inatdl.observed_taxa import RANK_SPECIES, ObservedQuery, ObservedReport
 from inatdl.report import FetchReport
 from inatdl.state import DONE, Outcome
-from inatdl.taxa import NOT_FOUND, TaxonRow
+from inatdl.taxa import ERROR, NOT_FOUND, TaxonRow
 from inatdl.units import format_size
 
 if TYPE_CHECKING:  # the module imports pandas: loaded only by `dataset export`
@@ -145,10 +145,17 @@ def show_taxa(out: Output, rows: Sequence[TaxonRow], path: Path) -> None:
             f"{row.input_name:<{width}}  {row.match:<9}  {taxon_id:>9}  {row.name:<28}  {count:>12}{note}"
         )
     missing = [r.input_name for r in rows if r.match == NOT_FOUND]
-    resolved = len(rows) - len(missing)
+    unasked = [r.input_name for r in rows if r.match == ERROR]
+    resolved = len(rows) - len(missing) - len(unasked)
     out.say()
     if missing:
         out.say(f"Not found on iNaturalist ({len(missing)}): {', '.join(missing)}")
+    if unasked:
+        out.say(f"Not asked, iNaturalist could not be reached ({len(unasked)}): {', '.join(unasked)}")
+    common = [f"{r.input_name} (of {r.common_name_of})" for r in rows if r.common_name_of]
+    if common:
+        out.say(f"Common names, not scientific names ({len(common)}): {', '.join(common)}")
+        out.say("taxa resolve matches scientific names only: write the scientific name to take its taxon.")
     out.say(f"Wrote {path} ({resolved} of {len(rows)} names resolved).")
 
 
@@ -329,22 +336,21 @@ def fetch_reporter(out: Output) -> TqdmReporter | LogReporter | None:
 def show_fetch(out: Output, report: FetchReport, data_dir: Path) -> None:
     out.say(
         f"{'taxon':<30} {'listed':>7} {'had':>7} {'new':>7} {'failed':>6} {'gone':>5} "
-        f"{'skipped':>7} {'bytes':>10}"
+        f"{'skipped':>7} {'left':>6} {'bytes':>10}"
     )
     for t in report.taxa:
         out.say(
             f"{t.name[:30]:<30} {t.listed:>7} {t.had:>7} {t.downloaded:>7} {t.failed:>6} "
-            f"{t.gone:>5} {sum(t.skipped.values()):>7} {format_size(t.bytes):>10}"
+            f"{t.gone:>5} {sum(t.skipped.values()):>7} {t.left:>6} {format_size(t.bytes):>10}"
         )
     skipped = sum((t.skipped for t in report.taxa), Counter())
     out.say(
         f"{'total':<30} {report.total('listed'):>7} {report.total('had'):>7} "
         f"{report.total('downloaded'):>7} {report.total('failed'):>6} "
-        f"{report.total('gone'):>5} {sum(skipped.values()):>7} "
+        f"{report.total('gone'):>5} {sum(skipped.values()):>7} {report.total('left'):>6} "
         f"{format_size(report.total('bytes')):>10}"
     )
-    if skipped:
-        out.say("Skipped: " + ", ".join(f"{n} {why}" for why, n in sorted(skipped.items())))
+    _show_skipped(out, report)
     for t in report.taxa:
         for error, count in t.errors.most_common(5):
             out.warn(f"Failed in {t.name}: {count} × {error}")
@@ -358,6 +364,28 @@ def show_fetch(out: Output, report: FetchReport, data_dir: Path) -> None:
         )
     out.say(f"Photos in {data_dir / 'photos'}; manifest {report.manifest}.")
     _show_budget(out, report)
+
+
+def _show_skipped(out: Output, report: FetchReport) -> None:
+    """The photos the filters refused, by reason; and why a taxon has none to download."""
+    skipped = sum((t.skipped for t in report.taxa), Counter())
+    if skipped:
+        out.say("Skipped: " + ", ".join(f"{n} {why}" for why, n in sorted(skipped.items())))
+    for t in report.taxa:
+        if t.listed and t.skipped.total() == t.listed:
+            reasons = ", ".join(f"{n} {why}" for why, n in sorted(t.skipped.items()))
+            out.say(f"{t.name}: none of its {photos(t.listed)} can be downloaded ({reasons} skipped).")
+        elif not t.listed and t.other_licences:
+            observations = "1 observation" if t.other_licences == 1 else f"{t.other_licences} observations"
+            out.say(
+                f"{t.name}: no photo to download: none of its {observations} with photos has one under "
+                "the licences asked (all rights reserved, or see --license)."
+            )
+        elif not t.listed and not report.dry_run and not report.interrupted:
+            out.say(
+                f"{t.name}: no photo under these filters (--dry-run tells whether it has photos "
+                "under other licences)."
+            )
 
 
 def _show_budget(out: Output, report: FetchReport) -> None:
@@ -375,11 +403,15 @@ def _show_budget(out: Output, report: FetchReport) -> None:
 
 
 def show_dry_run(out: Output, report: FetchReport, options: FetchOptions, api_rate: float) -> None:
-    out.say(f"{'taxon':<30} {'to download':>11} {'about':>10}")
+    out.say(f"{'taxon':<30} {'to download':>11} {'skipped':>7} {'about':>10}")
     for t in report.taxa:
-        out.say(f"{t.name[:30]:<30} {t.queued:>11} {format_size(t.estimated_bytes):>10}")
+        out.say(
+            f"{t.name[:30]:<30} {t.queued:>11} {t.skipped.total():>7} {format_size(t.estimated_bytes):>10}"
+        )
     total = report.total("estimated_bytes")
-    out.say(f"{'total':<30} {report.total('queued'):>11} {format_size(total):>10}")
+    skipped = sum(t.skipped.total() for t in report.taxa)
+    out.say(f"{'total':<30} {report.total('queued'):>11} {skipped:>7} {format_size(total):>10}")
+    _show_skipped(out, report)
     hours = budget_hours(total, options.hourly_limit, options.daily_limit)
     limits = f"{format_size(options.hourly_limit)}/hour, {format_size(options.daily_limit)}/day"
     needs = "fits in one hour" if hours <= 1 else f"needs at least {_duration(hours)}"

@@ -2,7 +2,7 @@
 
 Its fields are the columns the state stores for a listed photo, photos.csv's columns and
 the columns an export carries, in photos.csv's order, so that a new column is one new
-field here (and one step in state.MIGRATIONS). Records are built by keyword only: with
+field here (and one step in migrations.MIGRATIONS). Records are built by keyword only: with
 twenty fields, a positional call that swaps two of the same type would be silent.
 """
 

@@ -11,8 +11,8 @@ counts), the retries of earlier runs (queued from the state before the source is
 and the effects of a batch (the state transaction, file moves, the queue).
 
 A source's own job is to list what is new since each taxon's cursor, route each photo to
-the most specific listed taxon, skip the photos the filters refuse (counting them in the
-taxon's report), and stop listing a taxon once it holds its cap.
+the most specific listed taxon, skip the photos the filters refuse (as a ``Skip`` in the
+batch: every run reports them), and stop listing a taxon once it holds its cap.
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ from typing import Protocol
 from inatdl.observations import Filters
 from inatdl.photo import PhotoRecord
 from inatdl.report import TaxonReport
-from inatdl.state import Cursor
+from inatdl.state import Cursor, Skip
 
 
 @dataclass
 class ListedTaxon:
-    """A taxon of the job, as every source sees it; ``held`` and ``report`` are updated by
-    the source as it lists (and by the pipeline when a photo moves between taxa)."""
+    """A taxon of the job, as every source sees it; ``held`` is updated by the source as it
+    lists (and by the pipeline when a photo moves between taxa)."""
 
     taxon_id: int
     name: str
@@ -83,12 +83,14 @@ class Move:
 
 @dataclass(frozen=True)
 class Batch:
-    """New photos to record as pending and download, the cursors to save in the same
-    transaction, and photos already downloaded to move to another taxon's folder."""
+    """New photos to record as pending and download, the photos listed but refused by the
+    filters, the cursors to save in the same transaction, and photos already downloaded to
+    move to another taxon's folder."""
 
     rows: Sequence[PhotoRecord]
     cursors: Sequence[Cursor]
     moves: Sequence[Move] = field(default=())
+    skips: Sequence[Skip] = field(default=())
 
 
 class PhotoSource(Protocol):

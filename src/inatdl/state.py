@@ -6,6 +6,7 @@ of the workers are batched into a commit every few hundred photos or seconds.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import sys
@@ -19,112 +20,27 @@ from typing import Any, NamedTuple
 from inatdl.clock import Clock
 from inatdl.constants import COMMIT_EVERY_PHOTOS, COMMIT_EVERY_SECONDS, LOCK_FILE
 from inatdl.errors import DataDirBusy, DiskError, InatdlError, StateError
+from inatdl.migrations import APP_ID, SCHEMA_VERSION, upgrade_statements
 from inatdl.photo import STATE_COLUMNS, PhotoRecord
 
-#: The state version this code writes; MIGRATIONS brings older state files up to it.
-SCHEMA_VERSION = 2
-APP_ID = "inatdl"
+log = logging.getLogger("inatdl")
+
 PENDING, DONE, FAILED, GONE = "pending", "done", "failed", "gone"
-
-#: The first release's tables (state version 1): a new state file starts as these, then
-#: MIGRATIONS bring it up to SCHEMA_VERSION, as they do an old one. Never edit it.
-_SCHEMA_V1 = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE cursors (
-    query TEXT PRIMARY KEY,
-    taxon_id INTEGER NOT NULL,
-    last_id INTEGER NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE TABLE photos (
-    photo_id INTEGER NOT NULL,
-    size TEXT NOT NULL,
-    status TEXT NOT NULL,
-    taxon_id INTEGER NOT NULL,
-    taxon_name TEXT NOT NULL,
-    observation_id INTEGER NOT NULL,
-    observed_taxon_id INTEGER,
-    observed_taxon_name TEXT,
-    url TEXT NOT NULL,
-    path TEXT NOT NULL,
-    license_code TEXT NOT NULL,
-    attribution TEXT,
-    observer TEXT,
-    quality_grade TEXT,
-    latitude REAL,
-    longitude REAL,
-    observed_on TEXT,
-    observation_url TEXT,
-    query TEXT NOT NULL,
-    bytes INTEGER,
-    error TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (photo_id, size)
-);
-CREATE INDEX photos_by_taxon ON photos (taxon_id, size, status, observation_id);
-CREATE TABLE ledger (
-    id INTEGER PRIMARY KEY,
-    at REAL NOT NULL,
-    bytes INTEGER NOT NULL
-);
-CREATE INDEX ledger_by_time ON ledger (at);
-"""
-
-_PHOTOS_V1_COLUMNS = (
-    "photo_id, size, status, taxon_id, taxon_name, observation_id, observed_taxon_id, "
-    "observed_taxon_name, url, path, license_code, attribution, observer, quality_grade, "
-    "latitude, longitude, observed_on, observation_url, query, bytes, error, attempts, updated_at"
-)
-
-#: The statements that bring a state file from the version before each key to that version,
-#: run in order in the transaction that records the new version. Never edit a step that
-#: shipped: add the next version's.
-MIGRATIONS: dict[int, tuple[str, ...]] = {
-    # The observation's uuid and how precise and how public its coordinates are; and
-    # observation_id may be empty (the open-data route has no integer id). SQLite cannot
-    # drop a NOT NULL, so the photos table is rebuilt (its rows copied, the new columns
-    # empty: what the state never knew), then its index made again.
-    2: (
-        """CREATE TABLE photos_v2 (
-            photo_id INTEGER NOT NULL,
-            size TEXT NOT NULL,
-            status TEXT NOT NULL,
-            taxon_id INTEGER NOT NULL,
-            taxon_name TEXT NOT NULL,
-            observation_id INTEGER,
-            observed_taxon_id INTEGER,
-            observed_taxon_name TEXT,
-            url TEXT NOT NULL,
-            path TEXT NOT NULL,
-            license_code TEXT NOT NULL,
-            attribution TEXT,
-            observer TEXT,
-            quality_grade TEXT,
-            latitude REAL,
-            longitude REAL,
-            observed_on TEXT,
-            observation_url TEXT,
-            query TEXT NOT NULL,
-            bytes INTEGER,
-            error TEXT,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            updated_at REAL NOT NULL,
-            observation_uuid TEXT,
-            positional_accuracy INTEGER,
-            coordinates_obscured INTEGER,
-            PRIMARY KEY (photo_id, size)
-        )""",
-        f"INSERT INTO photos_v2 ({_PHOTOS_V1_COLUMNS}) SELECT {_PHOTOS_V1_COLUMNS} FROM photos",
-        "DROP TABLE photos",
-        "ALTER TABLE photos_v2 RENAME TO photos",
-        "CREATE INDEX photos_by_taxon ON photos (taxon_id, size, status, observation_id)",
-    ),
-}
 
 
 #: A record's values in STATE_COLUMNS order, for an INSERT.
 _state_values = attrgetter(*STATE_COLUMNS)
+
+
+class Skip(NamedTuple):
+    """A photo listed for a taxon and not kept (its licence, a placeholder...): kept in the
+    state so that every run reports it, not only the run that paged it."""
+
+    photo_id: int
+    size: str
+    query: str  # the walk that listed it (Filters.key)
+    taxon_id: int
+    reason: str
 
 
 class Cursor(NamedTuple):
@@ -223,7 +139,7 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self._create_or_upgrade(version)
-        except StateError:
+        except InatdlError:  # refused, or cannot be written (a full disk during an upgrade)
             self.db.close()
             raise
         except sqlite3.DatabaseError as exc:
@@ -272,18 +188,11 @@ class Store:
         """
         if version == SCHEMA_VERSION:
             return
+        if version is not None:  # a large state takes a while (about 20 s a million photos)
+            log.warning("upgrading the state file %s to version %d, once", self.path, SCHEMA_VERSION)
         with self.transaction():
-            if version is None:
-                for statement in _SCHEMA_V1.split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
-                self.db.execute("INSERT INTO meta VALUES ('app', ?)", (APP_ID,))
-                self.db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
-                version = 1
-            for step in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[step]:
-                    self.db.execute(statement)
-            self.db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
+            for statement in upgrade_statements(version):
+                self.db.execute(statement)
 
     def transaction(self) -> _Transaction:
         return _Transaction(self)
@@ -307,14 +216,19 @@ class Store:
             row = self.db.execute("SELECT MAX(last_id) FROM cursors").fetchone()
         return int(row[0] or 0)
 
-    def record_page(self, cursors: Sequence[Cursor], rows: Sequence[PhotoRecord]) -> None:
-        """Insert a page's new photos as pending and move the cursors, in one transaction."""
+    def record_page(
+        self, cursors: Sequence[Cursor], rows: Sequence[PhotoRecord], skips: Sequence[Skip] = ()
+    ) -> None:
+        """Insert a page's new photos as pending, its skipped ones, and move the cursors, in
+        one transaction."""
         now = self.clock.now()
         columns = ", ".join(STATE_COLUMNS)
         marks = ", ".join("?" for _ in STATE_COLUMNS)
         sql = f"INSERT OR IGNORE INTO photos ({columns}, status, updated_at) VALUES ({marks}, '{PENDING}', ?)"
         with self.transaction():
             self.db.executemany(sql, [(*_state_values(row), now) for row in rows])
+            if skips:
+                self.db.executemany("INSERT OR IGNORE INTO skipped VALUES (?, ?, ?, ?, ?)", skips)
             self.db.executemany(
                 "INSERT INTO cursors VALUES (?, ?, ?, ?) ON CONFLICT(query) DO UPDATE SET "
                 "last_id=excluded.last_id, updated_at=excluded.updated_at",
@@ -341,6 +255,7 @@ class Store:
                     "DELETE FROM photos WHERE query=? AND status IN (?, ?)", (other, PENDING, FAILED)
                 )
                 self.db.execute("DELETE FROM cursors WHERE query=?", (other,))
+                self.db.execute("DELETE FROM skipped WHERE query=?", (other,))
 
     # Photos ---------------------------------------------------------------------------
 
@@ -352,23 +267,42 @@ class Store:
             ).fetchall()
         return {status: count for status, count in rows}
 
+    def skip_counts(self, query: str) -> dict[str, int]:
+        """The photos a walk listed and did not keep, by reason."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT reason, COUNT(*) FROM skipped WHERE query=? GROUP BY reason", (query,)
+            ).fetchall()
+        return {reason: count for reason, count in rows}
+
     def jobs_to_retry(self, taxon_id: int, size: str, batch: int = 1000) -> Iterator[PhotoJob]:
-        """Pending and failed photos of a taxon, lowest observation ids first, streamed."""
-        after = (-1, -1)
+        """Pending and failed photos of a taxon, streamed: those without an observation id
+        (the open-data route's) first, by photo id, then by lowest observation id.
+
+        Two walks, each along the index, since a NULL id never compares greater than a key.
+        """
+        without_id = ("observation_id IS NULL AND photo_id", "photo_id")
+        by_id = ("(observation_id, photo_id)", "observation_id, photo_id")
+        for key, order in (without_id, by_id):
+            yield from self._retries(taxon_id, size, batch, key, order)
+
+    def _retries(self, taxon_id: int, size: str, batch: int, key: str, order: str) -> Iterator[PhotoJob]:
+        """One keyset walk of the photos to retry: ``key`` greater than the last row's ``order``."""
+        after: tuple[Any, ...] = (-1,) * len(order.split(","))
         while True:
+            marks = ", ".join("?" * len(after))
             with self._lock:
                 rows = self.db.execute(
-                    "SELECT photo_id, url, path, observation_id FROM photos "
-                    "WHERE taxon_id=? AND size=? AND status IN (?, ?) "
-                    "AND (observation_id, photo_id) > (?, ?) "
-                    "ORDER BY observation_id, photo_id LIMIT ?",
+                    f"SELECT photo_id, url, path, {order} FROM photos "
+                    f"WHERE taxon_id=? AND size=? AND status IN (?, ?) AND {key} > ({marks}) "
+                    f"ORDER BY {order} LIMIT ?",
                     (taxon_id, size, PENDING, FAILED, *after, batch),
                 ).fetchall()
-            for photo_id, url, path, _ in rows:
+            for photo_id, url, path, *_ in rows:
                 yield PhotoJob(photo_id, size, url, path, taxon_id)
             if len(rows) < batch:
                 return
-            after = (rows[-1][3], rows[-1][0])
+            after = tuple(rows[-1][3:])
 
     def observations_recorded(self, taxon_ids: Sequence[int], size: str, above: int, up_to: int) -> int:
         """How many observations of these taxa, with ids above ``above`` and up to ``up_to``,

@@ -1,8 +1,7 @@
-"""`taxa resolve`: species names from a CSV to iNaturalist taxon ids, and taxa.csv."""
+"""`taxa resolve`: species names to iNaturalist taxon ids, and taxa.csv."""
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import logging
@@ -12,16 +11,21 @@ from pathlib import Path
 from typing import Any
 
 from inatdl.client import JSON, ApiClient
-from inatdl.constants import TAXA_FILE, TAXA_PER_PAGE
-from inatdl.errors import ApiError, NoTaxaError, SpeciesFileError
+from inatdl.constants import TAXA_FILE, TAXA_IDS_PER_REQUEST, TAXA_PER_PAGE
+from inatdl.errors import ApiError, NoTaxaError
 from inatdl.files import atomic_write_text
+from inatdl.jsonvalues import as_dict, as_int, as_list, as_text, results_of
 from inatdl.naming import normalise_name
 
 log = logging.getLogger("inatdl")
 
 TAXA_COLUMNS = ("input_name", "taxon_id", "name", "rank", "match", "observations_count")
 EXACT, SYNONYM, AMBIGUOUS, NOT_FOUND = "exact", "synonym", "ambiguous", "not_found"
+ERROR = "error"  # the API could not be asked (no network, errors past the retries): ask again
 OBSERVED = "observed"  # written by `taxa observed`: a taxon, not the answer for a name
+# how iNaturalist files scientific names: the locale "sci" in its search index, the lexicon
+# in its database
+SCIENTIFIC_LEXICONS = ("scientific-names", "Scientific Names")
 
 
 @dataclass
@@ -35,6 +39,7 @@ class TaxonRow:
     match: str = NOT_FOUND
     observations_count: int | None = None
     note: str = field(default="", compare=False)  # shown in the summary, not saved
+    common_name_of: str = field(default="", compare=False)  # the taxon a common name given names
 
     @property
     def resolved(self) -> bool:
@@ -51,125 +56,33 @@ class Choice:
     follow_ids: list[int] = field(default_factory=list)
 
 
-DEFAULT_COLUMN = "Species"
-DELIMITERS = (",", ";", "\t")  # comma first: it wins when the header is one cell
+@dataclass
+class Resolution:
+    """The rows of taxa.csv as written, and why some names could not be asked (if any)."""
 
+    rows: list[TaxonRow]
+    problem: str = ""  # the API's failure that left the rows of match ERROR unasked
 
-def read_species_csv(path: Path, column: str | None = None) -> list[str]:
-    """The distinct names of the file, as first written, in file order.
-
-    The file is a table delimited by commas, semicolons or tabs (as spreadsheets write it in
-    various locales) whose header holds ``column`` (``Species`` by default), or, when no
-    column was asked for and the first line is one cell that is not ``Species``, a plain
-    list of one name a line.
-    """
-    wanted = column or DEFAULT_COLUMN
-    text = _species_text(path, wanted)
-    lines = text.splitlines()
-    first = next((line for line in lines if line.strip()), "")
-    delimiter, header = _find_header(first, wanted)
-    if delimiter is None and column is None and len(header) == 1:
-        return _distinct(line.strip().rstrip("".join(DELIMITERS)).strip() for line in lines)
-    rows = _table_rows(path, text, delimiter) if delimiter is not None else [header]
-    header = [cell.strip() for cell in rows[0]]
-    index = _column_index(header, wanted)
-    if index is None:
-        found = ", ".join(repr(h) for h in header if h) or "none"
-        raise SpeciesFileError(
-            f"{path} has no column {wanted!r}; columns found: {found}; choose one with --column"
-        )
-    names = _distinct(row[index] if index < len(row) else "" for row in rows[1:])
-    if not names:
-        raise SpeciesFileError(f"{path} has a header but no names in column {header[index]!r}")
-    return names
-
-
-def _table_rows(path: Path, text: str, delimiter: str) -> list[list[str]]:
-    """The rows of a delimited file that hold anything, the header first."""
-    try:
-        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True))
-    except csv.Error as exc:
-        raise SpeciesFileError(f"{path} is not a readable CSV: {exc}") from None
-    return [row for row in rows if any(cell.strip() for cell in row)]
-
-
-def _species_text(path: Path, column: str) -> str:
-    """The file's text: UTF-8 (a BOM allowed) or UTF-16 with its BOM, as Excel writes it."""
-    if not path.exists():
-        raise SpeciesFileError(f"species file {path} not found")
-    if path.is_dir():
-        raise SpeciesFileError(f"{path} is a folder; give the species CSV file")
-    raw = path.read_bytes()
-    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        try:
-            raw = raw.decode("utf-16").encode("utf-8")
-        except UnicodeDecodeError:
-            raise SpeciesFileError(f"{path} is not readable UTF-16 text; save it as UTF-8") from None
-    if not raw.lstrip(codecs.BOM_UTF8).strip():
-        raise SpeciesFileError(
-            f"{path} is empty; it needs a header row with a {column!r} column and one name a row, "
-            "or one name a line"
-        )
-    if b"\x00" in raw:
-        raise SpeciesFileError(f"{path} is not a CSV file (it holds binary data)")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise SpeciesFileError(
-            f"{path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); "
-            "save it as UTF-8 (in Excel: 'CSV UTF-8') and try again"
-        ) from None
-
-
-def _find_header(line: str, column: str) -> tuple[str | None, list[str]]:
-    """The first delimiter whose cells of ``line`` hold ``column``, with those cells; when
-    none does, None and the most cells any delimiter makes of the line (to name them)."""
-    widest = [line.strip()]
-    for delimiter in DELIMITERS:
-        try:
-            cells = [cell.strip() for cell in next(csv.reader([line], delimiter=delimiter), [])]
-        except csv.Error:
-            continue
-        if _column_index(cells, column) is not None:
-            return delimiter, cells
-        while len(cells) > 1 and not cells[-1]:
-            cells.pop()  # a trailing delimiter makes no column
-        if len(cells) > len(widest):
-            widest = cells
-    return None, widest
-
-
-def _distinct(cells: Iterable[str]) -> list[str]:
-    """Each name once (compared ignoring case and runs of spaces), as first written."""
-    names: dict[str, str] = {}
-    for cell in cells:
-        key = normalise_name(cell)
-        if key and key not in names:
-            names[key] = cell  # as written: taxa.csv keeps the user's spelling
-    return list(names.values())
-
-
-def _column_index(header: Sequence[str], column: str) -> int | None:
-    """The column named exactly, else the one whose name differs only in case."""
-    if column in header:
-        return header.index(column)
-    folded = [h.casefold() for h in header]
-    return folded.index(column.casefold()) if column.casefold() in folded else None
+    def raise_for_unasked(self) -> None:
+        """ApiError when some names could not be asked: the run did not do all it was asked."""
+        if self.problem:
+            asked = sum(row.match != ERROR for row in self.rows)
+            raise ApiError(
+                f"{self.problem} ({asked} of {len(self.rows)} names were resolved and saved; "
+                "the same command resolves the rest)"
+            )
 
 
 def _observations(taxon: JSON) -> int:
-    count = taxon.get("observations_count")
-    return count if isinstance(count, int) and not isinstance(count, bool) else 0
+    return as_int(taxon.get("observations_count")) or 0
 
 
 def is_taxon(value: Any) -> bool:
     """A search result that can be used: a dict with an int id and a name."""
     return (
         isinstance(value, dict)
-        and isinstance(value.get("id"), int)
-        and not isinstance(value.get("id"), bool)
-        and isinstance(value.get("name"), str)
+        and as_int(value.get("id")) is not None
+        and as_text(value.get("name")) is not None
     )
 
 
@@ -182,22 +95,70 @@ def choose_taxon(name: str, results: Iterable[JSON]) -> Choice:
     its current taxon.
     """
     key = normalise_name(name)
-    exact = [t for t in results if is_taxon(t) and normalise_name(t["name"]) == key]
-    active = sorted((t for t in exact if t.get("is_active", True)), key=_observations, reverse=True)
+    return _choose([t for t in results if is_taxon(t) and normalise_name(t["name"]) == key], EXACT)
+
+
+def _choose(bearers: Sequence[JSON], match: str) -> Choice:
+    """The taxon among those bearing the name: the most observed active one, else the
+    current taxa of the inactive ones, to follow."""
+    active = sorted((t for t in bearers if t.get("is_active", True)), key=_observations, reverse=True)
     if active:
-        return Choice(EXACT if len(active) == 1 else AMBIGUOUS, active[0], active[1:])
+        return Choice(match if len(active) == 1 else AMBIGUOUS, active[0], active[1:])
     follow: list[int] = []
-    for taxon in exact:
-        synonyms = taxon.get("current_synonymous_taxon_ids")
-        for taxon_id in synonyms if isinstance(synonyms, list) else []:
-            if isinstance(taxon_id, int) and taxon_id not in follow:
+    for taxon in bearers:
+        for taxon_id in as_list(taxon.get("current_synonymous_taxon_ids")):
+            if as_int(taxon_id) is not None and taxon_id not in follow:
                 follow.append(taxon_id)
     return Choice(SYNONYM if follow else NOT_FOUND, follow_ids=follow)
 
 
-def _results(data: JSON) -> list[Any]:
-    results = data.get("results")
-    return results if isinstance(results, list) else []
+def matched_by_another_name(name: str, results: Iterable[JSON]) -> list[JSON]:
+    """The results that iNaturalist matched through another of their names that is exactly
+    ``name`` (their ``matched_term``): a scientific name such as a nominate trinomial
+    (``Pseudopolybia vespiceps vespiceps`` for ``Pseudopolybia vespiceps``), or a common name."""
+    key = normalise_name(name)
+    return [
+        t
+        for t in results
+        if is_taxon(t)
+        and normalise_name(t["name"]) != key
+        and normalise_name(as_text(t.get("matched_term")) or "") == key
+    ][:TAXA_IDS_PER_REQUEST]
+
+
+def name_kinds(name: str, taxon: JSON) -> set[str]:
+    """How ``taxon`` bears ``name``, from its ``names`` (asked with ``all_names``): "sci" for
+    a scientific name, "common" for a name in a language; empty when it is not listed."""
+    key = normalise_name(name)
+    kinds: set[str] = set()
+    for entry in as_list(taxon.get("names")):
+        entry = as_dict(entry)
+        if normalise_name(as_text(entry.get("name")) or "") == key:
+            scientific = entry.get("locale") == "sci" or entry.get("lexicon") in SCIENTIFIC_LEXICONS
+            kinds.add("sci" if scientific else "common")
+    return kinds
+
+
+def _by_another_name(client: ApiClient, input_name: str, matched: Sequence[JSON]) -> TaxonRow | Choice:
+    """What a name that iNaturalist matched only through other names of taxa stands for:
+    a Choice to follow when it is another scientific name of them (match ``synonym``); a
+    row not found, naming the taxon, when it is a common name (names are matched on the
+    scientific name only: a common name means different taxa in different places)."""
+    key = normalise_name(input_name)
+    common = [t for t in matched if normalise_name(as_text(t.get("preferred_common_name")) or "") == key]
+    unknown = [t for t in matched if t not in common]  # their names are asked: one request
+    named: list[JSON] = []
+    if unknown:
+        ids = ",".join(str(t["id"]) for t in unknown)
+        named = [t for t in results_of(client.get(f"taxa/{ids}", {"all_names": "true"})) if is_taxon(t)]
+    scientific = [t for t in named if "sci" in name_kinds(input_name, t)]
+    if scientific:
+        return _choose(scientific, SYNONYM)
+    common += [t for t in named if "common" in name_kinds(input_name, t)]
+    common.sort(key=_observations)
+    if common:
+        return TaxonRow(input_name, common_name_of=common[-1]["name"])
+    return TaxonRow(input_name)
 
 
 def resolve_name(client: ApiClient, input_name: str) -> TaxonRow:
@@ -207,11 +168,21 @@ def resolve_name(client: ApiClient, input_name: str) -> TaxonRow:
         "is_active": "any",
         "per_page": TAXA_PER_PAGE,
     }
-    choice = choose_taxon(input_name, _results(client.get("taxa", params)))
+    found = results_of(client.get("taxa", params))
+    choice = choose_taxon(input_name, found)
     note = ""
+    matched = matched_by_another_name(input_name, found) if choice.match == NOT_FOUND else []
+    if matched:
+        by_another_name = _by_another_name(client, input_name, matched)
+        if isinstance(by_another_name, TaxonRow):
+            return by_another_name
+        choice = by_another_name
+        if choice.taxon is not None:
+            note = f"another name of {choice.taxon['name']}"
     if choice.follow_ids:
         ids = ",".join(str(i) for i in choice.follow_ids)
-        current = [t for t in _results(client.get(f"taxa/{ids}")) if is_taxon(t) and t.get("is_active", True)]
+        answer = results_of(client.get(f"taxa/{ids}"))
+        current = [t for t in answer if is_taxon(t) and t.get("is_active", True)]
         current.sort(key=_observations, reverse=True)
         if not current:
             return TaxonRow(input_name, note="an inactive name whose current taxon is unknown")
@@ -228,7 +199,7 @@ def resolve_name(client: ApiClient, input_name: str) -> TaxonRow:
         input_name=input_name,
         taxon_id=int(taxon["id"]),
         name=taxon["name"],
-        rank=taxon["rank"] if isinstance(taxon.get("rank"), str) else "",
+        rank=as_text(taxon.get("rank")) or "",
         match=choice.match,
         observations_count=_observations(taxon),
         note=note,
@@ -292,66 +263,87 @@ def resolve_species(
     data_dir: Path,
     refresh: bool = False,
     on_name: Callable[[TaxonRow], None] | None = None,
-) -> list[TaxonRow]:
+) -> Resolution:
     """Resolve every name, reusing the answers already in taxa.csv unless ``refresh``.
 
     Only resolved names are reused (not the taxa `taxa observed` listed): names not found
-    before are asked again. If the API
-    fails part way, the names resolved so far are saved so the next run goes on from them.
+    before, and those the API could not be asked about, are asked again. When the API
+    fails (after its retries), no further name is asked: a name left keeps what taxa.csv
+    knew of it (even under ``refresh``: an answer is never lost for want of a network),
+    else gets the match ``error``, so that `photos fetch` can say why it has no taxon and
+    the next run asks for it.
     """
     path = data_dir / TAXA_FILE
-    known: dict[str, TaxonRow] = {}
-    if not refresh and path.exists():
-        try:
-            known = {
-                normalise_name(row.input_name): row
-                for row in read_taxa_csv(path)
-                if row.resolved and row.match != OBSERVED
-            }
-        except NoTaxaError as exc:
-            log.warning("%s; resolving every name again", exc)
+    previous = _resolved_before(path)
+    known = {} if refresh else previous
     rows: list[TaxonRow] = []
+    problem = ""
     for name in names:
-        row = known.get(normalise_name(name))
-        if row is None:
+        key = normalise_name(name)
+        row = _reused(name, known[key]) if key in known else None
+        if row is None and not problem:
             try:
                 row = resolve_name(client, name)
+                log.debug("%s: %s %s", name, row.match, row.taxon_id)
             except ApiError as exc:
-                rest = [known[k] for k in map(normalise_name, names[len(rows) :]) if k in known]
-                write_taxa_csv(path, rows + rest)
-                raise ApiError(
-                    f"{exc} ({len(rows)} of {len(names)} names were resolved and saved; "
-                    "the same command resolves the rest)"
-                ) from exc
-            log.debug("%s: %s %s", name, row.match, row.taxon_id)
-        else:
-            row = TaxonRow(
-                name,
-                row.taxon_id,
-                row.name,
-                row.rank,
-                row.match,
-                row.observations_count,
-                note="from taxa.csv",
-            )
+                problem = str(exc)
+        if row is None:  # not asked
+            row = _reused(name, previous[key]) if key in previous else TaxonRow(name, match=ERROR)
         rows.append(row)
         if on_name is not None:
             on_name(row)
     write_taxa_csv(path, rows)
-    return rows
+    return Resolution(rows, problem)
+
+
+def _resolved_before(path: Path) -> dict[str, TaxonRow]:
+    """The names taxa.csv holds resolved (not the taxa `taxa observed` listed), by key."""
+    if not path.exists():
+        return {}
+    try:
+        rows = read_taxa_csv(path)
+    except NoTaxaError as exc:
+        log.warning("%s; resolving every name again", exc)
+        return {}
+    return {normalise_name(row.input_name): row for row in rows if row.resolved and row.match != OBSERVED}
+
+
+def _reused(name: str, row: TaxonRow) -> TaxonRow:
+    """An answer of taxa.csv for ``name`` as written this time."""
+    return TaxonRow(
+        name, row.taxon_id, row.name, row.rank, row.match, row.observations_count, note="from taxa.csv"
+    )
 
 
 def load_resolved_taxa(data_dir: Path) -> list[TaxonRow]:
-    """The distinct resolved taxa of taxa.csv, for photos fetch."""
+    """The distinct resolved taxa of taxa.csv, for photos fetch.
+
+    Names that iNaturalist could not be asked about are not the names' fault: the message
+    says so, and says to resolve them again, rather than to check them.
+    """
     path = data_dir / TAXA_FILE
     if not path.exists():
         raise NoTaxaError(f"no taxa.csv in {data_dir}; run 'inatdl taxa resolve SPECIES_CSV' first")
+    rows = read_taxa_csv(path)
+    unasked = sum(row.match == ERROR for row in rows)
     seen: dict[int, TaxonRow] = {}
-    for row in read_taxa_csv(path):
+    for row in rows:
         if row.taxon_id is not None and row.taxon_id not in seen:
             seen[row.taxon_id] = row
+    if not seen and unasked:
+        raise NoTaxaError(
+            f"{path} has no resolved taxon: iNaturalist could not be asked about its names "
+            "(no network, or the API failing); run 'inatdl taxa resolve SPECIES_CSV' again"
+        )
     if not seen:
         raise NoTaxaError(
             f"{path} has no resolved taxon; check the names and run 'inatdl taxa resolve SPECIES_CSV' again"
+        )
+    if unasked:
+        log.warning(
+            "%d of the names in %s are not resolved yet (iNaturalist could not be asked); "
+            "run 'inatdl taxa resolve SPECIES_CSV' again to add their photos",
+            unasked,
+            path,
         )
     return list(seen.values())

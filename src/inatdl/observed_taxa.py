@@ -12,6 +12,7 @@ gets them, as it asks for the species with its descendants.)
 from __future__ import annotations
 
 import logging
+import shlex
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 from inatdl.client import JSON, ApiClient
 from inatdl.constants import QUALITY_GRADES, SPECIES_COUNTS_PER_PAGE, TAXA_FILE, TAXA_IDS_PER_REQUEST
 from inatdl.errors import NothingObservedError, UnknownTaxonError
+from inatdl.jsonvalues import as_int, as_number, as_text, results_of
 from inatdl.taxa import OBSERVED, TaxonRow, is_taxon, resolve_name, write_taxa_csv
 
 log = logging.getLogger("inatdl")
@@ -86,6 +88,11 @@ def list_observed(
 def resolve_within(client: ApiClient, name: str) -> TaxonRow:
     """The higher taxon of ``--within``, matched exactly like a name of the species file."""
     row = resolve_name(client, name)
+    if row.common_name_of:
+        raise UnknownTaxonError(
+            f"--within {name!r} is a common name of {row.common_name_of}; give the scientific name "
+            f"(--within {shlex.quote(row.common_name_of)})"
+        )
     if not row.resolved:
         raise UnknownTaxonError(
             f"--within {name!r}: iNaturalist has no taxon of that scientific name; "
@@ -109,26 +116,45 @@ def species_counts_params(query: ObservedQuery, within_id: int | None) -> dict[s
 def leaf_pages(
     client: ApiClient, params: Mapping[str, Any], on_page: Callable[[int, int], None] | None = None
 ) -> Iterator[list[Leaf]]:
-    """Pages of species_counts, 500 leaves each, until ``total_results`` are seen.
+    """Pages of species_counts until the ``total_results`` leaves the API counts are paged.
 
-    This endpoint pages by ``page`` (it has no id cursor), and a short page may still not be
-    the last (a leaf whose taxon cannot be loaded is left out of its page).
+    This endpoint pages by ``page`` (it has no id cursor). Its pages are as long as the
+    answer's ``per_page`` says, which may be less than asked (a server with a smaller
+    maximum); and a short page may still not be the last (a leaf whose taxon cannot be
+    loaded is left out of its page). One line warns when the leaves listed are not as
+    many as the API counted.
     """
-    page = 1
+    page, listed_in_all = 1, 0
     while True:
         data = client.get(
             "observations/species_counts", {**params, "per_page": SPECIES_COUNTS_PER_PAGE, "page": page}
         )
-        listed = data.get("results")
-        listed = listed if isinstance(listed, list) else []
+        listed = results_of(data)
+        listed_in_all += len(listed)
         yield [leaf for leaf in map(_leaf, listed) if leaf is not None]
-        total = data.get("total_results")
-        log.debug("species_counts page %d: %d leaves of %s", page, len(listed), total)
-        if on_page is not None and isinstance(total, int):
-            on_page(page, -(-total // SPECIES_COUNTS_PER_PAGE))
-        if not listed or not isinstance(total, int) or page * SPECIES_COUNTS_PER_PAGE >= total:
-            return
+        total = as_int(data.get("total_results"))
+        page_size = _page_size(data, len(listed))
+        log.debug("species_counts page %d: %d leaves of %s, %d a page", page, len(listed), total, page_size)
+        if on_page is not None and total is not None and page_size:
+            on_page(page, -(-total // page_size))
+        if not listed or total is None or page * page_size >= total:
+            break
         page += 1
+    if total is not None and listed_in_all != total:
+        log.warning(
+            "the API counted %d taxa under this filter but listed %d; taxa.csv holds those listed",
+            total,
+            listed_in_all,
+        )
+
+
+def _page_size(data: JSON, listed: int) -> int:
+    """How many leaves a page of this answer holds: its ``per_page`` (at most what was asked),
+    else as many as it listed (never more than it holds, so no page is skipped)."""
+    size = as_int(data.get("per_page"))
+    if size is None or size <= 0:
+        return listed
+    return min(size, SPECIES_COUNTS_PER_PAGE)
 
 
 def ancestors_of_leaves(client: ApiClient, leaves: Sequence[Leaf]) -> dict[int, JSON]:
@@ -149,8 +175,7 @@ def ancestors_of_leaves(client: ApiClient, leaves: Sequence[Leaf]) -> dict[int, 
         for start in range(0, len(wanted), TAXA_IDS_PER_REQUEST):
             batch = wanted[start : start + TAXA_IDS_PER_REQUEST]
             data = client.get(f"taxa/{','.join(map(str, batch))}")
-            results = data.get("results")
-            for taxon in results if isinstance(results, list) else []:
+            for taxon in results_of(data):
                 if is_taxon(taxon):
                     known[taxon["id"]] = taxon
             for taxon_id in batch:
@@ -173,7 +198,7 @@ def species_of(taxon: JSON, known: Mapping[int, JSON]) -> tuple[int | None, int 
     if not isinstance(ancestor_ids, list):
         ancestor_ids = [taxon.get("parent_id"), taxon["id"]]
     for ancestor_id in reversed(ancestor_ids[:-1]):
-        if not _is_int(ancestor_id):
+        if as_int(ancestor_id) is None:
             return None, None
         ancestor = known.get(ancestor_id)
         if ancestor is None:
@@ -213,11 +238,10 @@ def leaf_rows(leaves: Sequence[Leaf]) -> list[TaxonRow]:
 
 def rank_level(taxon: JSON) -> float | None:
     """The taxon's rank level (species 10, genus 20, variety 5), from its JSON."""
-    level = taxon.get("rank_level")
-    if isinstance(level, (int, float)) and not isinstance(level, bool):
+    level = as_number(taxon.get("rank_level"))
+    if level is not None:
         return level
-    rank = taxon.get("rank")
-    return _LEVELS.get(rank) if isinstance(rank, str) else None
+    return _LEVELS.get(as_text(taxon.get("rank")) or "")
 
 
 def _rows(pairs: Iterable[tuple[JSON, int]]) -> list[TaxonRow]:
@@ -232,7 +256,7 @@ def _rows(pairs: Iterable[tuple[JSON, int]]) -> list[TaxonRow]:
             input_name=taxon["name"],
             taxon_id=taxon_id,
             name=taxon["name"],
-            rank=taxon["rank"] if isinstance(taxon.get("rank"), str) else "",
+            rank=as_text(taxon.get("rank")) or "",
             match=OBSERVED,
             observations_count=counts[taxon_id],
         )
@@ -252,13 +276,10 @@ def _once_each(pages: Iterable[list[Leaf]]) -> list[Leaf]:
 
 
 def _leaf(result: Any) -> Leaf | None:
-    if not isinstance(result, dict) or not is_taxon(result.get("taxon")) or not _is_int(result.get("count")):
+    count = as_int(result.get("count")) if isinstance(result, dict) else None
+    if count is None or not is_taxon(result.get("taxon")):
         return None
-    return Leaf(result["taxon"], result["count"])
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return Leaf(result["taxon"], count)
 
 
 def _nothing_message(query: ObservedQuery, within: TaxonRow | None) -> str:
