@@ -13,7 +13,8 @@ is one: creating a million files on a busy disk takes hours. What is measured is
 command, `inatdl photos fetch --size square` against the server, which answers the one page
 a query asks (no observation above the cursor) and would serve any photo asked for: a
 rerun that decides there is nothing to do. ``--before SRC`` also runs it with the code of
-another checkout's src/ (``PYTHONPATH``), alternately, on the same data dir. Each rerun by
+another checkout's src/ (``PYTHONPATH``) on the same data dir, first (a rerun by this
+checkout after one by older code writes photos.csv once: it has no record of that file). Each rerun by
 ``measure.py`` (a fresh child: wall, CPU, peak RSS); the server's counts show that no
 photo was asked for.
 """
@@ -34,13 +35,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(SRC))
 
 from server import OBS_STRIDE, ServerProcess  # noqa: E402
-
-from inatdl.clock import Clock  # noqa: E402
-from inatdl.photo import PhotoRecord  # noqa: E402
-from inatdl.state import DONE, Cursor, Outcome, PhotoJob, Store  # noqa: E402
 
 TAXON = 4242
 SEED_PHOTOS = 20  # downloaded for real: the template of every synthesised row
@@ -78,13 +74,25 @@ def measure(command: list[str], src: Path) -> dict[str, Any]:
     return result
 
 
-def build(server: ServerProcess, data: Path, photos: int) -> None:
-    """A finished job of ``photos`` square photos of one taxon in ``data``."""
+def build(server: ServerProcess, data: Path, photos: int, src: Path) -> None:
+    """A finished job of ``photos`` square photos of one taxon in ``data``, made by the
+    code in ``src`` (the older code, when two are compared: the newer upgrades its state)."""
     data.mkdir(parents=True)
     name = f"Benchmarkia species{TAXON}"
     (data / "taxa.csv").write_text(f"{TAXA_HEADER}{name.lower()},{TAXON},{name},species,exact,{photos}\n")
     server.control(reset=True, latency_ms=0, photo_bytes=PHOTO_BYTES, taxa={str(TAXON): SEED_PHOTOS})
-    subprocess.run(fetch_command(server, data), check=True, capture_output=True, env=run_env(SRC))
+    subprocess.run(fetch_command(server, data), check=True, capture_output=True, env=run_env(src))
+    command = [sys.executable, __file__, "--synthesise", str(data), str(photos)]
+    subprocess.run(command, check=True, env=run_env(src))
+    server.control(taxa={str(TAXON): photos})  # the page above the cursor: empty
+    subprocess.run(fetch_command(server, data), check=True, capture_output=True, env=run_env(src))
+
+
+def synthesise(data: Path, photos: int) -> None:
+    """List and mark downloaded the rest of the photos, with the inatdl on PYTHONPATH."""
+    from inatdl.clock import Clock
+    from inatdl.state import DONE, Cursor, Outcome, PhotoJob, Store
+
     store = Store(data / "state.sqlite", Clock())
     try:
         template, folder, query = _template(store)
@@ -101,16 +109,17 @@ def build(server: ServerProcess, data: Path, photos: int) -> None:
             say(f"  {ids[-1] - first + 1:,} of {photos:,} photos")
     finally:
         store.close()
-    server.control(taxa={str(TAXON): photos})  # the page above the cursor: empty
-    subprocess.run(fetch_command(server, data), check=True, capture_output=True, env=run_env(SRC))
 
 
 def _write(path: str) -> None:
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
 
 
-def _template(store: Store) -> tuple[PhotoRecord, str, str]:
+def _template(store: Any) -> tuple[Any, str, str]:
     """A real downloaded photo's record, its folder and its walk's query."""
+    from inatdl.photo import PhotoRecord
+    from inatdl.state import DONE
+
     names = [f.name for f in dataclasses.fields(PhotoRecord)]
     row = store.db.execute(
         f"SELECT {', '.join(names)} FROM photos WHERE status=? LIMIT 1", (DONE,)
@@ -119,7 +128,7 @@ def _template(store: Store) -> tuple[PhotoRecord, str, str]:
     return template, template.path.rsplit("/", 1)[0], template.query
 
 
-def _copy(template: PhotoRecord, photo_id: int, folder: str) -> PhotoRecord:
+def _copy(template: Any, photo_id: int, folder: str) -> Any:
     old = str(template.photo_id)
     return dataclasses.replace(
         template,
@@ -141,9 +150,12 @@ def rerun(server: ServerProcess, data: Path, src: Path) -> dict[str, Any]:
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["--synthesise"]:
+        synthesise(Path(sys.argv[2]), int(sys.argv[3]))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--before", type=Path, help="another checkout's src/, run alternately")
+    parser.add_argument("--before", type=Path, help="an older checkout's src/, run first")
     parser.add_argument("--tries", type=int, default=2)
     parser.add_argument("--keep", type=Path, help="build (or reuse) the data dirs here and keep them")
     args = parser.parse_args()
@@ -158,12 +170,12 @@ def main() -> int:
             if not (data / "state.sqlite").exists():
                 say(f"building a finished job of {photos:,} photos in {data}")
                 shutil.rmtree(data, ignore_errors=True)
-                build(server, data, photos)
+                build(server, data, photos, codes[-1][1])
             server.control(taxa={str(TAXON): photos})
-            for attempt in range(args.tries):
-                for label, src in codes:
+            for label, src in reversed(codes):  # "before" first: it writes photos.csv each time
+                for attempt in range(args.tries):
                     say(f"rerun of {photos:,} photos, {label}, try {attempt + 1}")
-                    rows.append((photos, label, rerun(server, data, src)))
+                    rows.append((photos, f"{label}, try {attempt + 1}", rerun(server, data, src)))
     finally:
         server.stop()
         if not args.keep:
