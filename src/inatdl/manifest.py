@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from inatdl.files import atomic_writer
-from inatdl.photo import MANIFEST_COLUMNS
 from inatdl.migrations import SCHEMA_VERSION
+from inatdl.photo import MANIFEST_COLUMNS
 from inatdl.state import DONE, Store
 
 #: How photos.csv spells a column whose state value is not what it shows: the state keeps
@@ -58,11 +58,10 @@ def write_manifest(store: Store, path: Path, batch_rows: int = 5000) -> None:
 
 def _fingerprint(store: Store) -> list[object]:
     """What photos.csv would hold, in one pass over the log: the downloaded photos' count,
-    ids, paths and times of change (every change to a photo's row sets its updated_at or
-    its status), with the columns and state version that shape the file."""
+    ids and times of change (every change to a photo's row sets its updated_at or its
+    status), with the columns and state version that shape the file."""
     row = store.db.execute(
-        "SELECT COUNT(*), TOTAL(photo_id), TOTAL(LENGTH(path)), TOTAL(updated_at), MAX(updated_at) "
-        "FROM photos WHERE status=?",
+        "SELECT COUNT(*), TOTAL(photo_id), TOTAL(updated_at), MAX(updated_at) FROM photos WHERE status=?",
         (DONE,),
     ).fetchone()
     return [*row, SCHEMA_VERSION, list(MANIFEST_COLUMNS)]
