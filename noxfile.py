@@ -2,7 +2,8 @@
 
 `nox` runs the tests on every supported Python this machine has (missing ones are
 skipped) and the linters; `nox -s tests-3.13` runs one interpreter; `nox -s minimums` runs
-the tests against the oldest dependency versions pyproject.toml admits.
+the tests against the oldest dependency versions pyproject.toml admits; `nox -s loaders`
+reads the export's formats with the real webdataset, datasets and mlcroissant.
 """
 
 from __future__ import annotations
@@ -36,6 +37,13 @@ def lint(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     session.run("ruff", "check", ".")
     session.run("mypy", "--strict", "src/inatdl")
+
+
+@nox.session(python=PYTHONS[0])
+def loaders(session: nox.Session) -> None:
+    """The export's three formats read by the real loaders: webdataset, datasets, mlcroissant."""
+    session.install("-e", ".[test,loaders]")
+    session.run("pytest", "-m", "loaders", *session.posargs)
 
 
 @nox.session(python=PYTHONS[0])

@@ -1,16 +1,19 @@
-"""Time and peak memory of `inatdl dataset export` on 36,000 photos (hard links).
+"""Time and peak memory of `inatdl dataset export` in each format, against plain `tar`.
 
-``python benchmarks/export.py [--photos 36000] [--keep]``. Builds a synthetic data dir in a
-temporary folder (photos.csv as `photos fetch` writes it, and one small file a photo:
-the export never reads photo bytes, so their size does not matter), then measures with
-``measure.py`` (a fresh child each, ``getrusage(RUSAGE_CHILDREN)``):
+``python benchmarks/export.py [--photos 100000] [--compare 10000] [--photo-bytes 20000] [--keep]``.
+Builds a synthetic data dir in a temporary folder (photos.csv as `photos fetch` writes it,
+a photo a file of random, incompressible bytes like a JPEG's: hard links to UNIQUE files,
+so that building 100,000 photos does not take longer than the runs), then measures with
+``measure.py`` (a fresh child each, ``getrusage(RUSAGE_CHILDREN)``), at ``--compare`` photos
+and at ``--photos`` (memory must stay flat as the count grows tenfold):
 
-- the first export with three splits (hard links);
-- the same export again into the same folder (nothing to do);
-- an update after 1,000 new photos arrive and 100 files leave the data dir;
-- for comparison, the start of `photos fetch --help`, which must not load pandas.
+- `tar -cf` of the same photo files: the machine's own speed, the mark for the shards;
+- the first export with three splits as imagefolder (hard links), webdataset, parquet;
+- the same export again into the same folders (nothing to do);
+- an update after 1% new photos arrive (imagefolder and webdataset);
+- for comparison, the start of `photos fetch --help`, which must load neither pandas nor pyarrow.
 
-Prints a Markdown table; nothing is downloaded.
+Prints Markdown tables; nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -32,11 +36,20 @@ COLUMNS = (
 )  # fmt: skip
 LICENSES = ("cc-by", "cc-by-nc", "cc0", "cc-by-sa", "cc-by-nd", "cc-by-nc-sa", "cc-by-nc-nd")
 TAXA = 120
-PHOTO = b"\xff\xd8\xff\xe0" + bytes(2_000) + b"\xff\xd9"
+FORMATS = ("imagefolder", "webdataset", "parquet")
+SPLIT = "train=0.8,validation=0.1,test=0.1"
 
 
-def build(data: Path, photos: int, first_observation: int = 1) -> None:
+UNIQUE = 1_000  # distinct photo files: more than a Parquet page or a snappy window holds
+
+
+def build(data: Path, photos: int, photo_bytes: int, first_observation: int = 1) -> None:
     """Add ``photos`` photos (two an observation, spread over TAXA taxa) to the data dir."""
+    pool = data.parent / f"pool-{photo_bytes}"
+    if not pool.exists():
+        pool.mkdir()
+        for i in range(UNIQUE):
+            (pool / f"{i}.jpg").write_bytes(b"\xff\xd8\xff\xe0" + os.urandom(photo_bytes - 6) + b"\xff\xd9")
     rows = []
     for n in range(photos):
         observation = first_observation + n // 2
@@ -45,7 +58,7 @@ def build(data: Path, photos: int, first_observation: int = 1) -> None:
         name = f"Taxon number{taxon}"
         path = f"photos/Taxon_number{taxon}/{photo_id}_medium.jpg"
         (data / path).parent.mkdir(parents=True, exist_ok=True)
-        (data / path).write_bytes(PHOTO)
+        os.link(pool / f"{photo_id % UNIQUE}.jpg", data / path)
         licence = LICENSES[photo_id % len(LICENSES)]
         observer = f"observer{observation % 997}"
         rows.append(
@@ -53,7 +66,7 @@ def build(data: Path, photos: int, first_observation: int = 1) -> None:
              f"https://static.example/photos/{photo_id}/medium.jpg", licence,
              f"(c) {observer}, some rights reserved ({licence.upper()})", observer, "research",
              50.1, -104.7, "2020-08-27", f"https://www.inaturalist.org/observations/{observation}",
-             len(PHOTO)]
+             photo_bytes]
         )  # fmt: skip
     manifest = data / "photos.csv"
     new = not manifest.exists()
@@ -74,32 +87,67 @@ def measure(*command: str) -> dict[str, float]:
     return result
 
 
+def runs_at(
+    root: Path, photos: int, photo_bytes: int, first_only: bool
+) -> list[tuple[str, dict[str, float]]]:
+    """Every measurement at ``photos`` photos, in a data dir of its own."""
+    data = root / f"data-{photos}"
+    data.mkdir()
+    build(data, photos, photo_bytes)
+    inatdl = [sys.executable, "-m", "inatdl", "--data-dir", str(data)]
+    runs = []
+    tar = root / f"plain-{photos}.tar"
+    runs.append(
+        (
+            f"`tar -cf` of the {photos:,} photo files",
+            measure("tar", "--hard-dereference", "-cf", str(tar), "-C", str(data), "photos"),
+        )
+    )
+    tar.unlink()
+    exports = {
+        f: [*inatdl, "dataset", "export", str(root / f"{f}-{photos}"), "--split", SPLIT, "--format", f]
+        for f in FORMATS
+    }
+    for format_, command in exports.items():
+        runs.append((f"{format_}: first export", measure(*command)))
+    for format_, command in exports.items() if not first_only else ():
+        runs.append((f"{format_}: the same export again", measure(*command)))
+    build(data, photos // 100, photo_bytes, first_observation=10**7)
+    for format_ in ("imagefolder", "webdataset") if not first_only else ():
+        runs.append((f"{format_}: update, {photos // 100:,} new photos", measure(*exports[format_])))
+    for format_ in FORMATS:
+        shutil.rmtree(root / f"{format_}-{photos}")
+    shutil.rmtree(data)
+    return runs
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photos", type=int, default=36_000)
+    parser.add_argument("--photos", type=int, default=100_000)
+    parser.add_argument("--compare", type=int, default=10_000, help="a smaller count, for memory's flatness")
+    parser.add_argument("--photo-bytes", type=int, default=20_000)
+    parser.add_argument("--first-only", action="store_true", help="only the first exports (memory, speed)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="inatdl-export-bench-"))
     try:
-        data, out = root / "data", root / "dataset"
-        data.mkdir()
-        build(data, args.photos)
-        inatdl = [sys.executable, "-m", "inatdl", "--data-dir", str(data)]
-        export = [*inatdl, "dataset", "export", str(out), "--split", "train=0.8,validation=0.1,test=0.1"]
-        runs = [(f"first export, {args.photos:,} photos, hard links", measure(*export))]
-        runs.append(("the same export again (nothing to do)", measure(*export)))
-        build(data, 1_000, first_observation=10**6)
-        for path in sorted((data / "photos").rglob("*.jpg"))[:100]:
-            path.unlink()
-        runs.append(("update: 1,000 new photos, 100 gone", measure(*export)))
-        fetch_help = measure(*inatdl, "photos", "fetch", "-h")
-        runs.append(("`photos fetch --help` (no pandas), for comparison", fetch_help))
-        linked = sum(1 for p in out.rglob("*.jpg") if p.stat().st_nlink > 1)
-        print("| run | wall s | CPU s | peak RSS MB |")
-        print("|---|---:|---:|---:|")
-        for label, run in runs:
-            print(f"| {label} | {run['wall']:.2f} | {run['cpu']:.2f} | {run['maxrss_kb'] / 1024:.0f} |")
-        print(f"\n{linked:,} exported photos are hard links to the data dir's files.")
+        fetch_help = measure(sys.executable, "-m", "inatdl", "photos", "fetch", "-h")
+        rss = fetch_help["maxrss_kb"] / 1024
+        print(f"`photos fetch --help`: {fetch_help['wall']:.2f} s, {rss:.0f} MB peak RSS\n")
+        for photos in (args.compare, args.photos):
+            runs = runs_at(root, photos, args.photo_bytes, args.first_only)
+            megabytes = photos * args.photo_bytes / 1e6
+            tar_wall = runs[0][1]["wall"]
+            print(f"{photos:,} photos of {args.photo_bytes:,} bytes ({megabytes:,.0f} MB)\n")
+            print("| run | wall s | CPU s | peak RSS MB | MB/s | speed vs `tar` |")
+            print("|---|---:|---:|---:|---:|---:|")
+            for label, run in runs:
+                speed = f"{megabytes / run['wall']:,.0f}"
+                print(
+                    f"| {label} | {run['wall']:.2f} | {run['cpu']:.2f} | {run['maxrss_kb'] / 1024:.0f} "
+                    f"| {speed} | {tar_wall / run['wall']:.0%} |"
+                )
+            print()
     finally:
         if args.keep:
             print(f"kept {root}")

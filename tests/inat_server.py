@@ -980,6 +980,8 @@ class InatServer:
         self._other_names: dict[int, list[tuple[str, str]]] = {}
         #: Coordinate privacy set by set_coordinates_privacy, by observation id.
         self._privacy: dict[int, _Privacy] = {}
+        #: Fields of single observations set by set_observation_details, over the defaults.
+        self._details: dict[int, dict[str, Any]] = {}
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -1585,7 +1587,47 @@ class InatServer:
             "tags": [],
             "flags": [],
         }
-        return self._with_privacy(o, body)
+        return self._with_details(o.id, self._with_privacy(o, body))
+
+    # ----------------------------------------------------------------- data: record details
+
+    def set_observation_details(
+        self,
+        obs_id: int,
+        *,
+        time_observed_at: Any = ...,
+        species_guess: Any = ...,
+        community_taxon_id: Any = ...,
+        user_name: Any = ...,
+        uri: Any = ...,
+    ) -> dict[str, Any]:
+        """Give an observation the fields real ones carry that the defaults leave plain
+        (for its coordinates' privacy: set_coordinates_privacy); returns its JSON. Each
+        keyword left out keeps the default: ``time_observed_at`` noon of observed_on,
+        ``species_guess`` the taxon's common name (else its name), ``community_taxon_id``
+        the taxon, the user's ``name`` null, ``uri`` the observation's page.
+        """
+        given = {
+            "time_observed_at": time_observed_at,
+            "species_guess": species_guess,
+            "community_taxon_id": community_taxon_id,
+            "user_name": user_name,
+            "uri": uri,
+        }
+        with self._lock:
+            if obs_id not in self._obs:
+                raise ValueError(f"unknown observation {obs_id}; add it first")
+            fields = self._details.setdefault(obs_id, {})
+            fields.update({k: v for k, v in given.items() if v is not ...})
+            return self._obs_json(self._obs[obs_id], {})
+
+    def _with_details(self, obs_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        """The observation's JSON with the fields set by set_observation_details."""
+        fields = dict(self._details.get(obs_id, {}))
+        if "user_name" in fields:
+            body["user"] = {**body["user"], "name": fields.pop("user_name")}
+        body.update(fields)
+        return body
 
     def _photo_json(self, p: _Photo, login: str) -> dict[str, Any]:
         width, height = _dimensions(p.id)

@@ -156,8 +156,8 @@ BUGS = [
     ),
     Planted(
         "export_silent_about_unlisted_photos",  # a killed fetch's photos left out without a word
-        "export.py",
-        'report.unlisted_files = count_unlisted(data_dir, size, set(photos["path"]))',
+        "export/selection.py",
+        "report.unlisted_files = count_unlisted(data_dir, size, {row[path_at] for row in rows})",
         "report.unlisted_files = 0",
         ("tests/test_export.py::test_photos_a_killed_fetch_did_not_list_are_told_then_exported",),
     ),
@@ -180,10 +180,31 @@ BUGS = [
     ),
     Planted(
         "export_write_error_says_data_dir",  # advice about the wrong folder
-        "export.py",
+        "export/outdir.py",
         'OTHER_OUT_DIR = "export into another folder"',
         'OTHER_OUT_DIR = "use --data-dir"',
         ("tests/test_export.py::test_an_out_dir_without_permission_names_out_dir_not_the_data_dir",),
+    ),
+    Planted(
+        "min_per_taxon_leaves_out_exactly_n",  # issue 22: a taxon with exactly N photos left out
+        "export/selection.py",
+        "small = {label for label, n in counts.items() if n < minimum}",
+        "small = {label for label, n in counts.items() if n <= minimum}",
+        ("tests/test_export_formats.py::test_min_per_taxon_keeps_a_taxon_with_exactly_that_many",),
+    ),
+    Planted(
+        "tar_members_stamped_with_the_clock",  # the same export twice: different tars
+        "export/writers/webdataset.py",
+        'header[136:148] = b"%011o\\0" % FIXED_MTIME',
+        'header[136:148] = b"%011o\\0" % int(__import__("time").time())',
+        ("tests/test_export_formats.py::test_webdataset_shards_hold_every_photo_as_downloaded",),
+    ),
+    Planted(
+        "shard_kept_though_its_photos_changed",  # an update leaves old photos in a shard
+        "export/writers/_shards.py",
+        "digest.update(repr((sample.photo.values, sample.label, sample.size, sample.mtime_ns)).encode())",
+        "digest.update(repr(sample.label).encode())",
+        ("tests/test_export_formats.py::test_an_update_rewrites_only_the_shards_whose_photos_changed",),
     ),
     Planted(
         "worker_waits_for_the_state",  # every worker stalls while a commit or a page is written
@@ -385,7 +406,7 @@ BUGS = [
     ),
     Planted(
         "split_types_by_pandas_dtype",  # True beside empty cells (object) taken for another type
-        "export.py",
+        "export/writers/imagefolder.py",
         "kinds = [{c: pd.api.types.infer_dtype(read[c], skipna=True) for c in columns} for read in inferred]",
         "kinds = [{c: str(read[c].dtype) for c in columns} for read in inferred]",
         ("tests/test_upgrade.py::test_a_split_export_of_an_upgraded_data_dir_keeps_coordinates_obscured",),
@@ -483,6 +504,79 @@ BUGS = [
         "missing = done - present",
         "missing = done - present - done",
         ("tests/test_fetch.py::test_deleted_file_is_fetched_again",),
+    ),
+    Planted(
+        "records_cursor_ignored",  # a rerun of records fetch asks for every observation again
+        "records_fetch.py",
+        'return kept, {key: old.get(key, 0) for key in keys}, ""',
+        'return kept, fresh, ""',
+        ("tests/test_records.py::test_a_rerun_asks_only_for_newer_observations",),
+    ),
+    Planted(
+        "records_duplicated",  # an observation under two listed taxa is two rows
+        "records_fetch.py",
+        'table = table.drop_duplicates("catalogNumber", keep="last")',
+        "table = table",
+        ("tests/test_records.py::test_an_observation_under_two_listed_taxa_is_one_row",),
+    ),
+    Planted(
+        "records_walks_stay_apart",  # walks that ended at different ids never share a query again
+        "records_fetch.py",
+        "self.cursors.update(dict.fromkeys(keys, self.seen_up_to))",
+        "pass",
+        (
+            "tests/test_records.py::"
+            "test_a_taxon_added_to_taxa_csv_is_walked_from_the_start_the_others_from_their_cursor",
+        ),
+    ),
+    Planted(
+        "records_lost_on_api_failure",  # an API failure part-way throws away the pages fetched
+        "records_fetch.py",
+        "except (KeyboardInterrupt, ApiError) as exc:",
+        "except KeyboardInterrupt as exc:",
+        ("tests/test_records.py::test_an_api_failure_keeps_what_was_fetched_and_the_rerun_goes_on",),
+    ),
+    Planted(
+        "threatened_taxon_not_withheld",  # coordinates obscured for a threatened taxon said as exact
+        "darwin_core.py",
+        'if geoprivacy != "obscured" and observation.get("obscured") is not True:',
+        'if geoprivacy != "obscured":',
+        ("tests/test_records.py::test_the_founding_export_field_by_field",),
+    ),
+    Planted(
+        "licence_url_case_sensitive",  # CC-BY-NC (as the open data writes it) left as a code
+        "darwin_core.py",
+        "return LICENSE_URLS.get(text.lower(), text)",
+        "return LICENSE_URLS.get(text, text)",
+        ("tests/test_darwin_core.py::test_the_licence_as_gbif_writes_it",),
+    ),
+    Planted(
+        "event_date_without_time",  # eventDate is the day even when the time is known
+        "darwin_core.py",
+        '"eventDate": _text(observation.get("time_observed_at")) or _text(observation.get("observed_on")),',
+        '"eventDate": _text(observation.get("observed_on")),',
+        ("tests/test_records.py::test_the_founding_export_field_by_field",),
+    ),
+    Planted(
+        "sizes_walked_one_by_one",  # --size square,medium,original pages the observations 3 times
+        "source.py",
+        "if isinstance(source, SizesInOneWalk):",
+        "if False:",
+        ("tests/test_sizes.py::test_three_sizes_from_one_walk",),
+    ),
+    Planted(
+        "repeated_size_keeps_the_last",  # --size medium --size small: only small
+        "cli.py",
+        "tuple(dict.fromkeys(size for listed in sizes for size in listed)),",
+        "sizes[-1],",
+        ("tests/test_sizes.py::test_repeated_size_options_combine",),
+    ),
+    Planted(
+        "dry_run_sizes_share_one_estimate",  # squares estimated at the size of originals
+        "dry_run.py",
+        "taxa = [taxon for taxon in report.taxa if taxon.size == size]",
+        "taxa = report.taxa",
+        ("tests/test_sizes.py::test_dry_run_counts_photos_and_bytes_per_size",),
     ),
     Planted(
         "cap_cursor_past_a_partly_kept_observation",  # --max-per-taxon 1 then 2: its 2nd photo never

@@ -340,7 +340,7 @@ def test_progress_counts_the_pages_of_the_whole_job(inat: InatServer, tmp_path: 
     listed(data, sorted(EIGHT))
     clock = FakeClock()
     client = ApiClient(inat.api_url, build_session(), clock, rate=1)
-    options = FetchOptions("square", Filters(ALL_LICENSES), 1, 10**12, 10**12, dry_run=True)
+    options = FetchOptions(("square",), Filters(ALL_LICENSES), 1, 10**12, 10**12, dry_run=True)
     reporter = RecordingReporter()
     fetch_photos(client, data, load_resolved_taxa(data), options, clock, reporter)
     assert reporter.pages == [(0, 1), (1, 4), (2, 3), (3, 2), (4, 1), (5, 0)]
@@ -452,7 +452,9 @@ def test_progress_has_no_pages_left_once_every_taxon_of_the_job_is_capped(
     listed(data, sorted(EIGHT))
     clock = FakeClock()
     client = ApiClient(inat.api_url, build_session(), clock, rate=1)
-    options = FetchOptions("square", Filters(ALL_LICENSES), 1, 10**12, 10**12, max_per_taxon=1, dry_run=True)
+    options = FetchOptions(
+        ("square",), Filters(ALL_LICENSES), 1, 10**12, 10**12, max_per_taxon=1, dry_run=True
+    )
     reporter = RecordingReporter()
     fetch_photos(client, data, load_resolved_taxa(data), options, clock, reporter)
     served = len(pages(inat))

@@ -397,7 +397,8 @@ def test_without_split_one_set_of_taxon_folders(
     out = tmp_path / "dataset"
     assert export(inat, data, out).exit_code == 0
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
-        "CREDITS.md", "Lythrum_alatum", "Lythrum_salicaria", "Quercus_robur", "README.md", "metadata.csv",
+        "CREDITS.md", "Lythrum_alatum", "Lythrum_salicaria", "Quercus_robur", "README.md", "croissant.json",
+        "metadata.csv",
     ]  # fmt: skip
     dataset = load(hf, out)
     assert list(dataset) == ["train"] and len(dataset["train"]) == len(manifest(data))

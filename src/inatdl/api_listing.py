@@ -138,17 +138,29 @@ class ApiListing:
 
     def batches(self, job: Job) -> Iterator[Batch]:
         """A batch a page of each query of the plan, and one when a walk ends."""
+        for _, batch in self.sized_batches([job]):
+            yield batch
 
-        def recorded(taxa: Sequence[int], above: int, up_to: int) -> int:
-            return self.store.observations_recorded(taxa, job.size, above, up_to)
+    def sized_batches(self, jobs: Sequence[Job]) -> Iterator[tuple[Job, Batch]]:
+        """The batches of every job (one a size, the same taxa), from one walk: each page
+        is asked once and routed for each size; a batch a page and size, and one a size
+        when a walk ends."""
+        cursors: dict[int, int] = {}  # where the walk of each taxon starts: its lowest cursor
+        for size_job in jobs:
+            for taxon_id, after in size_job.to_list().items():
+                cursors[taxon_id] = min(after, cursors.get(taxon_id, after))
 
-        queries = plan_queries(job.to_list(), recorded=recorded)
+        def recorded(taxa: Sequence[int], above: int, up_to: int) -> int:  # at the size that has most
+            return max(self.store.observations_recorded(taxa, j.size, above, up_to) for j in jobs)
+
+        queries = plan_queries(cursors, recorded=recorded)
         self.seen_up_to = self.store.highest_cursor()
         for number, query in enumerate(queries):
             self.queries_left = len(queries) - number - 1
-            yield from self._walk(query, job)
+            yield from self._walk(query, jobs)
         if self.explain_empty:
-            self._explain_empty(job)
+            for size_job in jobs:
+                self._explain_empty(size_job)
 
     def _explain_empty(self, job: Job) -> None:
         """For a taxon that has no photo listed at all, the observations with photos that
@@ -164,50 +176,85 @@ class ApiListing:
             if isinstance(total, int) and not isinstance(total, bool) and total > 0:
                 taxon.report.other_licences = total
 
-    def _walk(self, query: Query, job: Job) -> Iterator[Batch]:
-        """Page one query, each observation to its most specific listed taxon; a taxon that
-        reaches its cap leaves the query; the cursors move with each page's photos."""
-        walk = QueryWalk(query)
-        job.progress.listing(_names([job.taxa[taxon_id].name for taxon_id in query.taxon_ids]))
-        job.progress.paged(self.pages_done, 1 + self.queries_left)
+    def _walk(self, query: Query, jobs: Sequence[Job]) -> Iterator[tuple[Job, Batch]]:
+        """Page one query, each observation to its most specific listed taxon, for each size
+        from that size's own cursors; a taxon that reaches its cap at a size leaves that size's
+        walk, and the query when no size asks for it; the cursors move with each page's photos."""
+        walks = [(job, _size_walk(query, job)) for job in jobs]
+        taxa, progress = jobs[0].taxa, jobs[0].progress  # the same for every size
+        progress.listing(_names([taxa[taxon_id].name for taxon_id in query.taxon_ids]))
+        progress.paged(self.pages_done, 1 + self.queries_left)
         position = query.after_id
 
         def remaining(observations: int) -> None:
             self.pages_done += 1
             pages = -(-observations // OBSERVATIONS_PER_PAGE)
-            job.progress.paged(self.pages_done, pages + self.queries_left)
+            progress.paged(self.pages_done, pages + self.queries_left)
 
-        def params() -> dict[str, Any]:  # asked before each page: capped taxa are left out
-            return self.filters.params(walk.active)
+        def active() -> list[int]:  # the taxa some size still asks for; capped ones are left out
+            asked = {taxon_id for _, walk in walks for taxon_id in walk.active}
+            return [taxon_id for taxon_id in query.taxon_ids if taxon_id in asked]
+
+        def params() -> dict[str, Any]:  # asked before each page
+            return self.filters.params(active())
 
         for page in observation_pages(self.client, params, query.after_id, remaining):
-            routed = self._route(page, walk, job, position)
-            position = max(int(o["id"]) for o in page)
-            self.seen_up_to = max(self.seen_up_to, position)
-            walk.page_done(position)
-            yield Batch(routed.rows, _cursors(walk, job), routed.moves, routed.skips)
-            if not walk.active:  # every taxon capped: its pages left are not asked
-                job.progress.paged(self.pages_done, self.queries_left)
+            photos = [(observation, observation_photos(observation)) for observation in page]
+            routes = self._routes(page, taxa, active())
+            last = max(int(o["id"]) for o in page)
+            self.seen_up_to = max(self.seen_up_to, last)
+            for size_job, walk in walks:
+                if not walk.active:  # every taxon of this size capped: its cursors are saved
+                    continue
+                routed = self._route(photos, routes, walk, size_job, position)
+                walk.page_done(last)
+                yield size_job, Batch(routed.rows, _cursors(walk, size_job), routed.moves, routed.skips)
+            position = last
+            if not active():  # every taxon capped at every size: its pages left are not asked
+                progress.paged(self.pages_done, self.queries_left)
                 return
-        walk.finished(self.seen_up_to)
-        yield Batch([], _cursors(walk, job))
+        for size_job, walk in walks:
+            walk.finished(self.seen_up_to)
+            yield size_job, Batch([], _cursors(walk, size_job))
 
-    def _route(self, page: Sequence[JSON], walk: QueryWalk, job: Job, position: int) -> Routed:
-        """Route a page (placing by request the observations whose lineage names no listed
-        taxon), and apply what it changes to the job's taxa and the walk."""
-        photos = [(observation, observation_photos(observation)) for observation in page]
-        photo_ids = [p["id"] for _, listed_photos in photos for p in listed_photos]
-        recorded = self.store.recorded(photo_ids, job.size)
-        routes = {int(o["id"]): most_specific(lineage(o), job.taxa) for o in page}
+    def _routes(
+        self, page: Sequence[JSON], taxa: Mapping[int, Any], asked: Sequence[int]
+    ) -> dict[int, int | None]:
+        """Each observation's listed taxon (placing by request those whose lineage names no
+        listed taxon, among the ``asked`` taxa the page was asked for): once a page, for
+        every size."""
+        routes: dict[int, int | None] = {int(o["id"]): most_specific(lineage(o), taxa) for o in page}
         unplaced = [observation_id for observation_id, taxon_id in routes.items() if taxon_id is None]
         if unplaced:
-            routes.update(place(self.client, self.filters, unplaced, walk.active))
+            routes.update(place(self.client, self.filters, unplaced, asked))
+        return routes
+
+    def _route(
+        self,
+        photos: Sequence[tuple[JSON, list[JSON]]],
+        routes: Mapping[int, int | None],
+        walk: QueryWalk,
+        job: Job,
+        position: int,
+    ) -> Routed:
+        """Route a page for one size, and apply what it changes to the job's taxa and walk."""
+        photo_ids = [p["id"] for _, listed_photos in photos for p in listed_photos]
+        recorded = self.store.recorded(photo_ids, job.size)
         routed = route_page(photos, routes, recorded, walk, job, position)
         for taxon_id, held in routed.held.items():
             job.taxa[taxon_id].held = held
         for taxon_id, complete_up_to in routed.drops.items():
             walk.drop(taxon_id, complete_up_to)
         return routed
+
+
+def _size_walk(query: Query, job: Job) -> QueryWalk:
+    """The walk of one size over a query: its taxa still to list, from their own cursors
+    (the query starts at the lowest cursor of any size)."""
+    to_list = job.to_list()
+    taxa = tuple(taxon_id for taxon_id in query.taxon_ids if taxon_id in to_list)
+    behind = tuple((taxon_id, to_list[taxon_id]) for taxon_id in taxa if to_list[taxon_id] > query.after_id)
+    return QueryWalk(Query(taxa, query.after_id, behind))
 
 
 def place(

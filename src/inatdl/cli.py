@@ -37,6 +37,7 @@ from inatdl.constants import (
     TAXA_FILE,
 )
 from inatdl.errors import InatdlError
+from inatdl.export.writers import FORMATS as EXPORT_FORMATS
 from inatdl.fetch import FetchOptions, FetchReport, fetch_photos
 from inatdl.files import ensure_data_dir
 from inatdl.observations import Filters
@@ -180,6 +181,15 @@ class SizeType(click.ParamType):
             return parse_size(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+
+
+class ShardSize(SizeType):
+    """--shard-size: a byte size with its unit (500 alone could mean bytes or megabytes)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, str) and value.strip()[-1:].isdigit():
+            self.fail(f"{value!r} has no unit; write it like 500MB or 1GB", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 class CommaList(click.ParamType):
@@ -400,10 +410,13 @@ def _date(value: dt.datetime | None) -> str | None:
 @photos.command("fetch", context_settings=CONTEXT)
 @click.option(
     "--size",
-    type=click.Choice(list(PHOTO_SIZES)),
-    default=DEFAULT_SIZE,
+    "sizes",
+    type=CommaList(list(PHOTO_SIZES)),
+    multiple=True,
+    default=[DEFAULT_SIZE],
     show_default=True,
-    help="square 75 px, thumb 100, small 240, medium 500, large 1024, original 2048.",
+    help="square 75 px, thumb 100, small 240, medium 500, large 1024, original 2048. Several, "
+    "comma-separated (square,medium,original) or repeated, are fetched from one walk.",
 )
 @click.option(
     "--license",
@@ -459,7 +472,7 @@ def _date(value: dt.datetime | None) -> str | None:
 @click.pass_obj
 def photos_fetch(
     settings: Settings,
-    size: str,
+    sizes: tuple[tuple[str, ...], ...],
     licenses: tuple[str, ...],
     quality: tuple[str, ...],
     place_id: int | None,
@@ -482,6 +495,7 @@ def photos_fetch(
     Example:
       inatdl photos fetch --size medium
       inatdl photos fetch --size small --license cc0,cc-by --quality research --max-per-taxon 500
+      inatdl photos fetch --place-id 128892 --size square,medium,original
     """
     if observed_from and observed_to and observed_from > observed_to:
         raise click.BadParameter("--observed-from is after --observed-to", param_hint="--observed-from")
@@ -489,7 +503,7 @@ def photos_fetch(
     taxa_rows = load_resolved_taxa(data_dir)
     filters = Filters(licenses, quality, place_id, bbox, _date(observed_from), _date(observed_to))
     options = FetchOptions(
-        size,
+        tuple(dict.fromkeys(size for listed in sizes for size in listed)),  # repeated: all of them
         filters,
         workers,
         hourly_limit,
@@ -537,6 +551,86 @@ class _sigterm_as_interrupt:
 
 def _raise_interrupt(signum: int, frame: object) -> NoReturn:
     raise KeyboardInterrupt
+
+
+# records --------------------------------------------------------------------------------
+
+
+@cli.group(context_settings=CONTEXT)
+def records() -> None:
+    """The observation records themselves, as Darwin Core (writes records.csv).
+
+    \b
+    Example:
+      inatdl records fetch --place-id 128892
+    """
+
+
+@records.command("fetch", context_settings=CONTEXT)
+@click.option("--place-id", type=click.IntRange(min=1), help="Every observation in this iNaturalist place.")
+@click.option(
+    "--within", metavar="NAME", callback=_name_given, help="Every observation under this taxon, e.g. Aves."
+)
+@click.option(
+    "--quality",
+    type=CommaList(QUALITY_GRADES),
+    default=",".join(QUALITY_GRADES),
+    show_default=True,
+    help="Quality grades to keep, comma-separated.",
+)
+@click.option("--bbox", type=BoundingBox(), help="Only observations inside SWLAT,SWLNG,NELAT,NELNG.")
+@click.option("--observed-from", type=click.DateTime(["%Y-%m-%d"]), help="Observed on or after (YYYY-MM-DD).")
+@click.option("--observed-to", type=click.DateTime(["%Y-%m-%d"]), help="Observed on or before (YYYY-MM-DD).")
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["csv", "parquet"]),
+    default="csv",
+    show_default=True,
+    help="records.csv, or records.parquet.",
+)
+@click.pass_obj
+def records_fetch(
+    settings: Settings,
+    place_id: int | None,
+    within: str | None,
+    quality: tuple[str, ...],
+    bbox: tuple[float, float, float, float] | None,
+    observed_from: dt.datetime | None,
+    observed_to: dt.datetime | None,
+    file_format: str,
+) -> None:
+    """Write every observation under the filter, with or without photos, as Darwin Core
+    records: records.csv (or records.parquet) in the data dir, one row an observation.
+
+    The taxa are those of taxa.csv, unless --place-id or --within is given (then every
+    observation there, of any taxon). Run it again to add only observations newer than
+    the last one recorded.
+
+    \b
+    Example (every record of a marine protected area):
+      inatdl records fetch --place-id 128892
+      inatdl records fetch --place-id 128892 --within Actinopterygii --quality research --format parquet
+      inatdl records fetch --observed-from 2024-01-01      (the taxa of taxa.csv)
+    """
+    from inatdl.records_fetch import RecordsQuery, fetch_records, records_taxa  # pandas: this command only
+
+    if observed_from and observed_to and observed_from > observed_to:
+        raise click.BadParameter("--observed-from is after --observed-to", param_hint="--observed-from")
+    data_dir = ensure_data_dir(settings.data_dir)
+    client = settings.client()
+    taxa_rows = records_taxa(client, data_dir, place_id, within)
+    filters = Filters((), quality, place_id, bbox, _date(observed_from), _date(observed_to))
+    query = RecordsQuery(filters, taxa_rows, file_format)
+
+    def show(done: int, left: int) -> None:
+        output.show_records_page(settings.out, done, left)
+
+    with _sigterm_as_interrupt():
+        report = fetch_records(client, data_dir, query, on_page=show)
+    output.show_records(settings.out, report)
+    if report.stopped is not None:
+        raise report.stopped
 
 
 # dataset --------------------------------------------------------------------------------
@@ -597,6 +691,21 @@ def dataset() -> None:
     help="The photo size to export, when the data dir holds several.",
 )
 @click.option("--copy", is_flag=True, help="Copy the photos instead of hard-linking them.")
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(EXPORT_FORMATS),
+    default=EXPORT_FORMATS[0],
+    show_default=True,
+    help="imagefolder: a file a photo; webdataset: tar shards; parquet: Parquet files, images inside.",
+)
+@click.option(
+    "--shard-size",
+    type=ShardSize(),
+    default="500MB",
+    show_default=True,
+    help="The largest tar or Parquet file (webdataset, parquet).",
+)
 @click.pass_obj
 def dataset_export(
     settings: Settings,
@@ -608,10 +717,13 @@ def dataset_export(
     max_per_taxon: int | None,
     size: str | None,
     copy: bool,
+    format_: str,
+    shard_size: int,
 ) -> None:
     """Build OUT_DIR from the photos in the data dir, for torchvision's ImageFolder and
     Hugging Face's imagefolder: taxon folders (in split folders with --split), a
-    metadata.csv with each photo's licence and attribution, README.md and CREDITS.md.
+    metadata.csv with each photo's licence and attribution, README.md, CREDITS.md and
+    croissant.json. --format webdataset or parquet writes shards instead, for millions.
 
     The data dir is only read. Photos are hard links (no extra disk) where possible.
     Exporting again into OUT_DIR updates it: a photo never changes split.
@@ -620,6 +732,7 @@ def dataset_export(
     Example:
       inatdl dataset export my-dataset --split train=0.8,validation=0.1,test=0.1
       inatdl dataset export birds --split train=0.9,test=0.1 --group-by observer --max-per-taxon 500
+      inatdl dataset export big --split train=0.9,test=0.1 --format webdataset --shard-size 1GB
     """
     from inatdl.export import ExportOptions, export_dataset  # pandas: only for this command
 
@@ -631,6 +744,8 @@ def dataset_export(
         max_per_taxon=max_per_taxon,
         size=size,
         copy=copy,
+        format=format_,
+        shard_size=shard_size,
     )
     command = output.export_command(settings.data_dir, out_dir, options)
     report = export_dataset(settings.data_dir, out_dir, dataclasses.replace(options, command=command))

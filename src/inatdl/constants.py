@@ -89,6 +89,8 @@ LEASE_SECONDS = 60.0  # a lease is written as if all its bytes were spent this l
 # State
 STATE_FILE = "state.sqlite"
 LOCK_FILE = "inatdl.lock"
+RECORDS_FILE = "records"  # records.csv or records.parquet, by --format
+RECORDS_LOCK_FILE = "records.lock"
 TAXA_FILE = "taxa.csv"
 MANIFEST_FILE = "photos.csv"
 PHOTOS_DIR = "photos"

@@ -18,9 +18,11 @@ from inatdl.state import FAILED, PENDING, Store
 def estimate(
     report: FetchReport, store: Store, session: requests.Session, size: str, timeout: Timeout
 ) -> None:
-    """Each taxon's photos to download and their bytes, from a sample of sizes asked with HEAD."""
+    """Each taxon's photos to download at ``size`` and their bytes, from a sample of that
+    size's photos asked with HEAD (each size by its own sample)."""
     sampled: list[int] = []
-    for taxon in report.taxa:
+    taxa = [taxon for taxon in report.taxa if taxon.size == size]
+    for taxon in taxa:
         jobs = store.jobs_to_retry(taxon.taxon_id, size, batch=DRY_RUN_SAMPLE)
         for job in itertools.islice(jobs, DRY_RUN_SAMPLE):
             report.head_requests += 1
@@ -28,7 +30,7 @@ def estimate(
             if length is not None:
                 sampled.append(length)
     average = sum(sampled) // len(sampled) if sampled else 0
-    for taxon in report.taxa:
+    for taxon in taxa:
         counts = store.status_counts(taxon.taxon_id, size)
         taxon.queued = counts.get(PENDING, 0) + counts.get(FAILED, 0)
         taxon.estimated_bytes = taxon.queued * average

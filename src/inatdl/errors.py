@@ -47,6 +47,12 @@ class ExportError(InatdlError):
     """`dataset export` cannot be done with this data dir, output folder or options."""
 
 
+class ExportOptionError(ExportError):
+    """An option of `dataset export` that cannot work with these photos (a usage error)."""
+
+    exit_code = 2
+
+
 class LimitReached(InatdlError):
     """A byte limit is reached and the user asked not to wait."""
 

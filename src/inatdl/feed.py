@@ -13,7 +13,7 @@ import contextlib
 import itertools
 import logging
 import os
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from inatdl.naming import safe_folder_name
 from inatdl.observations import Filters
 from inatdl.pool import Stop
 from inatdl.report import TaxonReport
-from inatdl.source import Batch, Job, ListedTaxon, ListingProgress, Move, PhotoSource
+from inatdl.source import Batch, Job, ListedTaxon, ListingProgress, Move, PhotoSource, batches_of
 from inatdl.state import DONE, FAILED, PENDING, PhotoJob, Store
 from inatdl.taxa import TaxonRow
 
@@ -56,7 +56,7 @@ def take_over(
         done[taxon_id] = counts.get(DONE, 0)
         held = done[taxon_id] + counts.get(PENDING, 0) + counts.get(FAILED, 0)
         folder = f"{PHOTOS_DIR}/{safe_folder_name(taxon.name, str(taxon_id))}"
-        report = TaxonReport(taxon_id, taxon.name)
+        report = TaxonReport(taxon_id, taxon.name, size)
         listed[taxon_id] = ListedTaxon(taxon_id, taxon.name, folder, key, store.cursor(key), held, report)
     for taxon_id, had in done.items():
         retries = store.jobs_to_retry(taxon_id, size)
@@ -77,9 +77,9 @@ class Feeder:
         self.moves = moves  # False in a dry run: nothing on disk changes
         self.moved = 0  # downloaded photos moved to a more specific taxon's folder
 
-    def feed(self, source: PhotoSource, job: Job, stop: Stop) -> None:
-        """Apply the source's batches until it is done or the run stops."""
-        for batch in source.batches(job):
+    def feed(self, source: PhotoSource, jobs: Sequence[Job], stop: Stop) -> None:
+        """Apply the source's batches of every job (size) until it is done or the run stops."""
+        for job, batch in batches_of(source, jobs):
             self.apply(batch, job)
             if stop.stopping:
                 return
@@ -122,9 +122,9 @@ class Feeder:
 
 @dataclass(frozen=True)
 class Asked:
-    """What the run asks of every source: the size, the filters and the cap."""
+    """What the run asks of every source: the sizes, the filters and the cap."""
 
-    size: str
+    sizes: tuple[str, ...]
     filters: Filters
     max_per_taxon: int | None
 
@@ -132,18 +132,22 @@ class Asked:
 def list_job(
     source: PhotoSource,
     feeder: Feeder,
-    taxa: Iterable[TaxonRow],
+    taxa: Sequence[TaxonRow],
     asked: Asked,
     progress: ListingProgress,
     stop: Stop,
-    listed: dict[int, ListedTaxon],
+    listed: Mapping[str, dict[int, ListedTaxon]],
 ) -> None:
-    """Take over what earlier runs left of each taxon (into ``listed``), then feed the
-    source's batches until done or stopped."""
-    size, cap = asked.size, asked.max_per_taxon
-    take_over(feeder.store, source, taxa, size, cap, feeder.queue, stop, listed)
-    if not stop.stopping:
-        feeder.feed(source, Job(listed, size, asked.filters, cap, progress), stop)
+    """Take over what earlier runs left of each taxon at each size (into ``listed``, by
+    size), then feed the source's batches of every size (in one walk where the source can)
+    until done or stopped."""
+    cap = asked.max_per_taxon
+    for size in asked.sizes:
+        take_over(feeder.store, source, taxa, size, cap, feeder.queue, stop, listed[size])
+        if stop.stopping:
+            return
+    jobs = [Job(listed[size], size, asked.filters, cap, progress) for size in asked.sizes]
+    feeder.feed(source, jobs, stop)
 
 
 def settle(taxa: Collection[ListedTaxon], store: Store, size: str) -> list[TaxonReport]:

@@ -44,7 +44,7 @@ log = logging.getLogger("inatdl")
 class FetchOptions:
     """Everything `photos fetch` was asked to do."""
 
-    size: str
+    sizes: tuple[str, ...]  # each photo is fetched in each, from one walk of the observations
     filters: Filters
     workers: int
     hourly_limit: int
@@ -52,6 +52,10 @@ class FetchOptions:
     wait: bool = True
     max_per_taxon: int | None = None
     dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.sizes, str):  # one size given as such, not as its letters
+            object.__setattr__(self, "sizes", (self.sizes,))
 
 
 def fetch_photos(
@@ -108,8 +112,8 @@ def _run(
         on_wait=reporter.waiting,
         cancel=stop.hard_event,
     )
-    listed: dict[int, ListedTaxon] = {}
-    tally = Tally(lambda taxon_id: listed[taxon_id].report, reporter.finished)
+    listed: dict[str, dict[int, ListedTaxon]] = {size: {} for size in options.sizes}  # by size
+    tally = Tally(lambda taxon_id, size: listed[size][taxon_id].report, reporter.finished)
     pool = (
         None
         if options.dry_run
@@ -117,14 +121,14 @@ def _run(
     )
 
     def queue(job: PhotoJob) -> None:
-        listed[job.taxon_id].report.queued += 1
+        listed[job.size][job.taxon_id].report.queued += 1
         reporter.queued(1)
         if pool is not None:
             pool.put(job)
 
     listing = ApiListing(client, store, options.filters, explain_empty=options.dry_run)
     feeder = Feeder(store, data_dir, queue, on_disk.untracked, moves=not options.dry_run)
-    asked = Asked(options.size, options.filters, options.max_per_taxon)
+    asked = Asked(options.sizes, options.filters, options.max_per_taxon)
     requests_before = client.requests_made
 
     def shut_down() -> None:  # safe to repeat: _through_interrupts may start it again
@@ -132,7 +136,7 @@ def _run(
             report.interrupted |= pool.finish()
         budget.close()
         store.flush()
-        report.taxa = settle(listed.values(), store, options.size)
+        report.taxa = [r for size in options.sizes for r in settle(listed[size].values(), store, size)]
         report.api_requests = client.requests_made - requests_before
         report.pages = listing.pages_done
         report.moved = feeder.moved
@@ -157,7 +161,8 @@ def _run(
         else:
             raise pool.fatal
     if options.dry_run and not report.interrupted:
-        estimate(report, store, client.session, options.size, client.timeout)
+        for size in options.sizes:
+            estimate(report, store, client.session, size, client.timeout)
 
 
 def _through_interrupts(step: Callable[[], object], stop: Stop | None = None) -> bool:

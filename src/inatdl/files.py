@@ -8,7 +8,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from inatdl.errors import DiskError, StateError
 
@@ -39,14 +39,29 @@ def ensure_data_dir(path: Path) -> Path:
 def atomic_writer(path: Path) -> Iterator[TextIO]:
     """A text handle on a temporary file beside ``path``, renamed into place when the block
     ends without error (and removed when it fails), so ``path`` is always whole."""
+    with _atomic(path) as tmp, tmp.open("w", encoding="utf-8", newline="") as handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def atomic_binary_writer(path: Path) -> Iterator[BinaryIO]:
+    """As :func:`atomic_writer`, for bytes (a Parquet file)."""
+    with _atomic(path) as tmp, tmp.open("wb") as handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def _atomic(path: Path) -> Iterator[Path]:
+    """A temporary name beside ``path`` for the block to write, renamed to ``path`` when the
+    block ends without error (the writer's handle closed by then), removed when it fails."""
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     except OSError as exc:
         raise disk_error(exc, path) from exc
     try:
+        os.close(fd)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; the user's umask decides
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            yield handle
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):

@@ -26,13 +26,14 @@ from inatdl.budget import budget_hours
 from inatdl.constants import DEFAULT_DATA_DIR, QUALITY_GRADES
 from inatdl.fetch import FetchOptions
 from inatdl.observed_taxa import RANK_SPECIES, ObservedQuery, ObservedReport
-from inatdl.report import FetchReport
+from inatdl.report import FetchReport, TaxonReport
 from inatdl.state import DONE, Outcome
 from inatdl.taxa import ERROR, NOT_FOUND, TaxonRow
 from inatdl.units import format_size
 
-if TYPE_CHECKING:  # the module imports pandas: loaded only by `dataset export`
+if TYPE_CHECKING:  # the modules import pandas: loaded only by `dataset export`, `records fetch`
     from inatdl.export import ExportOptions, ExportReport
+    from inatdl.records_fetch import RecordsReport
 
 log = logging.getLogger("inatdl")
 LOG_EVERY_SECONDS = 10.0
@@ -338,9 +339,10 @@ def show_fetch(out: Output, report: FetchReport, data_dir: Path) -> None:
         f"{'taxon':<30} {'listed':>7} {'had':>7} {'new':>7} {'failed':>6} {'gone':>5} "
         f"{'skipped':>7} {'left':>6} {'bytes':>10}"
     )
+    several = _several_sizes(report)
     for t in report.taxa:
         out.say(
-            f"{t.name[:30]:<30} {t.listed:>7} {t.had:>7} {t.downloaded:>7} {t.failed:>6} "
+            f"{_taxon_label(t, several):<30} {t.listed:>7} {t.had:>7} {t.downloaded:>7} {t.failed:>6} "
             f"{t.gone:>5} {sum(t.skipped.values()):>7} {t.left:>6} {format_size(t.bytes):>10}"
         )
     skipped = sum((t.skipped for t in report.taxa), Counter())
@@ -353,7 +355,7 @@ def show_fetch(out: Output, report: FetchReport, data_dir: Path) -> None:
     _show_skipped(out, report)
     for t in report.taxa:
         for error, count in t.errors.most_common(5):
-            out.warn(f"Failed in {t.name}: {count} × {error}")
+            out.warn(f"Failed in {_taxon_label(t, several)}: {count} × {error}")
     gone = report.total("gone")
     if gone:
         out.say(f"{photos(gone)} gone from iNaturalist (404/410); not retried.")
@@ -364,6 +366,18 @@ def show_fetch(out: Output, report: FetchReport, data_dir: Path) -> None:
         )
     out.say(f"Photos in {data_dir / 'photos'}; manifest {report.manifest}.")
     _show_budget(out, report)
+
+
+def _several_sizes(report: FetchReport) -> bool:
+    return len({t.size for t in report.taxa}) > 1
+
+
+def _taxon_label(report: TaxonReport, several_sizes: bool) -> str:
+    """A taxon's name for a table row of 30 characters, with the size when a run has several."""
+    if not several_sizes:
+        return report.name[:30]
+    suffix = f" ({report.size})"
+    return report.name[: 30 - len(suffix)] + suffix
 
 
 def _show_skipped(out: Output, report: FetchReport) -> None:
@@ -404,10 +418,18 @@ def _show_budget(out: Output, report: FetchReport) -> None:
 
 def show_dry_run(out: Output, report: FetchReport, options: FetchOptions, api_rate: float) -> None:
     out.say(f"{'taxon':<30} {'to download':>11} {'skipped':>7} {'about':>10}")
+    several = _several_sizes(report)
     for t in report.taxa:
         out.say(
-            f"{t.name[:30]:<30} {t.queued:>11} {t.skipped.total():>7} {format_size(t.estimated_bytes):>10}"
+            f"{_taxon_label(t, several):<30} {t.queued:>11} {t.skipped.total():>7} "
+            f"{format_size(t.estimated_bytes):>10}"
         )
+    if several:  # each size by its own estimate
+        for size in dict.fromkeys(t.size for t in report.taxa):
+            of_size = [t for t in report.taxa if t.size == size]
+            queued, estimated = sum(t.queued for t in of_size), sum(t.estimated_bytes for t in of_size)
+            skipped_here = sum(t.skipped.total() for t in of_size)
+            out.say(f"{'total ' + size:<30} {queued:>11} {skipped_here:>7} {format_size(estimated):>10}")
     total = report.total("estimated_bytes")
     skipped = sum(t.skipped.total() for t in report.taxa)
     out.say(f"{'total':<30} {report.total('queued'):>11} {skipped:>7} {format_size(total):>10}")
@@ -464,6 +486,24 @@ def show_error(message: str) -> None:
     click.echo(f"Error: {message}", err=True)
 
 
+# records fetch --------------------------------------------------------------------------
+
+
+def show_records_page(out: Output, done: int, left: int) -> None:
+    if left:
+        out.progress(f"Listing the observations: page {done} of about {done + left}")
+
+
+def show_records(out: Output, report: RecordsReport) -> None:
+    if report.started_over:
+        out.say(f"Made again from the start: {report.started_over}.")
+    requests = "1 API request" if report.api_requests == 1 else f"{report.api_requests} API requests"
+    pages = "1 observation page" if report.pages == 1 else f"{report.pages} observation pages"
+    out.say(f"Wrote {report.path} ({report.records:,} records, {report.new:,} new; {requests}, {pages}).")
+    if isinstance(report.stopped, KeyboardInterrupt):
+        out.warn("Stopped before the end: what was fetched is saved; run the same command to go on.")
+
+
 # dataset export -------------------------------------------------------------------------
 
 
@@ -484,11 +524,23 @@ def export_command(data_dir: Path, out_dir: Path, options: ExportOptions) -> str
             words += [option, str(value)]
     if options.copy:
         words.append("--copy")
+    if options.format != "imagefolder":
+        words += ["--format", options.format, "--shard-size", _size_word(options.shard_size)]
     return command_line(data_dir, *words)
+
+
+def _size_word(num_bytes: int) -> str:
+    """A byte size as --shard-size reads it back exactly: 500MB, or 123456B."""
+    for unit, factor in (("GB", 1000**3), ("MB", 1000**2), ("kB", 1000)):
+        if num_bytes % factor == 0:
+            return f"{num_bytes // factor}{unit}"
+    return f"{num_bytes}B"
 
 
 def show_export(out: Output, report: ExportReport, options: ExportOptions) -> None:
     how = f"{report.linked:,} hard-linked, {report.copied:,} copied" if report.added else "nothing new"
+    if report.format != "imagefolder":  # shards: how many files were written
+        how = f"{report.shards_written:,} files written, {report.shards_kept:,} unchanged"
     out.say(
         f"Exported {photos(report.photos)} of {len(report.taxa)} taxa ({report.size}) to {report.out_dir}: "
         f"{report.added:,} added ({how}), {report.kept:,} already there, {report.removed:,} removed."
@@ -516,7 +568,10 @@ def show_export(out: Output, report: ExportReport, options: ExportOptions) -> No
             f"Face's loader refuses; still in photos.csv): {', '.join(report.dropped_columns)}"
         )
     _show_short_splits(out, report, options)
-    out.say(f"Dataset card {report.out_dir / 'README.md'}, credits {report.out_dir / 'CREDITS.md'}.")
+    out.say(
+        f"Dataset card {report.out_dir / 'README.md'}, credits {report.out_dir / 'CREDITS.md'}, "
+        f"Croissant metadata {report.out_dir / 'croissant.json'}."
+    )
 
 
 def _show_short_splits(out: Output, report: ExportReport, options: ExportOptions) -> None:

@@ -39,6 +39,7 @@ class TaxonReport:
 
     taxon_id: int
     name: str
+    size: str = ""  # the photo size these counts are of (a run may fetch several)
     listed: int = 0
     queued: int = 0  # handed to the workers this run (a dry run: what a real run would download)
     had: int = 0
@@ -91,16 +92,18 @@ class FetchReport:
 
 
 class Tally:
-    """Counts the workers' outcomes into the taxa's reports, from any thread."""
+    """Counts the workers' outcomes into the reports of their taxon and size, from any thread."""
 
-    def __init__(self, report_of: Callable[[int], TaxonReport], finished: Callable[[Outcome], None]) -> None:
-        self.report_of = report_of  # a taxon id's report
+    def __init__(
+        self, report_of: Callable[[int, str], TaxonReport], finished: Callable[[Outcome], None]
+    ) -> None:
+        self.report_of = report_of  # the report of a taxon id at a size
         self.finished = finished  # progress: one photo more
         self._lock = threading.Lock()
 
     def add(self, outcome: Outcome) -> None:
         with self._lock:
-            report = self.report_of(outcome.job.taxon_id)
+            report = self.report_of(outcome.job.taxon_id, outcome.job.size)
             if outcome.status == DONE and not outcome.already_there:
                 report.downloaded += 1
                 report.bytes += outcome.bytes

@@ -13,13 +13,17 @@ and the effects of a batch (the state transaction, file moves, the queue).
 A source's own job is to list what is new since each taxon's cursor, route each photo to
 the most specific listed taxon, skip the photos the filters refuse (as a ``Skip`` in the
 batch: every run reports them), and stop listing a taxon once it holds its cap.
+
+A job is one size. A source that can list several sizes in one pass (:class:`SizesInOneWalk`:
+the API listing, whose requests are the job's cost) is given the jobs of every size
+together; any other is asked size by size (:func:`batches_of`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from inatdl.observations import Filters
 from inatdl.photo import PhotoRecord
@@ -117,3 +121,24 @@ class PhotoSource(Protocol):
     def batches(self, job: Job) -> Iterator[Batch]:
         """The job's new photos, in batches small enough for one transaction each."""
         ...
+
+
+@runtime_checkable
+class SizesInOneWalk(Protocol):
+    """A source that lists several sizes of the same photos at once (the API listing: one
+    walk of the observations, whatever the number of sizes, as the requests are its cost)."""
+
+    def sized_batches(self, jobs: Sequence[Job]) -> Iterator[tuple[Job, Batch]]:
+        """The batches of every job (one a size, the same taxa and filters), each with its job."""
+        ...
+
+
+def batches_of(source: PhotoSource, jobs: Sequence[Job]) -> Iterator[tuple[Job, Batch]]:
+    """Every job's batches: in one walk where the source can list the sizes at once, else
+    size by size."""
+    if isinstance(source, SizesInOneWalk):
+        yield from source.sized_batches(jobs)
+        return
+    for job in jobs:
+        for batch in source.batches(job):
+            yield job, batch

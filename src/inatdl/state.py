@@ -78,10 +78,11 @@ class Outcome:
 
 
 class DataDirLock:
-    """An exclusive lock on the data dir, so two runs never download a photo twice."""
+    """An exclusive lock on the data dir, so two runs never download a photo twice; another
+    ``name`` locks one job of the data dir only (`records fetch` runs beside `photos fetch`)."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / LOCK_FILE
+    def __init__(self, data_dir: Path, name: str = LOCK_FILE) -> None:
+        self.path = data_dir / name
         self._handle: Any = None
 
     def __enter__(self) -> DataDirLock:

@@ -1,0 +1,46 @@
+"""`dataset export`: the downloaded photos as a dataset that ML tools load as it is.
+
+selection (photos.csv → the photos and their splits) → a writer a format (imagefolder,
+webdataset, parquet: writers/) → the card, the credits and croissant.json from the report.
+The data dir is only read. OUT_DIR keeps a small state file (outdir.py) that marks it as
+inatdl's and lists what inatdl put there, so an export again updates it: new photos are
+added, photos gone from the data dir removed, files nobody asked to change left alone.
+
+Nothing here imports pandas or pyarrow at module level, so `photos fetch` starts without them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from inatdl.export.card import CARD_NAME, CREDITS_NAME, dataset_card, write_credits
+from inatdl.export.croissant import CROISSANT_NAME, croissant
+from inatdl.export.model import DEFAULT_SHARD_SIZE, ExportOptions, ExportReport
+from inatdl.export.outdir import check_update, make_out_dir, read_out_dir_state, write_state
+from inatdl.export.selection import select
+from inatdl.export.writers import FORMATS, OWNED_TEXTS, WriteContext, make_writer
+from inatdl.files import atomic_write_text, atomic_writer
+
+__all__ = ["DEFAULT_SHARD_SIZE", "FORMATS", "ExportOptions", "ExportReport", "export_dataset"]
+
+
+def export_dataset(data_dir: Path, out_dir: Path, options: ExportOptions) -> ExportReport:
+    """Build or update the dataset in ``out_dir`` from the photos of ``data_dir``."""
+    previous = read_out_dir_state(out_dir, data_dir)
+    if previous is not None:
+        check_update(out_dir, previous, options)
+    selection, report = select(data_dir, options, out_dir)
+    writer = make_writer(WriteContext(data_dir, out_dir, selection, options, report, previous))
+    files = writer.plan()
+    owned = sorted({*files, *OWNED_TEXTS})
+    make_out_dir(out_dir)
+    # Written first with both lists, so a crash midway leaves nothing that the next export forgets.
+    write_state(out_dir, sorted({*(previous.files if previous else []), *owned}), options)
+    writer.write(sorted(set(previous.files if previous else []) - set(owned)))
+    title = out_dir.resolve().name
+    atomic_write_text(out_dir / CARD_NAME, dataset_card(report, options, writer, title, selection))
+    with atomic_writer(out_dir / CREDITS_NAME) as handle:
+        write_credits(handle, selection)
+    atomic_write_text(out_dir / CROISSANT_NAME, croissant(report, writer))
+    write_state(out_dir, owned, options, **writer.state())
+    return report

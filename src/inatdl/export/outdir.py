@@ -1,0 +1,187 @@
+"""OUT_DIR's own state: a small file that marks the folder as inatdl's export and lists
+what inatdl put there (and, for shards, what each holds), so an export again updates it
+and never touches a file a user added, another format's export or other splits."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inatdl.errors import ExportError
+from inatdl.export.model import ExportOptions
+from inatdl.files import atomic_write_text, disk_error
+
+STATE_NAME = ".inatdl-export.json"
+PHOTOS_NAME = ".inatdl-export-photos.txt"  # the shards' photo ids, one a line: the summary's counts
+STATE_FORMAT = 1
+OTHER_OUT_DIR = "export into another folder"  # what to do when OUT_DIR cannot be written
+
+
+@dataclass
+class OutDirState:
+    """What a previous export left in OUT_DIR (empty for a new folder)."""
+
+    files: list[str] = field(default_factory=list)
+    options: dict[str, Any] | None = None
+    format: str = "imagefolder"  # an export made before --format existed was an imagefolder
+    shards: dict[str, str] = field(default_factory=dict)  # shard file → fingerprint of its contents
+    photos: set[str] = field(default_factory=set)  # photo ids in the shards
+
+
+def read_out_dir_state(out_dir: Path, data_dir: Path) -> OutDirState | None:
+    """The state of a previous export in ``out_dir``, None for a new or empty folder; an error
+    for a file, a folder inside the data dir, or a non-empty folder inatdl did not make."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportError(f"{out_dir} is a file, not a folder; choose a folder for the dataset")
+    if is_within(out_dir, data_dir):
+        raise ExportError(
+            f"{out_dir} is inside the data dir {data_dir}, which export never changes; "
+            "choose a folder outside it"
+        )
+    if not out_dir.exists():
+        return None
+    state_path = out_dir / STATE_NAME
+    if not state_path.is_file():
+        if any(out_dir.iterdir()):
+            raise ExportError(
+                f"{out_dir} is not empty and was not made by `inatdl dataset export`; "
+                "choose a new or empty folder"
+            )
+        return None
+    try:
+        state = json.loads(state_path.read_text(encoding="utf-8"))
+        if state.get("format") != STATE_FORMAT or not isinstance(state.get("files"), list):
+            raise ValueError("unknown format")
+        options = state.get("options")
+        return OutDirState(
+            files=[f for f in state["files"] if isinstance(f, str) and safe_relative(f)],
+            options=options if isinstance(options, dict) else None,
+            format=str(state.get("export_format", "imagefolder")),
+            shards={
+                str(k): str(v) for k, v in dict(state.get("shards", {})).items() if safe_relative(str(k))
+            },
+            photos=_read_photos(out_dir / PHOTOS_NAME),
+        )
+    except (OSError, ValueError, AttributeError, TypeError) as exc:
+        raise ExportError(f"{state_path} is damaged ({exc}); delete {out_dir} and export again") from None
+
+
+def _read_photos(path: Path) -> set[str]:
+    try:
+        return set(path.read_text(encoding="utf-8").split())
+    except FileNotFoundError:
+        return set()
+
+
+def write_photos(out_dir: Path, photo_ids: Iterable[str]) -> None:
+    """The photo ids an export of shards holds, for the next update's counts."""
+    atomic_write_text(out_dir / PHOTOS_NAME, "".join(f"{photo_id}\n" for photo_id in photo_ids))
+
+
+def check_update(out_dir: Path, previous: OutDirState, options: ExportOptions) -> None:
+    """An error when ``out_dir`` holds another format's export, or one drawn with other
+    splits: updating it would move photos between splits (test photos into train) under a
+    model already trained on the old ones, and an export cut short would leave the two
+    schemes mixed."""
+    if previous.format != options.format:
+        article = "an" if previous.format[:1] in ("a", "e", "i", "o", "u") else "a"
+        raise ExportError(
+            f"{out_dir} holds {article} {previous.format} export, not {options.format}; export "
+            f"{options.format} into a new folder, or delete {out_dir} first"
+        )
+    before = _split_scheme(previous.options) if previous.options is not None else None
+    now = _split_scheme(options_record(options))
+    if before != now:
+        raise ExportError(
+            f"{out_dir} was exported {_describe_scheme(before)}, not {_describe_scheme(now)}; "
+            "updating it would move photos from one split to another: export into a new folder, "
+            f"or delete {out_dir} first"
+        )
+
+
+def _split_scheme(record: dict[str, Any]) -> dict[str, Any]:
+    """What decides the split of each photo (the group and seed matter only with splits)."""
+    splits = record.get("splits")
+    if not splits:
+        return {"splits": []}
+    return {"splits": splits, "group_by": record.get("group_by"), "seed": record.get("seed")}
+
+
+def _describe_scheme(scheme: dict[str, Any] | None) -> str:
+    if scheme is None:
+        return "with unknown options"
+    if not scheme["splits"]:
+        return "without --split"
+    shares = ",".join(f"{name}={share:g}" for name, share in scheme["splits"])
+    return f"with --split {shares} --group-by {scheme['group_by']} --seed {scheme['seed']}"
+
+
+def options_record(options: ExportOptions) -> dict[str, Any]:
+    return {
+        "splits": [[name, share] for name, share in options.splits],
+        "group_by": options.group_by,
+        "seed": options.seed,
+        "min_per_taxon": options.min_per_taxon,
+        "max_per_taxon": options.max_per_taxon,
+    }
+
+
+def write_state(out_dir: Path, files: Sequence[str], options: ExportOptions, **shards: Any) -> None:
+    """Record what inatdl owns in ``out_dir`` (``shards``: the shard formats' fingerprints,
+    so an update rewrites only the shards whose contents changed)."""
+    state: dict[str, Any] = {
+        "made_by": "inatdl dataset export",
+        "format": STATE_FORMAT,
+        "export_format": options.format,
+        "options": options_record(options),
+        "files": list(files),
+        **shards,
+    }
+    atomic_write_text(out_dir / STATE_NAME, json.dumps(state, indent=0) + "\n")
+
+
+def make_out_dir(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise disk_error(exc, out_dir, OTHER_OUT_DIR) from None
+
+
+def remove(out_dir: Path, relative: str) -> bool:
+    """Remove a file inatdl put in ``out_dir``, and the folders it leaves empty; False when
+    it was already gone."""
+    path = out_dir / relative
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise disk_error(exc, path, OTHER_OUT_DIR) from None
+    for parent in path.parents:
+        if parent == out_dir or not is_within(parent, out_dir):
+            break
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+    return True
+
+
+def safe_relative(relative: str) -> bool:
+    """True when ``relative`` stays inside the folder it is joined to (a manifest or a state
+    file could hold anything)."""
+    parts = relative.replace("\\", "/").split("/")
+    return (
+        bool(relative) and not relative.startswith(("/", "\\")) and ".." not in parts and ":" not in parts[0]
+    )
+
+
+def is_within(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,190 @@
+"""`--format imagefolder`: split and taxon folders of photos (hard links or copies) and a
+metadata.csv beside each set of taxon folders, as torchvision's ImageFolder and Hugging
+Face's imagefolder loader read them.
+
+pandas is imported here only to check the columns as Hugging Face's loader would type them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from inatdl.export.model import ExportPhoto
+from inatdl.export.outdir import remove
+from inatdl.export.placement import Placer
+from inatdl.export.writers import CroissantParts, Writer, literal
+from inatdl.files import atomic_writer
+
+METADATA_NAME = "metadata.csv"
+IMAGE_GLOBS = ("**/*.jpg", "**/*.jpeg", "**/*.png")
+
+
+class ImageFolderWriter(Writer):
+    """Photos as files, one folder a taxon (in one folder a split with --split)."""
+
+    def plan(self) -> list[str]:
+        context = self.context
+        # photos/<Taxon_folder>/<file> in the data dir → <Taxon_folder>/<file> beside metadata.csv
+        self.targets = [_target(photo) for photo in context.selection.photos]
+        # No folder for a split without photos: Hugging Face's loader refuses an empty split.
+        names = context.report.split_names
+        self.split_dirs = [name for name in names if name not in context.report.empty_splits] or [""]
+        self.metadata_files = [f"{s}/{METADATA_NAME}" if s else METADATA_NAME for s in self.split_dirs]
+        return sorted({*self.targets, *self.metadata_files})
+
+    def write(self, stale: Sequence[str]) -> None:
+        context, report = self.context, self.context.report
+        for relative in stale:
+            report.removed += remove(context.out_dir, relative) and not relative.endswith(METADATA_NAME)
+        placer = Placer(context.options.copy)
+        source_root, target_root = str(context.data_dir), str(context.out_dir)
+        for photo, target in zip(context.selection.photos, self.targets, strict=True):
+            placer.place(os.path.join(source_root, photo.path), os.path.join(target_root, target), report)
+        report.linked, report.copied = placer.linked, placer.copied
+        self._write_metadata()
+
+    def _write_metadata(self) -> None:
+        """metadata.csv in each split folder: file_name, label, then photos.csv's columns."""
+        context, report = self.context, self.context.report
+        per_split: dict[str, list[ExportPhoto]] = {name: [] for name in self.split_dirs}
+        for photo in context.selection.photos:
+            per_split[photo.split].append(photo)
+        columns = ["file_name", "label", *context.selection.columns]
+        report.dropped_columns = columns_read_differently(per_split, columns)
+        kept = [i for i, c in enumerate(columns) if c not in report.dropped_columns]
+        for split, metadata in zip(self.split_dirs, self.metadata_files, strict=True):
+            with atomic_writer(context.out_dir / metadata) as handle:
+                writer = csv.writer(handle, lineterminator="\n")
+                writer.writerow([columns[i] for i in kept])
+                for photo in per_split[split]:
+                    row = _metadata_row(photo)
+                    writer.writerow([row[i] for i in kept])
+
+    def data_files(self) -> dict[str, str]:
+        return {name or "train": f"{name}/**" if name else "**" for name in self.split_dirs}
+
+    def loading(self, folder: str) -> list[str]:
+        report = self.context.report
+        lines = [
+            "```python",
+            "from datasets import ClassLabel, load_dataset",
+            f'dataset = load_dataset("imagefolder", data_dir={literal(folder)})',
+            'names = sorted({label for split in dataset.values() for label in split.unique("label")})',
+            'dataset = dataset.cast_column("label", ClassLabel(names=names))  # the same ids in every split',
+            "```",
+            "",
+            "`label` is the taxon's accepted scientific name; every column of `metadata.csv` "
+            "(licence, attribution, observer, observation, coordinates, date) comes along. "
+            "(`class_encode_column` would number each split's own taxa: with a taxon missing "
+            "from a split, the same id would mean another taxon there.)",
+        ]
+        if report.dropped_columns:
+            lines += [
+                "",
+                f"Not in `metadata.csv`: {', '.join(report.dropped_columns)}, which would be read as "
+                "different types in different splits (the loader refuses that).",
+            ]
+        if report.split_names:
+            return [*lines, "", *_torchvision_lines(folder, self.context)]
+        return [*lines, "", f"With torchvision: `ImageFolder({literal(folder)})`, one class a taxon folder."]
+
+    def croissant(self) -> CroissantParts:
+        metadata = {
+            "@type": "cr:FileSet",
+            "@id": "metadata-files",
+            "name": "metadata-files",
+            "description": "metadata.csv of each split: file_name, label and the photo's photos.csv row.",
+            "encodingFormat": "text/csv",
+            "includes": self.metadata_files,
+        }
+        images = {
+            "@type": "cr:FileSet",
+            "@id": "image-files",
+            "name": "image-files",
+            "description": "The photos, one folder a taxon.",
+            "encodingFormat": "image/jpeg",
+            "includes": list(IMAGE_GLOBS),
+        }
+
+        def column(name: str) -> dict[str, Any]:
+            return {"fileSet": {"@id": "metadata-files"}, "extract": {"column": name}}
+
+        sources = {name: column(name) for name in ("photo_id", "label", "license_code", "attribution")}
+        file_name = {**column("file_name"), "transform": {"regex": "([^/]+)$"}}
+        return CroissantParts([metadata, images], sources, image_files="image-files", image_key=file_name)
+
+
+WRITER = ImageFolderWriter
+
+
+def _target(photo: ExportPhoto) -> str:
+    file_name = "/".join(photo.path.rsplit("/", 2)[-2:])
+    return f"{photo.split}/{file_name}" if photo.split else file_name
+
+
+def _metadata_row(photo: ExportPhoto) -> list[str]:
+    return ["/".join(photo.path.rsplit("/", 2)[-2:]), photo.label, *photo.values]
+
+
+def columns_read_differently(per_split: dict[str, list[ExportPhoto]], columns: Sequence[str]) -> list[str]:
+    """The columns that a reader inferring types, as Hugging Face's loader does (pandas on
+    the first 10,000 rows of each metadata.csv), would type differently in two splits: say
+    dates empty throughout a small split. That loader refuses such a dataset, so these
+    columns stay in photos.csv only."""
+    if len(per_split) < 2:
+        return []
+    inferred = []
+    for photos in per_split.values():
+        if not photos:
+            continue
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(_metadata_row(photo) for photo in photos[:10_000])
+        text.seek(0)
+        inferred.append(pd.read_csv(text))
+    # the kind of values, as Arrow types what pandas read (True beside empty cells: booleans)
+    kinds = [{c: pd.api.types.infer_dtype(read[c], skipna=True) for c in columns} for read in inferred]
+    return [c for c in columns if len({kind[c] for kind in kinds}) > 1]
+
+
+def _torchvision_lines(folder: str, context: Any) -> list[str]:
+    """How to load the splits with torchvision, whose ImageFolder numbers the classes of each
+    split from its own taxon folders: one taxon missing from a split shifts the ids there."""
+    report = context.report
+    present = [name for name in report.split_names if name not in report.empty_splits]
+    first = present[0]
+    intro = f"With torchvision: `ImageFolder({literal(f'{folder}/{first}')})`, one class a taxon folder"
+    missing = [
+        (label, absent)
+        for label, _, empty in report.short
+        if (absent := [name for name in empty if name in present])
+    ]
+    if len(present) == 1:
+        return [f"{intro}."]
+    if not missing:
+        return [f"{intro}; every split holds every taxon, so the class ids are the same in each."]
+    listed = "; ".join(f"{label}: none in {', '.join(absent)}" for label, absent in missing)
+    unknown = [label for label, absent in missing if first in absent]
+    caveat = f" ({', '.join(unknown)} then has no id: leave it out with --min-per-taxon)" if unknown else ""
+    lines = [
+        f"{intro}. Some taxa are missing from a split ({listed}) and ImageFolder numbers only the "
+        f"taxa it finds, so give the other splits the class ids of {first}{caveat}:",
+        "",
+        "```python",
+        "from torchvision.datasets import ImageFolder",
+        f"{first} = ImageFolder({literal(f'{folder}/{first}')})",
+    ]
+    for other in present[1:]:
+        lines += [
+            f"{other} = ImageFolder({literal(f'{folder}/{other}')})",
+            f"{other}.target_transform = "
+            f"[{first}.class_to_idx[name] for name in {other}.classes].__getitem__",
+        ]
+    return [*lines, "```"]

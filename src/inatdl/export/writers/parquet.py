@@ -1,0 +1,176 @@
+"""`--format parquet`: `data/<split>-<NNNNN>-of-<MMMMM>.parquet`, the Hugging Face hub's own
+layout: an `image` column ({bytes, path}, the hub's Image feature), `label` (a ClassLabel
+with the same names in every split) and photos.csv's columns, typed.
+
+Written with pyarrow (imported here only) a row group at a time, so memory stays flat
+however many photos; the features are in the schema's `huggingface` metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from inatdl.errors import ExportError
+from inatdl.export.writers import CroissantParts, literal
+from inatdl.export.writers._shards import Sample, Shard, ShardWriter
+
+DATA_DIR = "data"
+#: Photos a row group: what the hub writes for image datasets, a few MB each.
+ROW_GROUP_PHOTOS = 100
+#: photos.csv's columns that are numbers; any other column is text as written.
+INTEGER_COLUMNS = ("photo_id", "observation_id", "taxon_id", "observed_taxon_id", "bytes")
+FLOAT_COLUMNS = ("latitude", "longitude", "positional_accuracy")
+#: A bound on what a file holds beside its samples (magic, footer, schema with the labels).
+_FILE_OVERHEAD = 64 * 1024
+_SAMPLE_OVERHEAD = 64
+
+
+class ParquetWriter(ShardWriter):
+    """Parquet files of at most --shard-size, in row groups of ROW_GROUP_PHOTOS photos."""
+
+    def shard_name(self, split: str, index: int, count: int) -> str:
+        return f"{DATA_DIR}/{split}-{index:05d}-of-{count:05d}.parquet"
+
+    def sample_bytes(self, sample: Sample) -> int:
+        """A bound: the image, the row's text, and the page and offset bytes around them."""
+        columns = len(sample.photo.values) + 2
+        text = sum(len(value.encode()) for value in sample.photo.values) + len(sample.photo.path)
+        return (
+            sample.size + text + _SAMPLE_OVERHEAD + 16 * columns + len(self._labels_json) // ROW_GROUP_PHOTOS
+        )
+
+    def shard_bytes(self, samples_bytes: int) -> int:
+        return samples_bytes + _FILE_OVERHEAD + len(self._labels_json)
+
+    def fingerprint_extra(self) -> str:
+        return self._labels_json + json.dumps(self.context.selection.columns)
+
+    @property
+    def _labels_json(self) -> str:
+        return json.dumps(self.context.report.labels, ensure_ascii=False)
+
+    def schema(self) -> pa.Schema:
+        fields = [
+            pa.field("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
+            pa.field("label", pa.int64()),
+            *(pa.field(c, _arrow_type(c)) for c in self.context.selection.columns),
+        ]
+        features: dict[str, Any] = {
+            "image": {"_type": "Image"},
+            "label": {"names": self.context.report.labels, "_type": "ClassLabel"},
+        }
+        for column in self.context.selection.columns:
+            features[column] = {"dtype": _dtype(column), "_type": "Value"}
+        metadata = {"huggingface": json.dumps({"info": {"features": features}}, ensure_ascii=False)}
+        return pa.schema(fields, metadata=metadata)
+
+    def write_shard(self, handle: BinaryIO, shard: Shard) -> None:
+        schema = self.schema()
+        text_columns = [c for c in ("label", *self.context.selection.columns)]
+        with pq.ParquetWriter(
+            handle,
+            schema,
+            compression="snappy",
+            use_dictionary=text_columns,
+            write_statistics=text_columns,
+        ) as writer:
+            for group in _chunks(shard.samples, ROW_GROUP_PHOTOS):
+                writer.write_table(self._table(group, schema), row_group_size=len(group))
+
+    def _table(self, samples: Sequence[Sample], schema: pa.Schema) -> pa.Table:
+        """One row group: the images read now, so only ROW_GROUP_PHOTOS are held at once."""
+        root = str(self.context.data_dir)
+        contents = []
+        for sample in samples:
+            with open(os.path.join(root, sample.photo.path), "rb") as image:
+                contents.append(image.read())
+        names = [s.photo.path.rsplit("/", 1)[-1] for s in samples]
+        image_type = schema.field("image").type
+        arrays = [
+            pa.StructArray.from_arrays(
+                [pa.array(contents, pa.binary()), pa.array(names, pa.string())], fields=list(image_type)
+            ),
+            pa.array([s.label for s in samples], pa.int64()),
+        ]
+        for i, column in enumerate(self.context.selection.columns):
+            convert = _converter(column)
+            arrays.append(
+                pa.array([convert(column, s.photo, s.photo.values[i]) for s in samples], _arrow_type(column))
+            )
+        return pa.Table.from_arrays(arrays, schema=schema)
+
+    def data_files(self) -> dict[str, str]:
+        return {split: f"{DATA_DIR}/{split}-*" for split in self.split_files()}
+
+    def loading(self, folder: str) -> list[str]:
+        return [
+            "```python",
+            "from datasets import load_dataset",
+            f"dataset = load_dataset({literal(folder)})  # reads this card: the splits",
+            'label = dataset["train"].features["label"]  # a ClassLabel: label.int2str(i) is the taxon',
+            "```",
+            "",
+            "`image` is the photo as downloaded, `label` the index of the taxon's accepted scientific "
+            "name (the same names in every split), and every column of photos.csv comes along "
+            "(licence, attribution, observer, observation, coordinates, date). With pandas: "
+            f"`pandas.read_parquet({literal(f'{folder}/{DATA_DIR}')})`.",
+        ]
+
+    def croissant(self) -> CroissantParts:
+        files = {
+            "@type": "cr:FileSet",
+            "@id": "parquet-files",
+            "name": "parquet-files",
+            "description": "The Parquet files of every split.",
+            "encodingFormat": "application/x-parquet",
+            "includes": [f"{DATA_DIR}/*.parquet"],
+        }
+
+        def column(name: str) -> dict[str, Any]:
+            return {"fileSet": {"@id": "parquet-files"}, "extract": {"column": name}}
+
+        sources = {name: column(name) for name in ("photo_id", "label", "license_code", "attribution")}
+        sources["image"] = {**column("image"), "transform": {"jsonPath": "bytes"}}
+        return CroissantParts([files], sources, label_type="sc:Integer")
+
+
+WRITER = ParquetWriter
+
+
+def _chunks(samples: Sequence[Sample], size: int) -> Iterator[Sequence[Sample]]:
+    for start in range(0, len(samples), size):
+        yield samples[start : start + size]
+
+
+def _dtype(column: str) -> str:
+    return "int64" if column in INTEGER_COLUMNS else "float64" if column in FLOAT_COLUMNS else "string"
+
+
+def _arrow_type(column: str) -> pa.DataType:
+    return {"int64": pa.int64(), "float64": pa.float64(), "string": pa.string()}[_dtype(column)]
+
+
+def _converter(column: str) -> Callable[[str, Any, str], Any]:
+    kind = _dtype(column)
+    if kind == "string":
+        return lambda _column, _photo, value: value
+    number = int if kind == "int64" else float
+
+    def convert(column: str, photo: Any, value: str) -> Any:
+        if value == "":
+            return None
+        try:
+            return number(value)
+        except ValueError:
+            raise ExportError(
+                f"photos.csv gives photo {photo.photo_id} the {column} {value!r}, not a number; "
+                "run `inatdl photos fetch` to rewrite it"
+            ) from None
+
+    return convert

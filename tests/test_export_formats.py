@@ -1,0 +1,388 @@
+"""`dataset export --format webdataset|parquet`: the layout checked as a reader sees it,
+with tarfile and pyarrow (the real loaders are in test_export_loaders.py): every photo once,
+its bytes as downloaded, the same splits and labels as the imagefolder, byte-identical
+shards on a second export, updates that rewrite only changed shards, and the refusals."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from inat_server import InatServer
+from test_export import SPLIT, TAXA, add_observations, build_world, export, fetch, read_csv, snapshot
+from world import manifest, write_taxa
+
+from inatdl.export.writers import _shards
+
+SHARD = "100kB"  # about 40 square photos a shard: several shards a split
+LABELS = sorted(name for _, name in TAXA)
+
+
+@pytest.fixture(scope="module")
+def fetched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[InatServer, Path]]:
+    """A data dir of square photos (jpg and png) of three taxa, fetched once for the module."""
+    data = tmp_path_factory.mktemp("world") / "data"
+    with InatServer() as inat:
+        build_world(inat)
+        write_taxa(data, TAXA)
+        fetch(inat, data)
+        yield inat, data
+
+
+def tar_samples(out: Path) -> dict[str, dict[str, Any]]:
+    """Every sample of every tar: key → split, shard, and its members' bytes by extension."""
+    samples: dict[str, dict[str, Any]] = {}
+    for shard in sorted(out.glob("*.tar")):
+        with tarfile.open(shard) as tar:
+            names = tar.getnames()
+            assert names == sorted(names, key=lambda n: (int(n.split(".")[0]), n))  # sorted, by photo id
+            for member in tar.getmembers():
+                assert (member.mtime, member.uid, member.gid, member.uname, member.gname) == (0, 0, 0, "", "")
+                assert member.isfile() and member.mode == 0o644
+                key, extension = member.name.split(".", 1)
+                sample = samples.setdefault(key, {"split": shard.name.split("-")[0], "shard": shard.name})
+                assert sample["shard"] == shard.name  # a sample never spans two shards
+                handle = tar.extractfile(member)
+                assert handle is not None
+                sample[extension] = handle.read()
+    return samples
+
+
+def parquet_rows(out: Path) -> dict[str, dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    for path in sorted((out / "data").glob("*.parquet")):
+        for row in pq.read_table(path).to_pylist():
+            rows[str(row["photo_id"])] = {**row, "split": path.name.split("-")[0], "file": path.name}
+    return rows
+
+
+def imagefolder_splits(out: Path) -> dict[str, str]:
+    return {row["photo_id"]: p.parent.name for p in out.glob("*/metadata.csv") for row in read_csv(p)}
+
+
+def test_webdataset_shards_hold_every_photo_as_downloaded(
+    fetched: tuple[InatServer, Path], tmp_path: Path
+) -> None:
+    inat, data = fetched
+    before = snapshot(data)
+    out, folders = tmp_path / "wds", tmp_path / "folders"
+
+    result = export(inat, data, out, "--split", SPLIT, "--format", "webdataset", "--shard-size", SHARD)
+
+    assert result.exit_code == 0, result.output
+    assert snapshot(data) == before
+    assert export(inat, data, folders, "--split", SPLIT).exit_code == 0
+    assert (out / "labels.txt").read_text(encoding="utf-8") == "".join(f"{label}\n" for label in LABELS)
+    rows = {row["photo_id"]: row for row in manifest(data)}
+    samples = tar_samples(out)
+    assert sorted(samples) == sorted(rows)  # every photo exactly once
+    assert {key: s["split"] for key, s in samples.items()} == imagefolder_splits(folders)
+    columns = list(next(iter(rows.values())))
+    for key, sample in samples.items():
+        row = rows[key]
+        extension = row["path"].rsplit(".", 1)[1]
+        assert set(sample) == {"split", "shard", extension, "cls", "json"}
+        assert sample[extension] == (data / row["path"]).read_bytes()  # never re-encoded
+        assert LABELS[int(sample["cls"])] == row["taxon_name"]
+        assert json.loads(sample["json"]) == {**row, "label": row["taxon_name"]}
+        assert list(json.loads(sample["json"])) == [*columns, "label"]
+    assert {s["png"] is not None for s in samples.values() if "png" in s} == {True}  # pngs among jpgs
+    shards = sorted(p.name for p in out.glob("*.tar"))
+    for split in ("train", "validation", "test"):
+        mine = [name for name in shards if name.startswith(f"{split}-")]
+        assert mine == [f"{split}-{i:05d}.tar" for i in range(len(mine))]
+    assert len([name for name in shards if name.startswith("train-")]) > 3
+    assert all((out / name).stat().st_size <= 100_000 for name in shards)
+    assert "515 added (" in result.output or "added (" in result.output
+
+
+def test_webdataset_without_split_is_train(fetched: tuple[InatServer, Path], tmp_path: Path) -> None:
+    inat, data = fetched
+    out = tmp_path / "wds"
+    assert export(inat, data, out, "--format", "webdataset").exit_code == 0
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "CREDITS.md", "README.md", "croissant.json", "labels.txt", "train-00000.tar",
+    ]  # fmt: skip
+    assert len(tar_samples(out)) == len(manifest(data))
+
+
+def test_the_same_export_twice_gives_byte_identical_shards(
+    fetched: tuple[InatServer, Path], tmp_path: Path
+) -> None:
+    inat, data = fetched
+    for format_ in ("webdataset", "parquet"):
+        first, second = tmp_path / f"{format_}-1", tmp_path / f"{format_}-2"
+        for out in (first, second):
+            result = export(inat, data, out, "--split", SPLIT, "--format", format_, "--shard-size", SHARD)
+            assert result.exit_code == 0, result.output
+        ours, theirs = snapshot(first), snapshot(second)
+        assert ours.pop("README.md") and theirs.pop("README.md")  # the card names its folder
+        assert ours == theirs and len(ours) > 10
+
+
+def test_parquet_files_hold_the_images_and_the_photos_csv_columns(
+    fetched: tuple[InatServer, Path], tmp_path: Path
+) -> None:
+    inat, data = fetched
+    out, folders = tmp_path / "parquet", tmp_path / "folders"
+
+    result = export(inat, data, out, "--split", SPLIT, "--format", "parquet", "--shard-size", SHARD)
+
+    assert result.exit_code == 0, result.output
+    assert export(inat, data, folders, "--split", SPLIT).exit_code == 0
+    rows = {row["photo_id"]: row for row in manifest(data)}
+    exported = parquet_rows(out)
+    assert sorted(exported) == sorted(rows)
+    assert {pid: row["split"] for pid, row in exported.items()} == imagefolder_splits(folders)
+    for pid, row in exported.items():
+        photo = rows[pid]
+        assert row["image"] == {
+            "bytes": (data / photo["path"]).read_bytes(),
+            "path": photo["path"].rsplit("/", 1)[1],
+        }
+        assert LABELS[row["label"]] == photo["taxon_name"]
+        assert (row["observation_id"], row["attribution"], row["license_code"]) == (
+            int(photo["observation_id"]), photo["attribution"], photo["license_code"]
+        )  # fmt: skip
+        assert row["latitude"] == (float(photo["latitude"]) if photo["latitude"] else None)
+    files = sorted((out / "data").glob("*.parquet"))
+    for split in ("train", "validation", "test"):
+        mine = [p.name for p in files if p.name.startswith(f"{split}-")]
+        assert mine == [f"{split}-{i:05d}-of-{len(mine):05d}.parquet" for i in range(len(mine))]
+    for path in files:
+        assert path.stat().st_size <= 100_000
+        parquet = pq.ParquetFile(path)
+        assert all(parquet.metadata.row_group(i).num_rows <= 100 for i in range(parquet.num_row_groups))
+        features = json.loads(parquet.schema_arrow.metadata[b"huggingface"])["info"]["features"]
+        assert features["label"] == {"names": LABELS, "_type": "ClassLabel"}  # the same in every split
+        assert features["image"] == {"_type": "Image"}
+        assert parquet.schema_arrow.names == ["image", "label", *next(iter(rows.values()))]
+
+
+def test_an_update_rewrites_only_the_shards_whose_photos_changed(inat: InatServer, tmp_path: Path) -> None:
+    build_world(inat)
+    data = tmp_path / "data"
+    write_taxa(data, TAXA)
+    fetch(inat, data)
+    for format_ in ("webdataset", "parquet"):
+        out = tmp_path / format_
+        args = ["--split", SPLIT, "--format", format_, "--shard-size", SHARD]
+        assert export(inat, data, out, *args).exit_code == 0
+        written = {p.name: p.stat().st_mtime_ns for p in out.rglob("*") if p.suffix in (".tar", ".parquet")}
+        again = export(inat, data, out, *args)
+        assert again.exit_code == 0 and f"0 files written, {len(written)} unchanged" in again.output
+        assert {p.name: p.stat().st_mtime_ns for p in out.rglob("*") if p.name in written} == written
+    add_observations(inat, 61299, 9000, 20)  # new observations: new, higher photo ids
+    fetch(inat, data)
+    gone = manifest(data)[0]
+    (data / gone["path"]).unlink()
+    for format_ in ("webdataset", "parquet"):
+        out, fresh = tmp_path / format_, tmp_path / f"{format_}-fresh"
+        args = ["--split", SPLIT, "--format", format_, "--shard-size", SHARD]
+        before = {p.name: p.read_bytes() for p in out.rglob("*") if p.suffix in (".tar", ".parquet")}
+        result = export(inat, data, out, *args)
+        assert result.exit_code == 0, result.output
+        assert " 1 removed" in result.output and "1 photo in photos.csv whose file is not" in result.output
+        assert export(inat, data, fresh, *args).exit_code == 0
+        ours, theirs = snapshot(out), snapshot(fresh)
+        assert ours.pop("README.md") and theirs.pop("README.md")
+        assert ours == theirs  # as if exported afresh
+        now = {p.name: p.read_bytes() for p in out.rglob("*") if p.suffix in (".tar", ".parquet")}
+        unchanged = [name for name in now if now[name] in before.values()]  # kept, or renamed (-of-)
+        assert unchanged and len(unchanged) < len(now)
+        assert f"{len(now) - len(unchanged)} files written, {len(unchanged)} unchanged" in result.output
+
+
+def test_an_out_dir_of_another_format_is_refused(fetched: tuple[InatServer, Path], tmp_path: Path) -> None:
+    inat, data = fetched
+    out = tmp_path / "dataset"
+    assert export(inat, data, out, "--split", SPLIT).exit_code == 0
+    before = snapshot(out)
+    for format_ in ("webdataset", "parquet"):
+        result = export(inat, data, out, "--split", SPLIT, "--format", format_)
+        assert result.exit_code == 1 and result.stderr == (
+            f"Error: {out} holds an imagefolder export, not {format_}; export {format_} into a new "
+            f"folder, or delete {out} first\n"
+        )
+    assert snapshot(out) == before
+    shards = tmp_path / "shards"
+    assert export(inat, data, shards, "--format", "parquet").exit_code == 0
+    result = export(inat, data, shards, "--format", "webdataset")
+    assert result.exit_code == 1 and "holds a parquet export, not webdataset" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("size", "problem"),
+    [
+        ("500", "'500' has no unit; write it like 500MB or 1GB"),
+        ("12 parsecs", "'12 parsecs' is not a size"),
+        ("0MB", "'0MB' must be more than zero bytes"),
+    ],
+)
+def test_a_shard_size_without_a_unit_is_a_usage_error(
+    fetched: tuple[InatServer, Path], tmp_path: Path, size: str, problem: str
+) -> None:
+    inat, data = fetched
+    result = export(inat, data, tmp_path / "out", "--format", "webdataset", "--shard-size", size)
+    assert result.exit_code == 2 and f"Invalid value for '--shard-size': {problem}" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_shard_size_below_one_photo_is_a_usage_error(
+    fetched: tuple[InatServer, Path], tmp_path: Path
+) -> None:
+    inat, data = fetched
+    for format_ in ("webdataset", "parquet"):
+        result = export(inat, data, tmp_path / format_, "--format", format_, "--shard-size", "2kB")
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith("Error: --shard-size 2.0 kB is smaller than photo ")
+        assert result.stderr.endswith("; give a larger --shard-size, such as the default 500MB\n")
+        assert not (tmp_path / format_).exists()
+
+
+class FullDisk:
+    """A file whose disk fills after ``room`` bytes."""
+
+    def __init__(self, path: Path, room: int) -> None:
+        self.handle: BinaryIO = path.open("wb")
+        self.room = room
+
+    def write(self, data: bytes) -> int:
+        if len(data) > self.room:
+            self.handle.write(bytes(data)[: self.room])
+            self.room = 0
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(data)
+        return self.handle.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.handle, name)
+
+    def __enter__(self) -> FullDisk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.handle.close()
+
+
+@pytest.mark.parametrize("format_", ["webdataset", "parquet"])
+def test_a_disk_that_fills_mid_shard_leaves_no_truncated_shard(
+    fetched: tuple[InatServer, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, format_: str
+) -> None:
+    inat, data = fetched
+    out = tmp_path / "out"
+    opened: list[Path] = []
+
+    def full_in_the_third_shard(path: Path) -> Any:
+        opened.append(path)
+        return FullDisk(path, 10_000 if len(opened) == 3 else 10**9)
+
+    monkeypatch.setattr(_shards, "open_temporary", full_in_the_third_shard)
+    result = export(inat, data, out, "--split", SPLIT, "--format", format_, "--shard-size", SHARD)
+
+    assert result.exit_code == 1, result.output
+    final = opened[2].parent / opened[2].name[1:].removesuffix(".part")
+    assert result.stderr == (
+        f"Error: the disk holding {final} is full; free some space and run the same command again "
+        "(nothing done so far is lost)\n"
+    )
+    assert not final.exists() and not list(out.rglob("*.part"))
+    assert len([p for p in out.rglob("*") if p.suffix in (".tar", ".parquet")]) == 2  # whole ones only
+    monkeypatch.undo()
+    again = export(inat, data, out, "--split", SPLIT, "--format", format_, "--shard-size", SHARD)
+    assert again.exit_code == 0 and ", 2 unchanged)" in again.output
+
+
+def test_the_card_header_is_what_the_hub_reads(fetched: tuple[InatServer, Path], tmp_path: Path) -> None:
+    inat, data = fetched
+    expected = {
+        "imagefolder": {"train": "train/**", "validation": "validation/**", "test": "test/**"},
+        "webdataset": {"train": "train-*.tar", "validation": "validation-*.tar", "test": "test-*.tar"},
+        "parquet": {"train": "data/train-*", "validation": "data/validation-*", "test": "data/test-*"},
+    }
+    for format_, data_files in expected.items():
+        out = tmp_path / f"my {format_}"
+        assert export(inat, data, out, "--split", SPLIT, "--format", format_).exit_code == 0
+        card = (out / "README.md").read_text(encoding="utf-8")
+        header = yaml.safe_load(card.split("---\n")[1])
+        assert header["license"] == "other" and header["license_link"] == "CREDITS.md"
+        for code in ("cc-by-4.0", "cc-by-nc-4.0", "cc0-1.0", "cc-by-nc-sa-4.0"):
+            assert code in header["license_details"]
+        assert header["task_categories"] == ["image-classification"]
+        assert header["size_categories"] == ["n<1K"] and header["pretty_name"] == f"my {format_}"
+        (config,) = header["configs"]
+        assert {f["split"]: f["path"] for f in config["data_files"]} == data_files
+        assert card.split("---\n", 2)[2].startswith(f"# my {format_}\n")
+        document = json.loads((out / "croissant.json").read_text(encoding="utf-8"))
+        assert document["conformsTo"] == "http://mlcommons.org/croissant/1.0"
+        assert "https://creativecommons.org/licenses/by-nc/4.0/" in document["license"]
+        photos = next(r for r in document["recordSet"] if r["@id"] == "photos")
+        fields = [f["name"] for f in photos["field"]]
+        assert fields[:5] == ["image", "label", "photo_id", "license_code", "attribution"]
+    features = yaml.safe_load((tmp_path / "my webdataset/README.md").read_text().split("---\n")[1])
+    declared = {f["name"]: f.get("dtype") for f in features["dataset_info"]["features"]}
+    assert {declared[e] for e in ("jpg", "jpeg", "png")} == {"image"} and declared["cls"] == "int64"
+
+
+def test_one_licence_is_named_as_the_hub_knows_it(inat: InatServer, tmp_path: Path) -> None:
+    inat.add_taxon(1, "Plantae", rank="kingdom")
+    inat.add_taxon(61299, "Lythrum salicaria", parent_id=1)
+    inat.add_observation(1001, 61299, photos=[{"id": 10010, "license_code": "cc-by-sa"}], user_login="jo")
+    data, out = tmp_path / "data", tmp_path / "out"
+    write_taxa(data, TAXA[:1])
+    fetch(inat, data)
+    assert export(inat, data, out, "--format", "parquet").exit_code == 0
+    header = yaml.safe_load((out / "README.md").read_text(encoding="utf-8").split("---\n")[1])
+    assert header["license"] == "cc-by-sa-4.0" and "license_name" not in header
+    document = json.loads((out / "croissant.json").read_text(encoding="utf-8"))
+    assert document["license"] == "https://creativecommons.org/licenses/by-sa/4.0/"
+    assert document["creator"] == [{"@type": "sc:Person", "name": "jo"}]
+
+
+def test_min_per_taxon_keeps_a_taxon_with_exactly_that_many(
+    fetched: tuple[InatServer, Path], tmp_path: Path
+) -> None:
+    """Quercus robur has N photos (2): --min-per-taxon N keeps it, N + 1 leaves it out."""
+    inat, data = fetched
+    robur = sum(row["taxon_name"] == "Quercus robur" for row in manifest(data))
+    result = export(inat, data, tmp_path / "kept", "--min-per-taxon", str(robur))
+    assert result.exit_code == 0 and "Left out" not in result.output
+    assert sum(r["label"] == "Quercus robur" for r in read_csv(tmp_path / "kept/metadata.csv")) == robur
+    result = export(inat, data, tmp_path / "left", "--min-per-taxon", str(robur + 1))
+    assert (
+        f"Left out, fewer than --min-per-taxon {robur + 1} photos: Quercus robur ({robur})" in result.output
+    )
+
+
+def test_pyarrow_is_loaded_by_the_parquet_writer_only(
+    fetched: tuple[InatServer, Path], tmp_path: Path
+) -> None:
+    inat, data = fetched
+    script = (
+        "import sys\n"
+        "from inatdl.cli import cli\n"
+        "try:\n"
+        "    cli.main(sys.argv[1:], prog_name='inatdl')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('pyarrow' in sys.modules, 'pandas' in sys.modules, file=sys.stderr)\n"
+    )
+    base = [sys.executable, "-c", script, "--data-dir", str(data), "dataset", "export"]
+    loaded = {}
+    for format_ in ("webdataset", "parquet"):
+        run = subprocess.run(
+            [*base, str(tmp_path / format_), "--format", format_], capture_output=True, text=True
+        )
+        loaded[format_] = run.stderr.strip().splitlines()[-1].split()
+    assert loaded["webdataset"] == ["False", "False"]  # neither pyarrow nor pandas
+    assert loaded["parquet"][0] == "True"
