@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import stat
 import threading
 from pathlib import Path
@@ -162,6 +163,18 @@ def test_photos_csv_follows_a_photo_gone_and_one_new_in_the_same_run(
     ids = {row["photo_id"] for row in manifest(data)}
     assert "2500" in ids and "2000" not in ids
     assert len(ids) == len(SALICARIA_PHOTOS) + len(ALATUM_PHOTOS)
+
+
+def test_photos_csv_follows_a_state_changed_by_an_older_inatdl(world: InatServer, tmp_path: Path) -> None:
+    """An older inatdl changes the photos without dropping the record of photos.csv (it
+    knows none): the fingerprint of the photos tells the rerun to write the file again."""
+    data = tmp_path / "data"
+    assert run(world, data, "photos", "fetch").exit_code == 0
+    with sqlite3.connect(data / "state.sqlite") as db:  # as an older run after a 404
+        db.execute("UPDATE photos SET status='gone' WHERE photo_id=2000")
+    (data / "photos/Lythrum_alatum/2000_medium.jpeg").unlink()
+    assert run(world, data, "photos", "fetch").exit_code == 0
+    assert "2000" not in {row["photo_id"] for row in manifest(data)}
 
 
 def test_new_observations_are_fetched_incrementally(world: InatServer, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from inatdl.files import atomic_writer
 from inatdl.migrations import SCHEMA_VERSION
 from inatdl.photo import MANIFEST_COLUMNS
-from inatdl.state import DONE, Store
+from inatdl.state import DONE, PHOTOS_CSV_KEY, Store
 
 #: How photos.csv spells a column whose state value is not what it shows: the state keeps
 #: a yes/no as 1/0 and an unknown as NULL (an empty cell).
@@ -20,14 +20,11 @@ _SHOWN_AS = {
 }
 
 
-#: The state's meta key naming the photos.csv last written whole: its file's identity and
-#: the fingerprint of the downloaded photos it lists.
-_WRITTEN_KEY = "photos_csv"
-
-
 def write_manifest(store: Store, path: Path, batch_rows: int = 5000) -> None:
     """Rewrite photos.csv atomically from the log, streamed a few thousand rows at a time,
-    unless it is the file last written and the photos it lists have not changed since.
+    unless it is the file last written and the photos it lists have not changed since:
+    the state deletes the record of that file with any change to a photo, and the record
+    holds a fingerprint of the photos (for a writer that does not, as an older inatdl).
 
     A rerun of a finished job of a million photos would otherwise spend seconds writing the
     same file again. Written with the csv module rather than pandas: importing pandas alone
@@ -52,7 +49,7 @@ def write_manifest(store: Store, path: Path, batch_rows: int = 5000) -> None:
     with store.transaction():
         store.db.execute(
             "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-            (_WRITTEN_KEY, written),
+            (PHOTOS_CSV_KEY, written),
         )
 
 
@@ -83,7 +80,7 @@ def _identity(path: Path) -> dict[str, object]:
 
 def _written(store: Store, path: Path) -> object:
     """The record of the photos.csv last written (None when there is none)."""
-    row = store.db.execute("SELECT value FROM meta WHERE key=?", (_WRITTEN_KEY,)).fetchone()
+    row = store.db.execute("SELECT value FROM meta WHERE key=?", (PHOTOS_CSV_KEY,)).fetchone()
     return json.loads(row[0]) if row else None
 
 
