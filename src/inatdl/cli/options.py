@@ -189,4 +189,5 @@ def check_dates(observed_from: dt.datetime | None, observed_to: dt.datetime | No
 
 
 def iso_date(value: dt.datetime | None) -> str | None:
+    """--observed-from/--observed-to as the filters take them: YYYY-MM-DD."""
     return value.date().isoformat() if value else None
