@@ -51,3 +51,11 @@ def demo(session: nox.Session) -> None:
     """The README's "Try it without a network": after a plain install, as the README says."""
     session.install(".")
     session.run("python", "tests/demo.py", *session.posargs)
+
+
+@nox.session(python=PYTHONS[0])
+def img2dataset(session: nox.Session) -> None:
+    """The real img2dataset downloads a `photos plan` as it is, from the test server (a large
+    install, so not one of the default sessions)."""
+    session.install("-e", ".", "img2dataset")
+    session.run("python", "tests/img2dataset_check.py", *session.posargs)

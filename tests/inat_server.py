@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gzip
 import hashlib
 import http
 import io
@@ -54,6 +55,9 @@ __all__ = [
     "FAULT_KINDS",
     "FAULT_TARGETS",
     "OBSCURED_ACCURACY",
+    "OPEN_DATA_COLUMNS",
+    "OPEN_DATA_PREFIX",
+    "OPEN_DATA_TABLES",
     "PHOTO_BASE_BYTES",
     "PHOTO_SIZES",
     "NO_FILE_PATH",
@@ -63,6 +67,7 @@ __all__ = [
     "InatServer",
     "RecordedRequest",
     "attribution",
+    "gzip_bytes",
     "http_date",
     "photo_pixels",
 ]
@@ -112,6 +117,26 @@ ENDLESS_LIMIT = 1 << 30
 #: Offset between a photo id and its observation_photo id, so the two never get confused.
 OBSERVATION_PHOTO_ID_OFFSET = 1_000_000_000
 _TIMESTAMP_BASE = 1_500_000_000
+#: Where the open host serves the open data (iNaturalist's monthly dump of the same world):
+#: ``<prefix>/<table>.csv.gz`` and ``<prefix>/photos/<photo_id>/<size>.<ext>`` (every photo
+#: in the dump, whichever host the API names). See InatServer.open_data_url.
+OPEN_DATA_PREFIX = "/open-data"
+OPEN_DATA_TABLES = ("taxa", "observations", "photos", "observers")
+#: The dump's columns, in the order iNaturalist writes them.
+OPEN_DATA_COLUMNS = {
+    "taxa": ("taxon_id", "ancestry", "rank_level", "rank", "name", "active"),
+    "observations": (
+        "observation_uuid", "observer_id", "latitude", "longitude", "positional_accuracy",
+        "taxon_id", "quality_grade", "observed_on", "anomaly_score",
+    ),
+    "photos": (
+        "photo_uuid", "photo_id", "observation_uuid", "observer_id", "extension", "license",
+        "width", "height", "position",
+    ),
+    "observers": ("observer_id", "login", "name"),
+}  # fmt: skip
+#: Last-Modified of the dump's tables (2026-11-27 UTC) until a test sets another.
+OPEN_DATA_MODIFIED = 1_795_737_600
 
 FAULT_TARGETS = frozenset({"api", "taxa", "observations", "photo", "any"})
 FAULT_KINDS = frozenset(
@@ -323,7 +348,7 @@ class Fault:
         if self.target == "observations":
             return path == "/v1/observations" or path.startswith("/v1/observations/")
         if self.target == "photo":
-            return path.startswith("/photos/")
+            return path.startswith(("/photos/", OPEN_DATA_PREFIX + "/photos/"))
         return True
 
 
@@ -785,6 +810,8 @@ class _Handler(BaseHTTPRequestHandler):
                 resp = inat._route(host, path, query)
                 if path.startswith("/photos/"):
                     resp = inat._ranged(resp, self.headers)
+                elif path.startswith(OPEN_DATA_PREFIX + "/"):
+                    resp = inat._ranged(inat._open_data_conditional(resp, self.headers), self.headers)
             if fault is None:
                 record(resp.status)
                 self._send(resp, head)
@@ -969,6 +996,12 @@ class InatServer:
         self.on_request: Callable[[str, str, dict[str, str]], None] | None = None
         #: Lineages shown for taxa moved upstream whose observations are not re-indexed yet.
         self._shown_lineage: dict[int, tuple[int, ...]] = {}
+        #: The open data's table bodies a test put in place of the generated ones (raw bytes,
+        #: e.g. a truncated gzip; None answers 404), by table name ("photos").
+        self.open_data_files: dict[str, bytes | None] = {}
+        #: Last-Modified of the open data's tables (seconds since the epoch).
+        self.open_data_modified: float = OPEN_DATA_MODIFIED
+        self._open_data_cache: dict[str, tuple[int, bytes]] = {}
         #: The most leaves a species_counts page holds, whatever per_page asks (the real
         #: API's 500; a test sets less to play a server that pages smaller than asked).
         self.species_counts_max_per_page: int = SPECIES_COUNTS_MAX_PER_PAGE
@@ -1696,6 +1729,8 @@ class InatServer:
 
     def _route(self, host: str, path: str, query: dict[str, str]) -> _Response:
         try:
+            if host == "open" and path.startswith(OPEN_DATA_PREFIX + "/"):
+                return self._serve_open_data(path)
             if path.startswith("/photos/"):
                 return self._serve_photo(host, path)
             if host == "static":
@@ -1994,3 +2029,129 @@ class InatServer:
         if d2:
             checks.append(lambda o: o.observed_on <= d2)
         return checks
+
+    # ----------------------------------------------------------------- the open data
+
+    @property
+    def open_data_url(self) -> str:
+        """The open data's base URL (like https://inaturalist-open-data.s3.amazonaws.com)."""
+        return self.open_url + OPEN_DATA_PREFIX
+
+    def open_data_requests(self) -> list[RecordedRequest]:
+        """Requests to the open data (its tables and its photos)."""
+        return self.requests_to(OPEN_DATA_PREFIX + "/", host="open")
+
+    def _in_open_data(self, photo: _Photo) -> bool:
+        """The dump holds open-licensed photos only; a flagged (hidden) one is left out."""
+        return photo.license_code is not None and not photo.flagged
+
+    def open_data_rows(self, table: str) -> list[list[str]]:
+        """The table's rows as iNaturalist's dump would give them for this world, header
+        first: only observations with an open-licensed photo, licences in capitals."""
+        with self._lock:
+            observations = [self._obs[i] for i in sorted(self._obs)]
+            taxa = [self._taxa[i] for i in sorted(self._taxa)]
+        kept = [o for o in observations if any(self._in_open_data(p) for p in o.photos)]
+        rows: list[list[str]] = [list(OPEN_DATA_COLUMNS[table])]
+        if table == "taxa":
+            for t in taxa:
+                ancestry = "/".join(str(a) for a in t.ancestor_ids[:-1])
+                level = f"{float(RANK_LEVELS.get(t.rank, 10)):g}"
+                rows.append([str(t.id), ancestry, level, t.rank, t.name, "true" if t.is_active else "false"])
+        elif table == "observations":
+            for o in kept:
+                shown = self._with_privacy(o, {"location": o.coordinates != "none"})  # public ones only
+                place = [str(o.latitude), str(o.longitude)] if shown["location"] else ["", ""]
+                accuracy = shown.get("public_positional_accuracy")
+                uuid, observer = _uuid(f"observation:{o.id}"), str(_observer_id(o.user_login))
+                row = [uuid, observer, *place, "" if accuracy is None else str(accuracy), str(o.taxon_id)]
+                rows.append([*row, o.quality_grade, o.observed_on, "1.0"])
+        elif table == "photos":
+            for o in kept:
+                for position, p in enumerate(o.photos):
+                    if self._in_open_data(p):
+                        width, height = _dimensions(p.id)
+                        rows.append(
+                            [
+                                _uuid(f"photo:{p.id}"), str(p.id), _uuid(f"observation:{o.id}"),
+                                str(_observer_id(o.user_login)), p.ext, (p.license_code or "").upper(),
+                                str(width), str(height), str(position),
+                            ]
+                        )  # fmt: skip
+        elif table == "observers":
+            logins = sorted({o.user_login for o in kept})
+            rows.extend([str(_observer_id(login)), login, ""] for login in logins)
+        else:
+            raise ValueError(f"unknown open-data table {table!r}")
+        return rows
+
+    def open_data_table(self, table: str) -> bytes:
+        """The gzip'd tab-separated body of ``<table>.csv.gz`` (no quoting), cached."""
+        with self._lock:
+            cached = self._open_data_cache.get(table)
+            if cached is not None and cached[0] == self._version:
+                return cached[1]
+        text = "".join("\t".join(row) + "\n" for row in self.open_data_rows(table))
+        body = gzip_bytes(text.encode())
+        with self._lock:
+            self._open_data_cache[table] = (self._version, body)
+        return body
+
+    def _serve_open_data(self, path: str) -> _Response:
+        rest = path[len(OPEN_DATA_PREFIX) :]
+        m = _PHOTO_RE.fullmatch(rest)
+        if m is not None:
+            return self._serve_open_data_photo(int(m.group(1)), m.group(2), m.group(3))
+        table = rest.lstrip("/").removesuffix(".csv.gz")
+        if not rest.endswith(".csv.gz") or table not in OPEN_DATA_TABLES + tuple(self.open_data_files):
+            return self._not_found("open")
+        body = self.open_data_files[table] if table in self.open_data_files else self.open_data_table(table)
+        if body is None:
+            return self._not_found("open")
+        validators = [
+            ("ETag", '"' + hashlib.md5(body).hexdigest() + '"'),
+            ("Last-Modified", formatdate(self.open_data_modified, usegmt=True)),
+            ("Accept-Ranges", "bytes"),
+        ]
+        return _Response(200, body, "application/x-gzip", validators)
+
+    def _serve_open_data_photo(self, photo_id: int, size: str, ext: str) -> _Response:
+        with self._lock:
+            photo = self._photos.get(photo_id)
+        if photo is None or not self._in_open_data(photo) or size not in PHOTO_SIZES or ext != photo.ext:
+            return self._not_found("open")
+        if photo.gone is not None:
+            resp = self._not_found("open")
+            resp.status = photo.gone
+            return resp
+        body = self.photo_bytes(photo_id, size)
+        validators = [
+            ("ETag", '"' + hashlib.sha256(body).hexdigest()[:20] + '"'),
+            ("Last-Modified", formatdate(_timestamp(photo_id), usegmt=True)),
+            ("Accept-Ranges", "bytes"),
+        ]
+        content_type = photo.content_type or CONTENT_TYPES.get(ext, "application/octet-stream")
+        return _Response(200, body, content_type, validators)
+
+    @staticmethod
+    def _open_data_conditional(resp: _Response, headers: Any) -> _Response:
+        """304 to a GET whose If-None-Match or If-Modified-Since still names this body."""
+        if resp.status != 200:
+            return resp
+        validators = dict(resp.headers)
+        etag, modified = headers.get("If-None-Match"), headers.get("If-Modified-Since")
+        if (etag is not None and etag == validators.get("ETag")) or (
+            etag is None and modified is not None and modified == validators.get("Last-Modified")
+        ):
+            return _Response(304, b"", None, [(k, v) for k, v in resp.headers if k != "Accept-Ranges"])
+        return resp
+
+
+def _observer_id(login: str) -> int:
+    """The user id the API gives a login (the observers table's observer_id)."""
+    return int(hashlib.md5(login.encode()).hexdigest()[:7], 16)
+
+
+def gzip_bytes(data: bytes) -> bytes:
+    """gzip with a fixed mtime: the same table gives the same bytes (and ETag) every time."""
+    return gzip.compress(data, mtime=0)

@@ -125,7 +125,7 @@ BUGS = [
     ),
     Planted(
         "broken_pipe_exit_code_by_timing",  # `inatdl ... | head`: 0 or 1 as the reader leaves
-        "output.py",
+        "output/console.py",
         "sys.stdout = _ReaderMayLeave(sys.stdout)",
         "sys.stdout = sys.stdout",
         (
@@ -142,14 +142,21 @@ BUGS = [
     ),
     Planted(
         "progress_total_of_the_pages_so_far",  # the bar at 95 % with one page of eight done
-        "output.py",
+        "output/progress.py",
         "return self.queued + round(self.pages_left * self.from_pages / self.pages)",
         "return self.queued",
         ("tests/test_output.py::test_the_photos_bar_counts_the_whole_job_from_its_first_page",),
     ),
     Planted(
+        "table_libraries_loaded_at_start_up",  # every `photos fetch` pays for pandas and pyarrow
+        "cli/records.py",
+        "from inatdl.output.records import show_records, show_records_page",
+        "from inatdl.output.records import show_records, show_records_page\nimport inatdl.records_fetch",
+        ("tests/test_cli_usage.py::test_photos_fetch_starts_without_the_table_libraries",),
+    ),
+    Planted(
         "global_option_refused_after_the_command",  # taxa resolve x.csv --data-dir y: No such option
-        "cli.py",
+        "cli/__init__.py",
         "return super().parse_args(ctx, _globals_first(self, ctx, args))",
         "return super().parse_args(ctx, args)",
         ("tests/test_cli_usage.py::test_global_options_are_taken_after_the_command_too",),
@@ -489,6 +496,55 @@ BUGS = [
         ("tests/test_fetch.py::test_deleted_file_is_fetched_again",),
     ),
     Planted(
+        "open_data_photo_twice",  # a photo under two observations is listed (and fetched) twice
+        "opendata/plan.py",
+        "QUALIFY row_number() OVER (PARTITION BY p.photo_id ORDER BY o.observation_uuid) = 1",
+        "QUALIFY true",
+        ("tests/test_opendata_plan.py::test_a_photo_under_two_observations_is_planned_once",),
+    ),
+    Planted(
+        "open_data_cap_unstable",  # --max-per-taxon keeps the highest photo ids, not the lowest
+        "opendata/plan.py",
+        "row_number() OVER (PARTITION BY c.listed_id ORDER BY c.photo_id) AS nth",
+        "row_number() OVER (PARTITION BY c.listed_id ORDER BY c.photo_id DESC) AS nth",
+        ("tests/test_opendata_plan.py::test_cursor_and_cap_keep_the_lowest_photo_ids",),
+    ),
+    Planted(
+        "open_data_least_specific_taxon",  # observations go to the least specific listed taxon
+        "opendata/plan.py",
+        "arg_max(s.step, s.depth)",
+        "arg_min(s.step, s.depth)",
+        ("tests/test_opendata_plan.py::test_descendants_go_to_the_most_specific_listed_taxon",),
+    ),
+    Planted(
+        "public_domain_credited_as_cc",  # pd photos attributed like a CC licence
+        "opendata/plan.py",
+        "WHEN 'pd' THEN r.holder",
+        "WHEN 'pd-not' THEN r.holder",
+        ("tests/test_opendata_plan.py::test_every_column_as_photos_csv_writes_it",),
+    ),
+    Planted(
+        "sync_downloads_unchanged_tables",  # ETag/Last-Modified ignored: every sync downloads all
+        "opendata/sync.py",
+        "        if is_current(folder, remote):",
+        "        if False:",
+        ("tests/test_opendata_sync.py::test_an_unchanged_dump_is_neither_downloaded_nor_copied_again",),
+    ),
+    Planted(
+        "sync_no_range_resume",  # a cut table download starts over instead of resuming
+        "opendata/download.py",
+        'headers["Range"] = f"bytes={offset}-"',
+        'headers["X-Range"] = f"bytes={offset}-"',
+        ("tests/test_opendata_sync.py::test_a_cut_download_resumes_with_range",),
+    ),
+    Planted(
+        "open_data_refetches_recorded_photos",  # a photo already in the state is listed again
+        "opendata/source.py",
+        'if row["photo_id"] in recorded:',
+        "if False:",
+        ("tests/test_opendata_fetch.py::test_photos_fetched_from_the_api_are_not_fetched_again_from_the_open_data",),
+    ),
+    Planted(
         "records_cursor_ignored",  # a rerun of records fetch asks for every observation again
         "records_fetch.py",
         'return kept, {key: old.get(key, 0) for key in keys}, ""',
@@ -549,7 +605,7 @@ BUGS = [
     ),
     Planted(
         "repeated_size_keeps_the_last",  # --size medium --size small: only small
-        "cli.py",
+        "cli/photos.py",
         "tuple(dict.fromkeys(size for listed in sizes for size in listed)),",
         "sizes[-1],",
         ("tests/test_sizes.py::test_repeated_size_options_combine",),

@@ -73,7 +73,11 @@ SIZE_SAMPLE = 20_000  # photos of the state read for it at the start of a run
 HEAD_WITHIN_PHOTOS = 4  # ask HEAD first when the room left is below this many estimates
 
 # Licences: the API's photo_license values; a null license_code is all rights reserved.
-ALL_LICENSES = ("cc0", "cc-by", "cc-by-nc", "cc-by-sa", "cc-by-nd", "cc-by-nc-sa", "cc-by-nc-nd")
+API_LICENSES = ("cc0", "cc-by", "cc-by-nc", "cc-by-sa", "cc-by-nd", "cc-by-nc-sa", "cc-by-nc-nd")
+# pd (public domain) is a photo's licence code on both routes (the open data writes PD), but
+# the API's photo_license list does not know it: it is checked per photo, never sent.
+PUBLIC_DOMAIN = "pd"
+ALL_LICENSES = (*API_LICENSES, PUBLIC_DOMAIN)
 DEFAULT_LICENSES = ALL_LICENSES
 QUALITY_GRADES = ("research", "needs_id", "casual")
 

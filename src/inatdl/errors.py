@@ -47,6 +47,11 @@ class ExportError(InatdlError):
     """`dataset export` cannot be done with this data dir, output folder or options."""
 
 
+class OpenDataError(InatdlError):
+    """The open data cannot be downloaded, read or queried (a missing table, a corrupt file,
+    no synced dump)."""
+
+
 class ExportOptionError(ExportError):
     """An option of `dataset export` that cannot work with these photos (a usage error)."""
 

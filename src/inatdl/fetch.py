@@ -30,7 +30,7 @@ from inatdl.observations import Filters
 from inatdl.pool import Pool, Stop
 from inatdl.report import FetchReport, Tally, TaxonReport
 from inatdl.reporter import Reporter, SilentReporter
-from inatdl.source import ListedTaxon
+from inatdl.source import ListedTaxon, PhotoSource
 from inatdl.state import DataDirLock, PhotoJob, Store
 from inatdl.sweep import OnDisk, sweep_photos
 from inatdl.taxa import TaxonRow
@@ -38,6 +38,7 @@ from inatdl.taxa import TaxonRow
 __all__ = ["FetchOptions", "FetchReport", "Reporter", "SilentReporter", "TaxonReport", "fetch_photos"]
 
 log = logging.getLogger("inatdl")
+SourceFactory = Callable[[Store], PhotoSource]  # a photo source over the run's state
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,10 @@ def fetch_photos(
     options: FetchOptions,
     clock: Clock,
     reporter: Reporter | None = None,
+    source: SourceFactory | None = None,
 ) -> FetchReport:
-    """Fetch the photos of ``taxa`` into ``data_dir``; safe to stop and run again."""
+    """Fetch the photos of ``taxa`` into ``data_dir``; safe to stop and run again.
+    ``source`` makes the photo source from the state (default: the API listing)."""
     reporter = reporter or SilentReporter()
     with DataDirLock(data_dir):
         store = Store(data_dir / STATE_FILE, clock)
@@ -77,7 +80,12 @@ def fetch_photos(
                 raise disk_error(exc, data_dir / PHOTOS_DIR) from None
             report = FetchReport([], data_dir / MANIFEST_FILE, dry_run=options.dry_run)
             try:
-                _run(client, data_dir, store, taxa, options, clock, reporter, on_disk, report)
+                listing = (
+                    source(store)
+                    if source is not None
+                    else ApiListing(client, store, options.filters, explain_empty=options.dry_run)
+                )
+                _run(client, data_dir, store, taxa, options, clock, reporter, on_disk, report, listing)
             except KeyboardInterrupt:  # another Ctrl-C while stopping: the run has stopped
                 report.interrupted = True
             finally:
@@ -99,8 +107,9 @@ def _run(
     reporter: Reporter,
     on_disk: OnDisk,
     report: FetchReport,
+    listing: PhotoSource,
 ) -> None:
-    """List the job from the API and download what is new, or only list it (--dry-run),
+    """List the job from ``listing`` and download what is new, or only list it (--dry-run),
     into ``report``."""
     stop = Stop()
     budget = ByteBudget(
@@ -126,7 +135,6 @@ def _run(
         if pool is not None:
             pool.put(job)
 
-    listing = ApiListing(client, store, options.filters, explain_empty=options.dry_run)
     feeder = Feeder(store, data_dir, queue, on_disk.untracked, moves=not options.dry_run)
     asked = Asked(options.sizes, options.filters, options.max_per_taxon)
     requests_before = client.requests_made
@@ -138,7 +146,7 @@ def _run(
         store.flush()
         report.taxa = [r for size in options.sizes for r in settle(listed[size].values(), store, size)]
         report.api_requests = client.requests_made - requests_before
-        report.pages = listing.pages_done
+        report.pages = listing.pages_done if isinstance(listing, ApiListing) else 0
         report.moved = feeder.moved
         report.read_budget(budget)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from inatdl.client import JSON, ApiClient
-from inatdl.constants import OBSERVATIONS_PER_PAGE, QUALITY_GRADES
+from inatdl.constants import API_LICENSES, OBSERVATIONS_PER_PAGE, QUALITY_GRADES
 from inatdl.jsonvalues import as_dict, as_id, as_int, as_list, as_number, as_text, results_of
 from inatdl.naming import is_placeholder, photo_extension, sized_url
 
@@ -33,8 +33,10 @@ class Filters:
         params: dict[str, Any] = {
             "taxon_id": ",".join(str(taxon_id) for taxon_id in taxon_ids),
             "photos": "true",
-            "photo_license": ",".join(self.licenses),
         }
+        sent = [code for code in self.licenses if code in API_LICENSES]  # the API knows no pd
+        if sent:
+            params["photo_license"] = ",".join(sent)
         if set(self.quality) != set(QUALITY_GRADES):
             params["quality_grade"] = ",".join(self.quality)
         if self.place_id is not None:
@@ -50,7 +52,9 @@ class Filters:
     def key(self, taxon_id: int, size: str) -> str:
         """Names a paging cursor: the same taxon, size and filters continue the same walk."""
         params = self.params([taxon_id])
-        params["photo_license"] = ",".join(sorted(self.licenses))
+        # The licences the API is sent: pd (checked per photo, rare on the API) is left out so
+        # that the walks of data dirs made before pd was a default go on where they stood.
+        params["photo_license"] = ",".join(sorted(c for c in self.licenses if c in API_LICENSES))
         if "quality_grade" in params:
             params["quality_grade"] = ",".join(sorted(self.quality))
         return "&".join(f"{k}={params[k]}" for k in sorted(params)) + f"&size={size}"
