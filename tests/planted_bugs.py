@@ -542,7 +542,9 @@ BUGS = [
         "opendata/source.py",
         'if row["photo_id"] in recorded:',
         "if False:",
-        ("tests/test_opendata_fetch.py::test_photos_fetched_from_the_api_are_not_fetched_again_from_the_open_data",),
+        (
+            "tests/test_opendata_fetch.py::test_photos_fetched_from_the_api_are_not_fetched_again_from_the_open_data",
+        ),
     ),
     Planted(
         "records_cursor_ignored",  # a rerun of records fetch asks for every observation again
