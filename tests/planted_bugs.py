@@ -125,7 +125,7 @@ BUGS = [
     ),
     Planted(
         "broken_pipe_exit_code_by_timing",  # `inatdl ... | head`: 0 or 1 as the reader leaves
-        "output.py",
+        "output/console.py",
         "sys.stdout = _ReaderMayLeave(sys.stdout)",
         "sys.stdout = sys.stdout",
         (
@@ -142,14 +142,21 @@ BUGS = [
     ),
     Planted(
         "progress_total_of_the_pages_so_far",  # the bar at 95 % with one page of eight done
-        "output.py",
+        "output/progress.py",
         "return self.queued + round(self.pages_left * self.from_pages / self.pages)",
         "return self.queued",
         ("tests/test_output.py::test_the_photos_bar_counts_the_whole_job_from_its_first_page",),
     ),
     Planted(
+        "table_libraries_loaded_at_start_up",  # every `photos fetch` pays for pandas and pyarrow
+        "cli/records.py",
+        "from inatdl.output.records import show_records, show_records_page",
+        "from inatdl.output.records import show_records, show_records_page\nimport inatdl.records_fetch",
+        ("tests/test_cli_usage.py::test_photos_fetch_starts_without_the_table_libraries",),
+    ),
+    Planted(
         "global_option_refused_after_the_command",  # taxa resolve x.csv --data-dir y: No such option
-        "cli.py",
+        "cli/__init__.py",
         "return super().parse_args(ctx, _globals_first(self, ctx, args))",
         "return super().parse_args(ctx, args)",
         ("tests/test_cli_usage.py::test_global_options_are_taken_after_the_command_too",),
@@ -485,6 +492,27 @@ BUGS = [
         ("tests/test_stop.py::test_a_second_ctrl_c_while_the_run_stops_still_leaves_photos_csv",),
     ),
     Planted(
+        "photos_csv_always_rewritten",  # a rerun of a million photos writes the same file again
+        "manifest.py",
+        'if _written(store, path) == {**_identity(path), "listed": listed}:',
+        "if False:",
+        ("tests/test_fetch.py::test_photos_csv_is_left_as_it_is_when_nothing_changed",),
+    ),
+    Planted(
+        "photos_csv_file_not_looked_at",  # a deleted or edited photos.csv is left so
+        "manifest.py",
+        'if _written(store, path) == {**_identity(path), "listed": listed}:',
+        'if (_written(store, path) or {}).get("listed") == listed:',
+        ("tests/test_fetch.py::test_photos_csv_deleted_or_edited_is_written_again",),
+    ),
+    Planted(
+        "deleted_photo_not_noticed",  # a photo file deleted by hand is never fetched again
+        "sweep.py",
+        "missing = done - present",
+        "missing = done - present - done",
+        ("tests/test_fetch.py::test_deleted_file_is_fetched_again",),
+    ),
+    Planted(
         "open_data_photo_twice",  # a photo under two observations is listed (and fetched) twice
         "opendata/plan.py",
         "QUALIFY row_number() OVER (PARTITION BY p.photo_id ORDER BY o.observation_uuid) = 1",
@@ -531,7 +559,9 @@ BUGS = [
         "opendata/source.py",
         'if row["photo_id"] in recorded:',
         "if False:",
-        ("tests/test_opendata_fetch.py::test_photos_fetched_from_the_api_are_not_fetched_again_from_the_open_data",),
+        (
+            "tests/test_opendata_fetch.py::test_photos_fetched_from_the_api_are_not_fetched_again_from_the_open_data",
+        ),
     ),
     Planted(
         "records_cursor_ignored",  # a rerun of records fetch asks for every observation again
@@ -594,7 +624,7 @@ BUGS = [
     ),
     Planted(
         "repeated_size_keeps_the_last",  # --size medium --size small: only small
-        "cli.py",
+        "cli/photos.py",
         "tuple(dict.fromkeys(size for listed in sizes for size in listed)),",
         "sizes[-1],",
         ("tests/test_sizes.py::test_repeated_size_options_combine",),
@@ -647,6 +677,23 @@ BUGS = [
         "            if skips:",
         "            if False:",
         ("tests/test_summary.py::test_the_columns_add_up_over_a_dry_run_an_interrupted_run_and_reruns",),
+    ),
+    Planted(
+        "photos_csv_kept_after_a_move",  # a variety listed later: photos.csv keeps the species
+        "state.py",
+        "row.photo_id, row.size),\n            )\n            self._photos_csv_outdated()",
+        "row.photo_id, row.size),\n            )",
+        (
+            "tests/test_batching.py::"
+            "test_a_variety_listed_after_its_species_was_fetched_gets_its_photos_without_a_download",
+        ),
+    ),
+    Planted(
+        "photos_csv_fingerprint_ignored",  # a state changed by an older inatdl: photos.csv stays
+        "manifest.py",
+        "listed = _fingerprint(store)",
+        "listed = []",
+        ("tests/test_fetch.py::test_photos_csv_follows_a_state_changed_by_an_older_inatdl",),
     ),
 ]
 
