@@ -81,6 +81,25 @@ def test_a_limit_smaller_than_the_photos_downloaded_before_asks_no_host(
     assert inat.photo_requests() == [] and clock.now() - started < 60
 
 
+def test_a_limit_already_spent_on_another_size_stops_at_once_not_after_an_hour(
+    inat: InatServer, tmp_path: Path
+) -> None:
+    """A rerun with a small limit while the last hour already holds more than it (an earlier
+    run of another size): the photo's own size is asked, and a photo larger than the whole
+    limit stops the run at once, rather than after an hour's wait for a room that never fits."""
+    data = tmp_path / "data"
+    expected = two_taxa(inat, data, 3, "small")
+    assert run(inat, data, "photos", "fetch", "--size", "square").exit_code == 0
+    inat.clear_requests()
+    clock = FakeClock()
+    started = clock.now()
+    result = run(inat, data, "photos", "fetch", *SMALL, "--hourly-limit", "5kB", clock=clock)
+    assert result.exit_code == 75, result.output
+    assert "waiting until" not in result.stderr
+    assert result.stderr.splitlines()[-1] in too_small(expected)
+    assert clock.now() - started < 60 and photo_gets(inat) == []  # its size asked with HEAD
+
+
 # The photo hosts as the API: Retry-After, failures in a row -----------------------------------
 
 

@@ -454,6 +454,14 @@ class PhotoAdmission:
         smallest = self.sizes.smallest(size)
         if smallest > budget.largest:
             budget.check_fits(smallest, f"every {size} photo downloaded so far was at least")
+        unknown = not smallest and self.sizes.estimate(size) > budget.largest
+        if unknown and budget.room() < smallest:
+            # No photo of this size seen, the cautious default more than a whole limit, and
+            # no room now: its real length, before any wait, may show no wait makes room.
+            length = ask_length()
+            if length:
+                budget.check_fits(length, f"a {size} photo is")
+                return length
         if budget.wait and margin <= budget.largest:
             budget.wait_for_room(margin)  # as the window frees, not in a burst later
         room = budget.room()
