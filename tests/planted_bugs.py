@@ -125,7 +125,7 @@ BUGS = [
     ),
     Planted(
         "broken_pipe_exit_code_by_timing",  # `inatdl ... | head`: 0 or 1 as the reader leaves
-        "output.py",
+        "output/console.py",
         "sys.stdout = _ReaderMayLeave(sys.stdout)",
         "sys.stdout = sys.stdout",
         (
@@ -142,14 +142,21 @@ BUGS = [
     ),
     Planted(
         "progress_total_of_the_pages_so_far",  # the bar at 95 % with one page of eight done
-        "output.py",
+        "output/progress.py",
         "return self.queued + round(self.pages_left * self.from_pages / self.pages)",
         "return self.queued",
         ("tests/test_output.py::test_the_photos_bar_counts_the_whole_job_from_its_first_page",),
     ),
     Planted(
+        "table_libraries_loaded_at_start_up",  # every `photos fetch` pays for pandas and pyarrow
+        "cli/records.py",
+        "from inatdl.output.records import show_records, show_records_page",
+        "from inatdl.output.records import show_records, show_records_page\nimport inatdl.records_fetch",
+        ("tests/test_cli_usage.py::test_photos_fetch_starts_without_the_table_libraries",),
+    ),
+    Planted(
         "global_option_refused_after_the_command",  # taxa resolve x.csv --data-dir y: No such option
-        "cli.py",
+        "cli/__init__.py",
         "return super().parse_args(ctx, _globals_first(self, ctx, args))",
         "return super().parse_args(ctx, args)",
         ("tests/test_cli_usage.py::test_global_options_are_taken_after_the_command_too",),
@@ -594,7 +601,7 @@ BUGS = [
     ),
     Planted(
         "repeated_size_keeps_the_last",  # --size medium --size small: only small
-        "cli.py",
+        "cli/photos.py",
         "tuple(dict.fromkeys(size for listed in sizes for size in listed)),",
         "sizes[-1],",
         ("tests/test_sizes.py::test_repeated_size_options_combine",),

@@ -20,7 +20,7 @@ from inatdl.client import ApiClient, build_session, longest_backoff
 from inatdl.constants import ALL_LICENSES, RETRY_NOTICE_SECONDS
 from inatdl.fetch import FetchOptions, fetch_photos
 from inatdl.observations import Filters
-from inatdl.output import TqdmReporter
+from inatdl.output.progress import TqdmReporter
 from inatdl.reporter import SilentReporter
 from inatdl.taxa import load_resolved_taxa
 

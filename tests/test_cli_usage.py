@@ -84,3 +84,22 @@ def test_a_failure_still_exits_1_when_the_reader_has_left(world: InatServer, tmp
     _, stderr = child.communicate(timeout=60)
     assert child.returncode == 1
     assert stderr.decode().startswith("Error: species file ")
+
+
+# Start-up ---------------------------------------------------------------------------------
+
+
+def test_photos_fetch_starts_without_the_table_libraries() -> None:
+    """`photos fetch` from the API starts fast: starting it (here for its --help) imports
+    neither pandas nor pyarrow nor duckdb; only the commands that need them load them."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "inatdl", "photos", "fetch", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = [line for line in done.stderr.splitlines() if line.startswith("import time:")]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in lines}
+    assert {"inatdl.cli", "inatdl.fetch"} <= imported  # importtime's lines were read
+    assert {name.split(".")[0] for name in imported} & {"pandas", "pyarrow", "duckdb"} == set()
+    assert "--max-per-taxon" in done.stdout

@@ -12,7 +12,7 @@ from inatdl.client import ApiClient, build_session
 from inatdl.constants import ALL_LICENSES
 from inatdl.fetch import FetchOptions, fetch_photos
 from inatdl.observations import Filters
-from inatdl.output import TqdmReporter
+from inatdl.output.progress import TqdmReporter
 from inatdl.state import DONE, FAILED, Outcome, PhotoJob
 from inatdl.taxa import load_resolved_taxa
 

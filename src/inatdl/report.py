@@ -1,5 +1,5 @@
 """What a run of `photos fetch` did, per taxon and in all: the data the summary is printed
-from (cli.py) and the exit code decided on.
+from (output/photos.py) and the exit code decided on.
 
 The outcomes of this run are counted as the workers report them (:class:`Tally`); the
 rest comes from the state at the end (:meth:`TaxonReport.settle`), so that the columns add

@@ -1,4 +1,4 @@
-"""The progress protocol: what the fetch tells as it goes, for output.py to show.
+"""The progress protocol: what the fetch tells as it goes, for output/progress.py to show.
 
 Its own small module so that the library (fetch) and the rendering (output) both import
 it without importing each other.

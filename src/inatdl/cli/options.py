@@ -1,0 +1,193 @@
+"""The option types (sizes, comma lists, bounding boxes, split shares) and the options
+several commands share: the job's filters of `photos fetch` and `photos plan`, the area
+and dates `records fetch` takes too, the quality grades, --source, --seed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+
+from inatdl.constants import ALL_LICENSES, DEFAULT_LICENSES, QUALITY_GRADES
+from inatdl.splits import parse_splits
+from inatdl.units import parse_size
+
+#: An option's decorator, as click.option returns it.
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+class SizeType(click.ParamType):
+    """A byte size such as 500MB, 5GB or 1.5GiB."""
+
+    name = "SIZE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class ShardSize(SizeType):
+    """--shard-size: a byte size with its unit (500 alone could mean bytes or megabytes)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, str) and value.strip()[-1:].isdigit():
+            self.fail(f"{value!r} has no unit; write it like 500MB or 1GB", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class CommaList(click.ParamType):
+    """A comma-separated list of known words, such as cc0,cc-by."""
+
+    name = "LIST"
+
+    def __init__(self, choices: Sequence[str]) -> None:
+        self.choices = tuple(choices)
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, ...]:
+        if isinstance(value, tuple):
+            return value
+        words = [w.strip().lower() for w in str(value).split(",") if w.strip()]
+        unknown = [w for w in words if w not in self.choices]
+        if unknown or not words:
+            self.fail(f"{value!r}: choose from {', '.join(self.choices)} (comma-separated)", param, ctx)
+        return tuple(dict.fromkeys(words))
+
+
+class BoundingBox(click.ParamType):
+    """SWLAT,SWLNG,NELAT,NELNG in degrees."""
+
+    name = "SWLAT,SWLNG,NELAT,NELNG"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[float, float, float, float]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            swlat, swlng, nelat, nelng = (float(v) for v in str(value).split(","))
+        except ValueError:
+            self.fail(f"{value!r} is not four numbers SWLAT,SWLNG,NELAT,NELNG", param, ctx)
+        if not all(math.isfinite(v) for v in (swlat, swlng, nelat, nelng)):
+            self.fail(f"{value!r} holds a number that is not finite", param, ctx)
+        if not (-90 <= swlat <= 90 and -90 <= nelat <= 90):
+            self.fail(f"{value!r}: latitudes must be between -90 and 90", param, ctx)
+        if not (-180 <= swlng <= 180 and -180 <= nelng <= 180):
+            self.fail(f"{value!r}: longitudes must be between -180 and 180", param, ctx)
+        if swlat > nelat:
+            self.fail(f"{value!r}: the south-west latitude is north of the north-east one", param, ctx)
+        return swlat, swlng, nelat, nelng
+
+
+class SplitShares(click.ParamType):
+    """train=0.8,validation=0.1,test=0.1: split names and shares that add up to 1."""
+
+    name = "NAME=SHARE,..."
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[tuple[str, float], ...]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return parse_splits(str(value))
+        except ValueError as exc:
+            self.fail(f"{value!r}: {exc}", param, ctx)
+
+
+def name_given(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An option naming a taxon: blank would silently mean no filter at all."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("give the scientific name of a higher taxon, e.g. Plantae", param=param)
+    return value
+
+
+API, OPEN_DATA = "api", "open-data"
+source_option = click.option(
+    "--source",
+    type=click.Choice([API, OPEN_DATA]),
+    default=API,
+    show_default=True,
+    help="Where to look: the live API, or the open data synced by `inatdl opendata sync` "
+    "(no API request; up to a month old).",
+)
+
+
+def quality_option(help_text: str) -> Decorator:
+    """--quality: quality grades, comma-separated; all of them by default."""
+    return click.option(
+        "--quality",
+        type=CommaList(QUALITY_GRADES),
+        default=",".join(QUALITY_GRADES),
+        show_default=True,
+        help=help_text,
+    )
+
+
+def _stacked(*options: Decorator) -> Decorator:
+    """The options as one decorator, shown by --help in the order given."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+#: --bbox, --observed-from, --observed-to: where and when (photos fetch, photos plan, records fetch).
+area_and_dates_options = _stacked(
+    click.option("--bbox", type=BoundingBox(), help="Only observations inside SWLAT,SWLNG,NELAT,NELNG."),
+    click.option(
+        "--observed-from", type=click.DateTime(["%Y-%m-%d"]), help="Observed on or after (YYYY-MM-DD)."
+    ),
+    click.option(
+        "--observed-to", type=click.DateTime(["%Y-%m-%d"]), help="Observed on or before (YYYY-MM-DD)."
+    ),
+)
+
+#: The filters of a photos job: `photos plan` takes them exactly as `photos fetch` does.
+job_filter_options = _stacked(
+    click.option(
+        "--license",
+        "licenses",
+        type=CommaList(ALL_LICENSES),
+        default=",".join(DEFAULT_LICENSES),
+        show_default=True,
+        help="Licences to accept, comma-separated; all-rights-reserved photos never are.",
+    ),
+    quality_option("Quality grades to accept, comma-separated."),
+    click.option(
+        "--place-id", type=click.IntRange(min=1), help="Only observations in this iNaturalist place."
+    ),
+    area_and_dates_options,
+)
+
+max_per_taxon_option = click.option(
+    "--max-per-taxon",
+    type=click.IntRange(min=1),
+    help="At most N photos a taxon (those already downloaded count); lowest observation ids first.",
+)
+
+seed_option = click.option(
+    "--seed", type=int, default=0, show_default=True, help="Another seed draws other splits."
+)
+
+
+def check_dates(observed_from: dt.datetime | None, observed_to: dt.datetime | None) -> None:
+    """A date range that ends before it starts is a usage error."""
+    if observed_from and observed_to and observed_from > observed_to:
+        raise click.BadParameter("--observed-from is after --observed-to", param_hint="--observed-from")
+
+
+def iso_date(value: dt.datetime | None) -> str | None:
+    """--observed-from/--observed-to as the filters take them: YYYY-MM-DD."""
+    return value.date().isoformat() if value else None

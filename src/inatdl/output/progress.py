@@ -1,0 +1,198 @@
+"""Live progress: the bars of `photos fetch` (or a log line every few seconds when stderr
+is not a terminal) with their totals, and the byte bar of each `opendata sync` table."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import click
+from tqdm import tqdm
+
+from inatdl.output.console import Output
+from inatdl.state import DONE, Outcome
+from inatdl.units import format_size
+
+log = logging.getLogger("inatdl")
+LOG_EVERY_SECONDS = 10.0
+
+
+class JobEstimate:
+    """The job's photos and bytes as far as they are known, for the bars' totals.
+
+    Photos: those queued, plus the observation pages left (from the API's total_results)
+    at the photos each page has brought so far; so the bar does not read 95 % with one page
+    of eight done. Bytes: those received, plus the photos not finished yet at the bytes a
+    finished photo has cost so far (none until a photo has finished).
+    """
+
+    def __init__(self) -> None:
+        self.queued = 0  # photos queued: retries of earlier runs, then those of each page
+        self.from_pages = 0  # of which listed by the pages walked in this run
+        self.pages = self.pages_left = 0
+        self.finished = self.bytes = 0
+        self._lock = threading.Lock()
+
+    def paged(self, done: int, left: int) -> None:
+        with self._lock:
+            self.pages, self.pages_left = done, left
+
+    def add(self, count: int) -> None:
+        with self._lock:
+            self.queued += count
+            self.from_pages += count if self.pages else 0
+
+    def finish(self, outcome: Outcome) -> int:
+        """Count ``outcome``; the bytes it brought."""
+        received = outcome.bytes if outcome.status == DONE and not outcome.already_there else 0
+        with self._lock:
+            self.finished += 1
+            self.bytes += received
+        return received
+
+    def photos(self) -> int:
+        with self._lock:
+            if not self.pages:
+                return self.queued
+            return self.queued + round(self.pages_left * self.from_pages / self.pages)
+
+    def total_bytes(self) -> int | None:
+        photos = self.photos()
+        with self._lock:
+            if not self.finished:
+                return None
+            return self.bytes + round(max(0, photos - self.finished) * self.bytes / self.finished)
+
+
+class TqdmReporter:
+    """Two bars, photos and bytes, with rate and ETA; the taxon being paged as a prefix."""
+
+    def __init__(self) -> None:
+        self.taxon = ""
+        self.job = JobEstimate()
+        self.photos = tqdm(total=0, unit="photo", desc="photos", position=0, dynamic_ncols=True)
+        self.bytes = tqdm(
+            total=None,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1000,
+            desc="bytes",
+            position=1,
+            dynamic_ncols=True,
+        )
+
+    def listing(self, taxon: str) -> None:
+        self.taxon = taxon
+        self.photos.set_description_str(f"photos (paging {taxon})")
+
+    def paged(self, done: int, left: int) -> None:
+        """Observation pages of the whole job: done, and done and left together."""
+        self.job.paged(done, left)
+        self.photos.total = self.job.photos()
+        self.photos.set_description_str(f"photos (paging {self.taxon}: {done}/{done + left} pages)")
+
+    def queued(self, count: int) -> None:
+        self.job.add(count)
+        self.photos.total = self.job.photos()
+        self.photos.refresh()
+
+    def finished(self, outcome: Outcome) -> None:
+        received = self.job.finish(outcome)
+        self.bytes.total = self.job.total_bytes()
+        self.photos.update(1)
+        if received:
+            self.bytes.update(received)
+
+    def waiting(self, message: str) -> None:
+        self.photos.write(message, file=sys.stderr)
+
+    def close(self) -> None:
+        self.photos.set_description_str("photos")
+        self.photos.close()
+        self.bytes.close()
+
+
+class LogReporter:
+    """For a stderr that is not a terminal (a log file, CI): a line every few seconds."""
+
+    def __init__(self) -> None:
+        self.job = JobEstimate()
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def listing(self, taxon: str) -> None:
+        log.info("paging the observations of %s", taxon)
+
+    def paged(self, done: int, left: int) -> None:
+        self.job.paged(done, left)
+
+    def queued(self, count: int) -> None:
+        self.job.add(count)
+
+    def finished(self, outcome: Outcome) -> None:
+        self.job.finish(outcome)
+        with self._lock:
+            if time.monotonic() - self._last >= LOG_EVERY_SECONDS:
+                self._last = time.monotonic()
+                self._line()
+
+    def _line(self) -> None:
+        job = self.job
+        pages = f"; {job.pages} observation pages done, {job.pages_left} left" if job.pages_left else ""
+        about = "about " if job.pages_left else ""
+        log.info(
+            "%d of %s%d photos handled, %s downloaded%s",
+            job.finished,
+            about,
+            job.photos(),
+            format_size(job.bytes),
+            pages,
+        )
+
+    def waiting(self, message: str) -> None:
+        log.warning("%s", message)
+
+    def close(self) -> None:
+        if self.job.queued:
+            self._line()
+
+
+def fetch_reporter(out: Output) -> TqdmReporter | LogReporter | None:
+    """Bars on a terminal, a log line every few seconds otherwise, nothing under --quiet."""
+    if out.quiet:
+        return None
+    return TqdmReporter() if sys.stderr.isatty() else LogReporter()
+
+
+class SyncProgress:
+    """A byte bar per table on a terminal, a line per table otherwise."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar: Any = None
+
+    def say(self, text: str) -> None:
+        if not self.quiet:
+            click.echo(text, err=True)
+
+    def table(self, table: str, total: int | None, already: int) -> Callable[[int], None]:
+        self.done()
+        if self.quiet:
+            return lambda count: None
+        self.bar = tqdm(
+            total=total, initial=already, unit="B", unit_scale=True, unit_divisor=1000,
+            desc=f"{table}.csv.gz", dynamic_ncols=True, disable=None,
+        )  # fmt: skip
+        if not sys.stderr.isatty():
+            resumed = f", resuming at {format_size(already)}" if already else ""
+            click.echo(f"Downloading {table}.csv.gz ({format_size(total or 0)}{resumed})", err=True)
+        return self.bar.update  # type: ignore[no-any-return]
+
+    def done(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
