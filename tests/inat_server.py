@@ -300,6 +300,9 @@ class Fault:
     seed: int = 0
     after: int = 0  # "throttle": requests let through before throttling starts
     every: int = 1  # "throttle": throttle every N-th request after that
+    #: "short", "reset_mid_body": called once the cut body is sent, before its connection
+    #: ends, so the client cannot ask again before it has run (a photo changed in between)
+    then: Callable[[], None] | None = None
     hits: int = field(default=0, init=False)
     _seen: dict[str, int] = field(default_factory=dict, init=False, repr=False)
     _matched: int = field(default=0, init=False, repr=False)
@@ -874,6 +877,8 @@ class _Handler(BaseHTTPRequestHandler):
                 if not head:
                     self.wfile.write(resp.body[: len(resp.body) // 2])
                     self.wfile.flush()
+                if fault.then is not None:
+                    fault.then()
                 if kind == "short":
                     self.close_connection = True
                 else:

@@ -207,6 +207,23 @@ BUGS = [
         ("tests/test_export_formats.py::test_webdataset_shards_hold_every_photo_as_downloaded",),
     ),
     Planted(
+        "parquet_row_group_closed_at_the_byte_bound_alone",  # groups of one big photo
+        "export/writers/parquet.py",
+        "if end - start >= ROW_GROUP_PHOTOS and images >= ROW_GROUP_BYTES:",
+        "if end - start >= ROW_GROUP_PHOTOS or images >= ROW_GROUP_BYTES:",
+        (
+            "tests/test_export_formats.py::"
+            "test_parquet_row_groups_hold_a_least_of_photos_and_grow_to_a_bound_of_image_bytes",
+        ),
+    ),
+    Planted(
+        "parquet_layout_change_kept_old_files",  # an update keeps files of the older layout
+        "export/writers/parquet.py",
+        "    version = 2",
+        "    version = 1",
+        ("tests/test_export_formats.py::test_an_update_rewrites_parquet_files_of_an_older_layout_whole",),
+    ),
+    Planted(
         "shard_kept_though_its_photos_changed",  # an update leaves old photos in a shard
         "export/writers/_shards.py",
         "digest.update(repr((sample.photo.values, sample.label, sample.size, sample.mtime_ns)).encode())",
@@ -475,6 +492,27 @@ BUGS = [
         ("tests/test_stop.py::test_a_second_ctrl_c_while_the_run_stops_still_leaves_photos_csv",),
     ),
     Planted(
+        "photos_csv_always_rewritten",  # a rerun of a million photos writes the same file again
+        "manifest.py",
+        'if _written(store, path) == {**_identity(path), "listed": listed}:',
+        "if False:",
+        ("tests/test_fetch.py::test_photos_csv_is_left_as_it_is_when_nothing_changed",),
+    ),
+    Planted(
+        "photos_csv_file_not_looked_at",  # a deleted or edited photos.csv is left so
+        "manifest.py",
+        'if _written(store, path) == {**_identity(path), "listed": listed}:',
+        'if (_written(store, path) or {}).get("listed") == listed:',
+        ("tests/test_fetch.py::test_photos_csv_deleted_or_edited_is_written_again",),
+    ),
+    Planted(
+        "deleted_photo_not_noticed",  # a photo file deleted by hand is never fetched again
+        "sweep.py",
+        "missing = done - present",
+        "missing = done - present - done",
+        ("tests/test_fetch.py::test_deleted_file_is_fetched_again",),
+    ),
+    Planted(
         "open_data_photo_twice",  # a photo under two observations is listed (and fetched) twice
         "opendata/plan.py",
         "QUALIFY row_number() OVER (PARTITION BY p.photo_id ORDER BY o.observation_uuid) = 1",
@@ -545,7 +583,9 @@ BUGS = [
         "opendata/source.py",
         'if row["photo_id"] in recorded and (home is None or home[0] == taxon.taxon_id):',
         "if False:",
-        ("tests/test_opendata_fetch.py::test_photos_fetched_from_the_api_are_not_fetched_again_from_the_open_data",),
+        (
+            "tests/test_opendata_fetch.py::test_photos_fetched_from_the_api_are_not_fetched_again_from_the_open_data",
+        ),
     ),
     Planted(
         "records_cursor_ignored",  # a rerun of records fetch asks for every observation again
@@ -661,6 +701,30 @@ BUGS = [
         "            if skips:",
         "            if False:",
         ("tests/test_summary.py::test_the_columns_add_up_over_a_dry_run_an_interrupted_run_and_reruns",),
+    ),
+    Planted(
+        "photos_csv_kept_after_a_move",  # a variety listed later: photos.csv keeps the species
+        "state.py",
+        "row.photo_id, row.size),\n            )\n            self._photos_csv_outdated()",
+        "row.photo_id, row.size),\n            )",
+        (
+            "tests/test_batching.py::"
+            "test_a_variety_listed_after_its_species_was_fetched_gets_its_photos_without_a_download",
+        ),
+    ),
+    Planted(
+        "photos_csv_fingerprint_ignored",  # a state changed by an older inatdl: photos.csv stays
+        "manifest.py",
+        "listed = _fingerprint(store)",
+        "listed = []",
+        ("tests/test_fetch.py::test_photos_csv_follows_a_state_changed_by_an_older_inatdl",),
+    ),
+    Planted(
+        "if_range_not_sent",  # a changed photo resumed from its old half: a file of two photos
+        "download.py",
+        'headers["If-Range"] = partial.validator',
+        "pass",
+        ("tests/test_budget_sent.py::test_a_body_that_changed_is_fetched_again_whole",),
     ),
 ]
 

@@ -23,6 +23,7 @@ from test_export import SPLIT, TAXA, add_observations, build_world, export, fetc
 from world import manifest, write_taxa
 
 from inatdl.export.writers import _shards
+from inatdl.export.writers import parquet as parquet_writer
 
 SHARD = "100kB"  # about 40 square photos a shard: several shards a split
 LABELS = sorted(name for _, name in TAXA)
@@ -167,6 +168,51 @@ def test_parquet_files_hold_the_images_and_the_photos_csv_columns(
         assert features["label"] == {"names": LABELS, "_type": "ClassLabel"}  # the same in every split
         assert features["image"] == {"_type": "Image"}
         assert parquet.schema_arrow.names == ["image", "label", *next(iter(rows.values()))]
+
+
+@pytest.mark.parametrize(("least", "image_bytes"), [(3, 1), (3, 10**9)])
+def test_parquet_row_groups_hold_a_least_of_photos_and_grow_to_a_bound_of_image_bytes(
+    fetched: tuple[InatServer, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    least: int,
+    image_bytes: int,
+) -> None:
+    inat, data = fetched
+    monkeypatch.setattr(parquet_writer, "ROW_GROUP_PHOTOS", least)
+    monkeypatch.setattr(parquet_writer, "ROW_GROUP_BYTES", image_bytes)
+    out = tmp_path / "parquet"
+
+    assert export(inat, data, out, "--split", SPLIT, "--format", "parquet").exit_code == 0
+
+    for path in sorted((out / "data").glob("*.parquet")):
+        metadata = pq.ParquetFile(path).metadata
+        groups = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+        if image_bytes == 1:  # closed as soon as it holds the least
+            assert groups[:-1] == [least] * (len(groups) - 1) and 0 < groups[-1] <= least
+        else:  # never reaches the bound: one group a file
+            assert groups == [metadata.num_rows]
+    assert sorted(parquet_rows(out)) == sorted(row["photo_id"] for row in manifest(data))
+
+
+def test_an_update_rewrites_parquet_files_of_an_older_layout_whole(
+    fetched: tuple[InatServer, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inat, data = fetched
+    out, fresh = tmp_path / "parquet", tmp_path / "fresh"
+    args = ["--split", SPLIT, "--format", "parquet", "--shard-size", SHARD]
+    monkeypatch.setattr(parquet_writer.ParquetWriter, "version", 1)  # snappy images, groups of 100
+    monkeypatch.setattr(parquet_writer, "ROW_GROUP_BYTES", 0)
+    assert export(inat, data, out, *args).exit_code == 0
+    monkeypatch.undo()
+
+    result = export(inat, data, out, *args)
+
+    files = sorted(p.name for p in (out / "data").glob("*.parquet"))
+    assert result.exit_code == 0 and f"{len(files)} files written, 0 unchanged" in result.output
+    assert export(inat, data, fresh, *args).exit_code == 0
+    for name in files:  # as if exported afresh
+        assert (out / "data" / name).read_bytes() == (fresh / "data" / name).read_bytes()
 
 
 def test_an_update_rewrites_only_the_shards_whose_photos_changed(inat: InatServer, tmp_path: Path) -> None:

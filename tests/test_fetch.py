@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import stat
 import threading
 from pathlib import Path
@@ -123,6 +124,57 @@ def test_rerun_of_a_finished_job_fetches_nothing(world: InatServer, tmp_path: Pa
     assert [(r.query["taxon_id"], r.query["id_above"]) for r in pages] == [(f"{SALICARIA},{ALATUM}", "204")]
     assert files(data) == before
     assert len(manifest(data)) == len(before)
+
+
+def test_photos_csv_is_left_as_it_is_when_nothing_changed(world: InatServer, tmp_path: Path) -> None:
+    """A rerun of a finished job does not write the same photos.csv again (a million rows
+    would take seconds): the file is the very one the first run wrote."""
+    data = tmp_path / "data"
+    assert run(world, data, "photos", "fetch").exit_code == 0
+    first = os.stat(data / "photos.csv")
+    assert run(world, data, "photos", "fetch").exit_code == 0
+    again = os.stat(data / "photos.csv")
+    assert (again.st_ino, again.st_mtime_ns) == (first.st_ino, first.st_mtime_ns)
+    assert len(manifest(data)) == len(SALICARIA_PHOTOS) + len(ALATUM_PHOTOS)
+
+
+def test_photos_csv_deleted_or_edited_is_written_again(world: InatServer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert run(world, data, "photos", "fetch").exit_code == 0
+    whole = (data / "photos.csv").read_bytes()
+    (data / "photos.csv").unlink()
+    assert run(world, data, "photos", "fetch").exit_code == 0
+    assert (data / "photos.csv").read_bytes() == whole
+    (data / "photos.csv").write_bytes(whole[: len(whole) // 2])
+    assert run(world, data, "photos", "fetch").exit_code == 0
+    assert (data / "photos.csv").read_bytes() == whole
+
+
+def test_photos_csv_follows_a_photo_gone_and_one_new_in_the_same_run(
+    world: InatServer, tmp_path: Path
+) -> None:
+    """As many photos as before, but not the same ones: photos.csv is written again."""
+    data = tmp_path / "data"
+    assert run(world, data, "photos", "fetch").exit_code == 0
+    (data / "photos/Lythrum_alatum/2000_medium.jpeg").unlink()
+    world.add_fault(Fault("status", target="photo", path_contains="/photos/2000/", status=404))
+    world.add_observation(250, SALICARIA, photos=[{"id": 2500, "license_code": "cc0"}])
+    assert run(world, data, "photos", "fetch").exit_code == 0
+    ids = {row["photo_id"] for row in manifest(data)}
+    assert "2500" in ids and "2000" not in ids
+    assert len(ids) == len(SALICARIA_PHOTOS) + len(ALATUM_PHOTOS)
+
+
+def test_photos_csv_follows_a_state_changed_by_an_older_inatdl(world: InatServer, tmp_path: Path) -> None:
+    """An older inatdl changes the photos without dropping the record of photos.csv (it
+    knows none): the fingerprint of the photos tells the rerun to write the file again."""
+    data = tmp_path / "data"
+    assert run(world, data, "photos", "fetch").exit_code == 0
+    with sqlite3.connect(data / "state.sqlite") as db:  # as an older run after a 404
+        db.execute("UPDATE photos SET status='gone' WHERE photo_id=2000")
+    (data / "photos/Lythrum_alatum/2000_medium.jpeg").unlink()
+    assert run(world, data, "photos", "fetch").exit_code == 0
+    assert "2000" not in {row["photo_id"] for row in manifest(data)}
 
 
 def test_new_observations_are_fetched_incrementally(world: InatServer, tmp_path: Path) -> None:

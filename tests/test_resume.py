@@ -10,6 +10,8 @@ import signal
 import sqlite3
 import threading
 import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -429,13 +431,37 @@ def test_a_photo_that_does_not_fit_is_not_asked_again_until_it_would(
     inat: InatServer, tmp_path: Path
 ) -> None:
     """While another download is in flight, a photo that does not fit is only asked its
-    size (HEAD), never its body: no GET is sent that the budget has no room for."""
+    size (HEAD), never its body: no GET is sent that the budget has no room for.
+
+    The body of whichever photo is admitted first is held until the other photo has asked
+    its size: were it let through at once, the other might only be judged after it ended,
+    when its size is known and no HEAD is needed (a loaded machine did that once)."""
     data = tmp_path / "data"
-    make_world(inat, data, observations=1)  # photos 10000 and 50000, about 6.5 kB each
-    inat.add_fault(Fault("drip", target="photo", path_contains="/photos/10000/", delay=0.05, chunk_size=256))
+    make_world(inat, data, observations=1)  # photos 10000 and 50000, about 6.4 kB each
+    inat.on_request = hold_bodies_until_both_asked(inat)
     child = start(inat, data, "--hourly-limit", "10kB", "--no-wait", "--workers", "2")  # the real clock
     _, err = child.communicate(timeout=60)
     assert child.returncode == 75, err
     asked = sorted([r.method for r in inat.requests_to(f"/photos/{pid}/")] for pid in (10000, 50000))
     assert asked == [["HEAD"], ["HEAD", "GET"]]  # whichever was admitted first
     assert len(files(data)) == 1
+
+
+def hold_bodies_until_both_asked(inat: InatServer) -> Callable[[str, str, dict[str, str]], None]:
+    """An on_request hook: the second request to a photo (its GET, after its HEAD) waits,
+    in the server, until two photos have been asked something (an event, not a time)."""
+    asked: Counter[str] = Counter()
+    lock, both = threading.Lock(), threading.Event()
+
+    def hold(host: str, path: str, query: dict[str, str]) -> None:
+        if not path.startswith("/photos/"):
+            return
+        with lock:
+            asked[path] += 1
+            again = asked[path] > 1
+            if len(asked) >= 2:
+                both.set()
+        if again:
+            both.wait(30)  # a bug that never asks the other photo fails the assertions, late
+
+    return hold

@@ -26,6 +26,9 @@ from inatdl.photo import STATE_COLUMNS, PhotoRecord
 log = logging.getLogger("inatdl")
 
 PENDING, DONE, FAILED, GONE = "pending", "done", "failed", "gone"
+#: The meta key of the record of the photos.csv written last (manifest.py): any change to
+#: the photos deletes it, in the same transaction.
+PHOTOS_CSV_KEY = "photos_csv"
 
 
 #: A record's values in STATE_COLUMNS order, for an INSERT.
@@ -344,6 +347,7 @@ class Store:
                 "WHERE photo_id=? AND size=?",
                 (row.taxon_id, row.taxon_name, row.path, row.query, self.clock.now(), row.photo_id, row.size),
             )
+            self._photos_csv_outdated()
 
     def recent_sizes(self, size: str, limit: int) -> list[int]:
         """Byte sizes of up to ``limit`` of the latest photos downloaded at ``size``."""
@@ -363,6 +367,12 @@ class Store:
             ).fetchall()
         yield from rows
 
+    def done_path_set(self) -> set[str]:
+        """The paths of every photo recorded as downloaded, to compare as sets (in C) with
+        the files on disk at the start of a run."""
+        with self._lock:
+            return {path for (path,) in self.db.execute("SELECT path FROM photos WHERE status=?", (DONE,))}
+
     def mark_missing(self, keys: Sequence[tuple[int, str]]) -> None:
         """Photos whose files were deleted: download them again."""
         with self.transaction():
@@ -370,6 +380,12 @@ class Store:
                 "UPDATE photos SET status=?, bytes=NULL WHERE photo_id=? AND size=?",
                 [(PENDING, pid, size) for pid, size in keys],
             )
+            self._photos_csv_outdated()
+
+    def _photos_csv_outdated(self) -> None:
+        """Forget, in the transaction that changes a photo, the record of the photos.csv
+        written last (manifest.py), which lets a rerun leave that file as it is."""
+        self.db.execute("DELETE FROM meta WHERE key=?", (PHOTOS_CSV_KEY,))
 
     def record(self, outcome: Outcome) -> None:
         """Queue a photo's outcome; committed in batches (a crash loses at most a batch,
@@ -408,6 +424,7 @@ class Store:
                         "updated_at=? WHERE photo_id=? AND size=?",
                         rows,
                     )
+                    self._photos_csv_outdated()
             except BaseException:
                 with self._pending_lock:  # not written: still to commit
                     self._pending[:0] = batch

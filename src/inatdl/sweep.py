@@ -40,18 +40,20 @@ def scan_photos(data_dir: Path) -> PhotosScan:
     for folder in os.scandir(photos):
         if not folder.is_dir(follow_symlinks=False):
             continue
-        for entry in os.scandir(folder.path):
-            name = f"{PHOTOS_DIR}/{folder.name}/{entry.name}"
-            if PART_SUFFIX not in entry.name:  # a photo (classify's PHOTO), in one test: most files
-                scan.complete.add(name)
-                continue
-            kind = classify(entry.name)
+        prefix = f"{PHOTOS_DIR}/{folder.name}/"
+        names = os.listdir(folder.path)  # names alone, in C: a million in a fraction of a second
+        unfinished = [name for name in names if PART_SUFFIX in name]
+        if unfinished:
+            names = list(set(names).difference(unfinished))
+        scan.complete.update(map(prefix.__add__, names))  # photos (classify's PHOTO): most files
+        for name in unfinished:
+            kind = classify(name)
             if kind == PART:
-                scan.parts.add(name.removesuffix(PART_SUFFIX))
+                scan.parts.add(prefix + name.removesuffix(PART_SUFFIX))
             elif kind == PART_INFO:
-                scan.infos.add(name.removesuffix(PART_INFO_SUFFIX))
+                scan.infos.add(prefix + name.removesuffix(PART_INFO_SUFFIX))
             else:
-                scan.temporaries.append(entry.path)
+                scan.temporaries.append(os.path.join(folder.path, name))
     return scan
 
 
@@ -79,13 +81,9 @@ def sweep_photos(data_dir: Path, store: Store) -> OnDisk:
         os.unlink(temporary)
     present = scan.complete
     kept = settle(data_dir, scan.parts, scan.infos, present)
-    missing = []
-    for photo_id, size, path in store.done_paths():
-        if path in present:
-            present.discard(path)
-        else:
-            missing.append((photo_id, size))
+    done = store.done_path_set()
+    missing = done - present
     if missing:
         log.info("%d downloaded photos are no longer on disk; fetching them again", len(missing))
-        store.mark_missing(missing)
-    return OnDisk(kept, present)
+        store.mark_missing([(pid, size) for pid, size, path in store.done_paths() if path in missing])
+    return OnDisk(kept, present - done)

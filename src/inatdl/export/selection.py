@@ -108,7 +108,8 @@ def read_manifest(data_dir: Path) -> Manifest:
                     f"{path} has no column {', '.join(missing)}; run `inatdl photos fetch` to rewrite it"
                 )
             size_at, width = columns.index("size"), len(columns)
-            shared: list[dict[str, str] | None] = [{} if c in REPEATING_COLUMNS else None for c in columns]
+            once: list[dict[str, str]] = [{} for _ in columns]
+            shared = [(i, once[i].setdefault) for i, c in enumerate(columns) if c in REPEATING_COLUMNS]
             for row in reader:
                 if not row:
                     continue
@@ -116,10 +117,9 @@ def read_manifest(data_dir: Path) -> Manifest:
                     raise ValueError(f"line {reader.line_num} has {len(row)} fields, not {width}")
                 if len(row) < width:
                     row += [""] * (width - len(row))
-                values = tuple(
-                    v if d is None else d.setdefault(v, v) for v, d in zip(row, shared, strict=True)
-                )
-                rows_by_size[row[size_at]].append(values)
+                for i, keep_once in shared:
+                    row[i] = keep_once(row[i], row[i])
+                rows_by_size[row[size_at]].append(tuple(row))
     except (OSError, ValueError, csv.Error) as exc:
         raise ExportError(f"cannot read {path}: {exc}; run `inatdl photos fetch` to rewrite it") from None
     if not rows_by_size:

@@ -8,9 +8,10 @@ however many photos; the features are in the schema's `huggingface` metadata.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, BinaryIO
 
 import pyarrow as pa
@@ -18,11 +19,14 @@ import pyarrow.parquet as pq
 
 from inatdl.errors import ExportError
 from inatdl.export.writers import CroissantParts, literal
-from inatdl.export.writers._shards import Sample, Shard, ShardWriter
+from inatdl.export.writers._shards import Sample, Shard, ShardWriter, read_file
 
 DATA_DIR = "data"
-#: Photos a row group: what the hub writes for image datasets, a few MB each.
+#: A row group holds at least this many photos (what the hub writes for image datasets)
+#: and grows until its images reach ROW_GROUP_BYTES: small photos in groups of 100 made
+#: the writer's per-group work cost more than the bytes.
 ROW_GROUP_PHOTOS = 100
+ROW_GROUP_BYTES = 4 << 20
 #: photos.csv's columns that are numbers; any other column is text as written.
 INTEGER_COLUMNS = ("photo_id", "observation_id", "taxon_id", "observed_taxon_id", "bytes")
 FLOAT_COLUMNS = ("latitude", "longitude", "positional_accuracy")
@@ -32,7 +36,11 @@ _SAMPLE_OVERHEAD = 64
 
 
 class ParquetWriter(ShardWriter):
-    """Parquet files of at most --shard-size, in row groups of ROW_GROUP_PHOTOS photos."""
+    """Parquet files of at most --shard-size, in row groups of ROW_GROUP_PHOTOS photos or
+    more (up to ROW_GROUP_BYTES of images)."""
+
+    #: 2: images stored without snappy, larger row groups (an update rewrites older files).
+    version = 2
 
     def shard_name(self, split: str, index: int, count: int) -> str:
         return f"{DATA_DIR}/{split}-{index:05d}-of-{count:05d}.parquet"
@@ -40,7 +48,7 @@ class ParquetWriter(ShardWriter):
     def sample_bytes(self, sample: Sample) -> int:
         """A bound: the image, the row's text, and the page and offset bytes around them."""
         columns = len(sample.photo.values) + 2
-        text = sum(len(value.encode()) for value in sample.photo.values) + len(sample.photo.path)
+        text = len("".join(sample.photo.values).encode()) + len(sample.photo.path)
         return (
             sample.size + text + _SAMPLE_OVERHEAD + 16 * columns + len(self._labels_json) // ROW_GROUP_PHOTOS
         )
@@ -51,7 +59,7 @@ class ParquetWriter(ShardWriter):
     def fingerprint_extra(self) -> str:
         return self._labels_json + json.dumps(self.context.selection.columns)
 
-    @property
+    @functools.cached_property
     def _labels_json(self) -> str:
         return json.dumps(self.context.report.labels, ensure_ascii=False)
 
@@ -71,25 +79,26 @@ class ParquetWriter(ShardWriter):
         return pa.schema(fields, metadata=metadata)
 
     def write_shard(self, handle: BinaryIO, shard: Shard) -> None:
+        """The images stored as they are (a JPEG does not compress: snappy over them cost
+        more than writing them), the other columns with snappy."""
         schema = self.schema()
         text_columns = [c for c in ("label", *self.context.selection.columns)]
+        compression = {"image.bytes": "none", "image.path": "snappy", "label": "snappy"}
+        compression.update({c: "snappy" for c in self.context.selection.columns})
         with pq.ParquetWriter(
             handle,
             schema,
-            compression="snappy",
+            compression=compression,
             use_dictionary=text_columns,
             write_statistics=text_columns,
         ) as writer:
-            for group in _chunks(shard.samples, ROW_GROUP_PHOTOS):
+            for group in _row_groups(shard.samples):
                 writer.write_table(self._table(group, schema), row_group_size=len(group))
 
     def _table(self, samples: Sequence[Sample], schema: pa.Schema) -> pa.Table:
-        """One row group: the images read now, so only ROW_GROUP_PHOTOS are held at once."""
+        """One row group: the images read now, so only one group's are held at once."""
         root = str(self.context.data_dir)
-        contents = []
-        for sample in samples:
-            with open(os.path.join(root, sample.photo.path), "rb") as image:
-                contents.append(image.read())
+        contents = [read_file(os.path.join(root, s.photo.path), s.size) for s in samples]
         names = [s.photo.path.rsplit("/", 1)[-1] for s in samples]
         image_type = schema.field("image").type
         arrays = [
@@ -99,10 +108,7 @@ class ParquetWriter(ShardWriter):
             pa.array([s.label for s in samples], pa.int64()),
         ]
         for i, column in enumerate(self.context.selection.columns):
-            convert = _converter(column)
-            arrays.append(
-                pa.array([convert(column, s.photo, s.photo.values[i]) for s in samples], _arrow_type(column))
-            )
+            arrays.append(_column(column, [s.photo.values[i] for s in samples], samples))
         return pa.Table.from_arrays(arrays, schema=schema)
 
     def data_files(self) -> dict[str, str]:
@@ -143,9 +149,17 @@ class ParquetWriter(ShardWriter):
 WRITER = ParquetWriter
 
 
-def _chunks(samples: Sequence[Sample], size: int) -> Iterator[Sequence[Sample]]:
-    for start in range(0, len(samples), size):
-        yield samples[start : start + size]
+def _row_groups(samples: Sequence[Sample]) -> Iterator[Sequence[Sample]]:
+    """The samples cut into row groups of ROW_GROUP_PHOTOS photos or more, each closed once
+    its images reach ROW_GROUP_BYTES."""
+    start, images = 0, 0
+    for end, sample in enumerate(samples, 1):
+        images += sample.size
+        if end - start >= ROW_GROUP_PHOTOS and images >= ROW_GROUP_BYTES:
+            yield samples[start:end]
+            start, images = end, 0
+    if start < len(samples):
+        yield samples[start:]
 
 
 def _dtype(column: str) -> str:
@@ -156,21 +170,22 @@ def _arrow_type(column: str) -> pa.DataType:
     return {"int64": pa.int64(), "float64": pa.float64(), "string": pa.string()}[_dtype(column)]
 
 
-def _converter(column: str) -> Callable[[str, Any, str], Any]:
+def _column(column: str, values: list[str], samples: Sequence[Sample]) -> pa.Array:
+    """A column's cells typed: text as written, numbers parsed (an empty cell is null); a
+    cell that is not a number is an error naming its photo."""
     kind = _dtype(column)
     if kind == "string":
-        return lambda _column, _photo, value: value
+        return pa.array(values, pa.string())
     number = int if kind == "int64" else float
-
-    def convert(column: str, photo: Any, value: str) -> Any:
-        if value == "":
-            return None
-        try:
-            return number(value)
-        except ValueError:
-            raise ExportError(
-                f"photos.csv gives photo {photo.photo_id} the {column} {value!r}, not a number; "
-                "run `inatdl photos fetch` to rewrite it"
-            ) from None
-
-    return convert
+    try:
+        return pa.array([number(value) if value else None for value in values], _arrow_type(column))
+    except ValueError:
+        for value, sample in zip(values, samples, strict=True):
+            try:
+                number(value or 0)
+            except ValueError:
+                raise ExportError(
+                    f"photos.csv gives photo {sample.photo.photo_id} the {column} {value!r}, not a "
+                    "number; run `inatdl photos fetch` to rewrite it"
+                ) from None
+        raise
