@@ -207,7 +207,8 @@ def report(results: list[dict[str, object]]) -> str:
         "## The open-data route (benchmarks/opendata.py)",
         "",
         "Synthetic dump: taxa ~1.2 M rows (kingdom to subspecies, real ancestry format), observers 100,000,"
-        " observations = photos / 2 skewed over 800,000 species. DuckDB memory limit 512 MB, 2 threads."
+        " observations = photos / 2 skewed over 800,000 species. DuckDB memory limit 256 MB, 2 threads,"
+        " the plan file written 10,000 rows at a time."
         " Plan: 1,000 most observed species, every photo (no cap), then `--max-per-taxon 100`.",
         "",
         "| photo rows | .csv.gz | Parquet | copy s | copy peak RSS MB | plan s | plan peak RSS MB "

@@ -564,9 +564,33 @@ BUGS = [
         ("tests/test_opendata_sync.py::test_a_cut_download_resumes_with_range",),
     ),
     Planted(
+        "sync_unlocked",  # two syncs on one open-data dir write the same parts and copy
+        "opendata/sync.py",
+        'with DataDirLock(folder, SYNC_LOCK_FILE, "or use another --open-data-dir"):',
+        'with open(folder / SYNC_LOCK_FILE, "a"):',
+        ("tests/test_opendata_sync_faults.py::test_a_second_sync_on_the_same_folder_is_refused_in_one_line",),
+    ),
+    Planted(
+        "sync_part_dropped_on_failure",  # a full disk or Ctrl-C mid-table: the next sync starts over
+        "opendata/download.py",
+        "    if part_bytes(folder, remote) == 0:",
+        "    if True:",
+        (
+            "tests/test_opendata_sync_faults.py::test_a_full_disk_mid_download_keeps_the_part_and_the_previous_copy",
+            "tests/test_opendata_sync_faults.py::test_ctrl_c_mid_download_keeps_the_part_and_the_next_sync_resumes_with_range",
+        ),
+    ),
+    Planted(
+        "open_data_no_move_to_variety",  # photos stay in the species' folder once a variety is listed
+        "opendata/source.py",
+        'if row["photo_id"] in recorded and (home is None or home[0] == taxon.taxon_id):',
+        'if row["photo_id"] in recorded:',
+        ("tests/test_opendata_fetch.py::test_a_variety_listed_since_takes_its_downloaded_photos_without_a_download",),
+    ),
+    Planted(
         "open_data_refetches_recorded_photos",  # a photo already in the state is listed again
         "opendata/source.py",
-        'if row["photo_id"] in recorded:',
+        'if row["photo_id"] in recorded and (home is None or home[0] == taxon.taxon_id):',
         "if False:",
         (
             "tests/test_opendata_fetch.py::test_photos_fetched_from_the_api_are_not_fetched_again_from_the_open_data",

@@ -159,3 +159,33 @@ def test_the_open_data_plans_splits_are_the_exports(synced: InatServer, tmp_path
     planned = {row["photo_id"]: row["split"] for row in pq.read_table(plan).to_pylist()}
     assert len(exported) == 23 and set(exported.values()) == {"train", "test"}
     assert exported == {photo: name for photo, name in planned.items() if photo in exported}
+
+
+def test_a_variety_listed_since_takes_its_downloaded_photos_without_a_download(
+    synced: InatServer, tmp_path: Path
+) -> None:
+    """As on the API route: the species fetched first (its variety's photo 1200 in its
+    folder), then the variety listed: the file and its photos.csv row move, no request."""
+    fetch = ("photos", "fetch", "--size", "small", "--source", "open-data")
+    assert run_open(synced, tmp_path, *fetch).exit_code == 0
+    data = tmp_path / "data"
+    before = {r["photo_id"]: r["path"] for r in manifest(data)}
+    assert before["1200"] == "photos/Lythrum_salicaria/1200_small.jpg"
+    names = ["Lythrum salicaria", "Lythrum alatum", "Lythrum salicaria tomentosum"]
+    species = write_species(tmp_path / "species.csv", names)
+    assert run_open(synced, tmp_path, "taxa", "resolve", str(species), "--source", "open-data").exit_code == 0
+    synced.clear_requests()
+
+    result = run_open(synced, tmp_path, *fetch)
+
+    assert result.exit_code == 0, result.output
+    assert synced.open_data_requests() == [] and synced.api_requests() == []
+    rows = {r["photo_id"]: r for r in manifest(data)}
+    assert rows.keys() == before.keys()
+    moved = "photos/Lythrum_salicaria_tomentosum/1200_small.jpg"
+    assert (rows["1200"]["path"], rows["1200"]["taxon_id"]) == (moved, "70001")
+    assert set(files(data)) == {r["path"] for r in rows.values()}
+    assert "Moved 1 photo already downloaded" in result.output
+    synced.clear_requests()
+    again = run_open(synced, tmp_path, *fetch)
+    assert "Moved" not in again.output and synced.open_data_requests() == []

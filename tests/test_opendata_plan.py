@@ -136,3 +136,25 @@ def test_cursor_and_cap_keep_the_lowest_photo_ids(copy: Copy) -> None:
     after = [PlannedTaxon(30, "Lythrum salicaria", "LS", after=102, room=1)]
     assert ids(plan(copy, after)) == [(30, 201)]
     assert plan(copy, []) == []
+
+
+def test_the_plan_file_is_streamed_in_bounded_batches_from_a_bounded_engine(copy: Copy) -> None:
+    """Memory stays flat as the dump grows: the engine works under its memory limit and
+    hands the plan on in batches of at most batch_rows rows, never the whole result."""
+    from inatdl.opendata.engine import MEMORY_LIMIT, connect
+    from inatdl.opendata.plan import PLAN_FILE_BATCH_ROWS, planned_tables
+
+    filters = Filters((*ALL_LICENSES, "pd"))
+    batches = planned_tables(copy, copy.folder, SPECIES, "medium", filters, "https://o.example", batch_rows=2)
+    tables = list(batches)
+    assert [t.num_rows for t in tables] == [2, 2, 1]
+    columns = [zip(t["taxon_id"].to_pylist(), t["photo_id"].to_pylist(), strict=True) for t in tables]
+    planned = [pair for pairs in columns for pair in pairs]
+    assert planned == ids(plan(copy, SPECIES))  # each taxon's photos in photo id order, across batches
+    assert PLAN_FILE_BATCH_ROWS <= 10_000  # 100,000 rows a batch cost ~130 MB more at 10 M photo rows
+    con = connect(copy.folder)
+    try:
+        limit = con.execute("SELECT current_setting('memory_limit')").fetchone()
+    finally:
+        con.close()
+    assert MEMORY_LIMIT == "256MB" and limit == ("244.1 MiB",)  # DuckDB's MB is 10**6 bytes

@@ -82,10 +82,14 @@ class Outcome:
 
 class DataDirLock:
     """An exclusive lock on the data dir, so two runs never download a photo twice; another
-    ``name`` locks one job of the data dir only (`records fetch` runs beside `photos fetch`)."""
+    ``name`` locks one job of the data dir only (`records fetch` runs beside `photos fetch`),
+    or another folder (`opendata sync` locks the open-data dir; ``advice``: what to do)."""
 
-    def __init__(self, data_dir: Path, name: str = LOCK_FILE) -> None:
+    def __init__(
+        self, data_dir: Path, name: str = LOCK_FILE, advice: str = "or use another --data-dir"
+    ) -> None:
         self.path = data_dir / name
+        self.advice = advice
         self._handle: Any = None
 
     def __enter__(self) -> DataDirLock:
@@ -98,7 +102,7 @@ class DataDirLock:
             handle.close()
             raise DataDirBusy(
                 f"another inatdl (pid {holder}) is using {self.path.parent}; wait for it to "
-                "finish, or use another --data-dir"
+                f"finish, {self.advice}"
             ) from None
         handle.seek(0)
         handle.truncate()

@@ -182,9 +182,11 @@ def _fetch_into(
             with part.open("r+b" if offset else "wb") as handle:
                 handle.seek(offset)
                 handle.truncate()
-                # read1: what has arrived is written, so a body cut short keeps every byte
+                # read1 and flush: what has arrived is on disk before more is asked, so a body
+                # cut short, a Ctrl-C or a full disk keeps every byte received for the resume
                 while chunk := response.raw.read1(CHUNK_SIZE, decode_content=False):
                     handle.write(chunk)
+                    handle.flush()
                     on_bytes(len(chunk))
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:  # OSErrors too: first
             raise _Retry(describe_failure(exc)) from exc

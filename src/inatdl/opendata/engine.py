@@ -13,7 +13,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import duckdb
 
-MEMORY_LIMIT = "512MB"  # DuckDB's own; a plan of 1,000 taxa on 10 M photo rows peaked at 886 MB
+# DuckDB's own. What it uses beyond it (allocator, Arrow hand-off) grows as it spills: with
+# 512MB a plan of 1,000 taxa peaked at 497 MB on 1 M photo rows and 727 MB on 10 M (1.5x);
+# with 256MB at 404 and 473 MB (1.17x), 21 s (benchmarks/results.md).
+MEMORY_LIMIT = "256MB"
 THREADS = 2
 TEMP_FOLDER = "duckdb-tmp"
 

@@ -5,7 +5,8 @@ the byte budget never know which source fed them.
 Cursor: a photo id. Each taxon's photos come in photo id order after its cursor, so a
 batch's highest photo id of a taxon is a cursor every photo up to it is recorded for. A
 photo already in the state at this size (under another taxon, or fetched from the API) is
-not listed again: it is downloaded once.
+not listed again: it is downloaded once; one downloaded under a taxon whose photos now go to
+a more specific taxon listed since moves to that taxon's folder, as on the API route.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from inatdl.observations import Filters
 from inatdl.opendata.columnar import Copy, require_copy
 from inatdl.opendata.plan import PlannedTaxon, planned_photos
 from inatdl.photo import PhotoRecord
-from inatdl.source import Batch, Job
-from inatdl.state import Cursor, Store
+from inatdl.source import Batch, Job, Move
+from inatdl.state import DONE, Cursor, Store
 
 KEY_PREFIX = "open-data&"  # an open-data walk never continues an API walk's cursor
 
@@ -56,18 +57,24 @@ class OpenDataSource:
             self.copy, self.open_data_dir, taxa, job.size, self.filters, self.base_url
         ):
             recorded = self.store.recorded([row["photo_id"] for row in rows], job.size)
-            records = []
+            homes = {pid: (taxon, path) for pid, (status, taxon, path) in recorded.items() if status == DONE}
+            records, moves = [], []
             last: dict[int, int] = {}
             for row in rows:
                 taxon = job.taxa[row["taxon_id"]]
                 last[taxon.taxon_id] = row["photo_id"]
-                if row["photo_id"] in recorded:
+                home = homes.get(row["photo_id"])
+                if row["photo_id"] in recorded and (home is None or home[0] == taxon.taxon_id):
                     continue
-                records.append(self.record(row, job.size, taxon.key))
+                record = self.record(row, job.size, taxon.key)
+                if home is None:
+                    records.append(record)
+                else:  # downloaded under a taxon it no longer goes to: a variety listed since
+                    moves.append(Move(record, *home))
                 taxon.held += 1
                 taxon.report.listed += 1
-            moved = [Cursor(job.taxa[t].key, t, photo_id) for t, photo_id in last.items()]
-            yield Batch(records, moved)
+            saved = [Cursor(job.taxa[t].key, t, photo_id) for t, photo_id in last.items()]
+            yield Batch(records, saved, moves)
 
     @staticmethod
     def record(row: dict[str, Any], size: str, key: str) -> PhotoRecord:

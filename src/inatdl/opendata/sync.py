@@ -26,12 +26,14 @@ from inatdl.opendata.download import (
     part_bytes,
 )
 from inatdl.opendata.tables import TABLES
+from inatdl.state import DataDirLock
 from inatdl.units import format_size
 
 # The columnar copy takes about as much disk as the gzip'd tables (measured on the
 # synthetic dump of benchmarks/opendata.py), and DuckDB spills a little more while copying.
 COPY_DISK_SHARE = 1.0
 NOMINAL_DOWNLOAD_RATE = 20_000_000  # bytes a second, to tell the time a first sync needs
+SYNC_LOCK_FILE = "sync.lock"
 
 
 class SyncReporter(Protocol):
@@ -75,11 +77,24 @@ def sync(
     reporter: SyncReporter,
     timeout: Timeout,
 ) -> SyncReport:
-    """Bring ``folder`` up to date with the open data at ``base_url``."""
+    """Bring ``folder`` up to date with the open data at ``base_url``; one sync a folder at
+    a time (a second one would write the same parts and copy)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise disk_error(exc, folder, ELSEWHERE) from exc
+    with DataDirLock(folder, SYNC_LOCK_FILE, "or use another --open-data-dir"):
+        return _sync(session, base_url, folder, clock, reporter, timeout)
+
+
+def _sync(
+    session: requests.Session,
+    base_url: str,
+    folder: Path,
+    clock: Clock,
+    reporter: SyncReporter,
+    timeout: Timeout,
+) -> SyncReport:
     remove_leftovers(folder)
     remotes = [head_table(session, base_url, table, timeout, clock) for table in TABLES]
     previous = current_copy(folder)
