@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from fakes import FakeClock
-from inat_server import InatServer
+from inat_server import Fault, InatServer
 from test_batching import EIGHT, build_eight, listed
+from world import two_taxa
 
 from inatdl.client import ApiClient, build_session
 from inatdl.constants import ALL_LICENSES
@@ -18,15 +19,23 @@ from inatdl.taxa import load_resolved_taxa
 
 
 class RecordingBar(TqdmReporter):
-    """The photos bar's total as each observation page arrives (all of the page before queued)."""
+    """The photos bar's total as each observation page is done, and as each photo finishes."""
 
     def __init__(self) -> None:
         super().__init__()
         self.totals: list[tuple[int, int]] = []  # (pages done, the bar's total then)
+        self.last_page_done = False
+        self.after_the_last_page: list[int] = []  # the bar's total at each photo finished since
 
     def paged(self, done: int, left: int) -> None:
-        self.totals.append((done, int(self.photos.total or 0)))
         super().paged(done, left)
+        self.totals.append((done, int(self.photos.total or 0)))
+        self.last_page_done = done > 0 and left == 0
+
+    def finished(self, outcome: Outcome) -> None:
+        super().finished(outcome)
+        if self.last_page_done:
+            self.after_the_last_page.append(int(self.photos.total or 0))
 
 
 def test_the_photos_bar_counts_the_whole_job_from_its_first_page(inat: InatServer, tmp_path: Path) -> None:
@@ -43,9 +52,38 @@ def test_the_photos_bar_counts_the_whole_job_from_its_first_page(inat: InatServe
     job = int(bar.photos.total)
     bar.close()
     assert job == 902  # one photo an observation; the listing done, the total is exact
-    after_first_page = dict(bar.totals)[2]  # as page 2 arrives: page 1's photos queued
+    after_first_page = dict(bar.totals)[1]
     # pages left are counted whole: the last one, short, may add a page's photos
     assert job <= after_first_page <= job + 200, bar.totals
+
+
+def test_the_photos_bar_total_is_the_job_at_every_photo_after_the_last_page(
+    inat: InatServer, tmp_path: Path
+) -> None:
+    """The workers' queue holds the listing back: the last page's photos enter it one by one
+    long after the page is done, and the retries of an earlier run before any page. Once the
+    last page is done the bar's total is the photos the run downloads, at every photo."""
+    data = tmp_path / "data"
+    two_taxa(inat, data, 100, "square")  # 200 photos: one page
+    clock = FakeClock()
+    client = ApiClient(inat.api_url, build_session(), clock, rate=1)
+    options = FetchOptions("square", Filters(ALL_LICENSES), 1, 10**12, 10**12)
+    failing = inat.add_fault(Fault("status", target="photo", status=500, rate=0.2))
+    first = fetch_photos(client, data, load_resolved_taxa(data), options, clock)
+    failed = first.total("failed")
+    assert 20 < failed < 60, failed
+    inat.remove_fault(failing)
+    inat.add_observations(10, 250, first_id=6000)  # two more pages, the last of 50 photos
+    inat.clear_requests()
+    bar = RecordingBar()
+    report = fetch_photos(client, data, load_resolved_taxa(data), options, clock, bar)
+    bar.close()
+    downloaded = [r for r in inat.photo_requests() if r.method == "GET"]
+    assert report.total("downloaded") == len(downloaded) == failed + 250
+    assert [done for done, _ in bar.totals][-1] == 2
+    assert bar.after_the_last_page, bar.totals  # photos finished after the last page was done
+    assert set(bar.after_the_last_page) == {failed + 250}
+    assert int(bar.photos.total) == failed + 250
 
 
 def _outcome(photo_id: int, status: str = DONE, received: int = 0, already_there: bool = False) -> Outcome:
@@ -57,7 +95,7 @@ def test_the_bytes_bar_has_a_total_estimated_from_the_photos_so_far() -> None:
     bar = TqdmReporter()
     bar.paged(0, 1)
     bar.paged(1, 3)  # the first of four pages
-    bar.queued(10)
+    bar.listed(10)
     assert bar.photos.total == 40
     assert bar.bytes.total is None  # nothing to estimate a photo's bytes from yet
     for photo_id in range(4):
@@ -67,7 +105,7 @@ def test_the_bytes_bar_has_a_total_estimated_from_the_photos_so_far() -> None:
     assert bar.bytes.n == 4000
     # 40 photos at the 4000 bytes the first 6 brought
     assert bar.bytes.total == 4000 + round((40 - 6) * 4000 / 6)
-    bar.queued(25)
-    bar.paged(4, 0)  # the listing is done: the photos queued are the job
+    bar.listed(25)
+    bar.paged(4, 0)  # the listing is done: the photos listed are the job
     assert bar.photos.total == 35
     bar.close()

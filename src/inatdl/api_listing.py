@@ -179,17 +179,21 @@ class ApiListing:
     def _walk(self, query: Query, jobs: Sequence[Job]) -> Iterator[tuple[Job, Batch]]:
         """Page one query, each observation to its most specific listed taxon, for each size
         from that size's own cursors; a taxon that reaches its cap at a size leaves that size's
-        walk, and the query when no size asks for it; the cursors move with each page's photos."""
+        walk, and the query when no size asks for it; the cursors move with each page's photos.
+
+        Progress hears a page's photos, then the pages left, before its batches are yielded
+        (ListingProgress): the last page's photos are in the job's total as it is told done."""
         walks = [(job, _size_walk(query, job)) for job in jobs]
         taxa, progress = jobs[0].taxa, jobs[0].progress  # the same for every size
         progress.listing(_names([taxa[taxon_id].name for taxon_id in query.taxon_ids]))
         progress.paged(self.pages_done, 1 + self.queries_left)
         position = query.after_id
+        pages_left = [1]  # of this query, as the last page asked said
+        told = [self.pages_done]  # the pages done as progress last heard them
 
         def remaining(observations: int) -> None:
             self.pages_done += 1
-            pages = -(-observations // OBSERVATIONS_PER_PAGE)
-            progress.paged(self.pages_done, pages + self.queries_left)
+            pages_left[0] = -(-observations // OBSERVATIONS_PER_PAGE)
 
         def active() -> list[int]:  # the taxa some size still asks for; capped ones are left out
             asked = {taxon_id for _, walk in walks for taxon_id in walk.active}
@@ -203,16 +207,25 @@ class ApiListing:
             routes = self._routes(page, taxa, active())
             last = max(int(o["id"]) for o in page)
             self.seen_up_to = max(self.seen_up_to, last)
+            batches = []
             for size_job, walk in walks:
                 if not walk.active:  # every taxon of this size capped: its cursors are saved
                     continue
                 routed = self._route(photos, routes, walk, size_job, position)
                 walk.page_done(last)
-                yield size_job, Batch(routed.rows, _cursors(walk, size_job), routed.moves, routed.skips)
+                batches.append(
+                    (size_job, Batch(routed.rows, _cursors(walk, size_job), routed.moves, routed.skips))
+                )
+            progress.listed(sum(len(batch.rows) for _, batch in batches))
+            progress.paged(self.pages_done, pages_left[0] + self.queries_left)
+            told[0] = self.pages_done
+            yield from batches
             position = last
             if not active():  # every taxon capped at every size: its pages left are not asked
                 progress.paged(self.pages_done, self.queries_left)
                 return
+        if told[0] != self.pages_done:  # the last page asked was empty
+            progress.paged(self.pages_done, self.queries_left)
         for size_job, walk in walks:
             walk.finished(self.seen_up_to)
             yield size_job, Batch([], _cursors(walk, size_job))

@@ -40,11 +40,14 @@ def take_over(
     queue: Queue,
     stop: Stop,
     listed: dict[int, ListedTaxon],
+    progress: ListingProgress,
 ) -> None:
     """Each taxon of the run into ``listed`` (once, in order) with what earlier runs left:
-    the photos it holds; then their pending and failed photos queued again (up to the cap).
-    Every taxon is listed before any photo is queued, so a stop still reports each one."""
+    the photos it holds; then their pending and failed photos queued again (up to the cap),
+    told to ``progress`` first. Every taxon is listed before any photo is queued, so a stop
+    still reports each one."""
     done: dict[int, int] = {}
+    queued_again = 0
     for taxon in taxa:
         assert taxon.taxon_id is not None
         if taxon.taxon_id in listed:
@@ -55,9 +58,12 @@ def take_over(
         counts = store.status_counts(taxon_id, size)
         done[taxon_id] = counts.get(DONE, 0)
         held = done[taxon_id] + counts.get(PENDING, 0) + counts.get(FAILED, 0)
+        to_retry = held - done[taxon_id]
+        queued_again += to_retry if cap is None else min(to_retry, max(0, cap - done[taxon_id]))
         folder = f"{PHOTOS_DIR}/{safe_folder_name(taxon.name, str(taxon_id))}"
         report = TaxonReport(taxon_id, taxon.name, size)
         listed[taxon_id] = ListedTaxon(taxon_id, taxon.name, folder, key, store.cursor(key), held, report)
+    progress.listed(queued_again)
     for taxon_id, had in done.items():
         retries = store.jobs_to_retry(taxon_id, size)
         for job in itertools.islice(retries, None if cap is None else max(0, cap - had)):
@@ -143,7 +149,7 @@ def list_job(
     until done or stopped."""
     cap = asked.max_per_taxon
     for size in asked.sizes:
-        take_over(feeder.store, source, taxa, size, cap, feeder.queue, stop, listed[size])
+        take_over(feeder.store, source, taxa, size, cap, feeder.queue, stop, listed[size], progress)
         if stop.stopping:
             return
     jobs = [Job(listed[size], size, asked.filters, cap, progress) for size in asked.sizes]

@@ -131,7 +131,6 @@ def _run(
 
     def queue(job: PhotoJob) -> None:
         listed[job.size][job.taxon_id].report.queued += 1
-        reporter.queued(1)
         if pool is not None:
             pool.put(job)
 

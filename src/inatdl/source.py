@@ -50,10 +50,14 @@ class ListedTaxon:
 
 
 class ListingProgress(Protocol):
-    """What a source tells the progress display while it lists."""
+    """What a source tells the progress display while it lists: a batch's photos to download
+    (``listed``) before the batch is yielded, and before the pages they came from are told
+    done, so that the job's total is exact once no page is left (the workers' queue may hold
+    the photos back for long before they enter it)."""
 
     def listing(self, taxon: str) -> None: ...
     def paged(self, done: int, left: int) -> None: ...  # pages of the whole job so far, and left
+    def listed(self, count: int) -> None: ...  # photos to download: retries, each batch's rows
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,7 @@ class OpenDataSource:
                 taxon.held += 1
                 taxon.report.listed += 1
             saved = [Cursor(job.taxa[t].key, t, photo_id) for t, photo_id in last.items()]
+            job.progress.listed(len(records))
             yield Batch(records, saved, moves)
 
     @staticmethod

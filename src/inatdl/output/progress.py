@@ -24,27 +24,30 @@ LOG_EVERY_SECONDS = 10.0
 class JobEstimate:
     """The job's photos and bytes as far as they are known, for the bars' totals.
 
-    Photos: those queued, plus the observation pages left (from the API's total_results)
-    at the photos each page has brought so far; so the bar does not read 95 % with one page
-    of eight done. Bytes: those received, plus the photos not finished yet at the bytes a
-    finished photo has cost so far (none until a photo has finished).
+    Photos: those listed for download (retries of earlier runs, then each page's, told
+    before they wait for room in the workers' queue), plus the observation pages left (from
+    the API's total_results) at the photos each page has brought so far; so the bar does not
+    read 95 % with one page of eight done, and once no page is left it is exactly the job's.
+    Bytes: those received, plus the photos not finished yet at the bytes a finished photo
+    has cost so far (none until a photo has finished).
     """
 
     def __init__(self) -> None:
-        self.queued = 0  # photos queued: retries of earlier runs, then those of each page
+        self.listed = 0  # photos to download: retries of earlier runs, then those of each page
         self.from_pages = 0  # of which listed by the pages walked in this run
+        self.paging = False  # pages are walked: what is listed from now on comes from them
         self.pages = self.pages_left = 0
         self.finished = self.bytes = 0
         self._lock = threading.Lock()
 
     def paged(self, done: int, left: int) -> None:
         with self._lock:
-            self.pages, self.pages_left = done, left
+            self.pages, self.pages_left, self.paging = done, left, True
 
     def add(self, count: int) -> None:
         with self._lock:
-            self.queued += count
-            self.from_pages += count if self.pages else 0
+            self.listed += count
+            self.from_pages += count if self.paging else 0
 
     def finish(self, outcome: Outcome) -> int:
         """Count ``outcome``; the bytes it brought."""
@@ -57,8 +60,8 @@ class JobEstimate:
     def photos(self) -> int:
         with self._lock:
             if not self.pages:
-                return self.queued
-            return self.queued + round(self.pages_left * self.from_pages / self.pages)
+                return self.listed
+            return self.listed + round(self.pages_left * self.from_pages / self.pages)
 
     def total_bytes(self) -> int | None:
         photos = self.photos()
@@ -95,7 +98,7 @@ class TqdmReporter:
         self.photos.total = self.job.photos()
         self.photos.set_description_str(f"photos (paging {self.taxon}: {done}/{done + left} pages)")
 
-    def queued(self, count: int) -> None:
+    def listed(self, count: int) -> None:
         self.job.add(count)
         self.photos.total = self.job.photos()
         self.photos.refresh()
@@ -130,7 +133,7 @@ class LogReporter:
     def paged(self, done: int, left: int) -> None:
         self.job.paged(done, left)
 
-    def queued(self, count: int) -> None:
+    def listed(self, count: int) -> None:
         self.job.add(count)
 
     def finished(self, outcome: Outcome) -> None:
@@ -157,7 +160,7 @@ class LogReporter:
         log.warning("%s", message)
 
     def close(self) -> None:
-        if self.job.queued:
+        if self.job.listed:
             self._line()
 
 
