@@ -749,6 +749,20 @@ BUGS = [
         "pass",
         ("tests/test_output.py::test_the_photos_bar_total_is_the_job_at_every_photo_after_the_last_page",),
     ),
+    Planted(
+        "taxon_column_fixed_at_30",  # "Oncorhynchus mykiss gairdneri (original)" reads as the species
+        "output/photos.py",
+        "width = min(most, max([least, *(len(_taxon_label(t, several)) for t in report.taxa)]))",
+        "width = least",
+        ("tests/test_output.py::test_long_taxon_names_widen_the_column_and_a_cut_one_ends_with_an_ellipsis",),
+    ),
+    Planted(
+        "taxon_name_cut_silently",  # a long name cut with nothing saying so
+        "output/photos.py",
+        'name = name[: width - len(suffix) - 1].rstrip() + "…"',
+        "name = name[: width - len(suffix)]",
+        ("tests/test_output.py::test_long_taxon_names_widen_the_column_and_a_cut_one_ends_with_an_ellipsis",),
+    ),
 ]
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from fakes import FakeClock
 from inat_server import Fault, InatServer
 from test_batching import EIGHT, build_eight, listed
-from world import two_taxa
+from world import run, two_taxa, write_taxa
 
 from inatdl.client import ApiClient, build_session
 from inatdl.constants import ALL_LICENSES
@@ -109,3 +109,36 @@ def test_the_bytes_bar_has_a_total_estimated_from_the_photos_so_far() -> None:
     bar.paged(4, 0)  # the listing is done: the photos listed are the job
     assert bar.photos.total == 35
     bar.close()
+
+
+def test_long_taxon_names_widen_the_column_and_a_cut_one_ends_with_an_ellipsis(
+    inat: InatServer, tmp_path: Path
+) -> None:
+    """A subspecies beside its species, fetched in two sizes: the label "Oncorhynchus mykiss
+    gairdneri (original)" is 40 characters; cut at 30 it read as the species. The column is as
+    wide as the longest label (up to 60); a longer name is cut, and "…" says so."""
+    hybrid = "Ambystoma laterale × Ambystoma jeffersonianum × Ambystoma texanum"  # 65 characters
+    names = {31: "Oncorhynchus mykiss", 32: "Oncorhynchus mykiss gairdneri", 33: hybrid}
+    inat.add_taxon(1, "Animalia", rank="kingdom")
+    inat.add_taxon(31, names[31], parent_id=1)
+    inat.add_taxon(32, names[32], rank="subspecies", parent_id=31)
+    inat.add_taxon(33, hybrid, rank="hybrid", parent_id=1)
+    for number, taxon_id in enumerate(names):
+        inat.add_observations(taxon_id, 2, first_id=1000 + 10 * number)
+    data = tmp_path / "data"
+    write_taxa(data, list(names.items()))
+    for dry_run in (("--dry-run",), ()):
+        result = run(inat, data, "photos", "fetch", "--size", "square,original", *dry_run)
+        assert result.exit_code == 0, result.output
+        lines = result.stdout.splitlines()
+        header = next(i for i, line in enumerate(lines) if line.startswith("taxon "))
+        table = lines[header : max(i for i, line in enumerate(lines) if line.startswith("total ")) + 1]
+        assert len(table) == 1 + 6 + (3 if dry_run else 1)  # and the totals: each size, all
+        assert {len(line) for line in table} == {len(table[0])}, table  # the columns line up
+        assert table[0][:61] == "taxon".ljust(61)  # a column of 60 characters
+        labels = [line[:60].rstrip() for line in table[1:7]]
+        for size in ("square", "original"):
+            assert f"Oncorhynchus mykiss ({size})" in labels
+            assert f"Oncorhynchus mykiss gairdneri ({size})" in labels
+            cut = f"{hybrid[: 60 - len(f' ({size})') - 1].rstrip()}… ({size})"
+            assert cut in labels and len(cut) <= 60

@@ -19,20 +19,26 @@ if TYPE_CHECKING:  # for the annotations only: the command imports its modules w
     from inatdl.opendata.handoff import PlanFileReport
 
 
+# The taxon column: as wide as its longest label, from the first width to the second; a
+# longer name is cut, ending in "…" so that the cut shows.
+LABEL_WIDTHS = (30, 60)
+
+
 def show_fetch(out: Output, report: FetchReport, data_dir: Path) -> None:
+    labels, width = _taxon_column(report)
     out.say(
-        f"{'taxon':<30} {'listed':>7} {'had':>7} {'new':>7} {'failed':>6} {'gone':>5} "
+        f"{'taxon':<{width}} {'listed':>7} {'had':>7} {'new':>7} {'failed':>6} {'gone':>5} "
         f"{'skipped':>7} {'left':>6} {'bytes':>10}"
     )
     several = _several_sizes(report)
-    for t in report.taxa:
+    for t, label in zip(report.taxa, labels, strict=True):
         out.say(
-            f"{_taxon_label(t, several):<30} {t.listed:>7} {t.had:>7} {t.downloaded:>7} {t.failed:>6} "
+            f"{label:<{width}} {t.listed:>7} {t.had:>7} {t.downloaded:>7} {t.failed:>6} "
             f"{t.gone:>5} {sum(t.skipped.values()):>7} {t.left:>6} {format_size(t.bytes):>10}"
         )
     skipped = sum((t.skipped for t in report.taxa), Counter())
     out.say(
-        f"{'total':<30} {report.total('listed'):>7} {report.total('had'):>7} "
+        f"{'total':<{width}} {report.total('listed'):>7} {report.total('had'):>7} "
         f"{report.total('downloaded'):>7} {report.total('failed'):>6} "
         f"{report.total('gone'):>5} {sum(skipped.values()):>7} {report.total('left'):>6} "
         f"{format_size(report.total('bytes')):>10}"
@@ -57,12 +63,23 @@ def _several_sizes(report: FetchReport) -> bool:
     return len({t.size for t in report.taxa}) > 1
 
 
-def _taxon_label(report: TaxonReport, several_sizes: bool) -> str:
-    """A taxon's name for a table row of 30 characters, with the size when a run has several."""
-    if not several_sizes:
-        return report.name[:30]
-    suffix = f" ({report.size})"
-    return report.name[: 30 - len(suffix)] + suffix
+def _taxon_column(report: FetchReport) -> tuple[list[str], int]:
+    """The table's taxon labels, and the column's width: the longest label's, within
+    LABEL_WIDTHS (a label longer than the most is cut to it)."""
+    several = _several_sizes(report)
+    least, most = LABEL_WIDTHS
+    width = min(most, max([least, *(len(_taxon_label(t, several)) for t in report.taxa)]))
+    return [_taxon_label(t, several, width) for t in report.taxa], width
+
+
+def _taxon_label(report: TaxonReport, several_sizes: bool, width: int | None = None) -> str:
+    """A taxon's name, with the size when a run has several; at most ``width`` characters,
+    the name cut and ending in "…" (the size kept) when it is longer."""
+    suffix = f" ({report.size})" if several_sizes else ""
+    name = report.name
+    if width is not None and len(name) + len(suffix) > width:
+        name = name[: width - len(suffix) - 1].rstrip() + "…"
+    return name + suffix
 
 
 def _show_skipped(out: Output, report: FetchReport) -> None:
@@ -102,22 +119,21 @@ def _show_budget(out: Output, report: FetchReport) -> None:
 
 
 def show_dry_run(out: Output, report: FetchReport, options: FetchOptions, api_rate: float) -> None:
-    out.say(f"{'taxon':<30} {'to download':>11} {'skipped':>7} {'about':>10}")
-    several = _several_sizes(report)
-    for t in report.taxa:
+    labels, width = _taxon_column(report)
+    out.say(f"{'taxon':<{width}} {'to download':>11} {'skipped':>7} {'about':>10}")
+    for t, label in zip(report.taxa, labels, strict=True):
         out.say(
-            f"{_taxon_label(t, several):<30} {t.queued:>11} {t.skipped.total():>7} "
-            f"{format_size(t.estimated_bytes):>10}"
+            f"{label:<{width}} {t.queued:>11} {t.skipped.total():>7} {format_size(t.estimated_bytes):>10}"
         )
-    if several:  # each size by its own estimate
+    if _several_sizes(report):  # each size by its own estimate
         for size in dict.fromkeys(t.size for t in report.taxa):
             of_size = [t for t in report.taxa if t.size == size]
             queued, estimated = sum(t.queued for t in of_size), sum(t.estimated_bytes for t in of_size)
             skipped_here = sum(t.skipped.total() for t in of_size)
-            out.say(f"{'total ' + size:<30} {queued:>11} {skipped_here:>7} {format_size(estimated):>10}")
+            out.say(f"{'total ' + size:<{width}} {queued:>11} {skipped_here:>7} {format_size(estimated):>10}")
     total = report.total("estimated_bytes")
     skipped = sum(t.skipped.total() for t in report.taxa)
-    out.say(f"{'total':<30} {report.total('queued'):>11} {skipped:>7} {format_size(total):>10}")
+    out.say(f"{'total':<{width}} {report.total('queued'):>11} {skipped:>7} {format_size(total):>10}")
     _show_skipped(out, report)
     hours = budget_hours(total, options.hourly_limit, options.daily_limit)
     limits = f"{format_size(options.hourly_limit)}/hour, {format_size(options.daily_limit)}/day"
