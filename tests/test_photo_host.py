@@ -100,6 +100,48 @@ def test_a_limit_already_spent_on_another_size_stops_at_once_not_after_an_hour(
     assert clock.now() - started < 60 and photo_gets(inat) == []  # its size asked with HEAD
 
 
+@pytest.mark.parametrize("wait", [(), ("--no-wait",)], ids=["wait", "no-wait"])
+@pytest.mark.parametrize("next_photo", [None, 4_000], ids=["larger-than-the-limit", "fits-the-limit"])
+def test_sizes_seen_mostly_over_a_spent_limit_ask_the_photos_own_size(
+    inat: InatServer, tmp_path: Path, wait: tuple[str, ...], next_photo: int | None
+) -> None:
+    """The small photos seen are mostly larger than a 5 kB limit (one of 3 kB), and the last
+    hour already holds more than it: the next photo is judged by its HEAD, not by the
+    estimate capped at the limit. Larger than the limit: exit 75 at once, saying its size,
+    with or without --no-wait. Within it: exit 75 under --no-wait, else a wait for its own
+    length (not the whole limit), then the download, with no overrun."""
+    data = tmp_path / "data"
+    expected = two_taxa(inat, data, 10, "small")
+    inat.photo_lengths[10000] = 3_000
+    one_worker = ("photos", "fetch", *SMALL, "--workers", "1")
+    clock = FakeClock()
+    assert run(inat, data, *one_worker, "--max-per-taxon", "3", clock=clock).exit_code == 0
+    if next_photo is not None:
+        inat.photo_lengths[10030] = next_photo
+    inat.clear_requests()
+    started = clock.now()
+    result = run(inat, data, *one_worker, "--hourly-limit", "5kB", *wait, clock=clock)
+    assert result.exit_code == 75, result.output
+    heads = [r.path for r in inat.photo_requests() if r.method == "HEAD"]
+    error = result.stderr.splitlines()[-1]
+    if next_photo is None:
+        assert heads == ["/photos/10030/small.jpg"] and photo_gets(inat) == []
+        size = format_size(len(expected["photos/Lythrum_salicaria/10030_small.jpg"]))
+        assert error == f"Error: a small photo is {size}, {LIMIT}"
+        assert "waiting until" not in result.stderr and clock.now() - started < 60
+    elif wait:
+        assert heads == ["/photos/10030/small.jpg"] and photo_gets(inat) == []
+        assert error.startswith("Error: the hourly download limit of 5.0 kB is reached; the budget frees up")
+    else:  # waited for the 4 kB to fit, then the next photo is larger than the limit
+        assert "waiting until" in result.stderr
+        assert photo_gets(inat) == ["/photos/10030/small.jpg"]
+        assert heads == ["/photos/10030/small.jpg", "/photos/10040/small.jpg"]
+        assert files(data)["photos/Lythrum_salicaria/10030_small.jpg"] == inat.photo_bytes(10030, "small")
+        assert error.startswith("Error: a small photo is ") and error.endswith(LIMIT)
+        assert "Over a limit" not in result.stderr
+        assert clock.now() - started < 3600 + 60  # one wait, for the bytes of the earlier run
+
+
 # The photo hosts as the API: Retry-After, failures in a row -----------------------------------
 
 

@@ -447,21 +447,22 @@ class PhotoAdmission:
         return ticket or budget.admit(self._judge(size, estimate, margin, ask_length), f"a {size} photo is")
 
     def _judge(self, size: str, estimate: int, margin: int, ask_length: Callable[[], int | None]) -> int:
-        """The bytes to reserve for a photo near a limit: waiting (unless --no-wait) until
-        a few photos fit, as the window frees; then the HEAD's length when the room is
-        still tight."""
+        """The bytes to reserve for a photo near a limit: its HEAD's length at once when its
+        size's estimate is more than a whole limit; else waiting (unless --no-wait) until a
+        few photos fit, as the window frees, then the HEAD's length when the room is still
+        tight."""
         budget = self.budget
         smallest = self.sizes.smallest(size)
         if smallest > budget.largest:
             budget.check_fits(smallest, f"every {size} photo downloaded so far was at least")
-        unknown = not smallest and self.sizes.estimate(size) > budget.largest
-        if unknown and budget.room() < smallest:
-            # No photo of this size seen, the cautious default more than a whole limit, and
-            # no room now: its real length, before any wait, may show no wait makes room.
+        if self.sizes.estimate(size) > budget.largest:
+            # Capped at a whole limit the estimate is a guess, whatever the room: the photo's
+            # own length says at once whether a wait can make room, and waits for no more.
             length = ask_length()
             if length:
                 budget.check_fits(length, f"a {size} photo is")
                 return length
+            return estimate
         if budget.wait and margin <= budget.largest:
             budget.wait_for_room(margin)  # as the window frees, not in a burst later
         room = budget.room()
