@@ -95,6 +95,7 @@ EXAMPLES = {
     "export": Example(build_demo_world, (RESOLVE, "inatdl photos fetch --size medium")),
     "budget": Example(build_demo_world, (RESOLVE,)),
     "names": Example(build_names),
+    "records-empty": Example(build_reserve),
 }
 
 

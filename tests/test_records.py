@@ -418,6 +418,33 @@ def test_a_failure_before_any_page_leaves_no_file(reserve: InatServer, tmp_path:
     assert not [p for p in data.iterdir() if p.name.endswith(".part")]
 
 
+def test_a_filter_that_matches_nothing_keeps_the_earlier_export(reserve: InatServer, tmp_path: Path) -> None:
+    """As `taxa observed` on an empty answer: one line, exit 1, and the records.csv of an
+    earlier filter kept byte for byte with its cursors, not replaced by an empty file."""
+    data = tmp_path / "data"
+    assert run(reserve, data, "records", "fetch", "--place-id", str(PLACE)).exit_code == 0
+    kept = [data / "records.csv", data / ".records.csv.cursors.json"]
+    before = [path.read_bytes() for path in kept]
+    reserve.clear_requests()
+    result = run(reserve, data, "records", "fetch", "--place-id", "424242", "--quality", "research")
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "Error: no observation in place 424242 of quality research: records.csv was left as it was; "
+        "check the filters"
+    ]
+    assert [path.read_bytes() for path in kept] == before
+    assert [r.query["place_id"] for r in observation_requests(reserve)] == ["424242"]
+    assert not [p for p in data.iterdir() if p.name.endswith(".part")]
+    write_taxa(tmp_path / "new", [(NIGER, "Gobius niger")])
+    result = run(reserve, tmp_path / "new", "records", "fetch", "--observed-from", "2030-01-01")
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "Error: no observation of Gobius niger observed from 2030-01-01: no records.csv was written; "
+        "check the filters"
+    ]
+    assert not (tmp_path / "new" / "records.csv").exists()
+
+
 def test_cursors_beside_a_file_they_do_not_describe_are_not_trusted(
     reserve: InatServer, tmp_path: Path
 ) -> None:

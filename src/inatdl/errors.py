@@ -36,7 +36,7 @@ class UnknownTaxonError(InatdlError):
 
 
 class NothingObservedError(InatdlError):
-    """`taxa observed` found no taxon under its filter."""
+    """`taxa observed` found no taxon under its filter, or `records fetch` no observation."""
 
 
 class DiskError(InatdlError):

@@ -26,9 +26,9 @@ from typing import Any
 import pandas as pd
 
 from inatdl.client import ApiClient
-from inatdl.constants import OBSERVATIONS_PER_PAGE, RECORDS_FILE, RECORDS_LOCK_FILE
+from inatdl.constants import OBSERVATIONS_PER_PAGE, QUALITY_GRADES, RECORDS_FILE, RECORDS_LOCK_FILE
 from inatdl.darwin_core import COLUMNS, FLOAT_COLUMNS, INTEGER_COLUMNS, darwin_core_record
-from inatdl.errors import ApiError, NoTaxaError
+from inatdl.errors import ApiError, NoTaxaError, NothingObservedError
 from inatdl.files import atomic_binary_writer, atomic_write_text, atomic_writer
 from inatdl.observations import Filters, observation_pages
 from inatdl.observed_taxa import resolve_within
@@ -132,6 +132,8 @@ def fetch_records(
         if report.stopped is not None and not walk.frames:
             return report  # nothing new: the file stays as it was
         table = _merge(kept, walk.frames)
+        if table.empty:  # a filter that matches nothing never replaces an earlier export
+            raise NothingObservedError(_nothing_matched(query, path))
         report.records = len(table)
         report.new = report.records - (0 if kept is None else len(kept))
         _save(path, query, table, walk.cursors)
@@ -298,6 +300,24 @@ def _save(path: Path, query: RecordsQuery, table: pd.DataFrame, cursors: dict[st
     _write(path, table)
     document = {"version": CURSORS_VERSION, "filter": query.key(), "cursors": cursors}
     atomic_write_text(cursors_path(path), json.dumps(document, indent=1, sort_keys=True) + "\n")
+
+
+def _nothing_matched(query: RecordsQuery, path: Path) -> str:
+    """What to say of a filter that matches no observation: the filter, and the file kept."""
+    filters, taxa = query.filters, query.taxa
+    parts = [] if taxa is None else [f"of {taxa[0].name}" if len(taxa) == 1 else "of the taxa of taxa.csv"]
+    if filters.place_id is not None:
+        parts.append(f"in place {filters.place_id}")
+    if set(filters.quality) != set(QUALITY_GRADES):
+        parts.append(f"of quality {','.join(filters.quality)}")
+    if filters.bbox is not None:
+        parts.append("in the box " + ",".join(f"{degrees:g}" for degrees in filters.bbox))
+    if filters.observed_from:
+        parts.append(f"observed from {filters.observed_from}")
+    if filters.observed_to:
+        parts.append(f"observed up to {filters.observed_to}")
+    kept = f"{path.name} was left as it was" if path.exists() else f"no {path.name} was written"
+    return f"{' '.join(['no observation', *parts])}: {kept}; check the filters"
 
 
 def _sorted_list(value: Any) -> str:
