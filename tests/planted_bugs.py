@@ -766,6 +766,20 @@ BUGS = [
         ("tests/test_records.py::test_a_filter_that_matches_nothing_keeps_the_earlier_export",),
     ),
     Planted(
+        "one_sizes_estimate_for_every_size",  # originals reserved as squares: past the limit
+        "budget.py",
+        "estimate = min(self.sizes.estimate(size), budget.largest)",
+        'estimate = min(self.sizes.estimate("square"), budget.largest)',
+        ("tests/test_sizes.py::test_the_budget_judges_each_size_by_its_own_estimate",),
+    ),
+    Planted(
+        "first_sizes_history_read_for_every_size",  # the state's square sizes judge the originals
+        "fetch.py",
+        "sizes=PhotoSizes(lambda size: store.recent_sizes(size, SIZE_SAMPLE)),",
+        "sizes=PhotoSizes(lambda size: store.recent_sizes(options.sizes[0], SIZE_SAMPLE)),",
+        ("tests/test_sizes.py::test_the_budget_judges_each_size_by_its_own_estimate",),
+    ),
+    Planted(
         "taxon_column_fixed_at_30",  # "Oncorhynchus mykiss gairdneri (original)" reads as the species
         "output/photos.py",
         "width = min(most, max([least, *(len(_taxon_label(t, several)) for t in report.taxa)]))",

@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from fakes import FakeClock
 from inat_server import InatServer, RecordedRequest
 from world import files, manifest, run, two_taxa
 
@@ -115,6 +116,36 @@ def test_dry_run_counts_photos_and_bytes_per_size(inat: InatServer, tmp_path: Pa
     assert not photo_gets(inat)  # HEAD requests only
     heads = [r for r in inat.photo_requests() if r.method == "HEAD"]
     assert Counter(r.path.rsplit("/", 1)[1].split(".")[0] for r in heads) == {"square": 10, "original": 10}
+
+
+def test_the_budget_judges_each_size_by_its_own_estimate(inat: InatServer, tmp_path: Path) -> None:
+    """Issue 21: three sizes in one walk under one byte budget, each photo reserved at its own
+    size's estimate (from the sizes the state holds). A limit that holds the page's squares and
+    mediums but not one original more: those come, no original is asked for (no byte past the
+    limit, no overrun said), and the run stops at the limit with exit 75."""
+    data = tmp_path / "data"
+    two_taxa(inat, data, 10, "square")
+    inat.photo_size_bytes = {"square": 1_000, "medium": 10_000, "original": 100_000}
+    clock = FakeClock()
+    sizes = ("photos", "fetch", "--size", "square,medium,original", "--workers", "1")
+    assert run(inat, data, *sizes, "--max-per-taxon", "2", clock=clock).exit_code == 0  # 4 of each
+    clock.advance(24 * 3600)  # that run's bytes out of every window
+    inat.clear_requests()
+    limit = 16 * 1_000 + 16 * 10_000 + 50_000  # the 16 squares and mediums left, half an original
+    result = run(inat, data, *sizes, "--hourly-limit", f"{limit}B", "--no-wait", clock=clock)
+    assert result.exit_code == 75, result.output
+    assert result.stderr.splitlines()[-1].startswith(
+        "Error: the hourly download limit of 226.0 kB is reached; the budget frees up at"
+    )
+    assert photo_gets(inat) == Counter(
+        {(str(obs * 10), size): 1 for first in (1000, 5000) for obs in range(first + 2, first + 10)
+         for size in ("square", "medium")}
+    )  # fmt: skip
+    assert [r.path for r in inat.photo_requests() if r.method == "HEAD"] == []  # none near the limit
+    assert inat.bytes_sent() == 16 * 1_000 + 16 * 10_000 <= limit
+    assert "Over a limit" not in result.stderr
+    assert set(inat.sent_in_full().values()) == {1}  # no photo sent whole twice
+    assert Counter(row["size"] for row in manifest(data)) == {"square": 20, "medium": 20, "original": 4}
 
 
 @pytest.mark.parametrize("size", ["huge", "medium,", "square,giant"])
