@@ -8,8 +8,9 @@ of static.inaturalist.org and of the open-data bucket), so inatdl downloads from
 iNaturalist, with no setting of its own; NO_PROXY keeps a proxy for the internet off them.
 The stand-in stops when the demo ends, also on Ctrl-C or when a step fails; the exit code
 is then not 0. With ``--serve`` it keeps running after the demo, until Ctrl-C, and the demo
-prints the variables that point inatdl at it, to try every command of the README offline. The demo lives under tests/ because it is no part of inatdl: ``pip install .``
-never installs it, and the ``inatdl`` command never starts it.
+prints the variables that point inatdl at it, to try every command of the README offline.
+The demo lives under tests/ because it is no part of inatdl: ``pip install .`` never
+installs it, and the ``inatdl`` command never starts it.
 """
 
 from __future__ import annotations

@@ -176,12 +176,12 @@ def test_serve_keeps_the_stand_in_for_the_readmes_other_commands_until_ctrl_c(tm
             [*job, "photos", "fetch", "--source", "open-data", "--size", "square", "--max-per-taxon", "1"],
         ]
         for command in commands:
-            done = subprocess.run(
-                [sys.executable, "-m", "inatdl", *command], env=env, capture_output=True, text=True, timeout=60
-            )
+            inatdl = [sys.executable, "-m", "inatdl", *command]
+            done = subprocess.run(inatdl, env=env, capture_output=True, text=True, timeout=60)
             assert done.returncode == 0, (command, done.stdout + done.stderr)
         data, open_data = Path(variables["INATDL_DATA_DIR"]), Path(variables["INATDL_OPEN_DATA_DIR"])
-        assert data.is_relative_to(tmp_path / "inatdl-demo") and open_data.is_relative_to(tmp_path / "inatdl-demo")
+        assert data.is_relative_to(tmp_path / "inatdl-demo")
+        assert open_data.is_relative_to(tmp_path / "inatdl-demo")
         assert len(list(data.glob("photos/*/*_square.*"))) == 10  # one a taxon of the demo
         assert len(list((tmp_path / "open-data-job").glob("photos/*/*_square.*"))) == 10
         demo.send_signal(signal.SIGINT)
