@@ -735,6 +735,13 @@ BUGS = [
         "pass",
         ("tests/test_budget_sent.py::test_a_body_that_changed_is_fetched_again_whole",),
     ),
+    Planted(
+        "open_data_dry_run_priced_as_api_pages",  # "API requests for the listing: 0 ..., 0 s"
+        "cli/photos.py",
+        "show_dry_run(settings.out, report, options, None if source == OPEN_DATA else settings.api_rate)",
+        "show_dry_run(settings.out, report, options, settings.api_rate)",
+        ("tests/test_opendata_fetch.py::test_a_dry_run_says_the_listing_asked_no_api_request",),
+    ),
 ]
 
 

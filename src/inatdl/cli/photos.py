@@ -142,7 +142,7 @@ def photos_fetch(
     with sigterm_as_interrupt():
         report = fetch_photos(client, data_dir, taxa_rows, options, settings.clock, reporter, photo_source)
     if dry_run:
-        show_dry_run(settings.out, report, options, settings.api_rate)
+        show_dry_run(settings.out, report, options, None if source == OPEN_DATA else settings.api_rate)
     else:
         show_fetch(settings.out, report, settings.data_dir)
     _exit_for(settings, report)
