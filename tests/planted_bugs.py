@@ -742,6 +742,20 @@ BUGS = [
         "show_dry_run(settings.out, report, options, settings.api_rate)",
         ("tests/test_opendata_fetch.py::test_a_dry_run_says_the_listing_asked_no_api_request",),
     ),
+    Planted(
+        "place_id_asked_as_an_integer_range",  # "'Camargue' is not a valid integer range."
+        "cli/options.py",
+        'name = "integer"',
+        'name = "integer range"',
+        ("tests/test_fetch.py::test_bad_options_are_usage_errors",),
+    ),
+    Planted(
+        "dates_shown_as_strftime_codes",  # --observed-from [%Y-%m-%d] in the help
+        "cli/options.py",
+        'return "YYYY-MM-DD"',
+        "return super().get_metavar(param, ctx)",
+        ("tests/test_fetch.py::test_the_help_names_numbers_n_and_dates_yyyy_mm_dd",),
+    ),
 ]
 
 

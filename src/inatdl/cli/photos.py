@@ -11,6 +11,7 @@ import click
 from inatdl.cli.options import (
     OPEN_DATA,
     CommaList,
+    Number,
     SizeType,
     SplitShares,
     check_dates,
@@ -62,7 +63,7 @@ def photos() -> None:
 @job_filter_options
 @click.option(
     "--workers",
-    type=click.IntRange(1, MAX_WORKERS),
+    type=Number(1, MAX_WORKERS),
     default=DEFAULT_WORKERS,
     show_default=True,
     help="Concurrent downloads.",
