@@ -756,6 +756,13 @@ BUGS = [
         "return super().get_metavar(param, ctx)",
         ("tests/test_fetch.py::test_the_help_names_numbers_n_and_dates_yyyy_mm_dd",),
     ),
+    Planted(
+        "ctrl_c_while_starting_is_a_traceback",  # the entry point imports the CLI unguarded
+        "__main__.py",
+        "    except KeyboardInterrupt:",
+        "    except ImportError:",
+        ("tests/test_cli_usage.py::test_ctrl_c_while_the_command_starts_is_one_line_and_exit_130",),
+    ),
 ]
 
 

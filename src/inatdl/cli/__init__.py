@@ -1,9 +1,10 @@
 """The command line: turns options into a call, the result into output's lines, and an exit code.
 
-This module is the entry point (`inatdl.cli:cli`): the group, its global options (taken
-after the command too) and the one error boundary. Each command group has its own module
-(taxa, photos, records, dataset, opendata); options.py holds the option types and the
-options several commands share; settings.py what every command runs with.
+This module holds the command (`cli`, run by the entry point `inatdl.__main__:main`): the
+group, its global options (taken after the command too) and the one error boundary. Each
+command group has its own module (taxa, photos, records, dataset, opendata); options.py
+holds the option types and the options several commands share; settings.py what every
+command runs with.
 """
 
 from __future__ import annotations
