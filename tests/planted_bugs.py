@@ -763,6 +763,20 @@ BUGS = [
         "    except ImportError:",
         ("tests/test_cli_usage.py::test_ctrl_c_while_the_command_starts_is_one_line_and_exit_130",),
     ),
+    Planted(
+        "plan_reads_the_state_read_only",  # state.sqlite-wal and -shm left in the data dir
+        "opendata/handoff.py",
+        'db = sqlite3.connect(f"{(data_dir / STATE_FILE).resolve().as_uri()}?mode=rw", uri=True)',
+        'db = sqlite3.connect(f"{(data_dir / STATE_FILE).resolve().as_uri()}?mode=ro", uri=True)',
+        ("tests/test_opendata_handoff.py::test_the_api_plan_leaves_the_data_dir_as_a_fetch_does",),
+    ),
+    Planted(
+        "plan_state_path_not_quoted",  # a data dir named 'x #1': the URI ends at '#'
+        "opendata/handoff.py",
+        'db = sqlite3.connect(f"{(data_dir / STATE_FILE).resolve().as_uri()}?mode=rw", uri=True)',
+        'db = sqlite3.connect(f"file:{data_dir / STATE_FILE}?mode=rw", uri=True)',
+        ("tests/test_opendata_handoff.py::test_the_api_plan_leaves_the_data_dir_as_a_fetch_does",),
+    ),
 ]
 
 
