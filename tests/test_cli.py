@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from fakes import FakeClock
 from inat_server import Fault, InatServer
-from world import run, write_species, write_taxa
+from world import build_lythrum, run, write_species, write_taxa
 
 from inatdl.cli import cli
 from inatdl.client import RateLimiter
@@ -169,3 +169,16 @@ def test_a_reader_that_stops_reading_ends_the_run_quietly(
     _, stderr = child.communicate(timeout=60)
     assert child.returncode == 0
     assert b"Error" not in stderr and b"Traceback" not in stderr, stderr  # progress lines may be there
+
+
+def test_sizes_are_matched_ignoring_case_by_every_command(inat: InatServer, tmp_path: Path) -> None:
+    """`photos fetch --size Medium` fetches what `dataset export --size Medium` exports."""
+    build_lythrum(inat)
+    species = write_species(tmp_path / "species.csv", ["Lythrum alatum"])
+    data = tmp_path / "d"
+    assert run(inat, data, "taxa", "resolve", str(species)).exit_code == 0
+    fetched = run(inat, data, "photos", "fetch", "--size", "Square,MEDIUM", "--max-per-taxon", "2")
+    assert fetched.exit_code == 0, fetched.output
+    exported = run(inat, data, "dataset", "export", str(tmp_path / "out"), "--size", "Medium")
+    assert exported.exit_code == 0, exported.output
+    assert sorted(p.name.split("_")[1] for p in (tmp_path / "out").rglob("*.jp*g")) == ["medium.jpeg"] * 2

@@ -50,7 +50,7 @@ def dataset() -> None:
 )
 @click.option(
     "--size",
-    type=click.Choice(list(PHOTO_SIZES)),
+    type=click.Choice(list(PHOTO_SIZES), case_sensitive=False),
     help="The photo size to export, when the data dir holds several.",
 )
 @click.option("--copy", is_flag=True, help="Copy the photos instead of hard-linking them.")
