@@ -157,3 +157,19 @@ def test_without_a_synced_dump_the_plan_names_opendata_sync(inat: InatServer, tm
     assert result.exit_code == 1
     assert "run `inatdl opendata sync` first" in result.stderr
     assert inat.requests == []
+
+
+@pytest.mark.parametrize("name", ["plan.csv", "plan", "plan.PARQUET"])
+def test_the_plan_is_named_parquet(resolved: InatServer, tmp_path: Path, name: str) -> None:
+    """A plan named plan.csv would be Parquet all the same, unreadable as the CSV it says."""
+    out = tmp_path / name
+    result = run_open(resolved, tmp_path, "photos", "plan", str(out), "--source", "open-data")
+    if name.lower().endswith(".parquet"):
+        assert result.exit_code == 0 and rows(out)
+        return
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: Invalid value for 'OUT.parquet': {str(out)!r}: the plan is a Parquet file; "
+        "give it a name ending in .parquet (plan.parquet)"
+    )
+    assert not out.exists()

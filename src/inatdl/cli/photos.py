@@ -160,8 +160,19 @@ def _exit_for(settings: Settings, report: FetchReport) -> None:
         raise InatdlError(still_failed(failed))
 
 
+def _parquet_name(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+    """OUT.parquet: a plan named plan.csv would be Parquet all the same, unreadable as CSV."""
+    if value.suffix.lower() != ".parquet":
+        raise click.BadParameter(
+            f"{str(value)!r}: the plan is a Parquet file; give it a name ending in .parquet (plan.parquet)"
+        )
+    return value
+
+
 @photos.command("plan", context_settings=CONTEXT)
-@click.argument("out", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument(
+    "out", metavar="OUT.parquet", type=click.Path(path_type=Path, dir_okay=False), callback=_parquet_name
+)
 @job_filter_options
 @max_per_taxon_option
 @click.option(
@@ -193,8 +204,8 @@ def photos_plan(
     observed_to: dt.datetime | None,
     max_per_taxon: int | None,
 ) -> None:
-    """Write the photos `photos fetch` would download, after its filters and caps, to OUT
-    (Parquet) without downloading them: img2dataset's input as it is (url, label and the
+    """Write the photos `photos fetch` would download, after its filters and caps, to
+    OUT.parquet without downloading them: img2dataset's input as it is (url, label and the
     photos.csv columns), for a download on a Spark or Ray cluster.
 
     \b
