@@ -791,6 +791,13 @@ BUGS = [
         "if False:",
         ("tests/test_opendata_handoff.py::test_the_plan_is_named_parquet",),
     ),
+    Planted(
+        "api_url_shown_as_text",  # --api-url TEXT in the help, where the README says URL
+        "cli/__init__.py",
+        '    envvar="INATDL_API_URL",\n    metavar="URL",',
+        '    envvar="INATDL_API_URL",',
+        ("tests/test_cli.py::test_the_urls_are_shown_as_url_in_the_help",),
+    ),
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -182,3 +183,9 @@ def test_sizes_are_matched_ignoring_case_by_every_command(inat: InatServer, tmp_
     exported = run(inat, data, "dataset", "export", str(tmp_path / "out"), "--size", "Medium")
     assert exported.exit_code == 0, exported.output
     assert sorted(p.name.split("_")[1] for p in (tmp_path / "out").rglob("*.jp*g")) == ["medium.jpeg"] * 2
+
+
+def test_the_urls_are_shown_as_url_in_the_help() -> None:
+    shown = CliRunner().invoke(cli, ["--help"]).stdout
+    assert re.search(r"--api-url URL  +The iNaturalist API base", shown)
+    assert re.search(r"--open-data-url URL  +The open data's base", shown)

@@ -127,6 +127,7 @@ def _finite(value: float, param: click.Parameter) -> float:
 @click.option(
     "--api-url",
     envvar="INATDL_API_URL",
+    metavar="URL",
     default=DEFAULT_API_URL,
     show_default=True,
     help="The iNaturalist API base [env: INATDL_API_URL].",
@@ -143,6 +144,7 @@ def _finite(value: float, param: click.Parameter) -> float:
 @click.option(
     "--open-data-url",
     envvar="INATDL_OPEN_DATA_URL",
+    metavar="URL",
     default=DEFAULT_OPEN_DATA_URL,
     show_default=True,
     help="The open data's base: <url>/<table>.csv.gz and <url>/photos/... [env: INATDL_OPEN_DATA_URL].",
