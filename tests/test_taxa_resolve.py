@@ -133,6 +133,14 @@ def test_other_column_and_bom(world: InatServer, tmp_path: Path) -> None:
             "{path} is not UTF-8 text (byte 0xed on line 3); save it as UTF-8",
         ),
         (b'Species\n"lythrum\x0b', "{path} is not a readable CSV"),
+        (
+            b'Species\nLythrum alatum\n"Lythrum salicaria\nLythrum portula\n',
+            "{path} is not a readable CSV: unexpected end of data in the row from line 3; check its quotes",
+        ),
+        (
+            b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00",  # an Excel workbook (.xlsx)
+            "{path} is not a CSV file (it holds binary data); save it as CSV (in Excel: 'CSV UTF-8')",
+        ),
     ],
 )
 def test_bad_species_files_get_one_line(
