@@ -812,6 +812,13 @@ BUGS = [
         'AGAIN = "try again later"',
         ("tests/test_opendata_sync_faults.py::test_an_unreachable_host_says_to_check_the_connection_and_the_url",),
     ),
+    Planted(
+        "api_rate_asked_as_a_float_range",  # "'fast' is not a valid float range."
+        "cli/options.py",
+        'name = "number"',
+        'name = "float range"',
+        ("tests/test_cli.py::test_api_rate_must_be_a_positive_number",),
+    ),
 ]
 
 

@@ -131,10 +131,14 @@ def test_workers_download_concurrently(inat: InatServer, tmp_path: Path) -> None
     assert not gate.broken
 
 
-@pytest.mark.parametrize("rate", ["nan", "inf", "0", "-1"])
+@pytest.mark.parametrize("rate", ["nan", "inf", "0", "-1", "fast"])
 def test_api_rate_must_be_a_positive_number(inat: InatServer, tmp_path: Path, rate: str) -> None:
     result = run(inat, tmp_path, "--api-rate", rate, "taxa", "resolve", "x.csv")
     assert result.exit_code == 2 and "--api-rate" in result.stderr
+    if rate == "fast":
+        assert result.stderr.endswith(
+            "Error: Invalid value for '--api-rate': 'fast' is not a valid number.\n"
+        )
 
 
 @pytest.mark.parametrize("api_url", ["api.inaturalist.org/v1", "http://[::1/v1", "ftp://example.org/v1"])

@@ -18,6 +18,7 @@ import click
 
 from inatdl import __version__
 from inatdl.cli import dataset, opendata, photos, records, taxa
+from inatdl.cli.options import Rate
 from inatdl.cli.settings import CONTEXT, EXIT_INTERRUPTED, Settings
 from inatdl.constants import DEFAULT_API_RATE, DEFAULT_API_URL, DEFAULT_DATA_DIR
 from inatdl.errors import InatdlError
@@ -137,7 +138,7 @@ def _finite(value: float, param: click.Parameter) -> float:
     envvar="INATDL_API_RATE",
     default=DEFAULT_API_RATE,
     show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
+    type=Rate(min=0, min_open=True),
     callback=lambda ctx, param, value: _finite(value, param),
     help="Most API requests per second; iNaturalist asks for about 1 [env: INATDL_API_RATE].",
 )

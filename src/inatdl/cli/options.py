@@ -52,6 +52,15 @@ class Number(click.IntRange):
         return "N"
 
 
+class Rate(click.FloatRange):
+    """A number of requests a second, shown as N (Click's own: FLOAT RANGE, "not a valid float range")."""
+
+    name = "number"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str:
+        return "N"
+
+
 class Day(click.DateTime):
     """A date, YYYY-MM-DD (Click's own shows [%Y-%m-%d] and names the format by its codes)."""
 
