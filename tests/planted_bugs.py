@@ -826,6 +826,13 @@ BUGS = [
         "                raise",
         ("tests/test_taxa_resolve.py::test_ctrl_c_part_way_keeps_what_was_resolved",),
     ),
+    Planted(
+        "one_files_written",  # "(1 files written, 0 unchanged)"
+        "output/dataset.py",
+        'files = "file" if report.shards_written == 1 else "files"',
+        'files = "files"',
+        ("tests/test_cli.py::test_one_shard_written_is_said_in_the_singular",),
+    ),
 ]
 
 

@@ -193,3 +193,14 @@ def test_the_urls_are_shown_as_url_in_the_help() -> None:
     shown = CliRunner().invoke(cli, ["--help"]).stdout
     assert re.search(r"--api-url URL  +The iNaturalist API base", shown)
     assert re.search(r"--open-data-url URL  +The open data's base", shown)
+
+
+def test_one_shard_written_is_said_in_the_singular(inat: InatServer, tmp_path: Path) -> None:
+    build_lythrum(inat)
+    species = write_species(tmp_path / "species.csv", ["Lythrum alatum"])
+    data = tmp_path / "d"
+    assert run(inat, data, "taxa", "resolve", str(species)).exit_code == 0
+    assert run(inat, data, "photos", "fetch", "--size", "square", "--max-per-taxon", "2").exit_code == 0
+    exported = run(inat, data, "dataset", "export", str(tmp_path / "out"), "--format", "webdataset")
+    assert exported.exit_code == 0, exported.output
+    assert ": 2 added (1 file written, 0 unchanged), 0 already there, 0 removed." in exported.stdout
