@@ -93,6 +93,8 @@ EASTERN_AMERICA = (28.0, -100.0, 47.0, -72.0)
 MEDITERRANEAN = (34.0, -9.0, 45.0, 36.0)
 CAUCASUS = (36.0, 40.0, 44.0, 50.0)
 LYTHRUM, ALATUM, SALICARIA = 61297, 61298, 61299
+#: A place of the demo world (an iNaturalist place id), holding its Mediterranean observations.
+PLACE = 97394
 DEMO_SPECIES = (
     Species("Lythrum salicaria", SALICARIA, 70, EUROPE_AND_AMERICA),
     Species("Lythrum alatum", ALATUM, 26, EASTERN_AMERICA),
@@ -176,6 +178,7 @@ def build_demo_world(inat: InatServer, seed: int = 14) -> tuple[int, int]:
             latitude=round(rng.uniform(south, north), 4),
             longitude=round(rng.uniform(west, east), 4),
             user_login=login,
+            place_ids=(PLACE,) if species.region == MEDITERRANEAN else (),
         )
         photos += len(specs)
     return len(sightings), photos
@@ -460,6 +463,7 @@ def _serve(inat: InatServer, root: Path, api_rate: float) -> None:
                 "  export " + " ".join(f"{key}={shlex.quote(value)}" for key, value in variables.items()),
                 "then try the README's other commands, for example:",
                 "  inatdl photos fetch --size square,medium",
+                f"  inatdl --data-dir {root / 'place-job'} taxa observed --place-id {PLACE}",
                 "  inatdl records fetch --format parquet",
                 f"  inatdl dataset export {root / 'shards'} --size medium --format webdataset",
                 "  inatdl opendata sync",

@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from demo import Step, main
+from demo import PLACE, Step, main
 
 from inatdl.cli import cli
 
@@ -171,6 +171,7 @@ def test_serve_keeps_the_stand_in_for_the_readmes_other_commands_until_ctrl_c(tm
         job = ["--data-dir", str(tmp_path / "open-data-job")]
         commands = [
             ["photos", "fetch", "--size", "square", "--max-per-taxon", "1"],
+            ["--data-dir", str(tmp_path / "place-job"), "taxa", "observed", "--place-id", str(PLACE)],
             ["opendata", "sync"],
             [*job, "taxa", "resolve", str(REPO / "species.csv"), "--source", "open-data"],
             [*job, "photos", "fetch", "--source", "open-data", "--size", "square", "--max-per-taxon", "1"],
@@ -184,6 +185,9 @@ def test_serve_keeps_the_stand_in_for_the_readmes_other_commands_until_ctrl_c(tm
         assert open_data.is_relative_to(tmp_path / "inatdl-demo")
         assert len(list(data.glob("photos/*/*_square.*"))) == 10  # one a taxon of the demo
         assert len(list((tmp_path / "open-data-job").glob("photos/*/*_square.*"))) == 10
+        with (tmp_path / "place-job" / "taxa.csv").open(encoding="utf-8", newline="") as handle:
+            observed = [row["name"] for row in csv.DictReader(handle)]
+        assert sorted(observed) == ["Lythrum hyssopifolia", "Lythrum junceum", "Lythrum tribracteatum"]
         demo.send_signal(signal.SIGINT)
         out, err = demo.communicate(timeout=15)
     finally:
