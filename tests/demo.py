@@ -7,13 +7,16 @@ The stand-in's observations carry photo URLs on its own two loopback hosts (its 
 of static.inaturalist.org and of the open-data bucket), so inatdl downloads from it as from
 iNaturalist, with no setting of its own; NO_PROXY keeps a proxy for the internet off them.
 The stand-in stops when the demo ends, also on Ctrl-C or when a step fails; the exit code
-is then not 0. The demo lives under tests/ because it is no part of inatdl: ``pip install .``
-never installs it, and the ``inatdl`` command never starts it.
+is then not 0. With ``--serve`` it keeps running after the demo, until Ctrl-C, and the demo
+prints the variables that point inatdl at it, to try every command of the README offline.
+The demo lives under tests/ because it is no part of inatdl: ``pip install .`` never
+installs it, and the ``inatdl`` command never starts it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import os
 import random
@@ -90,6 +93,8 @@ EASTERN_AMERICA = (28.0, -100.0, 47.0, -72.0)
 MEDITERRANEAN = (34.0, -9.0, 45.0, 36.0)
 CAUCASUS = (36.0, 40.0, 44.0, 50.0)
 LYTHRUM, ALATUM, SALICARIA = 61297, 61298, 61299
+#: A place of the demo world (an iNaturalist place id), holding its Mediterranean observations.
+PLACE = 97394
 DEMO_SPECIES = (
     Species("Lythrum salicaria", SALICARIA, 70, EUROPE_AND_AMERICA),
     Species("Lythrum alatum", ALATUM, 26, EASTERN_AMERICA),
@@ -173,6 +178,7 @@ def build_demo_world(inat: InatServer, seed: int = 14) -> tuple[int, int]:
             latitude=round(rng.uniform(south, north), 4),
             longitude=round(rng.uniform(west, east), 4),
             user_login=login,
+            place_ids=(PLACE,) if species.region == MEDITERRANEAN else (),
         )
         photos += len(specs)
     return len(sightings), photos
@@ -200,6 +206,11 @@ def main(argv: Sequence[str] | None = None, steps: Sequence[Step] = STEPS) -> in
     parser.add_argument(
         "--api-rate", type=float, default=API_RATE, help="API requests a second (default: %(default)g)"
     )
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="after the demo, keep the stand-in running until Ctrl-C, to try the README's other commands",
+    )
     options = parser.parse_args(argv)
     interrupts = Interrupts()
     previous = {signum: signal.signal(signum, interrupts) for signum in (signal.SIGINT, signal.SIGTERM)}
@@ -213,6 +224,9 @@ def main(argv: Sequence[str] | None = None, steps: Sequence[Step] = STEPS) -> in
         inat.latency = LATENCY
         _say(_intro(inat, options.dir, options.api_rate, observations, photos))
         code = _run_steps(inat, steps, commands, options.dir, options.api_rate, interrupts)
+        if code == 0 and options.serve:
+            _say(_outro(options.dir, time.monotonic() - started, serving=True))
+            _serve(inat, options.dir, options.api_rate)
     except DemoError as exc:
         print(f"Error: {exc}", file=sys.stderr)
     except KeyboardInterrupt:
@@ -223,6 +237,8 @@ def main(argv: Sequence[str] | None = None, steps: Sequence[Step] = STEPS) -> in
             signal.signal(signum, handler)
     if code == EXIT_INTERRUPTED:
         print(f"\nInterrupted; the stand-in is stopped. What was done is in {options.dir}.", file=sys.stderr)
+    elif code == 0 and options.serve:
+        _say("\nThe stand-in is stopped.")
     elif code == 0:
         _say(_outro(options.dir, time.monotonic() - started))
     return code
@@ -291,16 +307,29 @@ def _paths(root: Path) -> dict[str, str]:
         "species": str(SPECIES_CSV) if species.startswith("..") else species,
         "data": str(root / "data"),
         "dataset": str(root / "dataset"),
+        "open_data": str(root / "open-data"),
     }
 
 
-def _child_env(api_url: str, data_dir: str, api_rate: float) -> dict[str, str]:
-    """The user's environment with inatdl pointed at the stand-in and the demo's data dir."""
-    env = dict(os.environ)
-    env.update(INATDL_API_URL=api_url, INATDL_DATA_DIR=data_dir, INATDL_API_RATE=f"{api_rate:g}")
+def _stand_in_variables(inat: InatServer, root: Path, api_rate: float) -> dict[str, str]:
+    """The variables pointing inatdl at the stand-in (its API and its open data) and at the
+    demo's own data and open-data dirs, never the user's."""
+    paths = _paths(root)
+    variables = {
+        "INATDL_API_URL": inat.api_url,
+        "INATDL_OPEN_DATA_URL": inat.open_data_url,
+        "INATDL_DATA_DIR": paths["data"],
+        "INATDL_OPEN_DATA_DIR": paths["open_data"],
+        "INATDL_API_RATE": f"{api_rate:g}",
+    }
     for key in ("NO_PROXY", "no_proxy"):  # a proxy for the internet must not catch loopback
-        env[key] = ",".join(part for part in (env.get(key), "127.0.0.1", "localhost") if part)
-    return env
+        variables[key] = ",".join(part for part in (os.environ.get(key), "127.0.0.1", "localhost") if part)
+    return variables
+
+
+def _child_env(inat: InatServer, root: Path, api_rate: float) -> dict[str, str]:
+    """The user's environment with inatdl pointed at the stand-in and the demo's data dir."""
+    return {**os.environ, **_stand_in_variables(inat, root, api_rate)}
 
 
 def _intro(inat: InatServer, root: Path, api_rate: float, observations: int, photos: int) -> str:
@@ -329,7 +358,7 @@ def _run_steps(
     interrupts: Interrupts,
 ) -> int:
     paths = _paths(root)
-    env = _child_env(inat.api_url, paths["data"], api_rate)
+    env = _child_env(inat, root, api_rate)
     for number, step in enumerate(steps, 1):
         _say(f"\n[{number}/{len(steps)}] {step.title}")
         if step.needs_command is not None and step.needs_command not in commands:
@@ -394,13 +423,14 @@ def _ended(child: subprocess.Popen[bytes], seconds: float) -> bool:
     return True
 
 
-def _outro(root: Path, seconds: float) -> str:
+def _outro(root: Path, seconds: float, serving: bool = False) -> str:
     paths = _paths(root)
     data = Path(paths["data"])
     photos = [p for p in sorted((data / "photos").rglob("*")) if p.is_file()]
     megabytes = sum(p.stat().st_size for p in photos) / 1e6
     lines = [
-        f"\nDone in {seconds:.0f} s; the stand-in is stopped. What the run left in {root}:",
+        f"\nDone in {seconds:.0f} s; the stand-in {'keeps running' if serving else 'is stopped'}. "
+        f"What the run left in {root}:",
         f"  {data / 'taxa.csv'}  the names and the taxa they resolved to",
         f"  {data / 'photos'}  {len(photos)} photos ({megabytes:.1f} MB) in "
         f"{len({p.parent for p in photos})} taxon folders",
@@ -415,7 +445,36 @@ def _outro(root: Path, seconds: float) -> str:
         "The default data dir (./inatdl-data) was not touched. Without INATDL_API_URL the same",
         "commands ask iNaturalist itself. Run the demo again to start afresh.",
     ]
+    if not serving:
+        lines.append("To try the README's other commands offline: python tests/demo.py --serve")
     return "\n".join(lines)
+
+
+def _serve(inat: InatServer, root: Path, api_rate: float) -> None:
+    """Keep the stand-in running until Ctrl-C (or SIGTERM), after saying how to use it."""
+    variables = _stand_in_variables(inat, root.resolve(), api_rate)
+    species, job = _paths(root)["species"], root / "open-data-job"
+    _say(
+        "\n".join(
+            [
+                "",
+                "The stand-in keeps running, with the open data of the same world, until Ctrl-C.",
+                "In another terminal, these variables point inatdl at it and at the demo's data:",
+                "  export " + " ".join(f"{key}={shlex.quote(value)}" for key, value in variables.items()),
+                "then try the README's other commands, for example:",
+                "  inatdl photos fetch --size square,medium",
+                f"  inatdl --data-dir {root / 'place-job'} taxa observed --place-id {PLACE}",
+                "  inatdl records fetch --format parquet",
+                f"  inatdl dataset export {root / 'shards'} --size medium --format webdataset",
+                "  inatdl opendata sync",
+                f"  inatdl --data-dir {job} taxa resolve {species} --source open-data",
+                f"  inatdl --data-dir {job} photos fetch --source open-data",
+            ]
+        )
+    )
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C or SIGTERM: the demo's normal end here
+        while True:
+            time.sleep(3600)
 
 
 def _manifest_sample(

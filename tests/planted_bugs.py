@@ -303,8 +303,8 @@ BUGS = [
     Planted(
         "every_name_asked_of_an_unreachable_api",  # minutes of retries per name, all in vain
         "taxa.py",
-        "        if row is None and not problem:",
-        "        if row is None:",
+        "        if row is None and not problem and not interrupted:",
+        "        if row is None and not interrupted:",
         ("tests/test_real_answers.py::test_names_not_asked_for_want_of_a_network_are_not_blamed",),
     ),
     Planted(
@@ -792,6 +792,104 @@ BUGS = [
         'name = name[: width - len(suffix) - 1].rstrip() + "…"',
         "name = name[: width - len(suffix)]",
         ("tests/test_output.py::test_long_taxon_names_widen_the_column_and_a_cut_one_ends_with_an_ellipsis",),
+    ),
+    Planted(
+        "open_data_dry_run_priced_as_api_pages",  # "API requests for the listing: 0 ..., 0 s"
+        "cli/photos.py",
+        "show_dry_run(settings.out, report, options, None if source == OPEN_DATA else settings.api_rate)",
+        "show_dry_run(settings.out, report, options, settings.api_rate)",
+        ("tests/test_opendata_fetch.py::test_a_dry_run_says_the_listing_asked_no_api_request",),
+    ),
+    Planted(
+        "place_id_asked_as_an_integer_range",  # "'Camargue' is not a valid integer range."
+        "cli/options.py",
+        'name = "integer"',
+        'name = "integer range"',
+        ("tests/test_fetch.py::test_bad_options_are_usage_errors",),
+    ),
+    Planted(
+        "dates_shown_as_strftime_codes",  # --observed-from [%Y-%m-%d] in the help
+        "cli/options.py",
+        'return "YYYY-MM-DD"',
+        "return super().get_metavar(param, ctx)",
+        ("tests/test_fetch.py::test_the_help_names_numbers_n_and_dates_yyyy_mm_dd",),
+    ),
+    Planted(
+        "ctrl_c_while_starting_is_a_traceback",  # the entry point imports the CLI unguarded
+        "__main__.py",
+        "    except KeyboardInterrupt:",
+        "    except ImportError:",
+        ("tests/test_cli_usage.py::test_ctrl_c_while_the_command_starts_is_one_line_and_exit_130",),
+    ),
+    Planted(
+        "plan_reads_the_state_read_only",  # state.sqlite-wal and -shm left in the data dir
+        "opendata/handoff.py",
+        'db = sqlite3.connect(f"{(data_dir / STATE_FILE).resolve().as_uri()}?mode=rw", uri=True)',
+        'db = sqlite3.connect(f"{(data_dir / STATE_FILE).resolve().as_uri()}?mode=ro", uri=True)',
+        ("tests/test_opendata_handoff.py::test_the_api_plan_leaves_the_data_dir_as_a_fetch_does",),
+    ),
+    Planted(
+        "plan_state_path_not_quoted",  # a data dir named 'x #1': the URI ends at '#'
+        "opendata/handoff.py",
+        'db = sqlite3.connect(f"{(data_dir / STATE_FILE).resolve().as_uri()}?mode=rw", uri=True)',
+        'db = sqlite3.connect(f"file:{data_dir / STATE_FILE}?mode=rw", uri=True)',
+        ("tests/test_opendata_handoff.py::test_the_api_plan_leaves_the_data_dir_as_a_fetch_does",),
+    ),
+    Planted(
+        "export_size_case_sensitive",  # dataset export --size Medium refused, photos fetch's taken
+        "cli/dataset.py",
+        "type=click.Choice(list(PHOTO_SIZES), case_sensitive=False),",
+        "type=click.Choice(list(PHOTO_SIZES)),",
+        ("tests/test_cli.py::test_sizes_are_matched_ignoring_case_by_every_command",),
+    ),
+    Planted(
+        "plan_written_under_any_name",  # photos plan plan.csv: Parquet bytes in a .csv
+        "cli/photos.py",
+        'if value.suffix.lower() != ".parquet":',
+        "if False:",
+        ("tests/test_opendata_handoff.py::test_the_plan_is_named_parquet",),
+    ),
+    Planted(
+        "api_url_shown_as_text",  # --api-url TEXT in the help, where the README says URL
+        "cli/__init__.py",
+        '    envvar="INATDL_API_URL",\n    metavar="URL",',
+        '    envvar="INATDL_API_URL",',
+        ("tests/test_cli.py::test_the_urls_are_shown_as_url_in_the_help",),
+    ),
+    Planted(
+        "bad_csv_row_on_the_wrong_line",  # a quote never closed: the line where the row starts
+        "species_file.py",
+        "starts = reader.line_num + 1",
+        "pass",
+        ("tests/test_taxa_resolve.py::test_bad_species_files_get_one_line",),
+    ),
+    Planted(
+        "open_data_host_down_says_only_try_later",  # no word of the connection or --open-data-url
+        "opendata/download.py",
+        'AGAIN = "check your connection and --open-data-url, then run the same command again"',
+        'AGAIN = "try again later"',
+        ("tests/test_opendata_sync_faults.py::test_an_unreachable_host_says_to_check_the_connection_and_the_url",),
+    ),
+    Planted(
+        "api_rate_asked_as_a_float_range",  # "'fast' is not a valid float range."
+        "cli/options.py",
+        'name = "number"',
+        'name = "float range"',
+        ("tests/test_cli.py::test_api_rate_must_be_a_positive_number",),
+    ),
+    Planted(
+        "ctrl_c_loses_the_names_resolved",  # taxa resolve of thousands of names: all asked again
+        "taxa.py",
+        "                interrupted = True",
+        "                raise",
+        ("tests/test_taxa_resolve.py::test_ctrl_c_part_way_keeps_what_was_resolved",),
+    ),
+    Planted(
+        "one_files_written",  # "(1 files written, 0 unchanged)"
+        "output/dataset.py",
+        'files = "file" if report.shards_written == 1 else "files"',
+        'files = "files"',
+        ("tests/test_cli.py::test_one_shard_written_is_said_in_the_singular",),
     ),
 ]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -14,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from fakes import FakeClock
 from inat_server import Fault, InatServer
-from world import run, write_species, write_taxa
+from world import build_lythrum, run, write_species, write_taxa
 
 from inatdl.cli import cli
 from inatdl.client import RateLimiter
@@ -130,10 +131,14 @@ def test_workers_download_concurrently(inat: InatServer, tmp_path: Path) -> None
     assert not gate.broken
 
 
-@pytest.mark.parametrize("rate", ["nan", "inf", "0", "-1"])
+@pytest.mark.parametrize("rate", ["nan", "inf", "0", "-1", "fast"])
 def test_api_rate_must_be_a_positive_number(inat: InatServer, tmp_path: Path, rate: str) -> None:
     result = run(inat, tmp_path, "--api-rate", rate, "taxa", "resolve", "x.csv")
     assert result.exit_code == 2 and "--api-rate" in result.stderr
+    if rate == "fast":
+        assert result.stderr.endswith(
+            "Error: Invalid value for '--api-rate': 'fast' is not a valid number.\n"
+        )
 
 
 @pytest.mark.parametrize("api_url", ["api.inaturalist.org/v1", "http://[::1/v1", "ftp://example.org/v1"])
@@ -169,3 +174,33 @@ def test_a_reader_that_stops_reading_ends_the_run_quietly(
     _, stderr = child.communicate(timeout=60)
     assert child.returncode == 0
     assert b"Error" not in stderr and b"Traceback" not in stderr, stderr  # progress lines may be there
+
+
+def test_sizes_are_matched_ignoring_case_by_every_command(inat: InatServer, tmp_path: Path) -> None:
+    """`photos fetch --size Medium` fetches what `dataset export --size Medium` exports."""
+    build_lythrum(inat)
+    species = write_species(tmp_path / "species.csv", ["Lythrum alatum"])
+    data = tmp_path / "d"
+    assert run(inat, data, "taxa", "resolve", str(species)).exit_code == 0
+    fetched = run(inat, data, "photos", "fetch", "--size", "Square,MEDIUM", "--max-per-taxon", "2")
+    assert fetched.exit_code == 0, fetched.output
+    exported = run(inat, data, "dataset", "export", str(tmp_path / "out"), "--size", "Medium")
+    assert exported.exit_code == 0, exported.output
+    assert sorted(p.name.split("_")[1] for p in (tmp_path / "out").rglob("*.jp*g")) == ["medium.jpeg"] * 2
+
+
+def test_the_urls_are_shown_as_url_in_the_help() -> None:
+    shown = CliRunner().invoke(cli, ["--help"]).stdout
+    assert re.search(r"--api-url URL  +The iNaturalist API base", shown)
+    assert re.search(r"--open-data-url URL  +The open data's base", shown)
+
+
+def test_one_shard_written_is_said_in_the_singular(inat: InatServer, tmp_path: Path) -> None:
+    build_lythrum(inat)
+    species = write_species(tmp_path / "species.csv", ["Lythrum alatum"])
+    data = tmp_path / "d"
+    assert run(inat, data, "taxa", "resolve", str(species)).exit_code == 0
+    assert run(inat, data, "photos", "fetch", "--size", "square", "--max-per-taxon", "2").exit_code == 0
+    exported = run(inat, data, "dataset", "export", str(tmp_path / "out"), "--format", "webdataset")
+    assert exported.exit_code == 0, exported.output
+    assert ": 2 added (1 file written, 0 unchanged), 0 already there, 0 removed." in exported.stdout

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import builtins
 import fcntl
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from inat_server import InatServer
 from world import manifest, run, write_species
+
+from inatdl.__main__ import main as inatdl_main
 
 # Global options after the command (issue 22 item 8) ---------------------------------------
 
@@ -103,3 +107,21 @@ def test_photos_fetch_starts_without_the_table_libraries() -> None:
     assert {"inatdl.cli", "inatdl.fetch"} <= imported  # importtime's lines were read
     assert {name.split(".")[0] for name in imported} & {"pandas", "pyarrow", "duckdb"} == set()
     assert "--max-per-taxon" in done.stdout
+
+
+def test_ctrl_c_while_the_command_starts_is_one_line_and_exit_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Ctrl-C during the half second of imports: no traceback (the entry point's own)."""
+    real_import = builtins.__import__
+
+    def interrupted(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "inatdl.cli":
+            raise KeyboardInterrupt
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    with pytest.raises(SystemExit) as stopped:
+        inatdl_main()
+    assert stopped.value.code == 130
+    assert capsys.readouterr().err == "Error: interrupted while starting; nothing was done\n"

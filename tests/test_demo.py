@@ -5,17 +5,19 @@ from __future__ import annotations
 import csv
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import zipfile
 from pathlib import Path
 
 import pytest
-from demo import Step, main
+from demo import PLACE, Step, main
 
 from inatdl.cli import cli
 
@@ -146,6 +148,54 @@ def test_sigterm_stops_the_running_command_and_the_stand_in(tmp_path: Path) -> N
     assert demo.returncode == 130
     assert "Interrupted; the stand-in is stopped." in err
     assert len(fetches) == 1 and not left_running
+
+
+def test_serve_keeps_the_stand_in_for_the_readmes_other_commands_until_ctrl_c(tmp_path: Path) -> None:
+    demo = subprocess.Popen(
+        [sys.executable, str(DEMO), "--api-rate", "100", "--serve"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert demo.stdout is not None
+        printed = []
+        for line in demo.stdout:
+            printed.append(line)
+            if line.startswith("  export "):
+                break
+        variables = dict(pair.split("=", 1) for pair in shlex.split(printed[-1])[1:])
+        assert "the stand-in keeps running" in "".join(printed)
+        env = {**os.environ, **variables}
+        job = ["--data-dir", str(tmp_path / "open-data-job")]
+        commands = [
+            ["photos", "fetch", "--size", "square", "--max-per-taxon", "1"],
+            ["--data-dir", str(tmp_path / "place-job"), "taxa", "observed", "--place-id", str(PLACE)],
+            ["opendata", "sync"],
+            [*job, "taxa", "resolve", str(REPO / "species.csv"), "--source", "open-data"],
+            [*job, "photos", "fetch", "--source", "open-data", "--size", "square", "--max-per-taxon", "1"],
+        ]
+        for command in commands:
+            inatdl = [sys.executable, "-m", "inatdl", *command]
+            done = subprocess.run(inatdl, env=env, capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, (command, done.stdout + done.stderr)
+        data, open_data = Path(variables["INATDL_DATA_DIR"]), Path(variables["INATDL_OPEN_DATA_DIR"])
+        assert data.is_relative_to(tmp_path / "inatdl-demo")
+        assert open_data.is_relative_to(tmp_path / "inatdl-demo")
+        assert len(list(data.glob("photos/*/*_square.*"))) == 10  # one a taxon of the demo
+        assert len(list((tmp_path / "open-data-job").glob("photos/*/*_square.*"))) == 10
+        with (tmp_path / "place-job" / "taxa.csv").open(encoding="utf-8", newline="") as handle:
+            observed = [row["name"] for row in csv.DictReader(handle)]
+        assert sorted(observed) == ["Lythrum hyssopifolia", "Lythrum junceum", "Lythrum tribracteatum"]
+        demo.send_signal(signal.SIGINT)
+        out, err = demo.communicate(timeout=15)
+    finally:
+        demo.kill()
+    assert demo.returncode == 0, err
+    assert out.endswith("The stand-in is stopped.\n")
+    with pytest.raises(OSError):
+        urllib.request.urlopen(variables["INATDL_API_URL"] + "/taxa?q=Lythrum", timeout=5)
 
 
 def test_pip_install_does_not_install_the_stand_in_or_the_demo(tmp_path: Path) -> None:

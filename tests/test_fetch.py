@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import stat
 import threading
@@ -363,8 +364,10 @@ def test_fetch_before_resolve_says_what_to_do(inat: InatServer, tmp_path: Path) 
             "--observed-from is after --observed-to",
         ),
         (["--observed-from", "yesterday"], "Invalid value for '--observed-from'"),
+        (["--observed-to", "2024-13-01"], "'2024-13-01' is not a date written YYYY-MM-DD"),
         (["--license", "cc-by,public"], "choose from cc0, cc-by"),
         (["--max-per-taxon", "0"], "Invalid value for '--max-per-taxon'"),
+        (["--place-id", "Camargue"], "'Camargue' is not a valid integer.\n"),
     ],
 )
 def test_bad_options_are_usage_errors(
@@ -375,6 +378,13 @@ def test_bad_options_are_usage_errors(
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert not inat.requests
+
+
+def test_the_help_names_numbers_n_and_dates_yyyy_mm_dd(inat: InatServer, tmp_path: Path) -> None:
+    shown = run(inat, tmp_path / "d", "photos", "fetch", "--help").stdout
+    assert re.search(r"--place-id N  +Only observations", shown)
+    assert re.search(r"--observed-from YYYY-MM-DD  +Observed on or after", shown)
+    assert "INTEGER RANGE" not in shown and "%Y" not in shown
 
 
 HOSTILE_NAMES = [

@@ -90,6 +90,15 @@ def test_a_rerun_asks_nothing_and_a_raised_cap_adds_the_next_photos(
     assert synced.api_requests() == []
 
 
+def test_a_dry_run_says_the_listing_asked_no_api_request(synced: InatServer, tmp_path: Path) -> None:
+    result = run_open(synced, tmp_path, "photos", "fetch", "--source", "open-data", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert synced.api_requests() == []
+    last = result.stdout.splitlines()[-1]
+    assert last.startswith("Listed from the open data, with no API request. Sizes estimated from ")
+    assert "API requests for the listing" not in result.stdout
+
+
 def test_a_photo_under_two_observations_is_downloaded_once(synced: InatServer, tmp_path: Path) -> None:
     rows = synced.open_data_rows("photos")
     alatum_photo = next(r for r in rows if r[1] == "2000")

@@ -101,6 +101,20 @@ def test_both_routes_plan_the_same_photos(resolved: InatServer, tmp_path: Path) 
     assert [r["photo_id"] for r in rows(api)] == [1000, 1011, 1030, 1041, 2000, 2010, 2020, 2030]
 
 
+def test_the_api_plan_leaves_the_data_dir_as_a_fetch_does(resolved: InatServer, tmp_path: Path) -> None:
+    """No state.sqlite-wal and -shm left beside the state, which a read-only reader cannot
+    remove; and a data dir whose name holds what a URI reads otherwise (#, ?, %, a space)."""
+    data = tmp_path / "lythrum #1 ?50% off"
+    data.mkdir()
+    (data / "taxa.csv").write_bytes((tmp_path / "data" / "taxa.csv").read_bytes())
+    plan = ("--data-dir", str(data), "photos", "plan", str(tmp_path / "plan.parquet"))
+    result = run_open(resolved, tmp_path, *plan)
+    assert result.exit_code == 0, result.output
+    assert run_open(resolved, tmp_path, "photos", "plan", str(tmp_path / "same.parquet")).exit_code == 0
+    assert rows(tmp_path / "plan.parquet") == rows(tmp_path / "same.parquet") != []
+    assert sorted(p.name for p in data.iterdir() if p.name.startswith("state")) == ["state.sqlite"]
+
+
 def test_the_plans_splits_are_the_exports(resolved: InatServer, tmp_path: Path) -> None:
     out = tmp_path / "plan.parquet"
     assert (
@@ -143,3 +157,19 @@ def test_without_a_synced_dump_the_plan_names_opendata_sync(inat: InatServer, tm
     assert result.exit_code == 1
     assert "run `inatdl opendata sync` first" in result.stderr
     assert inat.requests == []
+
+
+@pytest.mark.parametrize("name", ["plan.csv", "plan", "plan.PARQUET"])
+def test_the_plan_is_named_parquet(resolved: InatServer, tmp_path: Path, name: str) -> None:
+    """A plan named plan.csv would be Parquet all the same, unreadable as the CSV it says."""
+    out = tmp_path / name
+    result = run_open(resolved, tmp_path, "photos", "plan", str(out), "--source", "open-data")
+    if name.lower().endswith(".parquet"):
+        assert result.exit_code == 0 and rows(out)
+        return
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: Invalid value for 'OUT.parquet': {str(out)!r}: the plan is a Parquet file; "
+        "give it a name ending in .parquet (plan.parquet)"
+    )
+    assert not out.exists()

@@ -175,3 +175,15 @@ def species(tmp_path: Path) -> Path:
     path = tmp_path / "species.csv"
     path.write_text("name\nLythrum salicaria\n", encoding="utf-8")
     return path
+
+
+def test_an_unreachable_host_says_to_check_the_connection_and_the_url(
+    inat: InatServer, tmp_path: Path
+) -> None:
+    dead = "http://127.0.0.1:9/open-data"
+    result = run_open(inat, tmp_path, "--open-data-url", dead, "opendata", "sync")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {dead}/taxa.csv.gz: connection refused after 6 attempts; check your connection and "
+        "--open-data-url, then run the same command again\n"
+    )

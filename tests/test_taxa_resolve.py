@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fakes import FakeClock
 from inat_server import Fault, InatServer
 from world import ALATUM, HYSSOPIFOLIUM, SALICARIA, VIRGATUM, build_lythrum, run, write_species
 
-from inatdl import __version__
+from inatdl import __version__, taxa
+from inatdl.taxa import resolve_name
 
 
 def read_taxa(data_dir: Path) -> list[dict[str, str]]:
@@ -133,6 +135,14 @@ def test_other_column_and_bom(world: InatServer, tmp_path: Path) -> None:
             "{path} is not UTF-8 text (byte 0xed on line 3); save it as UTF-8",
         ),
         (b'Species\n"lythrum\x0b', "{path} is not a readable CSV"),
+        (
+            b'Species\nLythrum alatum\n"Lythrum salicaria\nLythrum portula\n',
+            "{path} is not a readable CSV: unexpected end of data in the row from line 3; check its quotes",
+        ),
+        (
+            b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00",  # an Excel workbook (.xlsx)
+            "{path} is not a CSV file (it holds binary data); save it as CSV (in Excel: 'CSV UTF-8')",
+        ),
     ],
 )
 def test_bad_species_files_get_one_line(
@@ -204,6 +214,38 @@ def test_a_failure_part_way_keeps_what_was_resolved(world: InatServer, tmp_path:
     assert run(world, tmp_path / "d", "taxa", "resolve", str(species)).exit_code == 0
     assert [r.query["q"] for r in world.requests_to("/v1/taxa")] == ["lythrum alatum"]
     assert [r["taxon_id"] for r in read_taxa(tmp_path / "d")] == [str(SALICARIA), str(ALATUM)]
+
+
+def test_ctrl_c_part_way_keeps_what_was_resolved(
+    world: InatServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while the third name is asked: the two answered are saved, and the same
+    command asks only for the rest (a list of thousands of names takes an hour or more)."""
+    names = ["lythrum salicaria", "lythrum alatum", "lythrum virgatum", "lythrum hyssopifolium"]
+    species = write_species(tmp_path / "s.csv", names)
+    asked: list[str] = []
+
+    def ctrl_c_at_the_third(client: Any, name: str) -> Any:
+        asked.append(name)
+        if len(asked) == 3:
+            raise KeyboardInterrupt
+        return resolve_name(client, name)
+
+    monkeypatch.setattr(taxa, "resolve_name", ctrl_c_at_the_third)
+    result = run(world, tmp_path / "d", "taxa", "resolve", str(species))
+    assert result.exit_code == 130
+    assert result.stderr == "Error: interrupted; the same command resumes\n"
+    assert [(r["input_name"], r["match"]) for r in read_taxa(tmp_path / "d")] == [
+        ("lythrum salicaria", "exact"),
+        ("lythrum alatum", "exact"),
+        ("lythrum virgatum", "error"),
+        ("lythrum hyssopifolium", "error"),
+    ]
+    monkeypatch.undo()
+    world.clear_requests()
+    assert run(world, tmp_path / "d", "taxa", "resolve", str(species)).exit_code == 0
+    assert [r.query["q"] for r in world.requests_to("/v1/taxa")] == names[2:]
+    assert all(r["taxon_id"] for r in read_taxa(tmp_path / "d"))
 
 
 def test_api_rate_is_respected(world: InatServer, tmp_path: Path) -> None:

@@ -46,10 +46,17 @@ def read_species_csv(path: Path, column: str | None = None) -> list[str]:
 
 def _table_rows(path: Path, text: str, delimiter: str) -> list[list[str]]:
     """The rows of a delimited file that hold anything, the header first."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    rows: list[list[str]] = []
+    starts = 1  # the line the row being read starts on (a quoted cell may span lines)
     try:
-        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True))
+        for row in reader:
+            rows.append(row)
+            starts = reader.line_num + 1
     except csv.Error as exc:
-        raise SpeciesFileError(f"{path} is not a readable CSV: {exc}") from None
+        raise SpeciesFileError(
+            f'{path} is not a readable CSV: {exc} in the row from line {starts}; check its quotes (")'
+        ) from None
     return [row for row in rows if any(cell.strip() for cell in row)]
 
 
@@ -71,7 +78,9 @@ def _species_text(path: Path, column: str) -> str:
             "or one name a line"
         )
     if b"\x00" in raw:
-        raise SpeciesFileError(f"{path} is not a CSV file (it holds binary data)")
+        raise SpeciesFileError(
+            f"{path} is not a CSV file (it holds binary data); save it as CSV (in Excel: 'CSV UTF-8')"
+        )
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -271,28 +271,33 @@ def resolve_species(
     fails (after its retries), no further name is asked: a name left keeps what taxa.csv
     knew of it (even under ``refresh``: an answer is never lost for want of a network),
     else gets the match ``error``, so that `photos fetch` can say why it has no taxon and
-    the next run asks for it.
+    the next run asks for it. A Ctrl-C does the same, then stops the command.
     """
     path = data_dir / TAXA_FILE
     previous = _resolved_before(path)
     known = {} if refresh else previous
     rows: list[TaxonRow] = []
     problem = ""
+    interrupted = False  # Ctrl-C: the names answered so far are saved, as when the API fails
     for name in names:
         key = normalise_name(name)
         row = _reused(name, known[key]) if key in known else None
-        if row is None and not problem:
+        if row is None and not problem and not interrupted:
             try:
                 row = resolve_name(client, name)
                 log.debug("%s: %s %s", name, row.match, row.taxon_id)
             except ApiError as exc:
                 problem = str(exc)
+            except KeyboardInterrupt:
+                interrupted = True
         if row is None:  # not asked
             row = _reused(name, previous[key]) if key in previous else TaxonRow(name, match=ERROR)
         rows.append(row)
         if on_name is not None:
             on_name(row)
     write_taxa_csv(path, rows)
+    if interrupted:
+        raise KeyboardInterrupt
     return Resolution(rows, problem)
 
 

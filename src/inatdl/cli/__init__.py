@@ -1,9 +1,10 @@
 """The command line: turns options into a call, the result into output's lines, and an exit code.
 
-This module is the entry point (`inatdl.cli:cli`): the group, its global options (taken
-after the command too) and the one error boundary. Each command group has its own module
-(taxa, photos, records, dataset, opendata); options.py holds the option types and the
-options several commands share; settings.py what every command runs with.
+This module holds the command (`cli`, run by the entry point `inatdl.__main__:main`): the
+group, its global options (taken after the command too) and the one error boundary. Each
+command group has its own module (taxa, photos, records, dataset, opendata); options.py
+holds the option types and the options several commands share; settings.py what every
+command runs with.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import click
 
 from inatdl import __version__
 from inatdl.cli import dataset, opendata, photos, records, taxa
+from inatdl.cli.options import Rate
 from inatdl.cli.settings import CONTEXT, EXIT_INTERRUPTED, Settings
 from inatdl.constants import DEFAULT_API_RATE, DEFAULT_API_URL, DEFAULT_DATA_DIR
 from inatdl.errors import InatdlError
@@ -126,6 +128,7 @@ def _finite(value: float, param: click.Parameter) -> float:
 @click.option(
     "--api-url",
     envvar="INATDL_API_URL",
+    metavar="URL",
     default=DEFAULT_API_URL,
     show_default=True,
     help="The iNaturalist API base [env: INATDL_API_URL].",
@@ -135,13 +138,14 @@ def _finite(value: float, param: click.Parameter) -> float:
     envvar="INATDL_API_RATE",
     default=DEFAULT_API_RATE,
     show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
+    type=Rate(min=0, min_open=True),
     callback=lambda ctx, param, value: _finite(value, param),
     help="Most API requests per second; iNaturalist asks for about 1 [env: INATDL_API_RATE].",
 )
 @click.option(
     "--open-data-url",
     envvar="INATDL_OPEN_DATA_URL",
+    metavar="URL",
     default=DEFAULT_OPEN_DATA_URL,
     show_default=True,
     help="The open data's base: <url>/<table>.csv.gz and <url>/photos/... [env: INATDL_OPEN_DATA_URL].",

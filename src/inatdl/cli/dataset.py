@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from inatdl.cli.options import ShardSize, SplitShares, seed_option
+from inatdl.cli.options import Number, ShardSize, SplitShares, seed_option
 from inatdl.cli.settings import CONTEXT, Settings
 from inatdl.constants import PHOTO_SIZES
 from inatdl.export.writers import FORMATS as EXPORT_FORMATS
@@ -42,15 +42,15 @@ def dataset() -> None:
     help="Photos of one observation (or one observer) never span two splits.",
 )
 @seed_option
-@click.option("--min-per-taxon", type=click.IntRange(min=1), help="Leave out taxa with fewer photos.")
+@click.option("--min-per-taxon", type=Number(min=1), help="Leave out taxa with fewer photos.")
 @click.option(
     "--max-per-taxon",
-    type=click.IntRange(min=1),
+    type=Number(min=1),
     help="Keep at most N photos a taxon, one of each observation first; the same ones every time.",
 )
 @click.option(
     "--size",
-    type=click.Choice(list(PHOTO_SIZES)),
+    type=click.Choice(list(PHOTO_SIZES), case_sensitive=False),
     help="The photo size to export, when the data dir holds several.",
 )
 @click.option("--copy", is_flag=True, help="Copy the photos instead of hard-linking them.")

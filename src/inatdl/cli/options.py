@@ -42,6 +42,41 @@ class ShardSize(SizeType):
         return super().convert(value, param, ctx)
 
 
+class Number(click.IntRange):
+    """A whole number in a range, shown as N: Click's own says INTEGER RANGE in the help and
+    "'abc' is not a valid integer range" for a word."""
+
+    name = "integer"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str:
+        return "N"
+
+
+class Rate(click.FloatRange):
+    """A number of requests a second, shown as N (Click's own: FLOAT RANGE, "not a valid float range")."""
+
+    name = "number"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str:
+        return "N"
+
+
+class Day(click.DateTime):
+    """A date, YYYY-MM-DD (Click's own shows [%Y-%m-%d] and names the format by its codes)."""
+
+    def __init__(self) -> None:
+        super().__init__(["%Y-%m-%d"])
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str:
+        return "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:
+            self.fail(f"{value!r} is not a date written YYYY-MM-DD", param, ctx)
+
+
 class CommaList(click.ParamType):
     """A comma-separated list of known words, such as cc0,cc-by."""
 
@@ -146,12 +181,8 @@ def _stacked(*options: Decorator) -> Decorator:
 #: --bbox, --observed-from, --observed-to: where and when (photos fetch, photos plan, records fetch).
 area_and_dates_options = _stacked(
     click.option("--bbox", type=BoundingBox(), help="Only observations inside SWLAT,SWLNG,NELAT,NELNG."),
-    click.option(
-        "--observed-from", type=click.DateTime(["%Y-%m-%d"]), help="Observed on or after (YYYY-MM-DD)."
-    ),
-    click.option(
-        "--observed-to", type=click.DateTime(["%Y-%m-%d"]), help="Observed on or before (YYYY-MM-DD)."
-    ),
+    click.option("--observed-from", type=Day(), help="Observed on or after this day."),
+    click.option("--observed-to", type=Day(), help="Observed on or before this day."),
 )
 
 #: The filters of a photos job: `photos plan` takes them exactly as `photos fetch` does.
@@ -165,15 +196,13 @@ job_filter_options = _stacked(
         help="Licences to accept, comma-separated; all-rights-reserved photos never are.",
     ),
     quality_option("Quality grades to accept, comma-separated."),
-    click.option(
-        "--place-id", type=click.IntRange(min=1), help="Only observations in this iNaturalist place."
-    ),
+    click.option("--place-id", type=Number(min=1), help="Only observations in this iNaturalist place."),
     area_and_dates_options,
 )
 
 max_per_taxon_option = click.option(
     "--max-per-taxon",
-    type=click.IntRange(min=1),
+    type=Number(min=1),
     help="At most N photos a taxon (those already downloaded count); lowest observation ids first.",
 )
 

@@ -11,6 +11,7 @@ import click
 from inatdl.cli.options import (
     OPEN_DATA,
     CommaList,
+    Number,
     SizeType,
     SplitShares,
     check_dates,
@@ -62,7 +63,7 @@ def photos() -> None:
 @job_filter_options
 @click.option(
     "--workers",
-    type=click.IntRange(1, MAX_WORKERS),
+    type=Number(1, MAX_WORKERS),
     default=DEFAULT_WORKERS,
     show_default=True,
     help="Concurrent downloads.",
@@ -142,7 +143,7 @@ def photos_fetch(
     with sigterm_as_interrupt():
         report = fetch_photos(client, data_dir, taxa_rows, options, settings.clock, reporter, photo_source)
     if dry_run:
-        show_dry_run(settings.out, report, options, settings.api_rate)
+        show_dry_run(settings.out, report, options, None if source == OPEN_DATA else settings.api_rate)
     else:
         show_fetch(settings.out, report, settings.data_dir)
     _exit_for(settings, report)
@@ -159,8 +160,19 @@ def _exit_for(settings: Settings, report: FetchReport) -> None:
         raise InatdlError(still_failed(failed))
 
 
+def _parquet_name(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+    """OUT.parquet: a plan named plan.csv would be Parquet all the same, unreadable as CSV."""
+    if value.suffix.lower() != ".parquet":
+        raise click.BadParameter(
+            f"{str(value)!r}: the plan is a Parquet file; give it a name ending in .parquet (plan.parquet)"
+        )
+    return value
+
+
 @photos.command("plan", context_settings=CONTEXT)
-@click.argument("out", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument(
+    "out", metavar="OUT.parquet", type=click.Path(path_type=Path, dir_okay=False), callback=_parquet_name
+)
 @job_filter_options
 @max_per_taxon_option
 @click.option(
@@ -192,8 +204,8 @@ def photos_plan(
     observed_to: dt.datetime | None,
     max_per_taxon: int | None,
 ) -> None:
-    """Write the photos `photos fetch` would download, after its filters and caps, to OUT
-    (Parquet) without downloading them: img2dataset's input as it is (url, label and the
+    """Write the photos `photos fetch` would download, after its filters and caps, to
+    OUT.parquet without downloading them: img2dataset's input as it is (url, label and the
     photos.csv columns), for a download on a Spark or Ray cluster.
 
     \b

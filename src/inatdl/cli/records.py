@@ -6,7 +6,14 @@ import datetime as dt
 
 import click
 
-from inatdl.cli.options import area_and_dates_options, check_dates, iso_date, name_given, quality_option
+from inatdl.cli.options import (
+    Number,
+    area_and_dates_options,
+    check_dates,
+    iso_date,
+    name_given,
+    quality_option,
+)
 from inatdl.cli.settings import CONTEXT, Settings, sigterm_as_interrupt
 from inatdl.files import ensure_data_dir
 from inatdl.observations import Filters
@@ -24,7 +31,7 @@ def records() -> None:
 
 
 @records.command("fetch", context_settings=CONTEXT)
-@click.option("--place-id", type=click.IntRange(min=1), help="Every observation in this iNaturalist place.")
+@click.option("--place-id", type=Number(min=1), help="Every observation in this iNaturalist place.")
 @click.option(
     "--within", metavar="NAME", callback=name_given, help="Every observation under this taxon, e.g. Aves."
 )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from inatdl.cli.options import OPEN_DATA, name_given, quality_option, source_option
+from inatdl.cli.options import OPEN_DATA, Number, name_given, quality_option, source_option
 from inatdl.cli.settings import CONTEXT, Settings
 from inatdl.constants import TAXA_FILE
 from inatdl.files import ensure_data_dir
@@ -78,9 +78,7 @@ def taxa_resolve(
 
 
 @taxa.command("observed", context_settings=CONTEXT)
-@click.option(
-    "--place-id", type=click.IntRange(min=1), required=True, help="The iNaturalist place (its number)."
-)
+@click.option("--place-id", type=Number(min=1), required=True, help="The iNaturalist place (its number).")
 @click.option(
     "--within",
     metavar="NAME",

@@ -56,6 +56,10 @@ class Remote:
         return bool(self.last_modified) and note.get("last_modified") == self.last_modified
 
 
+#: What to do when the open data's host cannot be reached, as the API's errors say it.
+AGAIN = "check your connection and --open-data-url, then run the same command again"
+
+
 def table_url(base_url: str, table: str) -> str:
     return f"{base_url.rstrip('/')}/{file_name(table)}"
 
@@ -72,7 +76,7 @@ def head_table(
             "check --open-data-url"
         )
     if response.status_code != 200:
-        raise OpenDataError(f"HEAD {url} answered HTTP {response.status_code}; try again later")
+        raise OpenDataError(f"HEAD {url} answered HTTP {response.status_code}; {AGAIN}")
     length = response.headers.get("Content-Length")
     return Remote(
         table,
@@ -228,7 +232,7 @@ def _request(
             raise _Retry(problem)
         if attempt < attempts:
             clock.sleep(backoff_delay(attempt))
-    raise OpenDataError(f"{url}: {problem} after {attempts} attempts; try again later")
+    raise OpenDataError(f"{url}: {problem} after {attempts} attempts; {AGAIN}")
 
 
 def _write(path: Path, text: str) -> None:

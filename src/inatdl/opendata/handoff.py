@@ -153,8 +153,9 @@ def listed_in_state(
 ) -> Iterator[list[dict[str, Any]]]:
     """The rows the state holds for each (taxon id, listing key), up to ``cap`` a taxon, in
     the order the cap keeps them (lowest observation ids first)."""
-    try:
-        db = sqlite3.connect(f"file:{data_dir / STATE_FILE}?mode=ro", uri=True)
+    try:  # mode=rw, never creating it: as the last to close, it removes the -wal and -shm files
+        db = sqlite3.connect(f"{(data_dir / STATE_FILE).resolve().as_uri()}?mode=rw", uri=True)
+        db.execute("PRAGMA query_only = ON")
     except sqlite3.Error as exc:
         raise InatdlError(f"cannot read the state of {data_dir}: {exc}") from exc
     try:

@@ -45,7 +45,8 @@ def _size_word(num_bytes: int) -> str:
 def show_export(out: Output, report: ExportReport, options: ExportOptions) -> None:
     how = f"{report.linked:,} hard-linked, {report.copied:,} copied" if report.added else "nothing new"
     if report.format != "imagefolder":  # shards: how many files were written
-        how = f"{report.shards_written:,} files written, {report.shards_kept:,} unchanged"
+        files = "file" if report.shards_written == 1 else "files"
+        how = f"{report.shards_written:,} {files} written, {report.shards_kept:,} unchanged"
     out.say(
         f"Exported {photos(report.photos)} of {len(report.taxa)} taxa ({report.size}) to {report.out_dir}: "
         f"{report.added:,} added ({how}), {report.kept:,} already there, {report.removed:,} removed."

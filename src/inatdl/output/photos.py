@@ -118,7 +118,8 @@ def _show_budget(out: Output, report: FetchReport) -> None:
         out.warn(f"Over a limit: {overrun}.")
 
 
-def show_dry_run(out: Output, report: FetchReport, options: FetchOptions, api_rate: float) -> None:
+def show_dry_run(out: Output, report: FetchReport, options: FetchOptions, api_rate: float | None) -> None:
+    """The dry run's estimate; ``api_rate`` is None when the listing came from the open data."""
     labels, width = _taxon_column(report)
     out.say(f"{'taxon':<{width}} {'to download':>11} {'skipped':>7} {'about':>10}")
     for t, label in zip(report.taxa, labels, strict=True):
@@ -147,14 +148,18 @@ def show_dry_run(out: Output, report: FetchReport, options: FetchOptions, api_ra
     out.say(_listing_cost(report, api_rate))
 
 
-def _listing_cost(report: FetchReport, api_rate: float) -> str:
-    """The API requests the listing took, and their time at --api-rate: a job's real cost."""
+def _listing_cost(report: FetchReport, api_rate: float | None) -> str:
+    """The API requests the listing took, and their time at --api-rate: a job's real cost
+    (none from the open data)."""
     pages = "1 observation page" if report.pages == 1 else f"{report.pages} observation pages"
-    line = (
-        f"API requests for the listing: {report.api_requests} ({pages}), "
-        f"{_seconds(report.api_requests / api_rate)} at {api_rate:g} a second; "
-        "the listing is kept, so the real run asks only for what is new."
-    )
+    if api_rate is None:
+        line = "Listed from the open data, with no API request."
+    else:
+        line = (
+            f"API requests for the listing: {report.api_requests} ({pages}), "
+            f"{_seconds(report.api_requests / api_rate)} at {api_rate:g} a second; "
+            "the listing is kept, so the real run asks only for what is new."
+        )
     if report.head_requests:
         line += f" Sizes estimated from {report.head_requests} HEAD requests to the photo hosts."
     return line
