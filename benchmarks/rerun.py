@@ -1,6 +1,7 @@
 """Time and peak memory of a rerun of a finished `inatdl photos fetch` at 100k and 1M photos.
 
-``python benchmarks/rerun.py [--photos 100000 1000000] [--before SRC] [--tries 2] [--keep DIR]``.
+``python benchmarks/rerun.py [--photos 100000 1000000] [--before SRC [--interleave]] [--tries 2]
+[--keep DIR]``.
 
 Downloading a million photos to build the finished job would take hours, so the data dir is
 synthesised with the library's own calls: a real `photos fetch` of a few photos from the
@@ -14,7 +15,10 @@ command, `inatdl photos fetch --size square` against the server, which answers t
 a query asks (no observation above the cursor) and would serve any photo asked for: a
 rerun that decides there is nothing to do. ``--before SRC`` also runs it with the code of
 another checkout's src/ (``PYTHONPATH``) on the same data dir, first (a rerun by this
-checkout after one by older code writes photos.csv once: it has no record of that file). Each rerun by
+checkout after one by older code writes photos.csv once: it has no record of that file);
+with ``--interleave`` each code builds its own data dir instead and the two rerun in turn,
+try after try (code older than the state's upgrade, such as 30a1ab4, cannot read the newer
+state). Each rerun by
 ``measure.py`` (a fresh child: wall, CPU, peak RSS); the server's counts show that no
 photo was asked for.
 """
@@ -117,10 +121,16 @@ def _write(path: str) -> None:
 
 def _template(store: Any) -> tuple[Any, str, str]:
     """A real downloaded photo's record, its folder and its walk's query."""
-    from inatdl.photo import PhotoRecord
     from inatdl.state import DONE
 
-    names = [f.name for f in dataclasses.fields(PhotoRecord)]
+    try:
+        from inatdl.photo import PhotoRecord
+
+        names = [f.name for f in dataclasses.fields(PhotoRecord)]
+    except ImportError:  # inatdl before issue 18 (30a1ab4): the state's PhotoRow, a NamedTuple
+        from inatdl.state import PhotoRow as PhotoRecord  # type: ignore[attr-defined,no-redef]
+
+        names = list(PhotoRecord._fields)
     row = store.db.execute(
         f"SELECT {', '.join(names)} FROM photos WHERE status=? LIMIT 1", (DONE,)
     ).fetchone()
@@ -130,14 +140,16 @@ def _template(store: Any) -> tuple[Any, str, str]:
 
 def _copy(template: Any, photo_id: int, folder: str) -> Any:
     old = str(template.photo_id)
-    return dataclasses.replace(
-        template,
-        photo_id=photo_id,
-        observation_id=photo_id,
-        path=f"{folder}/{photo_id}_square.jpg",
-        url=template.url.replace(old, str(photo_id)),
-        observation_url=template.observation_url.replace(old, str(photo_id)),
-    )
+    changes = {
+        "photo_id": photo_id,
+        "observation_id": photo_id,
+        "path": f"{folder}/{photo_id}_square.jpg",
+        "url": template.url.replace(old, str(photo_id)),
+        "observation_url": template.observation_url.replace(old, str(photo_id)),
+    }
+    if dataclasses.is_dataclass(template):
+        return dataclasses.replace(template, **changes)
+    return template._replace(**changes)  # the older code's NamedTuple
 
 
 def rerun(server: ServerProcess, data: Path, src: Path) -> dict[str, Any]:
@@ -149,6 +161,32 @@ def rerun(server: ServerProcess, data: Path, src: Path) -> dict[str, Any]:
     return result
 
 
+def ready(server: ServerProcess, data: Path, photos: int, src: Path) -> None:
+    """Build the finished job in ``data`` with the code in ``src`` unless it is there."""
+    if not (data / "state.sqlite").exists():
+        say(f"building a finished job of {photos:,} photos in {data}")
+        shutil.rmtree(data, ignore_errors=True)
+        build(server, data, photos, src)
+    server.control(taxa={str(TAXON): photos})
+
+
+def interleaved(
+    server: ServerProcess, root: Path, photos: int, codes: list[tuple[str, Path]], tries: int
+) -> list[tuple[int, str, dict[str, Any]]]:
+    """Each code reruns a data dir it built itself (an older state version need not be
+    readable by the newer code's upgrade, nor the reverse), the codes in turn each try, so
+    the load of a shared machine falls on both alike."""
+    dirs = {label: root / f"rerun-{photos}-{label.split()[0]}" for label, _ in codes}
+    for label, src in codes:
+        ready(server, dirs[label], photos, src)
+    rows = []
+    for attempt in range(tries):
+        for label, src in reversed(codes):
+            say(f"rerun of {photos:,} photos, {label}, try {attempt + 1}")
+            rows.append((photos, f"{label}, try {attempt + 1}", rerun(server, dirs[label], src)))
+    return rows
+
+
 def main() -> int:
     if sys.argv[1:2] == ["--synthesise"]:
         synthesise(Path(sys.argv[2]), int(sys.argv[3]))
@@ -157,6 +195,10 @@ def main() -> int:
     parser.add_argument("--photos", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--before", type=Path, help="an older checkout's src/, run first")
     parser.add_argument("--tries", type=int, default=2)
+    parser.add_argument(
+        "--interleave", action="store_true",
+        help="with --before: each code reruns a data dir it built itself, the tries alternating",
+    )  # fmt: skip
     parser.add_argument("--keep", type=Path, help="build (or reuse) the data dirs here and keep them")
     args = parser.parse_args()
     memory = "/dev/shm" if os.path.isdir("/dev/shm") else None
@@ -166,12 +208,11 @@ def main() -> int:
     rows = []
     try:
         for photos in args.photos:
+            if args.interleave:
+                rows += interleaved(server, root, photos, codes, args.tries)
+                continue
             data = root / f"rerun-{photos}"
-            if not (data / "state.sqlite").exists():
-                say(f"building a finished job of {photos:,} photos in {data}")
-                shutil.rmtree(data, ignore_errors=True)
-                build(server, data, photos, codes[-1][1])
-            server.control(taxa={str(TAXON): photos})
+            ready(server, data, photos, codes[-1][1])
             for label, src in reversed(codes):  # "before" first: it writes photos.csv each time
                 for attempt in range(args.tries):
                     say(f"rerun of {photos:,} photos, {label}, try {attempt + 1}")

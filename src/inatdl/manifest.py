@@ -20,7 +20,7 @@ _SHOWN_AS = {
 }
 
 
-def write_manifest(store: Store, path: Path, batch_rows: int = 5000) -> None:
+def write_manifest(store: Store, path: Path, batch_rows: int = 2000) -> None:
     """Rewrite photos.csv atomically from the log, streamed a few thousand rows at a time,
     unless it is the file last written and the photos it lists have not changed since:
     the state deletes the record of that file with any change to a photo, and the record
