@@ -69,7 +69,8 @@ def test_every_format_holds_each_row_exactly_as_photos_csv_writes_it(
     assert sorted(samples) == sorted(rows)
     for key, sample in samples.items():
         assert list(json.loads(sample["json"]).items()) == [
-            *rows[key].items(), ("label", rows[key]["taxon_name"])
+            *rows[key].items(),
+            ("label", rows[key]["taxon_name"]),
         ]
 
     assert export(inat, copy, tmp_path / "pq", "--split", SPLIT, "--format", "parquet").exit_code == 0
