@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import queue
+import threading
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -53,6 +55,42 @@ def read_file(path: str, size: int) -> bytes:
     finally:
         os.close(descriptor)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class WriteBehind:
+    """A shard's pieces written by a thread of their own, so that the kernel's copy of one
+    piece (a write releases the GIL) overlaps the making of the next on the other core. An
+    error of a write is raised by the next ``write`` or by the block's end."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        self.pieces: queue.Queue[bytes | bytearray | None] = queue.Queue(maxsize=2)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="shard-writer", daemon=True)
+
+    def __enter__(self) -> WriteBehind:
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        while (piece := self.pieces.get()) is not None:
+            if self.error is None:  # after an error, the pieces are only drained
+                try:
+                    self.handle.write(piece)
+                except BaseException as exc:  # raised in the exporting thread
+                    self.error = exc
+
+    def write(self, piece: bytes | bytearray) -> None:
+        """Hand ``piece`` over (never to be changed after): it is written in the background."""
+        if self.error is not None:
+            raise self.error
+        self.pieces.put(piece)
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        self.pieces.put(None)
+        self.thread.join()
+        if kind is None and self.error is not None:
+            raise self.error
 
 
 class ShardWriter(Writer):

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 from inatdl.export.selection import Measure
 from inatdl.export.writers import CroissantParts, literal
-from inatdl.export.writers._shards import Shard, ShardWriter, read_file
+from inatdl.export.writers._shards import Shard, ShardWriter, WriteBehind, read_file
 from inatdl.files import atomic_write_text
 
 LABELS_NAME = "labels.txt"
@@ -63,6 +63,10 @@ class WebDatasetWriter(ShardWriter):
         tarfile takes over its headers): members sorted by name, then two zero blocks and
         padding to a whole record. Samples are gathered and written a few MB at a time: a
         write a member cost more than `tar` takes for the whole shard."""
+        with WriteBehind(handle) as behind:
+            self._write_samples(behind, shard)
+
+    def _write_samples(self, handle: WriteBehind, shard: Shard) -> None:
         root = str(self.context.data_dir)
         as_json = _Json(self.context.selection.columns).encode
         written = 0
@@ -83,7 +87,7 @@ class WebDatasetWriter(ShardWriter):
             if len(pending) >= _WRITE_BYTES:
                 handle.write(pending)
                 written += len(pending)
-                del pending[:]
+                pending = bytearray()
         written += len(pending)
         pending += bytes(self.shard_bytes(written) - written)
         handle.write(pending)
