@@ -33,6 +33,8 @@ REQUIRED_COLUMNS = EXPORT_COLUMNS
 Measure = Callable[[Sequence[str]], int]
 #: Photo ids kept as numbers: digits without a leading zero, below 2**63.
 _NUMERIC_ID = re.compile(r"0|[1-9][0-9]{0,17}")
+#: Photos whose numbers are turned into Python objects at once.
+_CHUNK = 8192
 
 
 class Codes:
@@ -78,27 +80,30 @@ class Selection:
         return len(self.start)
 
     def photos(self, indices: Sequence[int] | np.ndarray | None = None) -> Iterator[ExportPhoto]:
-        """The photos at ``indices`` (all, in photos.csv's order, by default), rows read back."""
+        """The photos at ``indices`` (all, in photos.csv's order, by default), rows read back
+        (a chunk at a time: a million photos' numbers as Python objects would not stay small)."""
         chosen = np.arange(len(self)) if indices is None else np.asarray(indices, dtype=np.int64)
-        at = {name: self.columns.index(name) for name in ("photo_id", "path")}
-        ranges = zip(self.start[chosen].tolist(), self.end[chosen].tolist(), strict=True)
-        rows = self.rows.rows(ranges, len(self.columns))
-        details = zip(
-            self.label[chosen].tolist(),
-            self.split[chosen].tolist(),
-            self.size[chosen].tolist(),
-            self.mtime_ns[chosen].tolist(),
-            strict=True,
-        )
-        for row, (label, split, size, mtime_ns) in zip(rows, details, strict=True):
-            yield ExportPhoto(
-                tuple(row), row[at["photo_id"]], self.labels[label], label, row[at["path"]],
-                self.split_names[split], size, mtime_ns,
-            )  # fmt: skip
+        photo_id_at, path_at = self.columns.index("photo_id"), self.columns.index("path")
+        for chunk in _chunks(chosen):
+            ranges = zip(self.start[chunk].tolist(), self.end[chunk].tolist(), strict=True)
+            rows = self.rows.rows(ranges, len(self.columns))
+            details = zip(
+                self.label[chunk].tolist(),
+                self.split[chunk].tolist(),
+                self.size[chunk].tolist(),
+                self.mtime_ns[chunk].tolist(),
+                strict=True,
+            )
+            for row, (label, split, size, mtime_ns) in zip(rows, details, strict=True):
+                yield ExportPhoto(
+                    tuple(row), row[photo_id_at], self.labels[label], label, row[path_at],
+                    self.split_names[split], size, mtime_ns,
+                )  # fmt: skip
 
     def raw(self, indices: np.ndarray) -> Iterator[bytes]:
         """The rows at ``indices`` as photos.csv holds them, a batch at a time."""
-        return self.rows.raw(zip(self.start[indices].tolist(), self.end[indices].tolist(), strict=True))
+        for chunk in _chunks(indices):
+            yield from self.rows.raw(zip(self.start[chunk].tolist(), self.end[chunk].tolist(), strict=True))
 
     def id_order(self) -> np.ndarray:
         """Every photo's index in photo-id order (9 before 10; ids that are not numbers after)."""
@@ -123,10 +128,12 @@ class Selection:
         )
 
     def id_text(self, indices: np.ndarray) -> Iterator[str]:
-        if self.id_texts is None:
-            return map(str, self.ids[indices].tolist())
-        texts = self.id_texts
-        return (texts[i] for i in indices.tolist())
+        """The ids of the photos at ``indices``, as photos.csv writes them."""
+        for chunk in _chunks(indices):
+            if self.id_texts is None:
+                yield from map(str, self.ids[chunk].tolist())
+            else:
+                yield from map(self.id_texts.__getitem__, chunk.tolist())
 
     def cells(self, column: str) -> Iterator[str] | None:
         """A column's cells (of the columns counted as codes), None when photos.csv has none."""
@@ -137,6 +144,12 @@ class Selection:
 
     def close(self) -> None:
         self.rows.close()
+
+
+def _chunks(indices: np.ndarray) -> Iterator[np.ndarray]:
+    """``indices`` in pieces of _CHUNK."""
+    for start in range(0, len(indices), _CHUNK):
+        yield indices[start : start + _CHUNK]
 
 
 def _id_order(photo_id: str) -> tuple[int, str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import queue
 import threading
@@ -55,6 +56,10 @@ def read_file(path: str, size: int) -> bytes:
     finally:
         os.close(descriptor)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+#: Photos whose numbers are turned into Python objects at once while the shards are cut.
+_CHUNK = 8192
 
 
 class WriteBehind:
@@ -137,11 +142,14 @@ class ShardWriter(Writer):
         limit = self.context.options.shard_size
         for split_index, split in enumerate(selection.split_names):
             indices = order[selection.split[order] == split_index]
-            needs = map(
-                self.sample_bytes,
-                selection.label[indices].tolist(),
-                selection.size[indices].tolist(),
-                selection.measured[indices].tolist(),
+            needs = itertools.chain.from_iterable(
+                map(
+                    self.sample_bytes,
+                    selection.label[chunk].tolist(),
+                    selection.size[chunk].tolist(),
+                    selection.measured[chunk].tolist(),
+                )
+                for chunk in (indices[i : i + _CHUNK] for i in range(0, len(indices), _CHUNK))
             )
             bounds: list[int] = []  # where each shard starts in ``indices``
             used = 0
