@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import csv
 import io
-import mmap
+import os
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 #: Rows parsed back at once: one csv reader over their bytes joined.
 _BATCH = 2048
+#: Rows this close together are read in one piece with the bytes between them.
+_NEAR = 1 << 16
 
 
 def records(handle: BinaryIO, width: int) -> Iterator[tuple[list[str], int, int]]:
@@ -53,7 +56,6 @@ class RowFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.handle = path.open("rb")
-        self._map: mmap.mmap | None = None
 
     def header(self) -> list[str] | None:
         """The header row (the file left just after it); None for an empty file."""
@@ -65,23 +67,36 @@ class RowFile:
             line += more
         return next(csv.reader(io.StringIO(line.decode("utf-8"), newline="")), None)
 
-    def _mapped(self) -> mmap.mmap:
-        if self._map is None:
-            self._map = mmap.mmap(self.handle.fileno(), 0, access=mmap.ACCESS_READ)
-        return self._map
+    def _read_at(self, start: int, length: int) -> bytes:
+        if sys.platform != "win32":
+            return os.pread(self.handle.fileno(), length, start)
+        self.handle.seek(start)  # no pread on Windows
+        return self.handle.read(length)
 
     def raw(self, ranges: Iterable[tuple[int, int]]) -> Iterator[bytes]:
-        """The bytes of the rows at ``ranges``, a batch at a time, each row ending in a line break."""
-        mapped = self._mapped()
-        batch: list[bytes] = []
-        for start, end in ranges:
-            row = mapped[start:end]
-            batch.append(row if row.endswith(b"\n") else row + b"\n")  # the last row may have none
+        """The bytes of the rows at ``ranges``, a batch at a time, each row ending in a line
+        break. A batch's rows are read in one piece when they lie close together (photo-id
+        order is mostly photos.csv's), else one read a row. (Not a memory map: the pages
+        of the file it touched would count as the process's memory.)"""
+        batch: list[tuple[int, int]] = []
+        for start_end in ranges:
+            batch.append(start_end)
             if len(batch) == _BATCH:
-                yield b"".join(batch)
+                yield self._batch(batch)
                 batch = []
         if batch:
-            yield b"".join(batch)
+            yield self._batch(batch)
+
+    def _batch(self, ranges: list[tuple[int, int]]) -> bytes:
+        low = min(start for start, _ in ranges)
+        high = max(end for _, end in ranges)
+        if high - low <= 2 * sum(end - start for start, end in ranges) + _NEAR:
+            span = self._read_at(low, high - low)
+            rows = [span[start - low : end - low] for start, end in ranges]
+        else:
+            rows = [self._read_at(start, end - start) for start, end in ranges]
+        # the file's last row may have no line break
+        return b"".join(row if row.endswith(b"\n") else row + b"\n" for row in rows)
 
     def rows(self, ranges: Iterable[tuple[int, int]], width: int) -> Iterator[list[str]]:
         """The rows at ``ranges``, in that order, parsed as the first read parsed them."""
@@ -91,7 +106,4 @@ class RowFile:
                 yield _fitted(row, width, reader.line_num)
 
     def close(self) -> None:
-        if self._map is not None:
-            self._map.close()
-            self._map = None
         self.handle.close()
