@@ -341,9 +341,11 @@ def _kept(
     renumber = np.zeros(len(taxa.values), dtype=np.int32)
     renumber[present] = [labels.index(taxa.values[i]) for i in present.tolist()]
 
+    every = bool(keep.all())
+
     def kept(values: array[int], dtype: type) -> np.ndarray:
         whole: np.ndarray = np.frombuffer(values, dtype=dtype) if len(values) else np.zeros(len(keep), dtype)
-        return np.ascontiguousarray(whole[keep])
+        return whole if every else whole[keep]  # no copy when every photo stays
 
     id_texts = (
         None if read.id_texts is None else [t for t, k in zip(read.id_texts, keep.tolist(), strict=True) if k]
