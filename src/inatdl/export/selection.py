@@ -165,7 +165,7 @@ class _Read:
     end: array[int] = field(default_factory=lambda: array("q"))
     size: array[int] = field(default_factory=lambda: array("q"))
     mtime_ns: array[int] = field(default_factory=lambda: array("q"))
-    measured: array[int] = field(default_factory=lambda: array("q"))
+    measured: array[int] = field(default_factory=lambda: array("i"))  # a row: under 2 GB
     ids: array[int] = field(default_factory=lambda: array("q"))
     id_texts: list[str] | None = None
     group: array[int] = field(default_factory=lambda: array("q"))  # the group key's hash
@@ -361,7 +361,7 @@ def _kept(
         split=kept(read.split, np.int8),
         size=kept(read.size, np.int64),
         mtime_ns=kept(read.mtime_ns, np.int64),
-        measured=kept(read.measured, np.int64),
+        measured=kept(read.measured, np.int32),
         ids=kept(read.ids, np.int64) if id_texts is None else np.zeros(0, np.int64),
         id_texts=id_texts,
         column_values={column: (codes.values, codes.array()[keep]) for column, codes in read.codes.items()},
@@ -454,6 +454,15 @@ def apply_max(
     return kept
 
 
+def _groups_per_label(label: np.ndarray, group: np.ndarray, labels: int) -> np.ndarray:
+    """How many distinct groups each label's photos come from (sorted by both: no pairs built)."""
+    order = np.lexsort((group, label))
+    label, group = label[order], group[order]
+    first = np.ones(len(order), dtype=bool)  # the first photo of each (label, group)
+    first[1:] = (label[1:] != label[:-1]) | (group[1:] != group[:-1])
+    return np.bincount(label[first], minlength=labels)
+
+
 def count(
     selection: Selection,
     group: np.ndarray,
@@ -467,8 +476,7 @@ def count(
     per_taxon = np.bincount(
         selection.label.astype(np.int64) * splits + selection.split, minlength=len(selection.labels) * splits
     ).reshape(len(selection.labels), splits)
-    pairs = np.unique(np.stack([selection.label.astype(np.int64), group]), axis=1)
-    groups = np.bincount(pairs[0], minlength=len(selection.labels))
+    groups = _groups_per_label(selection.label, group, len(selection.labels))
     for i, label in enumerate(selection.labels):
         counts = {name: int(per_taxon[i][s]) for s, name in enumerate(names)}
         report.taxa.append(TaxonCounts(label, counts, int(groups[i])))
