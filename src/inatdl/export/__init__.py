@@ -22,7 +22,7 @@ from inatdl.export.writers import FORMATS, OWNED_TEXTS, WriteContext, writer_cla
 from inatdl.files import atomic_write_text, atomic_writer
 
 if TYPE_CHECKING:
-    from inatdl.export.selection import Selection
+    from inatdl.export.selected import Selection
 
 __all__ = ["DEFAULT_SHARD_SIZE", "FORMATS", "ExportOptions", "ExportReport", "export_dataset"]
 

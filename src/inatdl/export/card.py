@@ -15,7 +15,7 @@ from inatdl.export.writers import Writer
 from inatdl.manifest import obscured_note
 
 if TYPE_CHECKING:
-    from inatdl.export.selection import Selection
+    from inatdl.export.selected import Selection
 
 CARD_NAME = "README.md"
 CREDITS_NAME = "CREDITS.md"

@@ -20,7 +20,8 @@ from inatdl.export.model import ExportOptions, ExportReport
 from inatdl.export.outdir import OutDirState
 
 if TYPE_CHECKING:  # numpy is imported by the export alone, never by the CLI's start
-    from inatdl.export.selection import Measure, Selection
+    from inatdl.export.selected import Selection
+    from inatdl.export.selection import Measure
 
 #: Every format, the default first: the modules of this package.
 FORMATS = tuple(
