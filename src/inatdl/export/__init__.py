@@ -6,31 +6,52 @@ The data dir is only read. OUT_DIR keeps a small state file (outdir.py) that mar
 inatdl's and lists what inatdl put there, so an export again updates it: new photos are
 added, photos gone from the data dir removed, files nobody asked to change left alone.
 
-Nothing here imports pandas or pyarrow at module level, so `photos fetch` starts without them.
+Nothing here imports numpy, pandas or pyarrow at module level, so `photos fetch` starts without them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from inatdl.export.card import CARD_NAME, CREDITS_NAME, dataset_card, write_credits
 from inatdl.export.croissant import CROISSANT_NAME, croissant
 from inatdl.export.model import DEFAULT_SHARD_SIZE, ExportOptions, ExportReport
-from inatdl.export.outdir import check_update, make_out_dir, read_out_dir_state, write_state
-from inatdl.export.selection import select
-from inatdl.export.writers import FORMATS, OWNED_TEXTS, WriteContext, make_writer
+from inatdl.export.outdir import OutDirState, check_update, make_out_dir, read_out_dir_state, write_state
+from inatdl.export.writers import FORMATS, OWNED_TEXTS, WriteContext, writer_class
 from inatdl.files import atomic_write_text, atomic_writer
+
+if TYPE_CHECKING:
+    from inatdl.export.selected import Selection
 
 __all__ = ["DEFAULT_SHARD_SIZE", "FORMATS", "ExportOptions", "ExportReport", "export_dataset"]
 
 
 def export_dataset(data_dir: Path, out_dir: Path, options: ExportOptions) -> ExportReport:
     """Build or update the dataset in ``out_dir`` from the photos of ``data_dir``."""
+    from inatdl.export.selection import select  # numpy: only when exporting
+
     previous = read_out_dir_state(out_dir, data_dir)
     if previous is not None:
         check_update(out_dir, previous, options)
-    selection, report = select(data_dir, options, out_dir)
-    writer = make_writer(WriteContext(data_dir, out_dir, selection, options, report, previous))
+    selection, report = select(data_dir, options, out_dir, writer_class(options.format).measure)
+    try:
+        return _export(data_dir, out_dir, options, previous, selection, report)
+    finally:
+        selection.close()
+
+
+def _export(
+    data_dir: Path,
+    out_dir: Path,
+    options: ExportOptions,
+    previous: OutDirState | None,
+    selection: Selection,
+    report: ExportReport,
+) -> ExportReport:
+    writer = writer_class(options.format)(
+        WriteContext(data_dir, out_dir, selection, options, report, previous)
+    )
     files = writer.plan()
     owned = sorted({*files, *OWNED_TEXTS})
     make_out_dir(out_dir)

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Sequence
-from typing import TextIO
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TextIO
 
 from inatdl import __version__
 from inatdl.export.licences import LICENSE_TERMS, hub_licence, licence_url
 from inatdl.export.model import ExportOptions, ExportReport
-from inatdl.export.selection import Selection
 from inatdl.export.writers import Writer
 from inatdl.manifest import obscured_note
+
+if TYPE_CHECKING:
+    from inatdl.export.selected import Selection
 
 CARD_NAME = "README.md"
 CREDITS_NAME = "CREDITS.md"
@@ -115,7 +117,7 @@ def card_body(
         "## Loading",
         "",
         *writer.loading(title),
-        *obscured_note(_cells(selection, "coordinates_obscured")),
+        *obscured_note(selection.cells("coordinates_obscured")),
     ]
     if names:
         shares = ", ".join(f"{name} {share:g}" for name, share in options.splits)
@@ -202,14 +204,6 @@ def _licences(report: ExportReport) -> list[str]:
     ]
 
 
-def _cells(selection: Selection, column: str) -> Iterator[str] | None:
-    """A column's cells, None when photos.csv has no such column (written by an older inatdl)."""
-    if column not in selection.columns:
-        return None
-    at = selection.columns.index(column)
-    return (photo.values[at] for photo in selection.photos)
-
-
 def write_credits(handle: TextIO, selection: Selection) -> None:
     """CREDITS.md: every photo, its attribution, licence and observation (written row by
     row: a million photos' credits are a few hundred MB of text)."""
@@ -223,9 +217,7 @@ def write_credits(handle: TextIO, selection: Selection) -> None:
     ]
     handle.write("\n".join(lines) + "\n")
     at = [selection.columns.index(c) for c in ("attribution", "license_code", "observation_url")]
-    numeric = all(photo.photo_id.isdigit() for photo in selection.photos)  # photo 9 before photo 10
-    ordered = sorted(selection.photos, key=lambda p: (p.label, int(p.photo_id) if numeric else 0, p.photo_id))
-    for photo in ordered:
+    for photo in selection.photos(selection.credits_order()):
         attribution, licence, url = (photo.values[i] for i in at)
         handle.write(_row([photo.photo_id, _plain(photo.label), _plain(attribution), licence, url]) + "\n")
 

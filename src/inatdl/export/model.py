@@ -30,15 +30,17 @@ class ExportOptions:
 
 @dataclass(frozen=True, slots=True)
 class ExportPhoto:
-    """One photo as exported: its photos.csv row as written (in the manifest's column
-    order), and what the selection decided for it."""
+    """One photo as a writer gets it: its photos.csv row as written (in the manifest's
+    column order, read back from photos.csv), and what the selection decided for it."""
 
     values: tuple[str, ...]
     photo_id: str
     label: str
+    label_index: int  # its line in labels.txt, the ClassLabel's index: the same in every split
     path: str  # relative to the data dir, as in photos.csv
-    group: str  # the key its split was drawn by
     split: str  # "" without --split
+    size: int  # its file's size and modification time, as the selection found them
+    mtime_ns: int
 
 
 @dataclass

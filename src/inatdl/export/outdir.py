@@ -12,7 +12,7 @@ from typing import Any
 
 from inatdl.errors import ExportError
 from inatdl.export.model import ExportOptions
-from inatdl.files import atomic_write_text, disk_error
+from inatdl.files import atomic_writer, disk_error
 
 STATE_NAME = ".inatdl-export.json"
 PHOTOS_NAME = ".inatdl-export-photos.txt"  # the shards' photo ids, one a line: the summary's counts
@@ -78,7 +78,9 @@ def _read_photos(path: Path) -> set[str]:
 
 def write_photos(out_dir: Path, photo_ids: Iterable[str]) -> None:
     """The photo ids an export of shards holds, for the next update's counts."""
-    atomic_write_text(out_dir / PHOTOS_NAME, "".join(f"{photo_id}\n" for photo_id in photo_ids))
+    with atomic_writer(out_dir / PHOTOS_NAME) as handle:  # line by line: a million ids
+        for photo_id in photo_ids:
+            handle.write(f"{photo_id}\n")
 
 
 def check_update(out_dir: Path, previous: OutDirState, options: ExportOptions) -> None:
@@ -140,7 +142,9 @@ def write_state(out_dir: Path, files: Sequence[str], options: ExportOptions, **s
         "files": list(files),
         **shards,
     }
-    atomic_write_text(out_dir / STATE_NAME, json.dumps(state, indent=0) + "\n")
+    with atomic_writer(out_dir / STATE_NAME) as handle:  # piece by piece: a million files' names
+        json.dump(state, handle, indent=0)
+        handle.write("\n")
 
 
 def make_out_dir(out_dir: Path) -> None:

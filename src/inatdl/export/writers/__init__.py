@@ -14,11 +14,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inatdl.export.model import ExportOptions, ExportReport
 from inatdl.export.outdir import OutDirState
-from inatdl.export.selection import Selection
+
+if TYPE_CHECKING:  # numpy is imported by the export alone, never by the CLI's start
+    from inatdl.export.selected import Selection
+    from inatdl.export.selection import Measure
 
 #: Every format, the default first: the modules of this package.
 FORMATS = tuple(
@@ -68,6 +71,12 @@ class Writer(ABC):
     def __init__(self, context: WriteContext) -> None:
         self.context = context
 
+    @classmethod
+    def measure(cls, columns: tuple[str, ...]) -> Measure | None:
+        """What the selection should measure of each row as it reads photos.csv (the
+        shards' cut needs each sample's bytes before any row is read back); None: nothing."""
+        return None
+
     @abstractmethod
     def plan(self) -> list[str]:
         """Every file (relative to OUT_DIR) this export will own, before anything is written."""
@@ -98,10 +107,10 @@ class Writer(ABC):
         """The files and field sources for croissant.json."""
 
 
-def make_writer(context: WriteContext) -> Writer:
-    """The writer of ``context.options.format``, its module imported now."""
-    module = importlib.import_module(f"{__name__}.{context.options.format}")
-    writer: Writer = module.WRITER(context)
+def writer_class(format_: str) -> type[Writer]:
+    """The writer of ``format_``, its module imported now."""
+    module = importlib.import_module(f"{__name__}.{format_}")
+    writer: type[Writer] = module.WRITER
     return writer
 
 

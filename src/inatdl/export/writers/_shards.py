@@ -6,38 +6,33 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
+import queue
+import threading
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
+
 from inatdl.errors import ExportOptionError
-from inatdl.export.model import ExportPhoto
 from inatdl.export.outdir import OTHER_OUT_DIR, PHOTOS_NAME, remove, write_photos, write_state
 from inatdl.export.writers import OWNED_TEXTS, Writer
 from inatdl.files import disk_error
 from inatdl.units import format_size
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """A photo in a shard: the photo, its label's index, its file's size and modification time."""
-
-    photo: ExportPhoto
-    label: int
-    size: int
-    mtime_ns: int
-
-
 @dataclass
 class Shard:
-    """One file of samples, and a fingerprint of everything written into it."""
+    """One file of samples (the selection's indices, in photo-id order), and a fingerprint
+    of everything written into it, taken when the shard is about to be written."""
 
     split: str
     name: str
-    samples: list[Sample]
+    indices: np.ndarray
     fingerprint: str = ""
 
 
@@ -63,6 +58,46 @@ def read_file(path: str, size: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+#: Photos whose numbers are turned into Python objects at once while the shards are cut.
+_CHUNK = 8192
+
+
+class WriteBehind:
+    """A shard's pieces written by a thread of their own, so that the kernel's copy of one
+    piece (a write releases the GIL) overlaps the making of the next on the other core. An
+    error of a write is raised by the next ``write`` or by the block's end."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        self.pieces: queue.Queue[bytes | bytearray | None] = queue.Queue(maxsize=2)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="shard-writer", daemon=True)
+
+    def __enter__(self) -> WriteBehind:
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        while (piece := self.pieces.get()) is not None:
+            if self.error is None:  # after an error, the pieces are only drained
+                try:
+                    self.handle.write(piece)
+                except BaseException as exc:  # raised in the exporting thread
+                    self.error = exc
+
+    def write(self, piece: bytes | bytearray) -> None:
+        """Hand ``piece`` over (never to be changed after): it is written in the background."""
+        if self.error is not None:
+            raise self.error
+        self.pieces.put(piece)
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        self.pieces.put(None)
+        self.thread.join()
+        if kind is None and self.error is not None:
+            raise self.error
+
+
 class ShardWriter(Writer):
     """A format of shards: says how big a sample is, names a shard, writes one."""
 
@@ -70,8 +105,9 @@ class ShardWriter(Writer):
     version = 1
 
     @abstractmethod
-    def sample_bytes(self, sample: Sample) -> int:
-        """The bytes ``sample`` adds to a shard (exact, or a bound)."""
+    def sample_bytes(self, label: int, size: int, measured: int) -> int:
+        """The bytes a sample adds to a shard (exact, or a bound), from its label's index,
+        its file's size and what ``measure`` gave for its row."""
 
     @abstractmethod
     def shard_bytes(self, samples_bytes: int) -> int:
@@ -101,40 +137,52 @@ class ShardWriter(Writer):
         return files
 
     def _cut(self) -> Iterator[Shard]:
-        report = self.context.report
-        index_of = {label: i for i, label in enumerate(report.labels)}
-        root = str(self.context.data_dir)
-        per_split: dict[str, list[Sample]] = {name or "train": [] for name in (report.split_names or ("",))}
-        for photo in sorted(self.context.selection.photos, key=_photo_order):
-            stat = os.stat(os.path.join(root, photo.path))
-            sample = Sample(photo, index_of[photo.label], stat.st_size, stat.st_mtime_ns)
-            per_split[photo.split or "train"].append(sample)
+        selection = self.context.selection
+        order = selection.id_order()
         limit = self.context.options.shard_size
-        for split, samples in per_split.items():
-            cuts: list[list[Sample]] = []
+        for split_index, split in enumerate(selection.split_names):
+            indices = order[selection.split[order] == split_index]
+            needs = itertools.chain.from_iterable(
+                map(
+                    self.sample_bytes,
+                    selection.label[chunk].tolist(),
+                    selection.size[chunk].tolist(),
+                    selection.measured[chunk].tolist(),
+                )
+                for chunk in (indices[i : i + _CHUNK] for i in range(0, len(indices), _CHUNK))
+            )
+            bounds: list[int] = []  # where each shard starts in ``indices``
             used = 0
-            for sample in samples:
-                need = self.sample_bytes(sample)
+            for position, need in enumerate(needs):
                 if self.shard_bytes(need) > limit:
+                    photo_id = next(selection.id_text(indices[position : position + 1]))
                     raise ExportOptionError(
-                        f"--shard-size {format_size(limit)} is smaller than photo {sample.photo.photo_id} "
+                        f"--shard-size {format_size(limit)} is smaller than photo {photo_id} "
                         f"({format_size(self.shard_bytes(need))} in a shard of its own); give a larger "
                         "--shard-size, such as the default 500MB"
                     )
-                if not cuts or self.shard_bytes(used + need) > limit:
-                    cuts.append([])
+                if not bounds or self.shard_bytes(used + need) > limit:
+                    bounds.append(position)
                     used = 0
-                cuts[-1].append(sample)
                 used += need
-            for i, cut in enumerate(cuts):
-                yield Shard(split, self.shard_name(split, i, len(cuts)), cut, self._fingerprint(cut))
+            name = split or "train"
+            ends = [*bounds[1:], len(indices)]
+            for i, (start, end) in enumerate(zip(bounds, ends, strict=True)):
+                yield Shard(name, self.shard_name(name, i, len(bounds)), indices[start:end])
 
-    def _fingerprint(self, samples: list[Sample]) -> str:
-        """A digest of what decides the shard's bytes: the format, each photo's row, label
-        and file (size and modification time), so a changed photo rewrites its shard."""
-        digest = hashlib.sha256(f"{type(self).__name__}:{self.version}:{self.fingerprint_extra()}".encode())
-        for sample in samples:
-            digest.update(repr((sample.photo.values, sample.label, sample.size, sample.mtime_ns)).encode())
+    def _fingerprint(self, shard: Shard) -> str:
+        """A digest of what decides the shard's bytes: the format, the columns, each photo's
+        row as photos.csv holds it, its label and file (size and modification time), so a
+        changed photo rewrites its shard. (The rows' bytes, not their values: no row is
+        parsed for a shard that is kept.)"""
+        selection = self.context.selection
+        digest = hashlib.sha256(
+            f"{type(self).__name__}:{self.version}:{self.fingerprint_extra()}:{selection.columns}".encode()
+        )
+        for rows in selection.raw(shard.indices):
+            digest.update(rows)
+        for numbers in (selection.label, selection.size, selection.mtime_ns):
+            digest.update(np.ascontiguousarray(numbers[shard.indices], dtype="<i8").tobytes())
         return digest.hexdigest()
 
     def write(self, stale: Sequence[str]) -> None:
@@ -144,6 +192,7 @@ class ShardWriter(Writer):
         # short (a full disk, Ctrl-C) keeps the shards it finished.
         self.on_disk = dict(previous.shards) if previous else {}
         for shard in self.shards:
+            shard.fingerprint = self._fingerprint(shard)
             target = out / shard.name
             was = next((name for name, print_ in self.on_disk.items() if print_ == shard.fingerprint), None)
             if was == shard.name and target.is_file():
@@ -163,9 +212,11 @@ class ShardWriter(Writer):
             remove(out, relative)
         self.on_disk = {shard.name: shard.fingerprint for shard in self.shards}
         before = previous.photos if previous else set()
-        now = {photo.photo_id for photo in context.selection.photos}
-        report.added, report.removed, report.kept = len(now - before), len(before - now), len(now & before)
-        write_photos(out, sorted(now, key=_id_order))
+        selection = context.selection
+        in_order = selection.id_order()
+        report.kept = sum(1 for photo_id in selection.id_text(in_order) if photo_id in before)
+        report.added, report.removed = len(selection) - report.kept, len(before) - report.kept
+        write_photos(out, selection.id_text(in_order))
 
     def write_extra_files(self) -> None:
         """Write the files beside the shards."""
@@ -194,12 +245,3 @@ class ShardWriter(Writer):
         for shard in self.shards:
             files.setdefault(shard.split, []).append(shard.name)
         return files
-
-
-def _id_order(photo_id: str) -> tuple[int, str]:
-    """Photo ids in number order (9 before 10); anything else after them, as text."""
-    return (int(photo_id), "") if photo_id.isdigit() else (1 << 62, photo_id)
-
-
-def _photo_order(photo: ExportPhoto) -> tuple[int, str]:
-    return _id_order(photo.photo_id)

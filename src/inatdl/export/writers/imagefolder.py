@@ -7,12 +7,14 @@ pandas is imported here only to check the columns as Hugging Face's loader would
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from inatdl.export.model import ExportPhoto
@@ -23,6 +25,8 @@ from inatdl.files import atomic_writer
 
 METADATA_NAME = "metadata.csv"
 IMAGE_GLOBS = ("**/*.jpg", "**/*.jpeg", "**/*.png")
+#: The rows of each metadata.csv that Hugging Face's loader types its columns from.
+_TYPED_ROWS = 10_000
 
 
 class ImageFolderWriter(Writer):
@@ -31,7 +35,7 @@ class ImageFolderWriter(Writer):
     def plan(self) -> list[str]:
         context = self.context
         # photos/<Taxon_folder>/<file> in the data dir → <Taxon_folder>/<file> beside metadata.csv
-        self.targets = [_target(photo) for photo in context.selection.photos]
+        self.targets = [_target(photo) for photo in context.selection.photos()]
         # No folder for a split without photos: Hugging Face's loader refuses an empty split.
         names = context.report.split_names
         self.split_dirs = [name for name in names if name not in context.report.empty_splits] or [""]
@@ -44,7 +48,7 @@ class ImageFolderWriter(Writer):
             report.removed += remove(context.out_dir, relative) and not relative.endswith(METADATA_NAME)
         placer = Placer(context.options.copy)
         source_root, target_root = str(context.data_dir), str(context.out_dir)
-        for photo, target in zip(context.selection.photos, self.targets, strict=True):
+        for photo, target in zip(context.selection.photos(), self.targets, strict=True):
             placer.place(os.path.join(source_root, photo.path), os.path.join(target_root, target), report)
         report.linked, report.copied = placer.linked, placer.copied
         self._write_metadata()
@@ -52,19 +56,29 @@ class ImageFolderWriter(Writer):
     def _write_metadata(self) -> None:
         """metadata.csv in each split folder: file_name, label, then photos.csv's columns."""
         context, report = self.context, self.context.report
-        per_split: dict[str, list[ExportPhoto]] = {name: [] for name in self.split_dirs}
-        for photo in context.selection.photos:
-            per_split[photo.split].append(photo)
-        columns = ["file_name", "label", *context.selection.columns]
-        report.dropped_columns = columns_read_differently(per_split, columns)
+        selection = context.selection
+        columns = ["file_name", "label", *selection.columns]
+        report.dropped_columns = columns_read_differently(self._firsts(), columns)
         kept = [i for i, c in enumerate(columns) if c not in report.dropped_columns]
-        for split, metadata in zip(self.split_dirs, self.metadata_files, strict=True):
-            with atomic_writer(context.out_dir / metadata) as handle:
-                writer = csv.writer(handle, lineterminator="\n")
-                writer.writerow([columns[i] for i in kept])
-                for photo in per_split[split]:
-                    row = _metadata_row(photo)
-                    writer.writerow([row[i] for i in kept])
+        with contextlib.ExitStack() as files:
+            writers = {}
+            for split, metadata in zip(self.split_dirs, self.metadata_files, strict=True):
+                writers[split] = csv.writer(
+                    files.enter_context(atomic_writer(context.out_dir / metadata)), lineterminator="\n"
+                )
+                writers[split].writerow([columns[i] for i in kept])
+            for photo in selection.photos():
+                row = _metadata_row(photo)
+                writers[photo.split].writerow([row[i] for i in kept])
+
+    def _firsts(self) -> dict[str, list[ExportPhoto]]:
+        """The first photos of each split (what a loader infers the columns' types from)."""
+        selection = self.context.selection
+        firsts = {}
+        for split in self.split_dirs:
+            at = selection.split_names.index(split)
+            firsts[split] = list(selection.photos(np.flatnonzero(selection.split == at)[:_TYPED_ROWS]))
+        return firsts
 
     def data_files(self) -> dict[str, str]:
         return {name or "train": f"{name}/**" if name else "**" for name in self.split_dirs}
@@ -146,7 +160,7 @@ def columns_read_differently(per_split: dict[str, list[ExportPhoto]], columns: S
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(columns)
-        writer.writerows(_metadata_row(photo) for photo in photos[:10_000])
+        writer.writerows(_metadata_row(photo) for photo in photos[:_TYPED_ROWS])
         text.seek(0)
         inferred.append(pd.read_csv(text))
     # the kind of values, as Arrow types what pandas read (True beside empty cells: booleans)

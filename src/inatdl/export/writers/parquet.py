@@ -18,8 +18,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from inatdl.errors import ExportError
+from inatdl.export.model import ExportPhoto
+from inatdl.export.selection import Measure
 from inatdl.export.writers import CroissantParts, literal
-from inatdl.export.writers._shards import Sample, Shard, ShardWriter, read_file
+from inatdl.export.writers._shards import Shard, ShardWriter, read_file
 
 DATA_DIR = "data"
 #: A row group holds at least this many photos (what the hub writes for image datasets)
@@ -45,13 +47,20 @@ class ParquetWriter(ShardWriter):
     def shard_name(self, split: str, index: int, count: int) -> str:
         return f"{DATA_DIR}/{split}-{index:05d}-of-{count:05d}.parquet"
 
-    def sample_bytes(self, sample: Sample) -> int:
+    @classmethod
+    def measure(cls, columns: tuple[str, ...]) -> Measure:
+        """The bytes of each row's text (its path twice: as a column and as the image's)."""
+        path_at = columns.index("path")
+
+        def text_bytes(values: Sequence[str]) -> int:
+            return len("".join(values).encode()) + len(values[path_at])
+
+        return text_bytes
+
+    def sample_bytes(self, label: int, size: int, measured: int) -> int:
         """A bound: the image, the row's text, and the page and offset bytes around them."""
-        columns = len(sample.photo.values) + 2
-        text = len("".join(sample.photo.values).encode()) + len(sample.photo.path)
-        return (
-            sample.size + text + _SAMPLE_OVERHEAD + 16 * columns + len(self._labels_json) // ROW_GROUP_PHOTOS
-        )
+        columns = len(self.context.selection.columns) + 2
+        return size + measured + _SAMPLE_OVERHEAD + 16 * columns + len(self._labels_json) // ROW_GROUP_PHOTOS
 
     def shard_bytes(self, samples_bytes: int) -> int:
         return samples_bytes + _FILE_OVERHEAD + len(self._labels_json)
@@ -92,23 +101,25 @@ class ParquetWriter(ShardWriter):
             use_dictionary=text_columns,
             write_statistics=text_columns,
         ) as writer:
-            for group in _row_groups(shard.samples):
+            sizes = self.context.selection.size[shard.indices].tolist()
+            for start, end in _row_groups(sizes):
+                group = list(self.context.selection.photos(shard.indices[start:end]))
                 writer.write_table(self._table(group, schema), row_group_size=len(group))
 
-    def _table(self, samples: Sequence[Sample], schema: pa.Schema) -> pa.Table:
+    def _table(self, samples: Sequence[ExportPhoto], schema: pa.Schema) -> pa.Table:
         """One row group: the images read now, so only one group's are held at once."""
         root = str(self.context.data_dir)
-        contents = [read_file(os.path.join(root, s.photo.path), s.size) for s in samples]
-        names = [s.photo.path.rsplit("/", 1)[-1] for s in samples]
+        contents = [read_file(os.path.join(root, s.path), s.size) for s in samples]
+        names = [s.path.rsplit("/", 1)[-1] for s in samples]
         image_type = schema.field("image").type
         arrays = [
             pa.StructArray.from_arrays(
                 [pa.array(contents, pa.binary()), pa.array(names, pa.string())], fields=list(image_type)
             ),
-            pa.array([s.label for s in samples], pa.int64()),
+            pa.array([s.label_index for s in samples], pa.int64()),
         ]
         for i, column in enumerate(self.context.selection.columns):
-            arrays.append(_column(column, [s.photo.values[i] for s in samples], samples))
+            arrays.append(_column(column, [s.values[i] for s in samples], samples))
         return pa.Table.from_arrays(arrays, schema=schema)
 
     def data_files(self) -> dict[str, str]:
@@ -149,17 +160,17 @@ class ParquetWriter(ShardWriter):
 WRITER = ParquetWriter
 
 
-def _row_groups(samples: Sequence[Sample]) -> Iterator[Sequence[Sample]]:
-    """The samples cut into row groups of ROW_GROUP_PHOTOS photos or more, each closed once
-    its images reach ROW_GROUP_BYTES."""
+def _row_groups(sizes: Sequence[int]) -> Iterator[tuple[int, int]]:
+    """The samples (their images' sizes) cut into row groups of ROW_GROUP_PHOTOS photos or
+    more, each closed once its images reach ROW_GROUP_BYTES: where each starts and ends."""
     start, images = 0, 0
-    for end, sample in enumerate(samples, 1):
-        images += sample.size
+    for end, size in enumerate(sizes, 1):
+        images += size
         if end - start >= ROW_GROUP_PHOTOS and images >= ROW_GROUP_BYTES:
-            yield samples[start:end]
+            yield start, end
             start, images = end, 0
-    if start < len(samples):
-        yield samples[start:]
+    if start < len(sizes):
+        yield start, len(sizes)
 
 
 def _dtype(column: str) -> str:
@@ -170,7 +181,7 @@ def _arrow_type(column: str) -> pa.DataType:
     return {"int64": pa.int64(), "float64": pa.float64(), "string": pa.string()}[_dtype(column)]
 
 
-def _column(column: str, values: list[str], samples: Sequence[Sample]) -> pa.Array:
+def _column(column: str, values: list[str], samples: Sequence[ExportPhoto]) -> pa.Array:
     """A column's cells typed: text as written, numbers parsed (an empty cell is null); a
     cell that is not a number is an error naming its photo."""
     kind = _dtype(column)
@@ -185,7 +196,7 @@ def _column(column: str, values: list[str], samples: Sequence[Sample]) -> pa.Arr
                 number(value or 0)
             except ValueError:
                 raise ExportError(
-                    f"photos.csv gives photo {sample.photo.photo_id} the {column} {value!r}, not a "
+                    f"photos.csv gives photo {sample.photo_id} the {column} {value!r}, not a "
                     "number; run `inatdl photos fetch` to rewrite it"
                 ) from None
         raise

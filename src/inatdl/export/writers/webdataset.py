@@ -11,11 +11,13 @@ from __future__ import annotations
 import operator
 import os
 import tarfile
+from collections.abc import Sequence
 from json.encoder import encode_basestring
 from typing import Any, BinaryIO
 
+from inatdl.export.selection import Measure
 from inatdl.export.writers import CroissantParts, literal
-from inatdl.export.writers._shards import Sample, Shard, ShardWriter, read_file
+from inatdl.export.writers._shards import Shard, ShardWriter, WriteBehind, read_file
 from inatdl.files import atomic_write_text
 
 LABELS_NAME = "labels.txt"
@@ -43,40 +45,39 @@ class WebDatasetWriter(ShardWriter):
     def shard_name(self, split: str, index: int, count: int) -> str:
         return f"{split}-{index:05d}.tar"
 
-    def sample_bytes(self, sample: Sample) -> int:
+    @classmethod
+    def measure(cls, columns: tuple[str, ...]) -> Measure:
+        """The bytes of each row's JSON, read as the selection reads photos.csv."""
+        return _Json(columns).length
+
+    def sample_bytes(self, label: int, size: int, measured: int) -> int:
         """Exact: a header block a member, its data padded to whole blocks."""
-        return (
-            3 * _BLOCK + _blocks(sample.size) + _blocks(len(_cls(sample))) + _blocks(len(self._json(sample)))
-        )
+        return 3 * _BLOCK + _blocks(size) + _blocks(len(str(label))) + _blocks(measured)
 
     def shard_bytes(self, samples_bytes: int) -> int:
         """Exact: two zero blocks end the archive, padded to whole records (as tarfile writes)."""
         return -(-(samples_bytes + 2 * _BLOCK) // _RECORD) * _RECORD
-
-    def _json(self, sample: Sample) -> bytes:
-        """Its photos.csv row and label as a JSON object, as json.dumps writes it (each
-        value encoded alone: twice as fast at a million photos)."""
-        if not hasattr(self, "_keys"):
-            self._keys = [f"{encode_basestring(c)}: " for c in (*self.context.selection.columns, "label")]
-        values = (*sample.photo.values, sample.photo.label)
-        pairs = ", ".join(map(operator.add, self._keys, map(encode_basestring, values)))
-        return f"{{{pairs}}}".encode()
 
     def write_shard(self, handle: BinaryIO, shard: Shard) -> None:
         """The tar written directly, as tarfile writes a USTAR archive (a third of the time
         tarfile takes over its headers): members sorted by name, then two zero blocks and
         padding to a whole record. Samples are gathered and written a few MB at a time: a
         write a member cost more than `tar` takes for the whole shard."""
+        with WriteBehind(handle) as behind:
+            self._write_samples(behind, shard)
+
+    def _write_samples(self, handle: WriteBehind, shard: Shard) -> None:
         root = str(self.context.data_dir)
+        as_json = _Json(self.context.selection.columns).encode
         written = 0
         pending = bytearray()
-        for sample in shard.samples:
-            key = sample.photo.photo_id
-            image = read_file(os.path.join(root, sample.photo.path), sample.size)
+        for photo in self.context.selection.photos(shard.indices):
+            key = photo.photo_id
+            image = read_file(os.path.join(root, photo.path), photo.size)
             members = [
-                (f"{key}.cls", _cls(sample)),
-                (f"{key}.{_extension(sample)}", image),
-                (f"{key}.json", self._json(sample)),
+                (f"{key}.cls", str(photo.label_index).encode()),
+                (f"{key}.{_extension(photo.path)}", image),
+                (f"{key}.json", as_json(photo.values)),
             ]
             members.sort(key=_member_name)
             for name, data in members:
@@ -86,7 +87,7 @@ class WebDatasetWriter(ShardWriter):
             if len(pending) >= _WRITE_BYTES:
                 handle.write(pending)
                 written += len(pending)
-                del pending[:]
+                pending = bytearray()
         written += len(pending)
         pending += bytes(self.shard_bytes(written) - written)
         handle.write(pending)
@@ -100,7 +101,7 @@ class WebDatasetWriter(ShardWriter):
 
     def features(self) -> list[dict[str, Any]]:
         columns = [{"name": c, "dtype": "string"} for c in (*self.context.selection.columns, "label")]
-        present = {_extension(sample) for shard in self.shards for sample in shard.samples}
+        present = set(self.context.selection.extensions)
         images = [{"name": e, "dtype": "image"} for e in sorted({*IMAGE_EXTENSIONS, *present})]
         return [
             {"name": "cls", "dtype": "int64"},
@@ -185,12 +186,26 @@ def _member_name(member: tuple[str, bytes]) -> str:
     return member[0]
 
 
-def _cls(sample: Sample) -> bytes:
-    return str(sample.label).encode()
+def _extension(path: str) -> str:
+    return path.rsplit(".", 1)[-1].lower()
 
 
-def _extension(sample: Sample) -> str:
-    return sample.photo.path.rsplit(".", 1)[-1].lower()
+class _Json:
+    """A row and its label as a JSON object, as json.dumps writes it (each value encoded
+    alone: twice as fast at a million photos)."""
+
+    def __init__(self, columns: tuple[str, ...]) -> None:
+        self.keys = [f"{encode_basestring(c)}: " for c in (*columns, "label")]
+        self.label_at = columns.index("taxon_name")
+
+    def encode(self, values: Sequence[str]) -> bytes:
+        pairs = ", ".join(
+            map(operator.add, self.keys, map(encode_basestring, (*values, values[self.label_at])))
+        )
+        return f"{{{pairs}}}".encode()
+
+    def length(self, values: Sequence[str]) -> int:
+        return len(self.encode(values))
 
 
 def _template() -> bytes:
