@@ -145,6 +145,6 @@ def test_a_row_changed_in_photos_csv_rewrites_its_shard_alone(
 
     assert result.exit_code == 0, result.output
     shards = len(list(out.glob("*.tar")))
-    assert f"1 files written, {shards - 1} unchanged" in result.output
+    assert f"1 file written, {shards - 1} unchanged" in result.output
     sample = tar_samples(out)[rows[5]["photo_id"]]
     assert json.loads(sample["json"])["attribution"] == "(c) Renamed, some rights reserved"
