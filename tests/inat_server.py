@@ -292,6 +292,9 @@ class Fault:
     delay: float = 0.5  # seconds, for "latency" and "drip"
     chunk_size: int = 64  # bytes per piece, for "drip"
     hold_after: int | None = None  # "drip": after this many bytes, hold the rest until stopped
+    #: "drip" with ``hold_after``: once set, the held bytes go on, all but the last piece,
+    #: held until the server stops: the body is in flight until its reader stops reading
+    release: threading.Event | None = None
     location: str | None = None  # for "redirect"
     body: str | None = None  # overrides the body of "status"/"throttle"/"html"; of "redirect" too
     times: int | None = None
@@ -685,6 +688,19 @@ def _filler(photo_id: int, size: str, count: int) -> bytes:
 # --------------------------------------------------------------------------- HTTP plumbing
 
 
+def _drip_waited(fault: Fault, start: int, length: int, stopping: threading.Event) -> bool:
+    """Wait before a drip's piece at ``start`` of a body of ``length``: ``delay``, or held
+    (see ``Fault.hold_after`` and ``Fault.release``); False if the server stops meanwhile."""
+    if fault.hold_after is None or start < fault.hold_after:
+        return not stopping.wait(fault.delay)
+    if fault.release is None or start + fault.chunk_size >= length:
+        return not stopping.wait(None)  # held until the server stops
+    while not fault.release.is_set():
+        if stopping.wait(0.01):
+            return False
+    return not stopping.wait(fault.delay)
+
+
 class _HostServer(ThreadingHTTPServer):
     """One of the two hosts; the shared state lives in ``inat``."""
 
@@ -919,8 +935,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _drip(self, body: bytes, fault: Fault) -> None:
         stopping = self.server.inat._stopping
         for start in range(0, len(body), fault.chunk_size):
-            held = fault.hold_after is not None and start >= fault.hold_after
-            if start and stopping.wait(None if held else fault.delay):
+            if start and not _drip_waited(fault, start, len(body), stopping):
                 self.close_connection = True
                 return
             self.wfile.write(body[start : start + fault.chunk_size])

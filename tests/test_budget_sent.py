@@ -297,22 +297,42 @@ def test_a_body_cut_by_a_stop_is_resumed_by_the_next_run(
 ) -> None:
     """A run stopped in the middle of a slow body keeps its .part with the ETag it came
     with; the next run asks for the rest with Range and If-Range, so the host sends the
-    photo's bytes once in all, and the ledger counts at least all it sent."""
+    photo's bytes once in all, and the ledger counts at least all it sent.
+
+    The stop comes while the body is known to be in flight: the host holds its second half
+    until the signal is sent, then drips it but for the last piece, so the run can neither
+    end before the signal nor get the whole body after it, however slowly each side runs.
+    """
     data = tmp_path / "data"
     expected = make_world(inat, data, observations=1)
     photo = inat.photo_bytes(10000, "medium")
-    inat.add_fault(Fault("drip", target="photo", path_contains="/10000/", delay=0.05, chunk_size=256))
+    half, signal_sent = len(photo) // 2, threading.Event()
+    inat.add_fault(
+        Fault(
+            "drip",
+            target="photo",
+            path_contains="/10000/",
+            delay=0.05,
+            chunk_size=256,
+            hold_after=half,
+            release=signal_sent,
+        )
+    )
     child = subprocess.Popen(
         fetch_command(inat, data, "--size", "medium"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    # half of it came at least 0.05 s a piece, so it is a slow body's: its .part.info is
+    # on disk and even a SIGKILL keeps what came
+    info = data / "photos/Lythrum_salicaria/10000_medium.jpg.part.info"
     deadline = time.monotonic() + 20
-    while sum(r.sent for r in inat.requests_to("/photos/10000/")) < len(photo) // 2:
+    while sum(r.sent for r in inat.requests_to("/photos/10000/")) < half or not info.is_file():
         assert time.monotonic() < deadline and child.poll() is None, "the slow body never got going"
         time.sleep(0.01)
     child.send_signal(stop)
+    signal_sent.set()  # the run sees its stop between the pieces that follow
     _, err = child.communicate(timeout=30)
     assert child.returncode == (-signal.SIGKILL if stop == signal.SIGKILL else 130), err
     first = sum(r.sent for r in inat.requests_to("/photos/10000/"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import socket
+import threading
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -648,6 +649,32 @@ def test_fault_latency_drip_and_global_latency(inat: InatServer) -> None:
     started = time.monotonic()
     get(inat, "/taxa/30")
     assert time.monotonic() - started >= 0.1
+
+
+def test_a_held_drip_goes_on_when_released_but_for_its_last_piece(inat: InatServer) -> None:
+    """The body is in flight until its reader stops: held after ``hold_after`` bytes until
+    ``release`` is set, then sent on, all but the last piece."""
+    photo_world(inat)
+    body, release = inat.photo_bytes(11, "small"), threading.Event()
+    inat.add_fault(Fault("drip", target="photo", delay=0.0, chunk_size=256, hold_after=512, release=release))
+    last_piece = (len(body) - 1) // 256 * 256
+    with socket.create_connection(("127.0.0.1", int(inat.static_url.rsplit(":", 1)[1]))) as raw:
+        raw.sendall(f"GET {urlsplit(inat.photo_url(11, 'small')).path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        got = b""
+
+        def body_then_nothing_more(length: int) -> bytes:
+            nonlocal got
+            raw.settimeout(10)
+            while len(got.partition(b"\r\n\r\n")[2]) < length:
+                got += raw.recv(65536)
+            raw.settimeout(0.3)
+            with pytest.raises(TimeoutError):
+                got += raw.recv(65536)  # held
+            return got.partition(b"\r\n\r\n")[2]
+
+        assert body_then_nothing_more(512) == body[:512]
+        release.set()
+        assert body_then_nothing_more(last_piece) == body[:last_piece]
 
 
 def test_fault_no_length_endless_redirect(inat: InatServer) -> None:
