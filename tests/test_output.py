@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 
+import pytest
 from fakes import FakeClock
 from inat_server import Fault, InatServer
 from test_batching import EIGHT, build_eight, listed
+from test_stop import interrupt_at_photo
+from test_summary import COLUMNS, table
 from world import run, two_taxa, write_taxa
 
 from inatdl.client import ApiClient, build_session
 from inatdl.constants import ALL_LICENSES
 from inatdl.fetch import FetchOptions, fetch_photos
 from inatdl.observations import Filters
-from inatdl.output.progress import TqdmReporter
-from inatdl.state import DONE, FAILED, Outcome, PhotoJob
+from inatdl.output.progress import LogReporter, TqdmReporter
+from inatdl.state import DONE, FAILED, GONE, PENDING, Outcome, PhotoJob
 from inatdl.taxa import load_resolved_taxa
 
 
@@ -109,6 +114,68 @@ def test_the_bytes_bar_has_a_total_estimated_from_the_photos_so_far() -> None:
     bar.paged(4, 0)  # the listing is done: the photos listed are the job
     assert bar.photos.total == 35
     bar.close()
+
+
+def test_a_dry_run_says_what_it_would_download_not_what_it_handled(world: InatServer, tmp_path: Path) -> None:
+    """Issue 22's walk-through: a dry run ended with "0 of 591 photos handled"."""
+    result = run(world, tmp_path / "data", "photos", "fetch", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[-1] == "24 photos to download (dry run: nothing downloaded)"
+    assert "handled" not in result.stderr
+    assert table(result.stdout, ("to download",))["total"]["to download"] == 24
+
+
+def test_a_dry_runs_bar_counts_the_photos_to_download_as_they_are_listed() -> None:
+    bar = TqdmReporter(dry_run=True)
+    bar.paged(0, 2)
+    bar.listed(10)
+    bar.paged(1, 1)
+    bar.listed(5)
+    bar.paged(2, 0)
+    assert (bar.photos.n, bar.photos.total) == (15, None)
+    assert bar.photos.desc.startswith("photos to download (paging")
+    assert bar.bytes.disable
+    bar.close()
+
+
+def _last_line(caplog: pytest.LogCaptureFixture, reporter: LogReporter) -> str:
+    with caplog.at_level(logging.INFO, logger="inatdl"):
+        reporter.close()
+    return caplog.messages[-1]
+
+
+def test_the_last_progress_line_counts_as_the_summary_does(caplog: pytest.LogCaptureFixture) -> None:
+    """Finished photos by the summary's columns; a download dropped at a stop is left."""
+    reporter = LogReporter()
+    reporter.listed(10)
+    for photo_id in range(4):
+        reporter.finished(_outcome(photo_id, received=1000))
+    reporter.finished(_outcome(4, already_there=True, received=900))
+    reporter.finished(_outcome(5, FAILED))
+    reporter.finished(_outcome(6, GONE))
+    reporter.finished(_outcome(7, PENDING))  # dropped at a Ctrl-C: not finished
+    line = "10 photos to download: 4 new, 1 had, 1 failed, 1 gone, 3 left; 4.0 kB downloaded"
+    assert _last_line(caplog, reporter) == line
+    dry = LogReporter(dry_run=True)
+    dry.listed(7)
+    assert _last_line(caplog, dry) == "7 photos to download (dry run: nothing downloaded)"
+
+
+def test_after_a_ctrl_c_the_last_line_agrees_with_the_summary(world: InatServer, tmp_path: Path) -> None:
+    """Issue 22's walk-through: "44 of 60 handled" over a summary of other numbers."""
+    data = tmp_path / "data"
+    sent = interrupt_at_photo(world, 6)
+    result = run(world, data, "photos", "fetch", "--workers", "2")
+    assert sent.is_set() and result.exit_code == 130, result.output
+    total = table(result.stdout, COLUMNS)["total"]
+    last = re.fullmatch(
+        r"(\d+) photos to download: (.*), (\d+) left; .* downloaded", result.stderr.splitlines()[-2]
+    )
+    assert last is not None, result.stderr
+    told = {column: int(count) for count, column in (part.split() for part in last[2].split(", "))}
+    assert told == {c: total[c] for c in ("new", "failed", "gone") if total[c] or c == "new"}
+    assert int(last[3]) == total["left"] > 0
+    assert int(last[1]) == total["listed"] - total["skipped"]
 
 
 def test_long_taxon_names_widen_the_column_and_a_cut_one_ends_with_an_ellipsis(

@@ -55,7 +55,8 @@ class ListingProgress(Protocol):
     done, so that the job's total is exact once no page is left (the workers' queue may hold
     the photos back for long before they enter it)."""
 
-    def listing(self, taxon: str) -> None: ...
+    def listing(self, taxon: str) -> None: ...  # paging the API's observations of these taxa
+    def listing_open_data(self, taxa: int) -> None: ...  # the open data's photos of so many taxa
     def paged(self, done: int, left: int) -> None: ...  # pages of the whole job so far, and left
     def listed(self, count: int) -> None: ...  # photos to download: retries, each batch's rows
 

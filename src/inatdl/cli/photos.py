@@ -139,7 +139,7 @@ def photos_fetch(
         dry_run=dry_run,
     )
     client = settings.client(pool_size=workers + 2)
-    reporter = fetch_reporter(settings.out)
+    reporter = fetch_reporter(settings.out, dry_run)
     with sigterm_as_interrupt():
         report = fetch_photos(client, data_dir, taxa_rows, options, settings.clock, reporter, photo_source)
     if dry_run:

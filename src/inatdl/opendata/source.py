@@ -52,7 +52,7 @@ class OpenDataSource:
             for t in job.taxa.values()
             if t.taxon_id in cursors
         ]
-        job.progress.listing(f"the open data ({len(taxa)} taxa)")
+        job.progress.listing_open_data(len(taxa))
         for rows in planned_photos(
             self.copy, self.open_data_dir, taxa, job.size, self.filters, self.base_url
         ):
