@@ -41,7 +41,10 @@ MARKER = re.compile(r"^<!-- example: ([\w-]+) -->$")
 #: Messages the README quotes in its prose (`...`) as well: each must be one a run printed.
 QUOTED = ("iNaturalist API not answering",)
 DEAD_API = "http://127.0.0.1:9/v1"  # the discard port: connection refused, as with no network
-PROGRESS = re.compile(r"^(paging the observations of |\d+ of (about )?\d+ photos handled|Listing the taxa)")
+PROGRESS = re.compile(
+    r"^(paging the observations of |listing the photos of |\d+ of (about )?\d+ photos handled"
+    r"|\d+ photos? to download[:( ]|Listing the taxa)"
+)
 VARYING = (
     (re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"), "<date and time>"),
     (re.compile(r"\b\d\d:\d\d:\d\d\b"), "<time>"),

@@ -95,7 +95,12 @@ def test_webdataset_shards_hold_every_photo_as_downloaded(
         assert set(sample) == {"split", "shard", extension, "cls", "json"}
         assert sample[extension] == (data / row["path"]).read_bytes()  # never re-encoded
         assert LABELS[int(sample["cls"])] == row["taxon_name"]
-        assert json.loads(sample["json"]) == {**row, "label": row["taxon_name"]}
+        obscured = {"true": True, "false": False, "": None}[row["coordinates_obscured"]]  # JSON's, not text
+        assert json.loads(sample["json"]) == {
+            **row,
+            "coordinates_obscured": obscured,
+            "label": row["taxon_name"],
+        }
         assert list(json.loads(sample["json"])) == [*columns, "label"]
     assert {s["png"] is not None for s in samples.values() if "png" in s} == {True}  # pngs among jpgs
     shards = sorted(p.name for p in out.glob("*.tar"))

@@ -57,6 +57,18 @@ def test_both_routes_give_the_same_photos(synced: InatServer, tmp_path: Path, jo
         assert "1 photo gone from iNaturalist (404/410); not retried." in result.stdout
 
 
+def test_the_progress_says_the_open_data_is_listed_not_paged(synced: InatServer, tmp_path: Path) -> None:
+    """It pages nothing from an API (issue 22's walk-through: "paging the observations of the
+    open data"), and a dry run says what it would download, not "0 of N photos handled"."""
+    result = run_open(synced, tmp_path, "photos", "fetch", "--source", "open-data", "--dry-run")
+    assert result.exit_code == 0, result.output
+    progress = result.stderr.splitlines()
+    assert progress[0] == "listing the photos of 2 taxa from the open data"
+    to_download = len(SALICARIA_PHOTOS + ALATUM_PHOTOS) + 1  # and the one gone, not known before
+    assert progress[-1] == f"{to_download} photos to download (dry run: nothing downloaded)"
+    assert "paging" not in result.stderr and "handled" not in result.stderr
+
+
 def test_photos_csv_names_the_observation_by_uuid(synced: InatServer, tmp_path: Path) -> None:
     assert (
         run_open(synced, tmp_path, "photos", "fetch", "--source", "open-data", "--size", "square").exit_code

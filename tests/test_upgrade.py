@@ -6,11 +6,16 @@ the rows the old state never knew them for; other commands read it as it is."""
 from __future__ import annotations
 
 import csv
+import json
+import re
 import shutil
 import sqlite3
+import tarfile
 from pathlib import Path
 from types import ModuleType
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from fakes import FakeClock
 from fixtures.make_data_dir_v1 import DATA_DIR, IRIS, OAK, fixture_world
@@ -227,6 +232,52 @@ def test_an_export_carries_the_new_columns_and_counts_obscured_photos(
     card = (out / "README.md").read_text(encoding="utf-8")
     assert "2 of 7 photos have obscured coordinates (`coordinates_obscured`)" in card
     assert "For 4 it is not known (listed by an earlier inatdl)." in card
+
+
+def test_parquet_and_webdataset_exports_type_the_new_columns_as_the_plan_does(
+    inat: InatServer, tmp_path: Path
+) -> None:
+    """`coordinates_obscured` true, false or null (not known), not the text 'true'/'false';
+    `positional_accuracy` an integer, null when not known: as `photos plan` writes them and
+    as Hugging Face's loader reads the imagefolder's metadata.csv."""
+    data = old_data_dir(tmp_path)
+    fixture_world(inat)
+    inat.add_observation(301, OAK, photos=[{"id": 3011, "license_code": "cc-by"}, {"id": 3012}])
+    inat.set_coordinates_privacy(301, accuracy=10, taxon_geoprivacy="obscured")
+    inat.add_observation(302, IRIS, photos=[{"id": 3021, "license_code": "cc-by"}])
+    inat.set_coordinates_privacy(302, accuracy=374)
+    assert run(inat, data, "photos", "fetch", "--size", "square").exit_code == 0
+    obscured = {**dict.fromkeys(OLD_PHOTOS), "3011": True, "3012": True, "3021": False}
+    accuracy = {
+        **dict.fromkeys(OLD_PHOTOS),
+        "3011": OBSCURED_ACCURACY,
+        "3012": OBSCURED_ACCURACY,
+        "3021": 374,
+    }
+    out = {format_: tmp_path / format_ for format_ in ("parquet", "webdataset")}
+    for format_, folder in out.items():
+        assert run(inat, data, "dataset", "export", str(folder), "--format", format_).exit_code == 0
+
+    tables = [pq.read_table(path) for path in sorted((out["parquet"] / "data").glob("*.parquet"))]
+    for table in tables:
+        assert table.schema.field("coordinates_obscured").type == pa.bool_()
+        assert table.schema.field("positional_accuracy").type == pa.int64()
+        features = json.loads(table.schema.metadata[b"huggingface"])["info"]["features"]
+        assert features["coordinates_obscured"] == {"dtype": "bool", "_type": "Value"}
+        assert features["positional_accuracy"] == {"dtype": "int64", "_type": "Value"}
+    rows = {str(row["photo_id"]): row for table in tables for row in table.to_pylist()}
+    assert {p: row["coordinates_obscured"] for p, row in rows.items()} == obscured
+    assert {p: row["positional_accuracy"] for p, row in rows.items()} == accuracy
+
+    samples = {}
+    for shard in sorted(out["webdataset"].glob("*.tar")):
+        with tarfile.open(shard) as tar:
+            for member in tar.getmembers():
+                if member.name.endswith(".json") and (handle := tar.extractfile(member)) is not None:
+                    samples[member.name.split(".")[0]] = json.loads(handle.read())
+    assert {p: sample["coordinates_obscured"] for p, sample in samples.items()} == obscured
+    card = (out["webdataset"] / "README.md").read_text(encoding="utf-8")
+    assert re.search(r'- name: "coordinates_obscured"\s+dtype: "bool"', card)  # the loader's features
 
 
 def test_a_split_export_of_an_upgraded_data_dir_keeps_coordinates_obscured(

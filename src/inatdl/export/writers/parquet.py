@@ -29,9 +29,19 @@ DATA_DIR = "data"
 #: the writer's per-group work cost more than the bytes.
 ROW_GROUP_PHOTOS = 100
 ROW_GROUP_BYTES = 4 << 20
-#: photos.csv's columns that are numbers; any other column is text as written.
-INTEGER_COLUMNS = ("photo_id", "observation_id", "taxon_id", "observed_taxon_id", "bytes")
-FLOAT_COLUMNS = ("latitude", "longitude", "positional_accuracy")
+#: photos.csv's columns that are numbers or true/false (as `photos plan` types them); any
+#: other column is text as written.
+INTEGER_COLUMNS = (
+    "photo_id",
+    "observation_id",
+    "taxon_id",
+    "observed_taxon_id",
+    "bytes",
+    "positional_accuracy",
+)
+FLOAT_COLUMNS = ("latitude", "longitude")
+BOOLEAN_COLUMNS = ("coordinates_obscured",)
+BOOLEANS = {"true": True, "false": False, "": None}  # as photos.csv writes them
 #: A bound on what a file holds beside its samples (magic, footer, schema with the labels).
 _FILE_OVERHEAD = 64 * 1024
 _SAMPLE_OVERHEAD = 64
@@ -174,11 +184,14 @@ def _row_groups(sizes: Sequence[int]) -> Iterator[tuple[int, int]]:
 
 
 def _dtype(column: str) -> str:
+    if column in BOOLEAN_COLUMNS:
+        return "bool"
     return "int64" if column in INTEGER_COLUMNS else "float64" if column in FLOAT_COLUMNS else "string"
 
 
 def _arrow_type(column: str) -> pa.DataType:
-    return {"int64": pa.int64(), "float64": pa.float64(), "string": pa.string()}[_dtype(column)]
+    types = {"int64": pa.int64(), "float64": pa.float64(), "bool": pa.bool_(), "string": pa.string()}
+    return types[_dtype(column)]
 
 
 def _column(column: str, values: list[str], samples: Sequence[ExportPhoto]) -> pa.Array:
@@ -187,6 +200,10 @@ def _column(column: str, values: list[str], samples: Sequence[ExportPhoto]) -> p
     kind = _dtype(column)
     if kind == "string":
         return pa.array(values, pa.string())
+    if kind == "bool":
+        return pa.array(
+            [_boolean(column, value, sample) for value, sample in zip(values, samples, strict=True)]
+        )
     number = int if kind == "int64" else float
     try:
         return pa.array([number(value) if value else None for value in values], _arrow_type(column))
@@ -200,3 +217,13 @@ def _column(column: str, values: list[str], samples: Sequence[ExportPhoto]) -> p
                     "number; run `inatdl photos fetch` to rewrite it"
                 ) from None
         raise
+
+
+def _boolean(column: str, value: str, sample: ExportPhoto) -> bool | None:
+    """A true/false cell of photos.csv (an empty one is null); anything else is an error."""
+    if value not in BOOLEANS:
+        raise ExportError(
+            f"photos.csv gives photo {sample.photo_id} the {column} {value!r}, not true or "
+            "false; run `inatdl photos fetch` to rewrite it"
+        )
+    return BOOLEANS[value]

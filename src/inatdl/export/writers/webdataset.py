@@ -100,7 +100,10 @@ class WebDatasetWriter(ShardWriter):
         return {split: f"{split}-*.tar" for split in self.split_files()}
 
     def features(self) -> list[dict[str, Any]]:
-        columns = [{"name": c, "dtype": "string"} for c in (*self.context.selection.columns, "label")]
+        columns = [
+            {"name": c, "dtype": "bool" if c in _JSON_BOOLEAN_COLUMNS else "string"}
+            for c in (*self.context.selection.columns, "label")
+        ]
         present = set(self.context.selection.extensions)
         images = [{"name": e, "dtype": "image"} for e in sorted({*IMAGE_EXTENSIONS, *present})]
         return [
@@ -190,6 +193,12 @@ def _extension(path: str) -> str:
     return path.rsplit(".", 1)[-1].lower()
 
 
+#: Columns written as JSON's true, false or null (photos.csv's true, false or empty), as
+#: the Parquet export and `photos plan` type them; any other value stays text.
+_JSON_BOOLEAN_COLUMNS = ("coordinates_obscured",)
+_JSON_BOOLEANS = {"true": "true", "false": "false", "": "null"}
+
+
 class _Json:
     """A row and its label as a JSON object, as json.dumps writes it (each value encoded
     alone: twice as fast at a million photos)."""
@@ -197,11 +206,13 @@ class _Json:
     def __init__(self, columns: tuple[str, ...]) -> None:
         self.keys = [f"{encode_basestring(c)}: " for c in (*columns, "label")]
         self.label_at = columns.index("taxon_name")
+        self.booleans_at = [i for i, c in enumerate(columns) if c in _JSON_BOOLEAN_COLUMNS]
 
     def encode(self, values: Sequence[str]) -> bytes:
-        pairs = ", ".join(
-            map(operator.add, self.keys, map(encode_basestring, (*values, values[self.label_at])))
-        )
+        encoded = list(map(encode_basestring, (*values, values[self.label_at])))
+        for at in self.booleans_at:
+            encoded[at] = _JSON_BOOLEANS.get(values[at], encoded[at])
+        pairs = ", ".join(map(operator.add, self.keys, encoded))
         return f"{{{pairs}}}".encode()
 
     def length(self, values: Sequence[str]) -> int:
