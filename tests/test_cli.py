@@ -141,16 +141,36 @@ def test_api_rate_must_be_a_positive_number(inat: InatServer, tmp_path: Path, ra
         )
 
 
-@pytest.mark.parametrize("api_url", ["api.inaturalist.org/v1", "http://[::1/v1", "ftp://example.org/v1"])
-def test_an_unusable_api_url_is_one_line_naming_the_option(tmp_path: Path, api_url: str) -> None:
+@pytest.mark.parametrize(
+    "api_url", ["foo", "api.inaturalist.org/v1", "http://[::1/v1", "ftp://example.org/v1", "https:///v1"]
+)
+def test_an_unusable_api_url_is_a_usage_error_naming_the_option(tmp_path: Path, api_url: str) -> None:
+    """Refused before the command starts (it wrote taxa.csv with every name an error, exit 1)."""
     result = CliRunner().invoke(
         cli,
         ["--data-dir", str(tmp_path / "d"), "--api-url", api_url, "taxa", "observed", "--place-id", "7"],
         obj={"clock": FakeClock()},
     )
-    assert result.exit_code == 1
-    assert result.stderr.startswith("Error: cannot use the API URL ") and result.stderr.count("\n") == 1
-    assert result.stderr.endswith("; check --api-url\n")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: Invalid value for '--api-url': {api_url!r} is not an http(s) URL; "
+        "write it like https://api.inaturalist.org/v1"
+    )
+    assert not (tmp_path / "d").exists()
+
+
+def test_an_unusable_url_from_the_environment_names_the_variable(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["--data-dir", str(tmp_path / "d"), "opendata", "sync"],
+        env={"INATDL_OPEN_DATA_URL": "bucket/open-data"},
+        obj={"clock": FakeClock()},
+    )
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        "Error: Invalid value for '--open-data-url': 'bucket/open-data' (from INATDL_OPEN_DATA_URL) is not "
+        "an http(s) URL; write it like https://inaturalist-open-data.s3.amazonaws.com"
+    )
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ import click
 
 from inatdl import __version__
 from inatdl.cli import dataset, opendata, photos, records, taxa
-from inatdl.cli.options import Rate
+from inatdl.cli.options import HttpUrl, Rate
 from inatdl.cli.settings import CONTEXT, EXIT_INTERRUPTED, Settings
 from inatdl.constants import DEFAULT_API_RATE, DEFAULT_API_URL, DEFAULT_DATA_DIR
 from inatdl.errors import InatdlError
@@ -129,6 +129,7 @@ def _finite(value: float, param: click.Parameter) -> float:
     "--api-url",
     envvar="INATDL_API_URL",
     metavar="URL",
+    type=HttpUrl(DEFAULT_API_URL),
     default=DEFAULT_API_URL,
     show_default=True,
     help="The iNaturalist API base [env: INATDL_API_URL].",
@@ -146,6 +147,7 @@ def _finite(value: float, param: click.Parameter) -> float:
     "--open-data-url",
     envvar="INATDL_OPEN_DATA_URL",
     metavar="URL",
+    type=HttpUrl(DEFAULT_OPEN_DATA_URL),
     default=DEFAULT_OPEN_DATA_URL,
     show_default=True,
     help="The open data's base: <url>/<table>.csv.gz and <url>/photos/... [env: INATDL_OPEN_DATA_URL].",

@@ -8,8 +8,10 @@ import datetime as dt
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
+from click.core import ParameterSource
 
 from inatdl.constants import ALL_LICENSES, DEFAULT_LICENSES, QUALITY_GRADES
 from inatdl.splits import parse_splits
@@ -31,6 +33,38 @@ class SizeType(click.ParamType):
             return parse_size(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+
+
+class HttpUrl(click.ParamType):
+    """An http(s) URL with a host: anything else would fail only at the first request, after
+    the command had started (taxa.csv written with every name an error)."""
+
+    name = "URL"
+
+    def __init__(self, example: str) -> None:
+        self.example = example
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        try:
+            parts = urlsplit(text)
+            usable = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+        except ValueError:  # such as an unclosed [ of an IPv6 address
+            usable = False
+        if not usable:
+            self.fail(
+                f"{_given(text, param, ctx)} is not an http(s) URL; write it like {self.example}", param, ctx
+            )
+        return text
+
+
+def _given(text: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
+    """A value as the user gave it, naming the environment variable it came from."""
+    if param is None or param.name is None or ctx is None:
+        return repr(text)
+    if ctx.get_parameter_source(param.name) == ParameterSource.ENVIRONMENT:
+        return f"{text!r} (from {param.envvar})"
+    return repr(text)
 
 
 class ShardSize(SizeType):
