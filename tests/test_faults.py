@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import requests
 from fakes import FakeClock
 from inat_server import Fault, InatServer, http_date
 from requests.adapters import HTTPAdapter
+from test_budget_sent import ledger_total
 from world import ALATUM_PHOTOS, SALICARIA_PHOTOS, expected_files, files, manifest_ids, run
 
 import inatdl.parts
@@ -410,6 +413,42 @@ def test_a_full_disk_under_the_state_file_stops_the_run_and_loses_nothing(
     assert files(data) == expected_files(world)
     fetched_again = {r.path.split("/")[2] for r in world.photo_requests()}
     assert not fetched_again & {path.split("/")[-1].split("_")[0] for path in saved}
+
+
+def test_a_disk_that_stays_full_under_the_state_file_leaves_no_reservation_counted_as_sent(
+    world: InatServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every write of the state fails from the fifth photo on, as on a disk that stays
+    full: the budget's lease (written as spent, 50 MB, before its bytes came) cannot be
+    closed then, and the next runs counted all of it as sent. They count what the hosts
+    sent."""
+    original_transaction, original_record = Store.transaction, Store.record
+    recorded: list[object] = []
+
+    def record(self: Store, outcome: Any) -> None:
+        recorded.append(outcome)
+        original_record(self, outcome)
+
+    @contextlib.contextmanager
+    def transaction(self: Store) -> Iterator[None]:
+        with original_transaction(self):
+            if len(recorded) >= 5:
+                raise sqlite3.OperationalError("database or disk is full")
+            yield
+
+    monkeypatch.setattr(Store, "record", record)
+    monkeypatch.setattr(Store, "transaction", transaction)
+    data = tmp_path / "data"
+    result = run(world, data, "photos", "fetch", "--workers", "2")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1].startswith(
+        f"Error: the disk holding {data / 'state.sqlite'} is full"
+    )
+    monkeypatch.undo()
+    assert run(world, data, "photos", "fetch").exit_code == 0
+    assert files(data) == expected_files(world)
+    assert world.bytes_sent() <= ledger_total(data) < world.bytes_sent() + 50_000  # not 50 MB more
+    assert (data / "state.sqlite-lease").read_bytes().strip() == b""  # settled once
 
 
 def test_a_long_retry_after_is_honoured_not_given_up(world: InatServer, tmp_path: Path) -> None:

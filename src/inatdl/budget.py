@@ -202,6 +202,7 @@ class ByteBudget:
         now = clock.now()
         self._bucket: _Bucket | None = None  # the newest, still taking admissions
         self._bucket_opened = 0.0
+        store.settle_kept_lease()  # a lease a full disk left counted whole
         for at, num_bytes in store.ledger_since(now - DAY):
             self._add_bucket(_Bucket(at, num_bytes))
 

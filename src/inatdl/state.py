@@ -6,6 +6,7 @@ of the workers are batched into a commit every few hundred photos or seconds.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -20,6 +21,8 @@ from typing import Any, NamedTuple
 from inatdl.clock import Clock
 from inatdl.constants import COMMIT_EVERY_PHOTOS, COMMIT_EVERY_SECONDS, LOCK_FILE
 from inatdl.errors import DataDirBusy, DiskError, InatdlError, StateError
+from inatdl.files import disk_error
+from inatdl.lease_slot import LeaseSlot
 from inatdl.migrations import APP_ID, SCHEMA_VERSION, upgrade_statements
 from inatdl.photo import STATE_COLUMNS, PhotoRecord
 
@@ -137,6 +140,7 @@ class Store:
         self._pending: list[Outcome] = []  # outcomes not committed yet
         self._pending_lock = threading.Lock()  # for _pending alone, never held while waiting
         self._last_commit = clock.monotonic()
+        self._lease_slot = LeaseSlot(path.with_name(path.name + "-lease"))
         _check_is_sqlite(path)
         try:
             self.db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
@@ -444,17 +448,35 @@ class Store:
 
     def open_lease(self, at: float, num_bytes: int) -> int:
         """Write a reservation before its bytes are read, so a crash overcounts, never under."""
+        try:
+            self._lease_slot.allocate()  # where its closing goes if the disk fills meanwhile
+        except OSError as exc:
+            raise disk_error(exc, self._lease_slot.path) from None
         with self.transaction():
             cursor = self.db.execute("INSERT INTO ledger (at, bytes) VALUES (?, ?)", (at, num_bytes))
         return int(cursor.lastrowid or 0)
 
     def close_lease(self, lease_id: int, at: float, num_bytes: int) -> None:
-        with self.transaction():
-            if num_bytes:
-                self.db.execute("UPDATE ledger SET at=?, bytes=? WHERE id=?", (at, num_bytes, lease_id))
-            else:
-                self.db.execute("DELETE FROM ledger WHERE id=?", (lease_id,))
-            self.db.execute("DELETE FROM ledger WHERE at < ?", (at - 2 * 86400,))
+        """Replace a lease's reservation by the bytes really sent; on a full disk, keep that
+        in the lease slot for the next run (settle_kept_lease), not the reservation."""
+        try:
+            with self.transaction():
+                if num_bytes:
+                    self.db.execute("UPDATE ledger SET at=?, bytes=? WHERE id=?", (at, num_bytes, lease_id))
+                else:
+                    self.db.execute("DELETE FROM ledger WHERE id=?", (lease_id,))
+                self.db.execute("DELETE FROM ledger WHERE at < ?", (at - 2 * 86400,))
+        except DiskError:
+            with contextlib.suppress(OSError):  # the slot is written in place: no space needed
+                self._lease_slot.keep(lease_id, at, num_bytes)
+            raise
+
+    def settle_kept_lease(self) -> None:
+        """Write to the ledger the closing of a lease that a run could not write (a full disk)."""
+        kept = self._lease_slot.kept()
+        if kept is not None:
+            self.close_lease(*kept)
+            self._lease_slot.clear()
 
     def shrink_lease(self, lease_id: int, num_bytes: int) -> None:
         """Take back bytes a closed lease counted for a download that sent fewer."""
