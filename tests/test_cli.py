@@ -209,6 +209,15 @@ def test_sizes_are_matched_ignoring_case_by_every_command(inat: InatServer, tmp_
     assert sorted(p.name.split("_")[1] for p in (tmp_path / "out").rglob("*.jp*g")) == ["medium.jpeg"] * 2
 
 
+def test_the_photos_groups_help_names_both_its_commands() -> None:
+    """It said "Download the photos…" though `photos plan` downloads nothing."""
+    result = CliRunner().invoke(cli, ["photos", "--help"])
+    assert result.exit_code == 0
+    about = " ".join(result.output.split("Example:")[0].split("\n", 1)[1].split())  # after the usage line
+    assert about.startswith("The photos of the resolved taxa: download them (fetch")
+    assert "(plan: a Parquet file for img2dataset)" in about
+
+
 def test_the_urls_are_shown_as_url_in_the_help() -> None:
     shown = CliRunner().invoke(cli, ["--help"]).stdout
     assert re.search(r"--api-url URL  +The iNaturalist API base", shown)

@@ -26,6 +26,7 @@ from world import manifest, run, write_taxa
 
 from inatdl.cli import cli
 from inatdl.splits import parse_splits, split_for, unit_hash
+from inatdl.state import DataDirLock
 
 SALICARIA, ALATUM, ROBUR = 61299, 61300, 56133
 TAXA = [(SALICARIA, "Lythrum salicaria"), (ALATUM, "Lythrum alatum"), (ROBUR, "Quercus robur")]
@@ -782,6 +783,35 @@ def test_photos_a_killed_fetch_did_not_list_are_told_then_exported(inat: InatSer
     result = export(inat, data, out)
     assert "stopped before" not in result.output
     assert len(read_csv(out / "metadata.csv")) == len(manifest(data)) == len(list(folder.glob("*_square.*g")))
+
+
+def test_an_export_while_a_fetch_runs_says_so_in_one_line(inat: InatServer, tmp_path: Path) -> None:
+    """It said the photos the running fetch had downloaded were those of "a fetch that was
+    stopped" and to run `photos fetch` again: one line says a fetch runs, and to export when
+    it ends. The lock is only looked at: the data dir is left as it was."""
+    inat.add_taxon(1, "Plantae", rank="kingdom")
+    inat.add_taxon(SALICARIA, "Lythrum salicaria", parent_id=1)
+    write_taxa(tmp_path / "data", [(SALICARIA, "Lythrum salicaria")])
+    add_observations(inat, SALICARIA, 1000, 6)
+    data, out = tmp_path / "data", tmp_path / "out"
+    fetch(inat, data)
+    listed_before = (data / "photos.csv").read_bytes()
+    add_observations(inat, SALICARIA, 4000, 6)
+    fetch(inat, data)
+    since = len(manifest(data)) - len(listed_before.splitlines()) + 1
+    (data / "photos.csv").write_bytes(listed_before)  # as while the fetch runs: written at its end
+    with DataDirLock(data):  # a fetch holds it while it runs
+        before = snapshot(data)
+        result = export(inat, data, out)
+        assert snapshot(data) == before
+    assert result.exit_code == 0, result.output
+    told = [line for line in result.stdout.splitlines() if "photos fetch" in line or "Left out" in line]
+    assert told == [
+        f"A `photos fetch` is running in this data dir (pid {os.getpid()}): exported the photos of "
+        f"photos.csv as it last wrote it, leaving out {since} photos downloaded since; export again when "
+        "it ends."
+    ]
+    assert "running" not in export(inat, data, tmp_path / "again").stdout  # the fetch has ended
 
 
 def test_an_out_dir_without_permission_names_out_dir_not_the_data_dir(

@@ -36,7 +36,8 @@ def test_names_resolve_from_the_taxa_table_without_the_api(inat: InatServer, tmp
         "Lythrum tribracteatum,,,,not_found,",
     ]
     assert "(also taxon 61305 (0 obs.))" in result.stdout
-    assert "Not found on iNaturalist (1): Lythrum tribracteatum" in result.stdout
+    assert "Not found in the open data of 2026-11-27 (1): Lythrum tribracteatum" in result.stdout
+    assert "iNaturalist" not in result.stdout  # only its dump was asked
     assert (
         "Inactive names (1): Lythrum hyssopifolia; the open data holds no synonyms, so they are not "
         "fetched; the API route (--source api) would follow them to their current taxa."

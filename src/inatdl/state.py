@@ -118,6 +118,21 @@ class DataDirLock:
         self._handle.close()
 
 
+def lock_holder(data_dir: Path, name: str = LOCK_FILE) -> str | None:
+    """The pid of the run holding the data dir's lock now ("unknown" if it wrote none), or
+    None; looked at without writing anything (no lock file: no run has one)."""
+    try:
+        handle = open(data_dir / name, encoding="utf-8")  # noqa: SIM115 - closed below
+    except OSError:
+        return None
+    with handle:
+        try:
+            _lock_file(handle)
+        except OSError:
+            return handle.read().strip() or "unknown"
+    return None
+
+
 def _lock_file(handle: Any) -> None:
     if sys.platform == "win32":
         import msvcrt

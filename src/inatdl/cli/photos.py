@@ -41,11 +41,13 @@ from inatdl.taxa import load_resolved_taxa
 
 @click.group(context_settings=CONTEXT)
 def photos() -> None:
-    """Download the photos of the resolved taxa (writes photos/ and photos.csv).
+    """The photos of the resolved taxa: download them (fetch: photos/ and photos.csv), or
+    write the list a cluster downloads them from (plan: a Parquet file for img2dataset).
 
     \b
     Example:
       inatdl photos fetch --size medium
+      inatdl photos plan plan.parquet --size medium
     """
 
 

@@ -62,8 +62,8 @@ def taxa_resolve(
     if source == OPEN_DATA:
         from inatdl.opendata.resolve import resolve_from_open_data
 
-        rows = resolve_from_open_data(settings.open_data_dir, names, data_dir)
-        show_taxa(settings.out, rows, data_dir / TAXA_FILE)
+        rows, dump_date = resolve_from_open_data(settings.open_data_dir, names, data_dir)
+        show_taxa(settings.out, rows, data_dir / TAXA_FILE, f"in the open data of {dump_date}")
         return
     client = settings.client()
     done: list[TaxonRow] = []

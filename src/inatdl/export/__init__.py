@@ -20,6 +20,7 @@ from inatdl.export.model import DEFAULT_SHARD_SIZE, ExportOptions, ExportReport
 from inatdl.export.outdir import OutDirState, check_update, make_out_dir, read_out_dir_state, write_state
 from inatdl.export.writers import FORMATS, OWNED_TEXTS, WriteContext, writer_class
 from inatdl.files import atomic_write_text, atomic_writer
+from inatdl.state import lock_holder
 
 if TYPE_CHECKING:
     from inatdl.export.selected import Selection
@@ -35,6 +36,7 @@ def export_dataset(data_dir: Path, out_dir: Path, options: ExportOptions) -> Exp
     if previous is not None:
         check_update(out_dir, previous, options)
     selection, report = select(data_dir, options, out_dir, writer_class(options.format).measure)
+    report.fetch_running = lock_holder(data_dir)
     try:
         return _export(data_dir, out_dir, options, previous, selection, report)
     finally:

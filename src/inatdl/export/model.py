@@ -83,6 +83,7 @@ class ExportReport:
     capped: list[tuple[str, int]] = field(default_factory=list)  # taxon, photos before the cap
     missing_files: int = 0
     unlisted_files: int = 0  # complete photos on disk a killed fetch did not list in photos.csv
+    fetch_running: str | None = None  # the pid of a `photos fetch` running in the data dir
     dropped_columns: list[str] = field(default_factory=list)  # typed differently in two splits
     empty_splits: list[str] = field(default_factory=list)  # asked, but no photo landed there
     added: int = 0

@@ -86,15 +86,18 @@ def count_observations(copy: Copy, open_data_dir: Path, taxon_ids: Sequence[int]
     return {int(taxon_id): int(count) for taxon_id, count in rows}
 
 
-def resolve_from_open_data(open_data_dir: Path, names: Sequence[str], data_dir: Path) -> list[TaxonRow]:
-    """Resolve every name with the dump's taxa table and write taxa.csv."""
+def resolve_from_open_data(
+    open_data_dir: Path, names: Sequence[str], data_dir: Path
+) -> tuple[list[TaxonRow], str]:
+    """Resolve every name with the dump's taxa table and write taxa.csv; the rows, and the
+    dump's date (a name not found is not in that dump)."""
     copy = require_copy(open_data_dir)
     by_key = find_names(copy, open_data_dir, names)
     active_ids = [t[0] for found in by_key.values() for t in found if t[3]]
     counts = count_observations(copy, open_data_dir, active_ids)
     rows = [_row(name, by_key.get(normalise_name(name), []), counts) for name in names]
     write_taxa_csv(data_dir / "taxa.csv", rows)
-    return rows
+    return rows, copy.dump_date
 
 
 def _row(input_name: str, found: list[tuple[int, str, str, bool]], counts: dict[int, int]) -> TaxonRow:

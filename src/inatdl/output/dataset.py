@@ -59,7 +59,14 @@ def show_export(out: Output, report: ExportReport, options: ExportOptions) -> No
         out.say(f"Left out, fewer than --min-per-taxon {options.min_per_taxon} photos: {listed}")
     if report.missing_files:
         out.say(f"Left out: {photos(report.missing_files)} in photos.csv whose file is not in the data dir.")
-    if report.unlisted_files:
+    if report.fetch_running is not None:
+        unlisted = report.unlisted_files
+        since = f", leaving out {photos(unlisted)} downloaded since" if unlisted else ""
+        out.say(
+            f"A `photos fetch` is running in this data dir (pid {report.fetch_running}): exported the "
+            f"photos of photos.csv as it last wrote it{since}; export again when it ends."
+        )
+    elif report.unlisted_files:
         out.say(
             f"Left out: {photos(report.unlisted_files)} downloaded by a fetch that was stopped before it "
             "wrote photos.csv; run `inatdl photos fetch` again (it lists them, downloading nothing twice), "

@@ -13,7 +13,8 @@ from inatdl.output.console import Output, command_line
 from inatdl.taxa import ERROR, NOT_FOUND, TaxonRow
 
 
-def show_taxa(out: Output, rows: Sequence[TaxonRow], path: Path) -> None:
+def show_taxa(out: Output, rows: Sequence[TaxonRow], path: Path, where: str = "on iNaturalist") -> None:
+    """The taxa table and the names left out; ``where`` the names were looked for."""
     width = max([len(r.input_name) for r in rows] + [10])
     out.say(f"{'name':<{width}}  {'match':<9}  {'taxon_id':>9}  {'accepted name':<28}  {'observations':>12}")
     for row in rows:
@@ -28,7 +29,7 @@ def show_taxa(out: Output, rows: Sequence[TaxonRow], path: Path) -> None:
     resolved = sum(r.resolved for r in rows)
     out.say()
     if missing:
-        out.say(f"Not found on iNaturalist ({len(missing)}): {', '.join(missing)}")
+        out.say(f"Not found {where} ({len(missing)}): {', '.join(missing)}")
     if unasked:
         out.say(f"Not asked, iNaturalist could not be reached ({len(unasked)}): {', '.join(unasked)}")
     common = [f"{r.input_name} (of {r.common_name_of})" for r in rows if r.common_name_of]
