@@ -923,6 +923,97 @@ BUGS = [
         'files = "files"',
         ("tests/test_cli.py::test_one_shard_written_is_said_in_the_singular",),
     ),
+    # The new-user walk-through's rough edges (after issue 22):
+    Planted(
+        "dry_run_counts_photos_handled",  # a dry run ended with "0 of 591 photos handled"
+        "output/progress.py",
+        'log.info("%s to download (dry run: nothing downloaded)", photos(job.listed))',
+        'log.info("0 of %d photos handled", job.listed)',
+        (
+            "tests/test_output.py::test_a_dry_run_says_what_it_would_download_not_what_it_handled",
+            "tests/test_opendata_fetch.py::test_the_progress_says_the_open_data_is_listed_not_paged",
+        ),
+    ),
+    Planted(
+        "open_data_said_paged",  # "paging the observations of the open data": it pages nothing
+        "output/progress.py",
+        'log.info("listing the photos of %s from the open data", _taxa(taxa))',
+        'log.info("paging the observations of the open data (%s)", _taxa(taxa))',
+        ("tests/test_opendata_fetch.py::test_the_progress_says_the_open_data_is_listed_not_paged",),
+    ),
+    Planted(
+        "dropped_download_counted_as_handled",  # "44 of 60 handled" beside other numbers after a stop
+        "output/progress.py",
+        "column = _COLUMNS.get(outcome.status)",
+        'column = _COLUMNS.get(outcome.status, "new")',
+        (
+            "tests/test_output.py::test_the_last_progress_line_counts_as_the_summary_does",
+            "tests/test_output.py::test_after_a_ctrl_c_the_last_line_agrees_with_the_summary",
+        ),
+    ),
+    Planted(
+        "obscured_exported_as_text",  # Parquet's coordinates_obscured 'false'/'true'
+        "export/writers/parquet.py",
+        'BOOLEAN_COLUMNS = ("coordinates_obscured",)',
+        "BOOLEAN_COLUMNS = ()",
+        ("tests/test_upgrade.py::test_parquet_and_webdataset_exports_type_the_new_columns_as_the_plan_does",),
+    ),
+    Planted(
+        "accuracy_exported_as_float",  # Parquet's positional_accuracy a float, the plan's an integer
+        "export/writers/parquet.py",
+        '    "positional_accuracy",',
+        '    "bytes",',
+        ("tests/test_upgrade.py::test_parquet_and_webdataset_exports_type_the_new_columns_as_the_plan_does",),
+    ),
+    Planted(
+        "webdataset_obscured_as_text",  # the .json's coordinates_obscured "false", the card's bool
+        "export/writers/webdataset.py",
+        '_JSON_BOOLEAN_COLUMNS = ("coordinates_obscured",)',
+        "_JSON_BOOLEAN_COLUMNS = ()",
+        ("tests/test_upgrade.py::test_parquet_and_webdataset_exports_type_the_new_columns_as_the_plan_does",),
+    ),
+    Planted(
+        "api_url_not_checked",  # --api-url foo: every name an error in taxa.csv, exit 1
+        "cli/options.py",
+        'usable = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)',
+        "usable = True",
+        ("tests/test_cli.py::test_an_unusable_api_url_is_a_usage_error_naming_the_option",),
+    ),
+    Planted(
+        "full_disk_lease_counted_whole",  # a lease a full disk could not close: 50 MB counted as sent
+        "state.py",
+        "                self._lease_slot.keep(lease_id, at, num_bytes)",
+        "                pass",
+        ("tests/test_faults.py::test_a_disk_that_stays_full_under_the_state_file_leaves_no_reservation_counted_as_sent",),
+    ),
+    Planted(
+        "kept_lease_never_settled",  # the closing kept, never written to the ledger
+        "budget.py",
+        "store.settle_kept_lease()  # a lease a full disk left counted whole",
+        "pass",
+        ("tests/test_faults.py::test_a_disk_that_stays_full_under_the_state_file_leaves_no_reservation_counted_as_sent",),
+    ),
+    Planted(
+        "open_data_names_not_found_on_inaturalist",  # the dump was asked, not iNaturalist
+        "cli/taxa.py",
+        'show_taxa(settings.out, rows, data_dir / TAXA_FILE, f"in the open data of {dump_date}")',
+        "show_taxa(settings.out, rows, data_dir / TAXA_FILE)",
+        ("tests/test_opendata_resolve.py::test_names_resolve_from_the_taxa_table_without_the_api",),
+    ),
+    Planted(
+        "export_silent_about_a_running_fetch",  # its photos told as those of "a fetch that was stopped"
+        "export/__init__.py",
+        "report.fetch_running = lock_holder(data_dir)",
+        "report.fetch_running = None",
+        ("tests/test_export.py::test_an_export_while_a_fetch_runs_says_so_in_one_line",),
+    ),
+    Planted(
+        "photos_help_says_download",  # "Download…" though photos plan downloads nothing
+        "cli/photos.py",
+        '    """The photos of the resolved taxa: download them (fetch: photos/ and photos.csv), or',
+        '    """Download the photos of the resolved taxa (writes photos/ and photos.csv). Or',
+        ("tests/test_cli.py::test_the_photos_groups_help_names_both_its_commands",),
+    ),
 ]
 
 
