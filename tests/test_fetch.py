@@ -486,7 +486,9 @@ def test_quiet_prints_nothing_but_errors(world: InatServer, tmp_path: Path) -> N
 def test_progress_lines_when_stderr_is_not_a_terminal(world: InatServer, tmp_path: Path) -> None:
     result = run(world, tmp_path / "data", "photos", "fetch")
     assert "paging the observations of Lythrum salicaria" in result.stderr
-    assert f"{len(SALICARIA_PHOTOS) + len(ALATUM_PHOTOS) + 1} of " in result.stderr  # + the gone one
+    photos = len(SALICARIA_PHOTOS) + len(ALATUM_PHOTOS)
+    # the last line in the summary's words: + the gone one
+    assert f"{photos + 1} photos to download: {photos} new, 1 gone, 0 left; " in result.stderr
 
 
 def test_max_per_taxon_inside_the_first_observation_is_recorded(world: InatServer, tmp_path: Path) -> None:
