@@ -39,17 +39,7 @@ from inatdl.output.progress import fetch_reporter
 from inatdl.taxa import load_resolved_taxa
 
 
-@click.group(context_settings=CONTEXT)
-def photos() -> None:
-    """Download the photos of the resolved taxa (writes photos/ and photos.csv).
-
-    \b
-    Example:
-      inatdl photos fetch --size medium
-    """
-
-
-@photos.command("fetch", context_settings=CONTEXT)
+@click.command("fetch", context_settings=CONTEXT)
 @click.option(
     "--size",
     "sizes",
@@ -169,7 +159,7 @@ def _parquet_name(ctx: click.Context, param: click.Parameter, value: Path) -> Pa
     return value
 
 
-@photos.command("plan", context_settings=CONTEXT)
+@click.command("plan", context_settings=CONTEXT)
 @click.argument(
     "out", metavar="OUT.parquet", type=click.Path(path_type=Path, dir_okay=False), callback=_parquet_name
 )
