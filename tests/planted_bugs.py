@@ -149,9 +149,9 @@ BUGS = [
     ),
     Planted(
         "table_libraries_loaded_at_start_up",  # every `photos fetch` pays for pandas and pyarrow
-        "cli/records.py",
-        "from inatdl.output.records import show_records, show_records_page",
-        "from inatdl.output.records import show_records, show_records_page\nimport inatdl.records_fetch",
+        "cli/photos.py",
+        "from inatdl.taxa import load_resolved_taxa",
+        "from inatdl.taxa import load_resolved_taxa\nimport inatdl.records_fetch",
         ("tests/test_cli_usage.py::test_photos_fetch_starts_without_the_table_libraries",),
     ),
     Planted(
@@ -1009,7 +1009,7 @@ BUGS = [
     ),
     Planted(
         "photos_help_says_download",  # "Download…" though photos plan downloads nothing
-        "cli/photos.py",
+        "cli/groups.py",
         '    """The photos of the resolved taxa: download them (fetch: photos/ and photos.csv), or',
         '    """Download the photos of the resolved taxa (writes photos/ and photos.csv). Or',
         ("tests/test_cli.py::test_the_photos_groups_help_names_both_its_commands",),
@@ -1027,6 +1027,20 @@ BUGS = [
         "        self._record_if_there(job)\n\n    def _record_if_there",
         "        return\n\n    def _record_if_there",
         ("tests/test_budget_sent.py::test_at_a_full_window_photos_complete_on_disk_are_still_recorded",),
+    ),
+    Planted(
+        "every_command_imported_at_start",  # photos fetch pays for export's and records' code
+        "cli/__init__.py",
+        "from inatdl.cli.groups import GROUPS",
+        "from inatdl.cli import dataset, records  # noqa: F401\nfrom inatdl.cli.groups import GROUPS",
+        ("tests/test_cli_usage.py::test_a_photos_fetch_from_the_api_imports_only_what_it_runs",),
+    ),
+    Planted(
+        "ctrl_c_while_a_command_is_imported_is_aborted",  # click's "Aborted!" and exit 1
+        "cli/groups.py",
+        "    except KeyboardInterrupt:  # as the entry point's own import of the CLI",
+        "    except ImportError:",
+        ("tests/test_cli_usage.py::test_a_ctrl_c_while_a_command_is_imported_is_one_line_and_exit_130",),
     ),
 ]
 

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from inat_server import InatServer
 from world import manifest, run, write_species
 
 from inatdl.__main__ import main as inatdl_main
+from inatdl.cli import cli, groups
 
 # Global options after the command (issue 22 item 8) ---------------------------------------
 
@@ -107,6 +109,63 @@ def test_photos_fetch_starts_without_the_table_libraries() -> None:
     assert {"inatdl.cli", "inatdl.fetch"} <= imported  # importtime's lines were read
     assert {name.split(".")[0] for name in imported} & {"pandas", "pyarrow", "duckdb"} == set()
     assert "--max-per-taxon" in done.stdout
+
+
+#: What `photos fetch` from the API has no use for: other commands' code and the table libraries.
+NOT_FOR_PHOTOS_FETCH = (
+    "inatdl.export",
+    "inatdl.opendata.",  # the package's own __init__ (the open-data dir's default) is small
+    "inatdl.records_fetch",
+    "inatdl.cli.dataset",
+    "inatdl.cli.records",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "duckdb",
+)
+
+_RUN_AND_LIST_MODULES = """
+import sys
+from inatdl.__main__ import main
+sys.argv[1:] = ["photos", "fetch", "--size", "small", "--api-rate", "1000"]
+try:
+    main()
+finally:
+    print("modules:", *sorted(sys.modules))
+"""
+
+
+def test_a_photos_fetch_from_the_api_imports_only_what_it_runs(world: InatServer, tmp_path: Path) -> None:
+    """Each command's module (and the library behind it) is imported when that command
+    runs: a whole `photos fetch` loads neither export's, the open data's nor the records'
+    code, nor numpy, pandas, pyarrow or duckdb (its peak memory is the code it loads)."""
+    env = {**os.environ, "INATDL_API_URL": world.api_url, "INATDL_DATA_DIR": str(tmp_path / "data")}
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN_AND_LIST_MODULES], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(manifest(tmp_path / "data")) > 0  # the photos were fetched
+    modules = done.stdout.rsplit("modules: ", 1)[1].split()
+    assert {"inatdl.cli.photos", "inatdl.fetch"} <= set(modules)  # the list was read
+    assert [name for name in modules if name.startswith(NOT_FOR_PHOTOS_FETCH)] == []
+
+
+def test_a_ctrl_c_while_a_command_is_imported_is_one_line_and_exit_130(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The command's module is imported when it runs, after the entry point's own import:
+    a Ctrl-C in it ends the command as one there does."""
+    real_import_module = groups.import_module
+
+    def interrupted(name: str, *args: Any) -> Any:
+        if name == "inatdl.cli.photos":
+            raise KeyboardInterrupt
+        return real_import_module(name, *args)
+
+    monkeypatch.setattr(groups, "import_module", interrupted)
+    result = CliRunner().invoke(cli, ["photos", "fetch", "--size", "small"])
+    assert result.exit_code == 130
+    assert result.stderr == "Error: interrupted while starting; nothing was done\n"
 
 
 def test_ctrl_c_while_the_command_starts_is_one_line_and_exit_130(

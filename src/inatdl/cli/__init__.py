@@ -1,10 +1,11 @@
 """The command line: turns options into a call, the result into output's lines, and an exit code.
 
 This module holds the command (`cli`, run by the entry point `inatdl.__main__:main`): the
-group, its global options (taken after the command too) and the one error boundary. Each
-command group has its own module (taxa, photos, records, dataset, opendata); options.py
-holds the option types and the options several commands share; settings.py what every
-command runs with.
+group, its global options (taken after the command too) and the one error boundary.
+groups.py holds the command groups, whose commands each have their module (taxa, photos,
+records, dataset, opendata), imported only when the command runs or its help is asked;
+options.py holds the option types and the options several commands share; settings.py what
+every command runs with.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, NoReturn
 import click
 
 from inatdl import __version__
-from inatdl.cli import dataset, opendata, photos, records, taxa
+from inatdl.cli.groups import GROUPS
 from inatdl.cli.options import HttpUrl, Rate
 from inatdl.cli.settings import CONTEXT, EXIT_INTERRUPTED, Settings
 from inatdl.constants import DEFAULT_API_RATE, DEFAULT_API_URL, DEFAULT_DATA_DIR
@@ -115,7 +116,7 @@ def _finite(value: float, param: click.Parameter) -> float:
     return value
 
 
-@click.group(cls=InatdlGroup, context_settings=CONTEXT)
+@click.group(cls=InatdlGroup, context_settings=CONTEXT, commands=GROUPS)
 @click.version_option(__version__, "--version", prog_name="inatdl")
 @click.option(
     "--data-dir",
@@ -188,10 +189,3 @@ def cli(
     ctx.obj.open_data_url = open_data_url
     ctx.obj.open_data_dir = open_data_dir or default_open_data_dir()
     setup_logging(verbose, quiet)
-
-
-cli.add_command(taxa.taxa)
-cli.add_command(photos.photos)
-cli.add_command(records.records)
-cli.add_command(dataset.dataset)
-cli.add_command(opendata.opendata)

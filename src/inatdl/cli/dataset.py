@@ -15,17 +15,7 @@ from inatdl.output.dataset import export_command, show_export
 from inatdl.splits import GROUP_BY
 
 
-@click.group(context_settings=CONTEXT)
-def dataset() -> None:
-    """Turn the downloaded photos into a dataset that ML tools load as it is.
-
-    \b
-    Example:
-      inatdl dataset export my-dataset --split train=0.8,validation=0.1,test=0.1
-    """
-
-
-@dataset.command("export", context_settings=CONTEXT)
+@click.command("export", context_settings=CONTEXT)
 @click.argument("out_dir", type=click.Path(path_type=Path))
 @click.option(
     "--split",

@@ -10,18 +10,7 @@ from inatdl.output.opendata import show_sync
 from inatdl.output.progress import SyncProgress
 
 
-@click.group(context_settings=CONTEXT)
-def opendata() -> None:
-    """iNaturalist's monthly open data: bulk jobs with no API request.
-
-    \b
-    Example:
-      inatdl opendata sync
-      inatdl photos fetch --source open-data --size medium
-    """
-
-
-@opendata.command("sync", context_settings=CONTEXT)
+@click.command("sync", context_settings=CONTEXT)
 @click.pass_obj
 def opendata_sync(settings: Settings) -> None:
     """Download the open data's four tables into the open-data dir (resuming a cut

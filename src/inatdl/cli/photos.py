@@ -39,19 +39,7 @@ from inatdl.output.progress import fetch_reporter
 from inatdl.taxa import load_resolved_taxa
 
 
-@click.group(context_settings=CONTEXT)
-def photos() -> None:
-    """The photos of the resolved taxa: download them (fetch: photos/ and photos.csv), or
-    write the list a cluster downloads them from (plan: a Parquet file for img2dataset).
-
-    \b
-    Example:
-      inatdl photos fetch --size medium
-      inatdl photos plan plan.parquet --size medium
-    """
-
-
-@photos.command("fetch", context_settings=CONTEXT)
+@click.command("fetch", context_settings=CONTEXT)
 @click.option(
     "--size",
     "sizes",
@@ -171,7 +159,7 @@ def _parquet_name(ctx: click.Context, param: click.Parameter, value: Path) -> Pa
     return value
 
 
-@photos.command("plan", context_settings=CONTEXT)
+@click.command("plan", context_settings=CONTEXT)
 @click.argument(
     "out", metavar="OUT.parquet", type=click.Path(path_type=Path, dir_okay=False), callback=_parquet_name
 )

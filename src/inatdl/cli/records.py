@@ -20,17 +20,7 @@ from inatdl.observations import Filters
 from inatdl.output.records import show_records, show_records_page
 
 
-@click.group(context_settings=CONTEXT)
-def records() -> None:
-    """The observation records themselves, as Darwin Core (writes records.csv).
-
-    \b
-    Example:
-      inatdl records fetch --place-id 128892
-    """
-
-
-@records.command("fetch", context_settings=CONTEXT)
+@click.command("fetch", context_settings=CONTEXT)
 @click.option("--place-id", type=Number(min=1), help="Every observation in this iNaturalist place.")
 @click.option(
     "--within", metavar="NAME", callback=name_given, help="Every observation under this taxon, e.g. Aves."

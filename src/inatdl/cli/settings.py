@@ -7,13 +7,15 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from inatdl.client import ApiClient, Timeout, build_session
 from inatdl.clock import Clock
 from inatdl.constants import CONNECT_TIMEOUT, READ_TIMEOUT
 from inatdl.opendata import DEFAULT_OPEN_DATA_URL, default_open_data_dir
 from inatdl.output.console import Output
+
+if TYPE_CHECKING:
+    from inatdl.client import ApiClient, Timeout
 
 EXIT_INTERRUPTED = 130
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -38,6 +40,9 @@ class Settings:
         return Output(self.quiet)
 
     def client(self, pool_size: int = 4) -> ApiClient:
+        """The API's client; requests is imported here, so `inatdl --help` never loads it."""
+        from inatdl.client import ApiClient, build_session
+
         session = build_session(pool_size)
         return ApiClient(self.api_url, session, self.clock, self.api_rate, timeout=self.timeout)
 

@@ -19,19 +19,7 @@ from inatdl.taxa import TaxonRow, resolve_species
 log = logging.getLogger("inatdl")
 
 
-@click.group(context_settings=CONTEXT)
-def taxa() -> None:
-    """Choose the taxa to download: from a list of names, or those observed in a place
-    (writes taxa.csv).
-
-    \b
-    Example:
-      inatdl taxa resolve species.csv
-      inatdl taxa observed --place-id 128892
-    """
-
-
-@taxa.command("resolve", context_settings=CONTEXT)
+@click.command("resolve", context_settings=CONTEXT)
 @click.argument("species_csv", type=click.Path(path_type=Path))
 @click.option(
     "--column",
@@ -77,7 +65,7 @@ def taxa_resolve(
     resolution.raise_for_unasked()
 
 
-@taxa.command("observed", context_settings=CONTEXT)
+@click.command("observed", context_settings=CONTEXT)
 @click.option("--place-id", type=Number(min=1), required=True, help="The iNaturalist place (its number).")
 @click.option(
     "--within",
