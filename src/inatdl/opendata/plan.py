@@ -246,7 +246,8 @@ def _sorted_plan(
     scratch = Path(name)
     con = connect(open_data_dir)
     try:
-        con.execute("SET preserve_insertion_order = true")  # else COPY may write out of ORDER BY
+        # The ORDER BY fixes the order COPY writes in, whatever preserve_insertion_order says
+        # (set to true, the joins under the sort kept their order too, and ran out of memory).
         sql = SORTED_PLAN_SQL.format(target=sql_literal(name), rows=rows)
         con.execute(sql, plan_parameters(copy, taxa, size, filters, base_url))
     except BaseException as exc:
