@@ -1,7 +1,7 @@
 """The open-data route at scale: sync's columnar copy and a plan of 1,000 taxa on a
 synthetic dump, time and peak memory; and the API requests the same job costs on the API.
 
-``python benchmarks/opendata.py [--photos 10000000 1000000] [--keep]``. For each size, a
+``python benchmarks/opendata.py [--photos 10000000 1000000] [--keep] [--reuse]``. For each size, a
 synthetic dump shaped like iNaturalist's (taxa: a ~1.2-million-row tree, kingdom to
 subspecies, ancestry as the real table writes it; observations: half as many rows as
 photos, skewed over the species like real ones; photos: two an observation, the dump's
@@ -15,7 +15,9 @@ with ``measure.py`` (a fresh child each, ``getrusage(RUSAGE_CHILDREN)``):
 
 The API cost is computed, not run: a taxa resolve asks one request a name, and the listing
 ceil(observations / 200) pages a query of up to 200 taxa (what `photos fetch` pages), at
-iNaturalist's one request a second. Prints a Markdown section.
+iNaturalist's one request a second. Prints a Markdown section. ``--keep`` keeps each size's
+folder (its path on stderr); ``--reuse`` measures again in the newest kept folder of each size
+instead of writing a new dump (10 million rows take minutes to write).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -131,9 +134,13 @@ def generate(folder: Path, photos: int) -> float:
 
 
 def measure(*argv: str) -> dict[str, float]:
-    done = subprocess.run(
-        [sys.executable, str(HERE / "measure.py"), "--", *argv], capture_output=True, text=True, check=True
-    )
+    """``argv`` measured in a fresh child that imports this tree's inatdl (not an installed one)."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])),
+    }
+    command = [sys.executable, str(HERE / "measure.py"), "--", *argv]
+    done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
     result = json.loads(done.stdout)
     if result["rc"] != 0:
         raise SystemExit(f"{argv} failed: {result['stderr']}")
@@ -169,18 +176,33 @@ def api_cost(listed: list[tuple[int, int]]) -> tuple[int, int]:
     return len(listed) + pages, pages
 
 
-def run_size(photos: int, keep: bool) -> dict[str, object]:
-    work = Path(tempfile.mkdtemp(prefix=f"inatdl-opendata-{photos}-"))
+def kept_work(photos: int) -> Path:
+    """The newest folder ``--keep`` left for this size, with its four tables written."""
+    folders = Path(tempfile.gettempdir()).glob(f"inatdl-opendata-{photos}-*")
+    kept = sorted((p for p in folders if _whole(p / "open-data")), key=lambda p: p.stat().st_mtime)
+    if not kept:
+        raise SystemExit(f"--reuse: no kept dump of {photos:,} photo rows; run once with --keep")
+    return kept[-1]
+
+
+def _whole(folder: Path) -> bool:
+    names = ("taxa", "observations", "photos", "observers")
+    return all((folder / f"{name}.csv.gz").exists() for name in names)
+
+
+def run_size(photos: int, keep: bool, reuse: bool = False) -> dict[str, object]:
+    work = kept_work(photos) if reuse else Path(tempfile.mkdtemp(prefix=f"inatdl-opendata-{photos}-"))
+    keep = keep or reuse
     try:
         folder = work / "open-data"
-        folder.mkdir()
-        generated = generate(folder, photos)
+        folder.mkdir(exist_ok=reuse)
+        generated = 0.0 if reuse else generate(folder, photos)
         gz_bytes = sum(p.stat().st_size for p in folder.glob("*.csv.gz"))
         copy = measure(sys.executable, "-c", COPY_SCRIPT.format(src=str(SRC), folder=str(folder)))
         parquet_bytes = sum(p.stat().st_size for p in folder.glob("columnar-*/*.parquet"))
         listed = listed_taxa(folder)
         data = work / "data"
-        data.mkdir()
+        data.mkdir(exist_ok=reuse)
         rows = "".join(f"name {t},{t},Taxon {t},species,exact,{n}\n" for t, n in listed)
         (data / "taxa.csv").write_text("input_name,taxon_id,name,rank,match,observations_count\n" + rows)
         command = [sys.executable, "-m", "inatdl", "--data-dir", str(data), "--open-data-dir", str(folder),
@@ -233,9 +255,10 @@ def report(results: list[dict[str, object]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, nargs="+", default=[1_000_000, 10_000_000])
-    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep each size's dump (path on stderr)")
+    parser.add_argument("--reuse", action="store_true", help="measure again on the newest kept dumps")
     args = parser.parse_args()
-    results = [run_size(n, args.keep) for n in args.photos]
+    results = [run_size(n, args.keep, args.reuse) for n in args.photos]
     print(report(results))
 
 

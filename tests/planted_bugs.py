@@ -575,6 +575,16 @@ BUGS = [
         ("tests/test_opendata_plan.py::test_descendants_go_to_the_most_specific_listed_taxon",),
     ),
     Planted(
+        "plan_scratch_file_left",  # the engine's sorted copy of a plan stays in duckdb-tmp
+        "opendata/plan.py",
+        "        scratch.unlink(missing_ok=True)  # read whole, or the plan given up",
+        "        pass",
+        (
+            "tests/test_opendata_handoff.py::"
+            "test_the_scratch_file_of_an_open_data_plan_is_removed_even_when_writing_fails",
+        ),
+    ),
+    Planted(
         "public_domain_credited_as_cc",  # pd photos attributed like a CC licence
         "opendata/plan.py",
         "WHEN 'pd' THEN r.holder",

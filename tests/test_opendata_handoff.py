@@ -4,6 +4,7 @@ with the splits `dataset export` draws, and nothing downloaded."""
 from __future__ import annotations
 
 import csv
+import errno
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from inat_server import InatServer
 from opendata_world import run_open
 from world import ALATUM_PHOTOS, SALICARIA_PHOTOS, build_lythrum, write_species
 
+from inatdl.opendata import handoff
 from inatdl.splits import split_for, unit_hash
 
 COLUMNS = [
@@ -173,3 +175,27 @@ def test_the_plan_is_named_parquet(resolved: InatServer, tmp_path: Path, name: s
         "give it a name ending in .parquet (plan.parquet)"
     )
     assert not out.exists()
+
+
+def test_the_scratch_file_of_an_open_data_plan_is_removed_even_when_writing_fails(
+    resolved: InatServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine sorts the plan into a scratch file beside its spills: removed once the plan
+    is written, and when the writing fails halfway (here the disk fills as the splits are
+    drawn), leaving neither a plan nor a part of one."""
+    spills = tmp_path / "open-data" / "duckdb-tmp"
+    out = tmp_path / "plan.parquet"
+    job = ("photos", "plan", str(out), "--source", "open-data", "--split", "train=0.5,test=0.5")
+    assert run_open(resolved, tmp_path, *job).exit_code == 0
+    assert out.exists() and list(spills.iterdir()) == []
+    out.unlink()
+
+    def full(*args: object) -> list[str]:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(handoff, "_splits", full)
+    result = run_open(resolved, tmp_path, *job)
+    assert result.exit_code == 1
+    assert "is full; free some space" in result.output
+    assert list(spills.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir() if "plan" in p.name) == []

@@ -202,7 +202,7 @@ def photos_plan(
     Example:
       inatdl photos plan plan.parquet --source open-data --size medium --split train=0.9,test=0.1
       img2dataset --url_list plan.parquet --input_format parquet --url_col url --caption_col label \\
-        --output_folder images --output_format files
+        --output_folder images --output_format files --resize_mode no --skip_reencode True
     """
     from inatdl.opendata.handoff import PlanFileOptions
     from inatdl.opendata.plan_job import PlanJob, api_plan, open_data_plan

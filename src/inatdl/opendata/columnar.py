@@ -21,7 +21,7 @@ from pathlib import Path
 
 from inatdl.errors import OpenDataError
 from inatdl.files import atomic_write_text, disk_error
-from inatdl.opendata.engine import connect
+from inatdl.opendata.engine import connect, sql_literal
 from inatdl.opendata.tables import COLUMNS, TABLES, file_name
 
 CURRENT_FILE = "current.json"
@@ -36,7 +36,7 @@ COPY (
     FROM read_csv($source, delim = '\t', header = true, quote = '', escape = '',
                   compression = 'gzip', columns = $columns, null_padding = false)
 ) TO {target} (FORMAT parquet, COMPRESSION zstd)
-"""  # the target is a quoted literal: DuckDB before 1.4 takes no parameter there
+"""  # the target is a quoted literal (engine.sql_literal)
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -91,7 +91,7 @@ def copy_table(source: Path, table: str, target: Path, open_data_dir: Path) -> N
     con = connect(open_data_dir)
     try:
         con.execute(
-            COPY_TABLE_SQL.format(kept=kept, target=_literal(str(target))),
+            COPY_TABLE_SQL.format(kept=kept, target=sql_literal(str(target))),
             {"source": str(source), "columns": columns},
         )
     except duckdb.IOException as exc:
@@ -157,11 +157,6 @@ def _quoted(name: str) -> str:
     if not _IDENTIFIER.fullmatch(name):
         raise ValueError(f"not a column name: {name!r}")
     return f'"{name}"'
-
-
-def _literal(text: str) -> str:
-    """A SQL string literal of ``text`` (a path that may hold quotes)."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _corrupt(path: Path, table: str, why: object) -> OpenDataError:

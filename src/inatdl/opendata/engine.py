@@ -13,20 +13,27 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import duckdb
 
-# DuckDB's own. What it uses beyond it (allocator, Arrow hand-off) grows as it spills: with
+# DuckDB's own. What it used beyond it (allocator, Arrow hand-off) grew as it spilled: with
 # 512MB a plan of 1,000 taxa peaked at 497 MB on 1 M photo rows and 727 MB on 10 M (1.5x);
-# with 256MB at 404 and 473 MB (1.17x), 21 s (benchmarks/results.md).
+# with 256MB at 404 and 473 MB (1.17x), 21 s; with the plan file sorted by COPY instead of
+# handed over as Arrow, 327 and 353 MB (1.08x) (benchmarks/results.md).
 MEMORY_LIMIT = "256MB"
 THREADS = 2
 TEMP_FOLDER = "duckdb-tmp"
+
+
+def temp_folder(open_data_dir: Path) -> Path:
+    """Where the engine spills, and where a query's own scratch files go: beside the data."""
+    temp = open_data_dir / TEMP_FOLDER
+    temp.mkdir(parents=True, exist_ok=True)
+    return temp
 
 
 def connect(open_data_dir: Path, memory_limit: str = MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
     """An in-memory database whose spills go under ``open_data_dir``."""
     import duckdb  # only the open-data commands pay for it
 
-    temp = open_data_dir / TEMP_FOLDER
-    temp.mkdir(parents=True, exist_ok=True)
+    temp = temp_folder(open_data_dir)
     return duckdb.connect(
         config={
             "memory_limit": memory_limit,
@@ -35,3 +42,9 @@ def connect(open_data_dir: Path, memory_limit: str = MEMORY_LIMIT) -> duckdb.Duc
             "preserve_insertion_order": False,  # lets COPY and joins stream instead of buffer
         }
     )
+
+
+def sql_literal(text: str) -> str:
+    """A SQL string literal of ``text`` (a path that may hold quotes): DuckDB before 1.4 takes
+    no parameter where COPY names its target."""
+    return "'" + text.replace("'", "''") + "'"

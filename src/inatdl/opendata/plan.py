@@ -10,22 +10,26 @@ reads the result in batches.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import errno
+import os
+import tempfile
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inatdl.constants import IMAGE_EXTENSIONS, QUALITY_GRADES
+from inatdl.files import disk_error
 from inatdl.observations import Filters
 from inatdl.opendata.columnar import Copy
-from inatdl.opendata.engine import connect
+from inatdl.opendata.engine import connect, sql_literal, temp_folder
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 PLAN_BATCH_ROWS = 2000  # rows handed on at once (one state transaction each in a fetch)
-PLAN_FILE_BATCH_ROWS = 10_000  # rows written to a plan file at once (Arrow, no Python rows; 100,000
-# cost ~130 MB more at the peak on 10 M photo rows, for no gain in time)
+PLAN_FILE_BATCH_ROWS = 10_000  # rows a row group of the plan file, written at once (Arrow, no Python
+# rows; 100,000 cost ~130 MB more at the peak on 10 M photo rows, for no gain in time)
 OBSERVATION_URL = "https://www.inaturalist.org/observations/"
 
 #: The plan's columns, photos.csv's names (``extension`` and ``after`` aside).
@@ -195,6 +199,8 @@ SELECT url, taxon_name AS label, photo_id, NULL::BIGINT AS observation_id, taxon
        positional_accuracy, NULL::BOOLEAN AS coordinates_obscured
 FROM ({PLAN_SQL})
 """
+# The engine writes them, in plan order, to a scratch file ({target}, a quoted literal).
+SORTED_PLAN_SQL = f"COPY ({PLAN_FILE_SQL}) TO {{target}} (FORMAT parquet, ROW_GROUP_SIZE {{rows}})"
 
 
 def planned_tables(
@@ -205,9 +211,51 @@ def planned_tables(
     filters: Filters,
     base_url: str,
     batch_rows: int = PLAN_FILE_BATCH_ROWS,
-) -> Iterator[pa.Table]:
-    """The plan file's rows as Arrow tables: no Python object a photo."""
+) -> Generator[pa.Table, None, None]:
+    """The plan file's rows as Arrow tables of ``batch_rows``, in plan order: no Python
+    object a photo. The engine sorts them into a scratch Parquet file that is read back a
+    batch at a time: handed over as Arrow straight from the sort, they held ~100 MB more
+    outside the engine's memory limit, growing with the dump (benchmarks/results.md)."""
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    for batch in _reader(PLAN_FILE_SQL, copy, open_data_dir, taxa, size, filters, base_url, batch_rows):
-        yield pa.Table.from_batches([batch])
+    if not taxa:
+        return
+    scratch = _sorted_plan(copy, open_data_dir, taxa, size, filters, base_url, batch_rows)
+    try:
+        sorted_plan = pq.ParquetFile(scratch)
+        try:
+            for batch in sorted_plan.iter_batches(batch_size=batch_rows):
+                yield pa.Table.from_batches([batch])
+        finally:
+            sorted_plan.close()
+    finally:
+        scratch.unlink(missing_ok=True)  # read whole, or the plan given up
+
+
+def _sorted_plan(
+    copy: Copy, open_data_dir: Path, taxa: Sequence[PlannedTaxon], size: str, filters: Filters,
+    base_url: str, rows: int,
+) -> Path:  # fmt: skip
+    """The plan file's rows, in plan order, as a scratch Parquet file in the engine's
+    temporary folder (its types as the engine infers them: handoff writes the plan's own)."""
+    import duckdb
+
+    fd, name = tempfile.mkstemp(prefix="plan-", suffix=".parquet", dir=temp_folder(open_data_dir))
+    os.close(fd)
+    scratch = Path(name)
+    con = connect(open_data_dir)
+    try:
+        # The ORDER BY fixes the order COPY writes in, whatever preserve_insertion_order says
+        # (set to true, the joins under the sort kept their order too, and ran out of memory).
+        sql = SORTED_PLAN_SQL.format(target=sql_literal(name), rows=rows)
+        con.execute(sql, plan_parameters(copy, taxa, size, filters, base_url))
+    except BaseException as exc:
+        scratch.unlink(missing_ok=True)  # the COPY was cut short
+        if isinstance(exc, duckdb.IOException) and "space left" in str(exc).lower():
+            full = OSError(errno.ENOSPC, "No space left on device")
+            raise disk_error(full, scratch.parent, "use --open-data-dir") from None
+        raise
+    finally:
+        con.close()
+    return scratch

@@ -7,6 +7,7 @@ new) and reads the job's rows back from the state; neither downloads a photo.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,7 +66,8 @@ def open_data_plan(
     tables = planned_tables(
         copy, open_data_dir, planned_taxa(taxa, job.max_per_taxon), job.size, job.filters, base_url
     )
-    return write_plan_file(job.out, tables, job.file)
+    with contextlib.closing(tables):  # its scratch file goes now, even if the writing fails
+        return write_plan_file(job.out, tables, job.file)
 
 
 def api_plan(

@@ -198,5 +198,5 @@ def show_plan(out: Output, report: PlanFileReport) -> None:
     out.say(
         f"  img2dataset --url_list {shlex.quote(str(report.path))} --input_format parquet --url_col url "
         f"--caption_col label --save_additional_columns {shlex.quote(columns)} "
-        "--output_folder images --output_format files"
+        "--output_folder images --output_format files --resize_mode no --skip_reencode True"
     )
