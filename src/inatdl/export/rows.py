@@ -103,7 +103,7 @@ class RowFile:
         for text in self.raw(ranges):
             reader = csv.reader(io.StringIO(text.decode("utf-8"), newline=""))
             for row in reader:
-                yield _fitted(row, width, reader.line_num)
+                yield row if len(row) == width else _fitted(row, width, reader.line_num)
 
     def close(self) -> None:
         self.handle.close()

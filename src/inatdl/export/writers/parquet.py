@@ -11,17 +11,19 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any, BinaryIO
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from inatdl.errors import ExportError
 from inatdl.export.model import ExportPhoto
 from inatdl.export.selection import Measure
 from inatdl.export.writers import CroissantParts, literal
-from inatdl.export.writers._shards import Shard, ShardWriter, read_file
+from inatdl.export.writers._shards import Shard, ShardWriter, WriteBehind, read_file
 
 DATA_DIR = "data"
 #: A row group holds at least this many photos (what the hub writes for image datasets)
@@ -89,7 +91,8 @@ class ParquetWriter(ShardWriter):
 
     def write_shard(self, handle: BinaryIO, shard: Shard) -> None:
         """The images stored as they are (a JPEG does not compress: snappy over them cost
-        more than writing them), the other columns with snappy."""
+        more than writing them), the other columns with snappy. pyarrow encodes and writes
+        each row group on a thread of its own while the next one is read."""
         schema = self.schema()
         text_columns = [c for c in ("label", *self.context.selection.columns)]
         compression = {"image.bytes": "none", "image.path": "snappy", "label": "snappy"}
@@ -101,15 +104,20 @@ class ParquetWriter(ShardWriter):
             use_dictionary=text_columns,
             write_statistics=text_columns,
         ) as writer:
-            sizes = self.context.selection.size[shard.indices].tolist()
-            for start, end in _row_groups(sizes):
-                group = list(self.context.selection.photos(shard.indices[start:end]))
-                writer.write_table(self._table(group, schema), row_group_size=len(group))
+
+            def write_group(table: pa.Table) -> None:
+                writer.write_table(table, row_group_size=table.num_rows)
+
+            with WriteBehind[pa.Table](write_group) as behind:
+                sizes = self.context.selection.size[shard.indices].tolist()
+                for start, end in _row_groups(sizes):
+                    group = list(self.context.selection.photos(shard.indices[start:end]))
+                    behind.write(self._table(group, schema))
 
     def _table(self, samples: Sequence[ExportPhoto], schema: pa.Schema) -> pa.Table:
         """One row group: the images read now, so only one group's are held at once."""
-        root = str(self.context.data_dir)
-        contents = [read_file(os.path.join(root, s.path), s.size) for s in samples]
+        root = os.path.join(str(self.context.data_dir), "")
+        contents = [read_file(root + s.path, s.size) for s in samples]
         names = [s.path.rsplit("/", 1)[-1] for s in samples]
         image_type = schema.field("image").type
         arrays = [
@@ -118,8 +126,9 @@ class ParquetWriter(ShardWriter):
             ),
             pa.array([s.label_index for s in samples], pa.int64()),
         ]
-        for i, column in enumerate(self.context.selection.columns):
-            arrays.append(_column(column, [s.values[i] for s in samples], samples))
+        cells = zip(*(s.values for s in samples), strict=True)  # the rows' cells, a column at a time
+        for column, values in zip(self.context.selection.columns, cells, strict=True):
+            arrays.append(_column(column, values, samples))
         return pa.Table.from_arrays(arrays, schema=schema)
 
     def data_files(self) -> dict[str, str]:
@@ -181,12 +190,15 @@ def _arrow_type(column: str) -> pa.DataType:
     return {"int64": pa.int64(), "float64": pa.float64(), "string": pa.string()}[_dtype(column)]
 
 
-def _column(column: str, values: list[str], samples: Sequence[ExportPhoto]) -> pa.Array:
+def _column(column: str, values: Sequence[str], samples: Sequence[ExportPhoto]) -> pa.Array:
     """A column's cells typed: text as written, numbers parsed (an empty cell is null); a
     cell that is not a number is an error naming its photo."""
     kind = _dtype(column)
+    text = pa.array(values, pa.string())
     if kind == "string":
-        return pa.array(values, pa.string())
+        return text
+    if _PLAIN_NUMBERS[kind].fullmatch("\n".join(values)):  # as int() or float() read them
+        return pc.cast(pc.if_else(pc.equal(text, ""), None, text), _arrow_type(column))
     number = int if kind == "int64" else float
     try:
         return pa.array([number(value) if value else None for value in values], _arrow_type(column))
@@ -200,3 +212,13 @@ def _column(column: str, values: list[str], samples: Sequence[ExportPhoto]) -> p
                     "number; run `inatdl photos fetch` to rewrite it"
                 ) from None
         raise
+
+
+#: A column's cells (one a line) when each is empty or a number pyarrow's cast reads as
+#: Python does, without a function call a cell: decimal digits, a sign, a point, an exponent.
+_PLAIN_NUMBERS = {
+    "int64": re.compile(r"(?:-?[0-9]{1,18})?(?:\n(?:-?[0-9]{1,18})?)*", re.ASCII),
+    "float64": re.compile(
+        r"(?:-?[0-9]{1,15}(?:\.[0-9]{1,15})?)?(?:\n(?:-?[0-9]{1,15}(?:\.[0-9]{1,15})?)?)*", re.ASCII
+    ),
+}
