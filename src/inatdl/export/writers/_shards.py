@@ -71,9 +71,10 @@ class WriteBehind(Generic[Piece]):
     the next on the other core. An error of a write is raised by the next ``write`` or by
     the block's end."""
 
-    def __init__(self, write: Callable[[Piece], object]) -> None:
+    def __init__(self, write: Callable[[Piece], object], waiting: int = 2) -> None:
+        """``waiting``: pieces made but not yet being written (each is memory held)."""
         self.write_piece = write
-        self.pieces: queue.Queue[Piece | None] = queue.Queue(maxsize=2)
+        self.pieces: queue.Queue[Piece | None] = queue.Queue(maxsize=waiting)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="shard-writer", daemon=True)
 

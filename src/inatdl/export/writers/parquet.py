@@ -108,7 +108,7 @@ class ParquetWriter(ShardWriter):
             def write_group(table: pa.Table) -> None:
                 writer.write_table(table, row_group_size=table.num_rows)
 
-            with WriteBehind[pa.Table](write_group) as behind:
+            with WriteBehind[pa.Table](write_group, waiting=1) as behind:  # a row group is MBs
                 sizes = self.context.selection.size[shard.indices].tolist()
                 for start, end in _row_groups(sizes):
                     group = list(self.context.selection.photos(shard.indices[start:end]))
