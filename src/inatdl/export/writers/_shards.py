@@ -11,10 +11,10 @@ import os
 import queue
 import threading
 from abc import abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Generic, TypeVar
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -58,27 +58,22 @@ def read_file(path: str, size: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-#: What a WriteBehind writes: bytes of a tar, a row group's table.
-Piece = TypeVar("Piece")
-
 #: Photos whose numbers are turned into Python objects at once while the shards are cut.
 _CHUNK = 8192
 
 
-class WriteBehind(Generic[Piece]):
-    """A shard's pieces written by a thread of their own, so that the writing of one piece
-    (the kernel's copy, pyarrow's encoding: both release the GIL) overlaps the making of
-    the next on the other core. An error of a write is raised by the next ``write`` or by
-    the block's end."""
+class WriteBehind:
+    """A shard's pieces written by a thread of their own, so that the kernel's copy of one
+    piece (a write releases the GIL) overlaps the making of the next on the other core. An
+    error of a write is raised by the next ``write`` or by the block's end."""
 
-    def __init__(self, write: Callable[[Piece], object], waiting: int = 2) -> None:
-        """``waiting``: pieces made but not yet being written (each is memory held)."""
-        self.write_piece = write
-        self.pieces: queue.Queue[Piece | None] = queue.Queue(maxsize=waiting)
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        self.pieces: queue.Queue[bytes | bytearray | None] = queue.Queue(maxsize=2)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="shard-writer", daemon=True)
 
-    def __enter__(self) -> WriteBehind[Piece]:
+    def __enter__(self) -> WriteBehind:
         self.thread.start()
         return self
 
@@ -86,11 +81,11 @@ class WriteBehind(Generic[Piece]):
         while (piece := self.pieces.get()) is not None:
             if self.error is None:  # after an error, the pieces are only drained
                 try:
-                    self.write_piece(piece)
+                    self.handle.write(piece)
                 except BaseException as exc:  # raised in the exporting thread
                     self.error = exc
 
-    def write(self, piece: Piece) -> None:
+    def write(self, piece: bytes | bytearray) -> None:
         """Hand ``piece`` over (never to be changed after): it is written in the background."""
         if self.error is not None:
             raise self.error

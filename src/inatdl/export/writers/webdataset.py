@@ -65,10 +65,10 @@ class WebDatasetWriter(ShardWriter):
         tarfile takes over its headers): members sorted by name, then two zero blocks and
         padding to a whole record. Samples are gathered and written a few MB at a time: a
         write a member cost more than `tar` takes for the whole shard."""
-        with WriteBehind[bytearray](handle.write) as behind:
+        with WriteBehind(handle) as behind:
             self._write_samples(behind, shard)
 
-    def _write_samples(self, handle: WriteBehind[bytearray], shard: Shard) -> None:
+    def _write_samples(self, handle: WriteBehind, shard: Shard) -> None:
         root = os.path.join(str(self.context.data_dir), "")
         as_json = _Json(self.context.selection.columns).encode
         written = 0
