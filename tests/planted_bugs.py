@@ -216,13 +216,6 @@ BUGS = [
         ),
     ),
     Planted(
-        "parquet_empty_number_cell_cast_as_text",  # an empty latitude fails the export
-        "export/writers/parquet.py",
-        'return pc.cast(pc.if_else(pc.equal(text, ""), None, text), _arrow_type(column))',
-        "return pc.cast(text, _arrow_type(column))",
-        ("tests/test_export_exact.py::test_parquet_numbers_are_read_as_python_reads_them",),
-    ),
-    Planted(
         "parquet_row_group_closed_at_the_byte_bound_alone",  # groups of one big photo
         "export/writers/parquet.py",
         "if end - start >= ROW_GROUP_PHOTOS and images >= ROW_GROUP_BYTES:",

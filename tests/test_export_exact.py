@@ -1,6 +1,7 @@
-"""The shortcuts the shard writers take for speed give what the long way gives: a tar's
-samples measured exactly whatever characters their rows hold (so shards fill to
---shard-size and never past it), and Parquet's number columns read as Python reads them."""
+"""Rows with every kind of character and number cell: a tar's samples are measured exactly
+whatever characters their rows hold (the JSON's length is found without building it, so
+shards fill to --shard-size and never past it), Parquet's number columns are read as
+Python reads them, and a cell that is no number is named."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ ODD_ATTRIBUTIONS = [
     "(c) José 漢字 🦋, some rights reserved",
     "(c) plain, some rights reserved (CC BY)",
 ]
-#: Cells pyarrow parses as Python does, and cells only Python parses (read the long way).
+#: Number cells as photos.csv may hold them.
 PLAIN_LATITUDES = ["12.25", "-0.5", "007", "", "3", "-12.000001"]
 OTHER_LONGITUDES = ["1e5", " 12.5", "+3", "nan", "-0", "inf"]
 
