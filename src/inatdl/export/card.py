@@ -3,6 +3,7 @@ CREDITS.md, written from the report and the format's writer."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Sequence
@@ -222,6 +223,7 @@ def write_credits(handle: TextIO, selection: Selection) -> None:
         handle.write(_row([photo.photo_id, _plain(photo.label), _plain(attribution), licence, url]) + "\n")
 
 
+@functools.lru_cache(maxsize=1 << 14)  # the credits repeat each taxon and attribution
 def _plain(text: str) -> str:
     """``text`` shown as written by Markdown: a name such as ``<Jane>`` or ``*JD*`` would
     otherwise vanish or turn italic in the credit (an underscore inside a word is safe)."""
@@ -229,4 +231,7 @@ def _plain(text: str) -> str:
 
 
 def _row(cells: Sequence[object]) -> str:
+    line = " | ".join(map(str, cells))
+    if line.count("|") == len(cells) - 1 and "\n" not in line:  # nothing to escape: most rows
+        return f"| {line} |"
     return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |"

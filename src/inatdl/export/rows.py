@@ -93,6 +93,9 @@ class RowFile:
         if high - low <= 2 * sum(end - start for start, end in ranges) + _NEAR:
             span = self._read_at(low, high - low)
             rows = [span[start - low : end - low] for start, end in ranges]
+        elif sys.platform != "win32":  # far apart (the credits' order): a read a row
+            pread, descriptor = os.pread, self.handle.fileno()
+            rows = [pread(descriptor, end - start, start) for start, end in ranges]
         else:
             rows = [self._read_at(start, end - start) for start, end in ranges]
         # the file's last row may have no line break
@@ -103,7 +106,7 @@ class RowFile:
         for text in self.raw(ranges):
             reader = csv.reader(io.StringIO(text.decode("utf-8"), newline=""))
             for row in reader:
-                yield _fitted(row, width, reader.line_num)
+                yield row if len(row) == width else _fitted(row, width, reader.line_num)
 
     def close(self) -> None:
         self.handle.close()

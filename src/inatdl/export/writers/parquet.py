@@ -99,7 +99,9 @@ class ParquetWriter(ShardWriter):
 
     def write_shard(self, handle: BinaryIO, shard: Shard) -> None:
         """The images stored as they are (a JPEG does not compress: snappy over them cost
-        more than writing them), the other columns with snappy."""
+        more than writing them), the other columns with snappy. (Not on a thread of its own,
+        as the tar's pieces are: at a million small photos that cost a quarter more CPU
+        and 40 MB more memory.)"""
         schema = self.schema()
         text_columns = [c for c in ("label", *self.context.selection.columns)]
         compression = {"image.bytes": "none", "image.path": "snappy", "label": "snappy"}
@@ -118,8 +120,8 @@ class ParquetWriter(ShardWriter):
 
     def _table(self, samples: Sequence[ExportPhoto], schema: pa.Schema) -> pa.Table:
         """One row group: the images read now, so only one group's are held at once."""
-        root = str(self.context.data_dir)
-        contents = [read_file(os.path.join(root, s.path), s.size) for s in samples]
+        root = os.path.join(str(self.context.data_dir), "")
+        contents = [read_file(root + s.path, s.size) for s in samples]
         names = [s.path.rsplit("/", 1)[-1] for s in samples]
         image_type = schema.field("image").type
         arrays = [
@@ -128,8 +130,9 @@ class ParquetWriter(ShardWriter):
             ),
             pa.array([s.label_index for s in samples], pa.int64()),
         ]
-        for i, column in enumerate(self.context.selection.columns):
-            arrays.append(_column(column, [s.values[i] for s in samples], samples))
+        cells = zip(*(s.values for s in samples), strict=True)  # the rows' cells, a column at a time
+        for column, values in zip(self.context.selection.columns, cells, strict=True):
+            arrays.append(_column(column, list(values), samples))
         return pa.Table.from_arrays(arrays, schema=schema)
 
     def data_files(self) -> dict[str, str]:
