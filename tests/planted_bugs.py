@@ -463,8 +463,8 @@ BUGS = [
     Planted(
         "split_types_by_pandas_dtype",  # True beside empty cells (object) taken for another type
         "export/writers/imagefolder.py",
-        "kinds = [{c: pd.api.types.infer_dtype(read[c], skipna=True) for c in columns} for read in inferred]",
-        "kinds = [{c: str(read[c].dtype) for c in columns} for read in inferred]",
+        "return {c: pd.api.types.infer_dtype(read[c], skipna=True) for c in columns}",
+        "return {c: str(read[c].dtype) for c in columns}",
         ("tests/test_upgrade.py::test_a_split_export_of_an_upgraded_data_dir_keeps_coordinates_obscured",),
     ),
     Planted(
