@@ -181,8 +181,8 @@ BUGS = [
     Planted(
         "limit_stop_skips_photos_on_disk",  # a killed run's complete photos wait for the window
         "pool.py",
-        "elif self.stop.dropping:",
-        "elif True:",
+        "if not self.stop.dropping and (there := self.downloader.already_there(job)) is not None:",
+        "if False and (there := self.downloader.already_there(job)) is not None:",
         ("tests/test_budget_sent.py::test_at_a_full_window_photos_complete_on_disk_are_still_recorded",),
     ),
     Planted(
@@ -922,6 +922,20 @@ BUGS = [
         'files = "file" if report.shards_written == 1 else "files"',
         'files = "files"',
         ("tests/test_cli.py::test_one_shard_written_is_said_in_the_singular",),
+    ),
+    Planted(
+        "retries_dropped_at_a_limit",  # records lost by a kill stay lost when the run stops at a limit
+        "feed.py",
+        "            if stop.dropping:  # at a limit they are still handed on",
+        "            if stop.stopping:  # at a limit they are still handed on",
+        ("tests/test_budget_sent.py::test_at_a_full_window_photos_complete_on_disk_are_still_recorded",),
+    ),
+    Planted(
+        "jobs_dropped_after_a_limit",  # a photo complete on disk handed on after the stop: unrecorded
+        "pool.py",
+        "        self._record_if_there(job)\n\n    def _record_if_there",
+        "        return\n\n    def _record_if_there",
+        ("tests/test_budget_sent.py::test_at_a_full_window_photos_complete_on_disk_are_still_recorded",),
     ),
     Planted(
         "cut_export_forgets_what_it_placed",  # the state names the previous files only while writing

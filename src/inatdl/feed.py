@@ -67,7 +67,7 @@ def take_over(
     for taxon_id, had in done.items():
         retries = store.jobs_to_retry(taxon_id, size)
         for job in itertools.islice(retries, None if cap is None else max(0, cap - had)):
-            if stop.stopping:
+            if stop.dropping:  # at a limit they are still handed on: those complete on disk are recorded
                 return
             queue(job)
 

@@ -77,24 +77,28 @@ class Pool:
             ).start()
 
     def put(self, job: PhotoJob) -> None:
-        """Queue ``job``, waiting while the queue is full; dropped once the run stops."""
+        """Queue ``job``, waiting while the queue is full. Once the run stops at a limit it is
+        only recorded if complete on disk (here, not left to a race with the workers); at a
+        hard stop it is dropped."""
         while not self.stop.stopping:
             if self.jobs.put(job, timeout=0.2):
                 return
+        self._record_if_there(job)
+
+    def _record_if_there(self, job: PhotoJob) -> None:
+        """At a byte limit, a photo complete on disk costs no byte, so it is still recorded."""
+        if not self.stop.dropping and (there := self.downloader.already_there(job)) is not None:
+            self.store.record(there)
+            self.on_outcome(there)
 
     def _work(self, ended: threading.Event) -> None:
         try:
             while (job := self.jobs.get()) is not _END:
                 try:
-                    if not self.stop.stopping:
-                        outcome = self.downloader.download(job)
-                    elif self.stop.dropping:
+                    if self.stop.stopping:
+                        self._record_if_there(job)
                         continue
-                    # stopped at a limit: a photo complete on disk costs no byte, so it is recorded
-                    elif (there := self.downloader.already_there(job)) is not None:
-                        outcome = there
-                    else:
-                        continue
+                    outcome = self.downloader.download(job)
                     if outcome.status != PENDING:
                         self.store.record(outcome)
                     self.on_outcome(outcome)
@@ -126,7 +130,8 @@ class Pool:
                 if self.jobs.put(_END, timeout=0.2):
                     self._ends_queued += 1
                 elif self.stop.stopping:
-                    self.jobs.clear()
+                    for job in self.jobs.clear():
+                        self._record_if_there(job)
             except KeyboardInterrupt:
                 interrupted = True
                 self.stop.hard()
@@ -179,8 +184,10 @@ class JobQueue:
                 self._drained.notify()
             return job
 
-    def clear(self) -> None:
-        """Drop the jobs not started (the run is stopping); the workers' ends stay."""
+    def clear(self) -> list[PhotoJob]:
+        """Take out the jobs not started (the run is stopping); the workers' ends stay."""
         with self._lock:
+            cleared = [job for job in self._jobs if job is not _END]
             self._jobs = deque(job for job in self._jobs if job is _END)
             self._drained.notify_all()
+        return cleared
