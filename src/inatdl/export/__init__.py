@@ -2,9 +2,10 @@
 
 selection (photos.csv → the photos and their splits) → a writer a format (imagefolder,
 webdataset, parquet: writers/) → the card, the credits and croissant.json from the report.
-The data dir is only read. OUT_DIR keeps a small state file (outdir.py) that marks it as
-inatdl's and lists what inatdl put there, so an export again updates it: new photos are
-added, photos gone from the data dir removed, files nobody asked to change left alone.
+The data dir is only read. OUT_DIR keeps a small state file that marks it as inatdl's and
+a list of what inatdl put there (outdir.py; compared with this export's files on disk, in
+owned.py), so an export again updates it: new photos are added, photos gone from the data
+dir removed, files nobody asked to change left alone.
 
 Nothing here imports numpy, pandas or pyarrow at module level, so `photos fetch` starts without them.
 """
