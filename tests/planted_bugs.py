@@ -472,8 +472,8 @@ BUGS = [
     Planted(
         "split_types_by_pandas_dtype",  # True beside empty cells (object) taken for another type
         "export/writers/imagefolder.py",
-        "kinds = [{c: pd.api.types.infer_dtype(read[c], skipna=True) for c in columns} for read in inferred]",
-        "kinds = [{c: str(read[c].dtype) for c in columns} for read in inferred]",
+        "return {c: pd.api.types.infer_dtype(read[c], skipna=True) for c in columns}",
+        "return {c: str(read[c].dtype) for c in columns}",
         ("tests/test_upgrade.py::test_a_split_export_of_an_upgraded_data_dir_keeps_coordinates_obscured",),
     ),
     Planted(
@@ -1067,6 +1067,29 @@ BUGS = [
         "return self.fixed + _utf8_length(text) + _utf8_length(label) + unquoted",
         "return self.fixed + _utf8_length(text) + _utf8_length(label)",
         ("tests/test_export_exact.py::test_a_samples_json_is_measured_as_written_with_its_bare_booleans",),
+    ),
+    Planted(
+        "cut_export_forgets_what_it_placed",  # the state names the previous files only while writing
+        "export/owned.py",
+        'return self._names("SELECT name FROM previous UNION SELECT name FROM now ORDER BY name")',
+        'return self._names("SELECT name FROM previous ORDER BY name")',
+        (
+            "tests/test_export_outdir.py::test_an_update_after_a_cut_short_export_removes_the_photos_that_export_placed",
+        ),
+    ),
+    Planted(
+        "files_in_an_older_state_ignored",  # an export by an older inatdl: its stale photos stay
+        "export/outdir.py",
+        "listed=[f for f in listed if isinstance(f, str) and safe_relative(f)],",
+        "listed=[],",
+        ("tests/test_export_outdir.py::test_an_export_whose_state_lists_its_files_itself_is_updated",),
+    ),
+    Planted(
+        "list_of_files_alone_refused",  # a first export killed between its two state files
+        "export/outdir.py",
+        "if any(entry.name != FILES_NAME for entry in out_dir.iterdir()):",
+        "if any(out_dir.iterdir()):",
+        ("tests/test_export_outdir.py::test_a_folder_holding_only_the_list_of_files_is_exported_into",),
     ),
 ]
 

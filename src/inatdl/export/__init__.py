@@ -2,15 +2,17 @@
 
 selection (photos.csv → the photos and their splits) → a writer a format (imagefolder,
 webdataset, parquet: writers/) → the card, the credits and croissant.json from the report.
-The data dir is only read. OUT_DIR keeps a small state file (outdir.py) that marks it as
-inatdl's and lists what inatdl put there, so an export again updates it: new photos are
-added, photos gone from the data dir removed, files nobody asked to change left alone.
+The data dir is only read. OUT_DIR keeps a small state file that marks it as inatdl's and
+a list of what inatdl put there (outdir.py; compared with this export's files on disk, in
+owned.py), so an export again updates it: new photos are added, photos gone from the data
+dir removed, files nobody asked to change left alone.
 
 Nothing here imports numpy, pandas or pyarrow at module level, so `photos fetch` starts without them.
 """
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +20,7 @@ from inatdl.export.card import CARD_NAME, CREDITS_NAME, dataset_card, write_cred
 from inatdl.export.croissant import CROISSANT_NAME, croissant
 from inatdl.export.model import DEFAULT_SHARD_SIZE, ExportOptions, ExportReport
 from inatdl.export.outdir import OutDirState, check_update, make_out_dir, read_out_dir_state, write_state
+from inatdl.export.owned import FileLists
 from inatdl.export.writers import FORMATS, OWNED_TEXTS, WriteContext, writer_class
 from inatdl.files import atomic_write_text, atomic_writer
 from inatdl.state import lock_holder
@@ -54,16 +57,16 @@ def _export(
     writer = writer_class(options.format)(
         WriteContext(data_dir, out_dir, selection, options, report, previous)
     )
-    files = writer.plan()
-    owned = sorted({*files, *OWNED_TEXTS})
-    make_out_dir(out_dir)
-    # Written first with both lists, so a crash midway leaves nothing that the next export forgets.
-    write_state(out_dir, sorted({*(previous.files if previous else []), *owned}), options)
-    writer.write(sorted(set(previous.files if previous else []) - set(owned)))
-    title = out_dir.resolve().name
-    atomic_write_text(out_dir / CARD_NAME, dataset_card(report, options, writer, title, selection))
-    with atomic_writer(out_dir / CREDITS_NAME) as handle:
-        write_credits(handle, selection)
-    atomic_write_text(out_dir / CROISSANT_NAME, croissant(report, writer))
-    write_state(out_dir, owned, options, **writer.state())
+    previous_files = previous.file_names() if previous else iter(())
+    with FileLists(previous_files, itertools.chain(writer.plan(), OWNED_TEXTS)) as files:
+        make_out_dir(out_dir)
+        # Written first with both lists, so a crash midway leaves nothing that the next export forgets.
+        write_state(out_dir, files.both(), options)
+        writer.write(files.stale())
+        title = out_dir.resolve().name
+        atomic_write_text(out_dir / CARD_NAME, dataset_card(report, options, writer, title, selection))
+        with atomic_writer(out_dir / CREDITS_NAME) as handle:
+            write_credits(handle, selection)
+        atomic_write_text(out_dir / CROISSANT_NAME, croissant(report, writer))
+        write_state(out_dir, files.now(), options, **writer.state())
     return report

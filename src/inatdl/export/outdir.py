@@ -1,11 +1,13 @@
-"""OUT_DIR's own state: a small file that marks the folder as inatdl's export and lists
-what inatdl put there (and, for shards, what each holds), so an export again updates it
-and never touches a file a user added, another format's export or other splits."""
+"""OUT_DIR's own state: a small file that marks the folder as inatdl's export, and beside
+it the list of what inatdl put there (and, for shards, what each holds), so an export
+again updates it and never touches a file a user added, another format's export or other
+splits. The list is read and written a name at a time: an imagefolder of a million
+photos owns a million files."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from inatdl.export.model import ExportOptions
 from inatdl.files import atomic_writer, disk_error
 
 STATE_NAME = ".inatdl-export.json"
+FILES_NAME = ".inatdl-export-files.txt"  # every file the export owns, sorted, one a line (JSON strings)
 PHOTOS_NAME = ".inatdl-export-photos.txt"  # the shards' photo ids, one a line: the summary's counts
 STATE_FORMAT = 1
 OTHER_OUT_DIR = "export into another folder"  # what to do when OUT_DIR cannot be written
@@ -24,11 +27,33 @@ OTHER_OUT_DIR = "export into another folder"  # what to do when OUT_DIR cannot b
 class OutDirState:
     """What a previous export left in OUT_DIR (empty for a new folder)."""
 
-    files: list[str] = field(default_factory=list)
+    listed: list[str] = field(default_factory=list)  # its files, when the state names them itself
+    file_list: Path | None = None  # else the list of its files (FILES_NAME), read a name at a time
     options: dict[str, Any] | None = None
     format: str = "imagefolder"  # an export made before --format existed was an imagefolder
     shards: dict[str, str] = field(default_factory=dict)  # shard file → fingerprint of its contents
     photos: set[str] = field(default_factory=set)  # photo ids in the shards
+
+    def file_names(self) -> Iterator[str]:
+        """The files the previous export owns, one at a time (never all as Python strings)."""
+        if self.file_list is None:
+            yield from self.listed
+            return
+        try:
+            with self.file_list.open(encoding="utf-8") as lines:
+                for line in lines:
+                    name = json.loads(line)
+                    if not isinstance(name, str):
+                        raise ValueError(f"{line.strip()} is not a file name")
+                    if safe_relative(name):
+                        yield name
+        except (OSError, ValueError) as exc:
+            raise _damaged(self.file_list, exc) from None
+
+    @property
+    def files(self) -> list[str]:
+        """The files the previous export owns, as a list: for the shard formats' few files."""
+        return list(self.file_names())
 
 
 def read_out_dir_state(out_dir: Path, data_dir: Path) -> OutDirState | None:
@@ -45,7 +70,8 @@ def read_out_dir_state(out_dir: Path, data_dir: Path) -> OutDirState | None:
         return None
     state_path = out_dir / STATE_NAME
     if not state_path.is_file():
-        if any(out_dir.iterdir()):
+        # the list of files alone: the first export killed between writing it and the state
+        if any(entry.name != FILES_NAME for entry in out_dir.iterdir()):
             raise ExportError(
                 f"{out_dir} is not empty and was not made by `inatdl dataset export`; "
                 "choose a new or empty folder"
@@ -53,11 +79,17 @@ def read_out_dir_state(out_dir: Path, data_dir: Path) -> OutDirState | None:
         return None
     try:
         state = json.loads(state_path.read_text(encoding="utf-8"))
-        if state.get("format") != STATE_FORMAT or not isinstance(state.get("files"), list):
+        listed = state.get("files", [])  # an export by inatdl before the list had a file of its own
+        if state.get("format") != STATE_FORMAT or not isinstance(listed, list):
             raise ValueError("unknown format")
+        if "files" not in state and state.get("file_list") != FILES_NAME:
+            raise ValueError("no list of files")
+        if "files" not in state and not (out_dir / FILES_NAME).is_file():
+            raise ValueError(f"{FILES_NAME} is missing")
         options = state.get("options")
         return OutDirState(
-            files=[f for f in state["files"] if isinstance(f, str) and safe_relative(f)],
+            listed=[f for f in listed if isinstance(f, str) and safe_relative(f)],
+            file_list=None if "files" in state else out_dir / FILES_NAME,
             options=options if isinstance(options, dict) else None,
             format=str(state.get("export_format", "imagefolder")),
             shards={
@@ -66,7 +98,11 @@ def read_out_dir_state(out_dir: Path, data_dir: Path) -> OutDirState | None:
             photos=_read_photos(out_dir / PHOTOS_NAME),
         )
     except (OSError, ValueError, AttributeError, TypeError) as exc:
-        raise ExportError(f"{state_path} is damaged ({exc}); delete {out_dir} and export again") from None
+        raise _damaged(state_path, exc) from None
+
+
+def _damaged(path: Path, exc: Exception) -> ExportError:
+    return ExportError(f"{path} is damaged ({exc}); delete {path.parent} and export again")
 
 
 def _read_photos(path: Path) -> set[str]:
@@ -131,18 +167,24 @@ def options_record(options: ExportOptions) -> dict[str, Any]:
     }
 
 
-def write_state(out_dir: Path, files: Sequence[str], options: ExportOptions, **shards: Any) -> None:
-    """Record what inatdl owns in ``out_dir`` (``shards``: the shard formats' fingerprints,
-    so an update rewrites only the shards whose contents changed)."""
+def write_state(out_dir: Path, files: Iterable[str], options: ExportOptions, **shards: Any) -> None:
+    """Record what inatdl owns in ``out_dir``: ``files`` (sorted, read one at a time) and
+    ``shards``, the shard formats' fingerprints, so an update rewrites only the shards whose
+    contents changed. The list first, then the state that points at it (a kill between the
+    two leaves the state of the step before, whose own list was a part of this one)."""
+    with atomic_writer(out_dir / FILES_NAME) as handle:
+        for name in files:
+            handle.write(json.dumps(name, ensure_ascii=False))
+            handle.write("\n")
     state: dict[str, Any] = {
         "made_by": "inatdl dataset export",
         "format": STATE_FORMAT,
         "export_format": options.format,
         "options": options_record(options),
-        "files": list(files),
+        "file_list": FILES_NAME,  # an inatdl that knows only "files" calls this state damaged
         **shards,
     }
-    with atomic_writer(out_dir / STATE_NAME) as handle:  # piece by piece: a million files' names
+    with atomic_writer(out_dir / STATE_NAME) as handle:  # piece by piece: a shard format's fingerprints
         json.dump(state, handle, indent=0)
         handle.write("\n")
 

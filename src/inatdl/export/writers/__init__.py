@@ -11,7 +11,7 @@ import importlib
 import json
 import pkgutil
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,11 +78,12 @@ class Writer(ABC):
         return None
 
     @abstractmethod
-    def plan(self) -> list[str]:
-        """Every file (relative to OUT_DIR) this export will own, before anything is written."""
+    def plan(self) -> Iterable[str]:
+        """Every file (relative to OUT_DIR) this export will own, before anything is written
+        (in any order; read once, before ``write``)."""
 
     @abstractmethod
-    def write(self, stale: Sequence[str]) -> None:
+    def write(self, stale: Iterable[str]) -> None:
         """Put the data files in OUT_DIR and remove ``stale`` (the previous export's files
         that this one does not own), counting the photos added, kept and removed."""
 

@@ -11,7 +11,7 @@ import os
 import queue
 import threading
 from abc import abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -185,7 +185,7 @@ class ShardWriter(Writer):
             digest.update(np.ascontiguousarray(numbers[shard.indices], dtype="<i8").tobytes())
         return digest.hexdigest()
 
-    def write(self, stale: Sequence[str]) -> None:
+    def write(self, stale: Iterable[str]) -> None:
         context, report = self.context, self.context.report
         out, previous = context.out_dir, context.previous
         # What each shard file on disk holds now, saved after every shard: an export cut

@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -32,23 +33,28 @@ _TYPED_ROWS = 10_000
 class ImageFolderWriter(Writer):
     """Photos as files, one folder a taxon (in one folder a split with --split)."""
 
-    def plan(self) -> list[str]:
+    def plan(self) -> Iterable[str]:
         context = self.context
-        # photos/<Taxon_folder>/<file> in the data dir → <Taxon_folder>/<file> beside metadata.csv
-        self.targets = [_target(photo) for photo in context.selection.photos()]
         # No folder for a split without photos: Hugging Face's loader refuses an empty split.
         names = context.report.split_names
         self.split_dirs = [name for name in names if name not in context.report.empty_splits] or [""]
         self.metadata_files = [f"{s}/{METADATA_NAME}" if s else METADATA_NAME for s in self.split_dirs]
-        return sorted({*self.targets, *self.metadata_files})
+        return self._files()
 
-    def write(self, stale: Sequence[str]) -> None:
+    def _files(self) -> Iterator[str]:
+        """A file a photo, made as the photos are read back (a million names never held at once)."""
+        yield from self.metadata_files
+        for photo in self.context.selection.photos():
+            yield _target(photo)
+
+    def write(self, stale: Iterable[str]) -> None:
         context, report = self.context, self.context.report
         for relative in stale:
             report.removed += remove(context.out_dir, relative) and not relative.endswith(METADATA_NAME)
         placer = Placer(context.options.copy)
         source_root, target_root = str(context.data_dir), str(context.out_dir)
-        for photo, target in zip(context.selection.photos(), self.targets, strict=True):
+        for photo in context.selection.photos():
+            target = _target(photo)  # photos/<Taxon_folder>/<file> → <split>/<Taxon_folder>/<file>
             placer.place(os.path.join(source_root, photo.path), os.path.join(target_root, target), report)
         report.linked, report.copied = placer.linked, placer.copied
         self._write_metadata()
@@ -58,7 +64,8 @@ class ImageFolderWriter(Writer):
         context, report = self.context, self.context.report
         selection = context.selection
         columns = ["file_name", "label", *selection.columns]
-        report.dropped_columns = columns_read_differently(self._firsts(), columns)
+        several = len(self.split_dirs) > 1
+        report.dropped_columns = columns_read_differently(self._firsts(), columns) if several else []
         kept = [i for i, c in enumerate(columns) if c not in report.dropped_columns]
         with contextlib.ExitStack() as files:
             writers = {}
@@ -71,14 +78,13 @@ class ImageFolderWriter(Writer):
                 row = _metadata_row(photo)
                 writers[photo.split].writerow([row[i] for i in kept])
 
-    def _firsts(self) -> dict[str, list[ExportPhoto]]:
-        """The first photos of each split (what a loader infers the columns' types from)."""
+    def _firsts(self) -> Iterator[Iterator[ExportPhoto]]:
+        """The first photos of each split (what a loader infers the columns' types from), a
+        split at a time."""
         selection = self.context.selection
-        firsts = {}
         for split in self.split_dirs:
             at = selection.split_names.index(split)
-            firsts[split] = list(selection.photos(np.flatnonzero(selection.split == at)[:_TYPED_ROWS]))
-        return firsts
+            yield selection.photos(np.flatnonzero(selection.split == at)[:_TYPED_ROWS])
 
     def data_files(self) -> dict[str, str]:
         return {name or "train": f"{name}/**" if name else "**" for name in self.split_dirs}
@@ -146,26 +152,29 @@ def _metadata_row(photo: ExportPhoto) -> list[str]:
     return ["/".join(photo.path.rsplit("/", 2)[-2:]), photo.label, *photo.values]
 
 
-def columns_read_differently(per_split: dict[str, list[ExportPhoto]], columns: Sequence[str]) -> list[str]:
+def columns_read_differently(per_split: Iterable[Iterable[ExportPhoto]], columns: Sequence[str]) -> list[str]:
     """The columns that a reader inferring types, as Hugging Face's loader does (pandas on
     the first 10,000 rows of each metadata.csv), would type differently in two splits: say
     dates empty throughout a small split. That loader refuses such a dataset, so these
     columns stay in photos.csv only."""
-    if len(per_split) < 2:
-        return []
-    inferred = []
-    for photos in per_split.values():
-        if not photos:
-            continue
-        text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows(_metadata_row(photo) for photo in photos[:_TYPED_ROWS])
-        text.seek(0)
-        inferred.append(pd.read_csv(text))
-    # the kind of values, as Arrow types what pandas read (True beside empty cells: booleans)
-    kinds = [{c: pd.api.types.infer_dtype(read[c], skipna=True) for c in columns} for read in inferred]
+    kinds = [kind for photos in per_split if (kind := _kinds(photos, columns)) is not None]
     return [c for c in columns if len({kind[c] for kind in kinds}) > 1]
+
+
+def _kinds(photos: Iterable[ExportPhoto], columns: Sequence[str]) -> dict[str, str] | None:
+    """The kind of values in each column of one split's first rows as pandas reads them
+    (None without rows); one split's rows at a time, so the export's peak memory does not
+    hold every split's."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(itertools.islice(map(_metadata_row, photos), _TYPED_ROWS))
+    text.seek(0)
+    read = pd.read_csv(text)
+    if read.empty:
+        return None
+    # the kind of values, as Arrow types what pandas read (True beside empty cells: booleans)
+    return {c: pd.api.types.infer_dtype(read[c], skipna=True) for c in columns}
 
 
 def _torchvision_lines(folder: str, context: Any) -> list[str]:
