@@ -1091,6 +1091,13 @@ BUGS = [
         "if any(out_dir.iterdir()):",
         ("tests/test_export_outdir.py::test_a_folder_holding_only_the_list_of_files_is_exported_into",),
     ),
+    Planted(
+        "signals_raised_inside_a_stopping_step",  # "release unlocked lock": exit 1, no photos.csv
+        "fetch.py",
+        "            with _signals_noted(stop) as came:",
+        "            with contextlib.nullcontext([]) as came:",
+        ("tests/test_stop.py::test_a_signal_while_the_run_stops_never_cuts_a_stopping_step_short",),
+    ),
 ]
 
 

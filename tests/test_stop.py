@@ -121,3 +121,33 @@ def test_two_signals_in_a_row_still_leave_photos_csv(
     complete = complete_photos(data)
     assert len(complete) >= 30
     assert listed_photos(data) == complete
+
+
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
+def test_a_signal_while_the_run_stops_never_cuts_a_stopping_step_short(number: signal.Signals) -> None:
+    """Raised inside a step (letting the workers end, writing photos.csv), an interrupt that
+    lands while a lock is taken back after a wait left the lock released twice, and "release
+    unlocked lock" replaced the interrupt: exit 1 and no photos.csv (CI, under load). The
+    signals are noted while a step runs: it runs once, whole, and the run is interrupted."""
+    import os
+
+    stop = inatdl.fetch.Stop()
+    steps: list[str] = []
+    previous_sigterm = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, lambda *_: _thread.interrupt_main())  # as the CLI does
+
+    def step() -> None:
+        steps.append("started")
+        if len(steps) == 1:
+            os.kill(os.getpid(), number)
+        time.sleep(0.05)  # the handler runs between bytecodes: give it its turn here
+        steps.append("whole")
+
+    try:
+        interrupted = inatdl.fetch._through_interrupts(step, stop)
+    finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
+
+    assert interrupted and stop.dropping
+    assert steps == ["started", "whole"]
+    assert signal.getsignal(signal.SIGTERM) is previous_sigterm
