@@ -188,12 +188,13 @@ class ApiListing:
         progress.listing(_names([taxa[taxon_id].name for taxon_id in query.taxon_ids]))
         progress.paged(self.pages_done, 1 + self.queries_left)
         position = query.after_id
-        pages_left = [1]  # of this query, as the last page asked said
-        told = [self.pages_done]  # the pages done as progress last heard them
+        pages_left = 1  # of this query, as the last page asked said
+        told = self.pages_done  # the pages done as progress last heard them
 
         def remaining(observations: int) -> None:
+            nonlocal pages_left
             self.pages_done += 1
-            pages_left[0] = -(-observations // OBSERVATIONS_PER_PAGE)
+            pages_left = -(-observations // OBSERVATIONS_PER_PAGE)
 
         def active() -> list[int]:  # the taxa some size still asks for; capped ones are left out
             asked = {taxon_id for _, walk in walks for taxon_id in walk.active}
@@ -217,14 +218,14 @@ class ApiListing:
                     (size_job, Batch(routed.rows, _cursors(walk, size_job), routed.moves, routed.skips))
                 )
             progress.listed(sum(len(batch.rows) for _, batch in batches))
-            progress.paged(self.pages_done, pages_left[0] + self.queries_left)
-            told[0] = self.pages_done
+            progress.paged(self.pages_done, pages_left + self.queries_left)
+            told = self.pages_done
             yield from batches
             position = last
             if not active():  # every taxon capped at every size: its pages left are not asked
                 progress.paged(self.pages_done, self.queries_left)
                 return
-        if told[0] != self.pages_done:  # the last page asked was empty
+        if told != self.pages_done:  # the last page asked was empty
             progress.paged(self.pages_done, self.queries_left)
         for size_job, walk in walks:
             walk.finished(self.seen_up_to)
