@@ -13,6 +13,9 @@ and at ``--photos`` (memory must stay flat as the count grows tenfold):
 - an update after 1% new photos arrive (imagefolder and webdataset);
 - for comparison, the start of `photos fetch --help`, which must load neither pandas nor pyarrow.
 
+"peak RSS" is the largest process's (the shards are written by forked worker processes, one
+a core); "all processes" is the highest sampled sum of every process's PSS (measure.py).
+
 Prints Markdown tables; nothing is downloaded.
 """
 
@@ -139,13 +142,13 @@ def main() -> int:
             megabytes = photos * args.photo_bytes / 1e6
             tar_wall = runs[0][1]["wall"]
             print(f"{photos:,} photos of {args.photo_bytes:,} bytes ({megabytes:,.0f} MB)\n")
-            print("| run | wall s | CPU s | peak RSS MB | MB/s | speed vs `tar` |")
-            print("|---|---:|---:|---:|---:|---:|")
+            print("| run | wall s | CPU s | peak RSS MB | all processes MB | MB/s | speed vs `tar` |")
+            print("|---|---:|---:|---:|---:|---:|---:|")
             for label, run in runs:
                 speed = f"{megabytes / run['wall']:,.0f}"
                 print(
                     f"| {label} | {run['wall']:.2f} | {run['cpu']:.2f} | {run['maxrss_kb'] / 1024:.0f} "
-                    f"| {speed} | {tar_wall / run['wall']:.0%} |"
+                    f"| {run['tree_pss_kb'] / 1024:.0f} | {speed} | {tar_wall / run['wall']:.0%} |"
                 )
             print()
     finally:

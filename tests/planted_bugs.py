@@ -1098,6 +1098,62 @@ BUGS = [
         "            with contextlib.nullcontext([]) as came:",
         ("tests/test_stop.py::test_a_signal_while_the_run_stops_never_cuts_a_stopping_step_short",),
     ),
+    Planted(
+        "stopped_workers_leave_part_files",  # a Ctrl-C leaves the held worker's temporary file
+        "export/writers/_shards.py",
+        "temporary_name(writer.context.out_dir / shard.name).unlink()",
+        "pass",
+        ("tests/test_export_formats.py::test_a_stop_while_workers_write_shards_leaves_only_whole_shards",),
+    ),
+    Planted(
+        "workers_outlive_a_killed_export",  # no death signal: orphans write on after kill -9
+        "export/writers/_shards.py",
+        "ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)",
+        "pass",
+        ("tests/test_export_formats.py::test_an_export_killed_outright_leaves_no_worker_running",),
+    ),
+    Planted(
+        "sigterm_kills_the_export_at_once",  # SIGTERM not turned into a clean stop
+        "cli/dataset.py",
+        "with sigterm_as_interrupt():  # the workers",
+        "if True:  # the workers",
+        ("tests/test_export_formats.py::test_a_stop_while_workers_write_shards_leaves_only_whole_shards",),
+    ),
+    Planted(
+        "a_dead_worker_is_a_traceback",  # BrokenProcessPool reaches the user
+        "export/writers/_shards.py",
+        "if isinstance(failure, BrokenProcessPool):",
+        "if False:",
+        ("tests/test_export_formats.py::test_a_worker_that_dies_is_one_line",),
+    ),
+    Planted(
+        "workers_shards_not_recorded",  # a shard a worker wrote is rewritten after a stop
+        "export/writers/_shards.py",
+        "            report.shards_written += 1\n"
+        "            self.on_disk[shard.name] = shard.fingerprint\n",
+        "            report.shards_written += 1\n",
+        ("tests/test_export_formats.py::test_a_disk_that_fills_mid_shard_leaves_no_truncated_shard",),
+    ),
+    Planted(
+        "finished_shards_forgotten_at_an_error",  # a full disk: the shards done meanwhile rewritten
+        "export/writers/_shards.py",
+        "                done.add(future.result())\n"
+        "                yield shards[future.result()]",
+        "                done.add(future.result())\n"
+        "                if failure is None:\n"
+        "                    yield shards[future.result()]",
+        ("tests/test_export_formats.py::test_a_disk_that_fills_mid_shard_leaves_no_truncated_shard",),
+    ),
+    Planted(
+        "a_stop_leaves_temporary_files",  # a Ctrl-C just as a temporary file appears leaves it
+        "files.py",
+        "if not isinstance(exc, FileExistsError):",
+        "if isinstance(exc, OSError) and not isinstance(exc, FileExistsError):",
+        (
+            "tests/test_export_formats.py::"
+            "test_a_ctrl_c_raised_as_a_state_file_appears_leaves_no_temporary_file",
+        ),
+    ),
 ]
 
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 import errno
 import json
 import os
+import signal
 import subprocess
 import sys
 import tarfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -27,6 +29,15 @@ from inatdl.export.writers import parquet as parquet_writer
 
 SHARD = "100kB"  # about 40 square photos a shard: several shards a split
 LABELS = sorted(name for _, name in TAXA)
+#: Shards are written by forked worker processes on Linux only; elsewhere by the export itself.
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers fork on Linux only")
+
+
+@pytest.fixture(autouse=True)
+def three_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shards written by three worker processes, whatever the machine's cores (a test
+    that wants one process sets it)."""
+    monkeypatch.setattr(_shards, "shard_workers", lambda: 3)
 
 
 @pytest.fixture(scope="module")
@@ -326,32 +337,216 @@ class FullDisk:
         self.handle.close()
 
 
+def full_disk_in(victim: str) -> Callable[[Path], Any]:
+    """``open_temporary`` as on a disk that fills 10 kB into the shard named ``victim``."""
+
+    def open_temporary(path: Path) -> FullDisk:
+        return FullDisk(path, 10_000 if victim in path.name else 10**9)
+
+    return open_temporary
+
+
+def shard_files(out: Path) -> dict[str, str]:
+    return {name: digest for name, digest in snapshot(out).items() if name.endswith((".tar", ".parquet"))}
+
+
+@pytest.mark.parametrize("workers", [1, 3])
 @pytest.mark.parametrize("format_", ["webdataset", "parquet"])
 def test_a_disk_that_fills_mid_shard_leaves_no_truncated_shard(
-    fetched: tuple[InatServer, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, format_: str
+    fetched: tuple[InatServer, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    format_: str,
+    workers: int,
+) -> None:
+    inat, data = fetched
+    out, fresh = tmp_path / "out", tmp_path / "fresh"
+    args = ("--split", SPLIT, "--format", format_, "--shard-size", SHARD)
+    assert export(inat, data, fresh, *args).exit_code == 0
+    whole = shard_files(fresh)
+    monkeypatch.setattr(_shards, "shard_workers", lambda: workers)
+    monkeypatch.setattr(_shards, "open_temporary", full_disk_in("train-00001"))
+
+    result = export(inat, data, out, *args)
+
+    assert result.exit_code == 1, result.output
+    (victim,) = [name for name in whole if "train-00001" in name]
+    assert result.stderr == (
+        f"Error: the disk holding {out / victim} is full; free some space and run the same command again "
+        "(nothing done so far is lost)\n"
+    )
+    assert not [p for p in out.rglob("*") if p.name.endswith(".part")]
+    present = shard_files(out)
+    assert present and victim not in present
+    assert {name: whole[name] for name in present} == present  # whole ones only
+    monkeypatch.undo()
+    again = export(inat, data, out, *args)
+    assert again.exit_code == 0 and f", {len(present)} unchanged)" in again.output
+    assert shard_files(out) == whole
+
+
+def test_shards_are_the_same_bytes_however_many_processes_write_them(
+    fetched: tuple[InatServer, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inat, data = fetched
+    for format_ in ("webdataset", "parquet"):
+        made = []
+        for workers in (1, 4):
+            monkeypatch.setattr(_shards, "shard_workers", lambda workers=workers: workers)
+            out = tmp_path / f"{format_}-{workers}"
+            result = export(inat, data, out, "--split", SPLIT, "--format", format_, "--shard-size", SHARD)
+            assert result.exit_code == 0, result.output
+            made.append(snapshot(out))
+            assert made[-1].pop("README.md")  # the card names its folder
+            again = export(inat, data, out, "--split", SPLIT, "--format", format_, "--shard-size", SHARD)
+            assert again.exit_code == 0 and "(0 files written, " in again.output  # every shard recorded
+        assert made[0] == made[1] and len(shard_files(tmp_path / f"{format_}-4")) > 4
+
+
+#: `inatdl` whose worker writing the shard named in INATDL_TEST_HOLD stops once the shard's
+#: temporary file is open, after writing its pid to INATDL_TEST_HELD: the export is then
+#: surely midway, with a worker's .part file on disk.
+HOLDING = """
+import os, signal, sys
+from pathlib import Path
+from inatdl.export.writers import _shards
+
+opened = _shards.open_temporary
+
+def held(path):
+    handle = opened(path)
+    if os.environ["INATDL_TEST_HOLD"] in path.name:
+        Path(os.environ["INATDL_TEST_HELD"]).write_text(str(os.getpid()))
+        signal.pause()
+    return handle
+
+_shards.open_temporary = held
+_shards.shard_workers = lambda: 3
+from inatdl.__main__ import main
+main()
+"""
+
+
+def held_export(data: Path, out: Path, held: Path, *args: str) -> tuple[subprocess.Popen[str], int]:
+    """The export started in a process of its own, returned once its worker is held."""
+    env = {**os.environ, "INATDL_TEST_HOLD": "train-00002", "INATDL_TEST_HELD": str(held)}
+    command = [sys.executable, "-c", HOLDING, "--data-dir", str(data), "dataset", "export", str(out), *args]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(6000):  # a minute at most
+        if held.is_file() and held.read_text():
+            return process, int(held.read_text())
+        if process.poll() is not None:
+            raise AssertionError(process.communicate())
+        time.sleep(0.01)
+    process.kill()
+    raise AssertionError("the export never reached its held shard")
+
+
+@linux_only
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
+def test_a_stop_while_workers_write_shards_leaves_only_whole_shards(
+    fetched: tuple[InatServer, Path], tmp_path: Path, stop: signal.Signals
+) -> None:
+    inat, data = fetched
+    out, fresh = tmp_path / "out", tmp_path / "fresh"
+    args = ("--split", SPLIT, "--format", "webdataset", "--shard-size", SHARD)
+    assert export(inat, data, fresh, *args).exit_code == 0
+    process, worker = held_export(data, out, tmp_path / "held", *args)
+    assert [p.name for p in out.glob(".*.part")] and Path(f"/proc/{worker}").exists()
+
+    process.send_signal(stop)
+    _, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 130
+    assert stderr == "Error: interrupted; the same command resumes\n"
+    assert not [p for p in out.rglob("*") if p.name.endswith(".part")]
+    assert not _alive(worker)
+    present = shard_files(out)
+    assert {name: shard_files(fresh)[name] for name in present} == present  # whole ones only
+    again = export(inat, data, out, *args)
+    assert again.exit_code == 0 and shard_files(out) == shard_files(fresh)
+
+
+def test_a_ctrl_c_raised_as_a_state_file_appears_leaves_no_temporary_file(
+    fetched: tuple[InatServer, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python raises a signal's KeyboardInterrupt when a system call returns: here, the one
+    that made the temporary file of the export's state."""
+    inat, data = fetched
+    out = tmp_path / "out"
+    real_open = os.open
+
+    def interrupted_open(path: Any, flags: int, mode: int = 0o777, **kwargs: Any) -> int:
+        descriptor = real_open(path, flags, mode, **kwargs)
+        if str(path).endswith(".part") and ".inatdl-export.json." in str(path):
+            os.close(descriptor)
+            raise KeyboardInterrupt
+        return descriptor
+
+    monkeypatch.setattr(os, "open", interrupted_open)
+    result = export(inat, data, out, "--split", SPLIT, "--format", "webdataset", "--shard-size", SHARD)
+
+    assert result.exit_code == 130 and result.stderr == "Error: interrupted; the same command resumes\n"
+    assert out.is_dir() and not [p.name for p in out.iterdir() if p.name.endswith(".part")]
+
+
+@linux_only
+def test_an_export_killed_outright_leaves_no_worker_running(
+    fetched: tuple[InatServer, Path], tmp_path: Path
 ) -> None:
     inat, data = fetched
     out = tmp_path / "out"
-    opened: list[Path] = []
+    args = ("--split", SPLIT, "--format", "webdataset", "--shard-size", SHARD)
+    process, worker = held_export(data, out, tmp_path / "held", *args)
 
-    def full_in_the_third_shard(path: Path) -> Any:
-        opened.append(path)
-        return FullDisk(path, 10_000 if len(opened) == 3 else 10**9)
+    process.kill()
+    process.communicate(timeout=60)
 
-    monkeypatch.setattr(_shards, "open_temporary", full_in_the_third_shard)
-    result = export(inat, data, out, "--split", SPLIT, "--format", format_, "--shard-size", SHARD)
+    for _ in range(6000):
+        if not _alive(worker):
+            break
+        time.sleep(0.01)
+    assert not _alive(worker)
+    assert export(inat, data, out, *args).exit_code == 0
+    assert not [p for p in out.rglob("*") if p.name.endswith(".part")]  # the same name, written whole
 
-    assert result.exit_code == 1, result.output
-    final = opened[2].parent / opened[2].name[1:].removesuffix(".part")
+
+@linux_only
+def test_a_worker_that_dies_is_one_line(
+    fetched: tuple[InatServer, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inat, data = fetched
+    out, fresh = tmp_path / "out", tmp_path / "fresh"
+    args = ("--split", SPLIT, "--format", "parquet", "--shard-size", SHARD)
+    assert export(inat, data, fresh, *args).exit_code == 0
+    opened = _shards.open_temporary
+
+    def killed_in_the_third_shard(path: Path) -> Any:
+        handle = opened(path)
+        if "train-00002" in path.name:
+            os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's out-of-memory killer would
+        return handle
+
+    monkeypatch.setattr(_shards, "shard_workers", lambda: 3)
+    monkeypatch.setattr(_shards, "open_temporary", killed_in_the_third_shard)
+    result = export(inat, data, out, *args)
+
+    assert result.exit_code == 1
     assert result.stderr == (
-        f"Error: the disk holding {final} is full; free some space and run the same command again "
-        "(nothing done so far is lost)\n"
+        "Error: a process writing the shards ended without finishing; run the same command again "
+        "(the finished shards are kept)\n"
     )
-    assert not final.exists() and not list(out.rglob("*.part"))
-    assert len([p for p in out.rglob("*") if p.suffix in (".tar", ".parquet")]) == 2  # whole ones only
+    assert not [p for p in out.rglob("*") if p.name.endswith(".part")]
     monkeypatch.undo()
-    again = export(inat, data, out, "--split", SPLIT, "--format", format_, "--shard-size", SHARD)
-    assert again.exit_code == 0 and ", 2 unchanged)" in again.output
+    assert export(inat, data, out, *args).exit_code == 0 and shard_files(out) == shard_files(fresh)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie left for its new parent to reap does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
 
 
 def test_the_card_header_is_what_the_hub_reads(fetched: tuple[InatServer, Path], tmp_path: Path) -> None:

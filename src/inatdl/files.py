@@ -5,21 +5,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from inatdl.errors import DiskError, StateError
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
 
 
 def ensure_data_dir(path: Path) -> Path:
@@ -53,19 +44,18 @@ def atomic_binary_writer(path: Path) -> Iterator[BinaryIO]:
 @contextlib.contextmanager
 def _atomic(path: Path) -> Iterator[Path]:
     """A temporary name beside ``path`` for the block to write, renamed to ``path`` when the
-    block ends without error (the writer's handle closed by then), removed when it fails."""
+    block ends without error (the writer's handle closed by then), removed when it fails.
+    The name is chosen before the file is made, so a Ctrl-C raised just after the file
+    appears (signals are raised when a system call returns) still removes it."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.part")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    except OSError as exc:
-        raise disk_error(exc, path) from exc
-    try:
-        os.close(fd)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; the user's umask decides
-        yield Path(tmp)
-        os.replace(tmp, path)
+        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the umask applies
+        yield temporary
+        os.replace(temporary, path)
     except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        if not isinstance(exc, FileExistsError):  # 48 random bits: never another's, in practice
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
         if isinstance(exc, OSError):
             raise disk_error(exc, path) from exc
         raise

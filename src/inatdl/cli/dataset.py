@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from inatdl.cli.options import Number, ShardSize, SplitShares, seed_option
-from inatdl.cli.settings import CONTEXT, Settings
+from inatdl.cli.settings import CONTEXT, Settings, sigterm_as_interrupt
 from inatdl.constants import PHOTO_SIZES
 from inatdl.export.writers import FORMATS as EXPORT_FORMATS
 from inatdl.output.dataset import export_command, show_export
@@ -101,5 +101,6 @@ def dataset_export(
         shard_size=shard_size,
     )
     command = export_command(settings.data_dir, out_dir, options)
-    report = export_dataset(settings.data_dir, out_dir, dataclasses.replace(options, command=command))
+    with sigterm_as_interrupt():  # the workers writing shards stopped, their files removed
+        report = export_dataset(settings.data_dir, out_dir, dataclasses.replace(options, command=command))
     show_export(settings.out, report, options)

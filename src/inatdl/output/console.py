@@ -101,7 +101,7 @@ def setup_logging(verbose: bool, quiet: bool) -> None:
 
 
 def photos(count: int) -> str:
-    return f"{count} photo" if count == 1 else f"{count} photos"
+    return f"{count} photo" if count == 1 else f"{count:,} photos"
 
 
 def command_line(data_dir: Path, *words: str) -> str:

@@ -5,20 +5,26 @@ update, a shard whose contents did not change is kept (or renamed), never rewrit
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import itertools
+import multiprocessing
 import os
 import queue
+import signal
+import sys
 import threading
 from abc import abstractmethod
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
-from inatdl.errors import ExportOptionError
+from inatdl.errors import ExportError, ExportOptionError
 from inatdl.export.outdir import OTHER_OUT_DIR, PHOTOS_NAME, remove, write_photos, write_state
 from inatdl.export.writers import OWNED_TEXTS, Writer
 from inatdl.files import disk_error
@@ -39,6 +45,11 @@ class Shard:
 def open_temporary(path: Path) -> BinaryIO:
     """The file a shard is written into before its rename (tests put a full disk here)."""
     return path.open("wb", buffering=1 << 20)
+
+
+def temporary_name(target: Path) -> Path:
+    """Where a shard is written before it is whole."""
+    return target.with_name(f".{target.name}.part")
 
 
 def read_file(path: str, size: int) -> bytes:
@@ -191,20 +202,28 @@ class ShardWriter(Writer):
         # What each shard file on disk holds now, saved after every shard: an export cut
         # short (a full disk, Ctrl-C) keeps the shards it finished.
         self.on_disk = dict(previous.shards) if previous else {}
+        to_write: list[Shard] = []
         for shard in self.shards:
             shard.fingerprint = self._fingerprint(shard)
             target = out / shard.name
             was = next((name for name, print_ in self.on_disk.items() if print_ == shard.fingerprint), None)
             if was == shard.name and target.is_file():
                 report.shards_kept += 1
-                continue
-            if was is not None and (out / was).is_file():
+            elif was is not None and (out / was).is_file():
                 os.replace(out / was, target)  # the same photos under a new name (-of-MMMMM changed)
                 del self.on_disk[was]
                 report.shards_kept += 1
+                self.on_disk[shard.name] = shard.fingerprint
+                write_state(out, self.files_of_both, context.options, shards=self.on_disk)
             else:
-                self._write_whole(target, shard)
-                report.shards_written += 1
+                to_write.append(shard)
+        # A file about to be replaced no longer holds what the state says: forgotten first,
+        # so a kill between its rename and the next state never leaves a wrong fingerprint.
+        forgotten = [shard.name for shard in to_write if self.on_disk.pop(shard.name, None) is not None]
+        if forgotten:
+            write_state(out, self.files_of_both, context.options, shards=self.on_disk)
+        for shard in self._write_all(to_write):
+            report.shards_written += 1
             self.on_disk[shard.name] = shard.fingerprint
             write_state(out, self.files_of_both, context.options, shards=self.on_disk)
         self.write_extra_files()
@@ -218,13 +237,26 @@ class ShardWriter(Writer):
         report.added, report.removed = len(selection) - report.kept, len(before) - report.kept
         write_photos(out, selection.id_text(in_order))
 
+    def _write_all(self, shards: list[Shard]) -> Iterator[Shard]:
+        """Write ``shards``, each whole, and give each as it is done: in worker processes,
+        one shard each at a time, where the platform forks and the machine has more than one
+        core (a shard's samples are Python's work a photo: one process kept a core busy and
+        the other idle), else here, in order."""
+        workers = min(len(shards), shard_workers())
+        if workers < 2:
+            for shard in shards:
+                self._write_whole(self.context.out_dir / shard.name, shard)
+                yield shard
+            return
+        yield from _write_in_workers(self, shards, workers)
+
     def write_extra_files(self) -> None:
         """Write the files beside the shards."""
 
     def _write_whole(self, target: Path, shard: Shard) -> None:
         """Write ``shard`` to a temporary name and rename it: a shard cut short by a full
         disk or a Ctrl-C never lies under its final name."""
-        temporary = target.with_name(f".{target.name}.part")
+        temporary = temporary_name(target)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             with open_temporary(temporary) as handle:
@@ -245,3 +277,90 @@ class ShardWriter(Writer):
         for shard in self.shards:
             files.setdefault(shard.split, []).append(shard.name)
         return files
+
+
+#: Most worker processes writing shards at once: each holds a shard's pieces in memory.
+MOST_WORKERS = 8
+
+
+def shard_workers() -> int:
+    """How many processes write shards: the cores this process may use, on Linux (fork
+    keeps the selection shared, not copied; elsewhere the shards are written here)."""
+    if not sys.platform.startswith("linux"):
+        return 1
+    return min(len(os.sched_getaffinity(0)), MOST_WORKERS)
+
+
+#: The writer and shards a forked worker writes (inherited from the parent, never pickled).
+_WORK: tuple[ShardWriter, list[Shard]] | None = None
+
+
+def _start_worker(parent: int) -> None:
+    """A worker leaves Ctrl-C to the parent, which stops it; SIGTERM ends it at once, and so
+    does its parent's end, however abrupt (a kill -9 of the export leaves no worker behind)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent ended before the line above
+        os._exit(1)
+
+
+#: prctl's option: the signal a process gets when its parent ends (linux/prctl.h).
+_PR_SET_PDEATHSIG = 1
+
+
+def _write_one(index: int) -> int:
+    """In a worker: write the shard at ``index``, whole (its errors go back to the parent)."""
+    assert _WORK is not None
+    writer, shards = _WORK
+    shard = shards[index]
+    writer._write_whole(writer.context.out_dir / shard.name, shard)
+    return index
+
+
+def _write_in_workers(writer: ShardWriter, shards: list[Shard], workers: int) -> Iterator[Shard]:
+    """``shards`` written by ``workers`` forked processes, each given as it is done. On a
+    worker's error, the shards being written are finished and the rest not begun, then the
+    error is raised; on Ctrl-C (or any error here), the workers are killed and their
+    temporary files removed: a shard lies under its final name only whole."""
+    global _WORK
+    _WORK = (writer, shards)
+    pool = ProcessPoolExecutor(workers, multiprocessing.get_context("fork"), _start_worker, (os.getpid(),))
+    processes: list[multiprocessing.process.BaseProcess] = []
+    done: set[int] = set()
+    try:
+        futures = [pool.submit(_write_one, index) for index in range(len(shards))]
+        processes = list(getattr(pool, "_processes", {}).values())
+        failure: BaseException | None = None
+        for future in as_completed(futures):
+            if future.cancelled():
+                continue
+            error = future.exception()
+            if error is None:
+                done.add(future.result())
+                yield shards[future.result()]
+            elif failure is None:
+                failure = error
+                for other in futures:
+                    other.cancel()
+        if isinstance(failure, BrokenProcessPool):
+            raise ExportError(
+                "a process writing the shards ended without finishing; run the same command "
+                "again (the finished shards are kept)"
+            )
+        if failure is not None:
+            raise failure
+    except BaseException:
+        for process in processes:
+            process.kill()
+        for process in processes:
+            process.join()
+        for index, shard in enumerate(shards):
+            if index not in done:
+                with contextlib.suppress(OSError):
+                    temporary_name(writer.context.out_dir / shard.name).unlink()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        _WORK = None
