@@ -1154,6 +1154,13 @@ BUGS = [
             "test_a_ctrl_c_raised_as_a_state_file_appears_leaves_no_temporary_file",
         ),
     ),
+    Planted(
+        "workers_forked_beside_other_threads",  # a lock another thread held, held for good
+        "export/writers/_shards.py",
+        'if not sys.platform.startswith("linux") or threading.active_count() > 1:',
+        'if not sys.platform.startswith("linux"):',
+        ("tests/test_export_formats.py::test_a_program_with_other_threads_writes_its_shards_itself",),
+    ),
 ]
 
 

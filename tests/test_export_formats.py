@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,6 +32,10 @@ SHARD = "100kB"  # about 40 square photos a shard: several shards a split
 LABELS = sorted(name for _, name in TAXA)
 #: Shards are written by forked worker processes on Linux only; elsewhere by the export itself.
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers fork on Linux only")
+
+
+#: The export's own choice, before the fixture below replaces it.
+machine_workers = _shards.shard_workers
 
 
 @pytest.fixture(autouse=True)
@@ -465,6 +470,18 @@ def test_a_stop_while_workers_write_shards_leaves_only_whole_shards(
     assert {name: shard_files(fresh)[name] for name in present} == present  # whole ones only
     again = export(inat, data, out, *args)
     assert again.exit_code == 0 and shard_files(out) == shard_files(fresh)
+
+
+def test_a_program_with_other_threads_writes_its_shards_itself() -> None:
+    """A fork copies only the thread that forks: the export forks from one thread alone."""
+    release = threading.Event()
+    thread = threading.Thread(target=release.wait)
+    thread.start()
+    try:
+        assert machine_workers() == 1
+    finally:
+        release.set()
+        thread.join()
 
 
 def test_a_ctrl_c_raised_as_a_state_file_appears_leaves_no_temporary_file(

@@ -285,8 +285,10 @@ MOST_WORKERS = 8
 
 def shard_workers() -> int:
     """How many processes write shards: the cores this process may use, on Linux (fork
-    keeps the selection shared, not copied; elsewhere the shards are written here)."""
-    if not sys.platform.startswith("linux"):
+    keeps the selection shared, not copied; elsewhere the shards are written here), and
+    only from a process of one thread (a fork copies no other thread: a lock one of them
+    held would stay held in the worker, as a program calling the library might have)."""
+    if not sys.platform.startswith("linux") or threading.active_count() > 1:
         return 1
     return min(len(os.sched_getaffinity(0)), MOST_WORKERS)
 
