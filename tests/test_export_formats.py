@@ -191,17 +191,19 @@ def test_parquet_files_hold_the_images_and_the_photos_csv_columns(
         assert parquet.schema_arrow.names == ["image", "label", *next(iter(rows.values()))]
 
 
-@pytest.mark.parametrize(("least", "image_bytes"), [(3, 1), (3, 10**9)])
+@pytest.mark.parametrize(("least", "image_bytes", "most"), [(3, 1, 1000), (3, 10**9, 1000), (3, 10**9, 5)])
 def test_parquet_row_groups_hold_a_least_of_photos_and_grow_to_a_bound_of_image_bytes(
     fetched: tuple[InatServer, Path],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     least: int,
     image_bytes: int,
+    most: int,
 ) -> None:
     inat, data = fetched
     monkeypatch.setattr(parquet_writer, "ROW_GROUP_PHOTOS", least)
     monkeypatch.setattr(parquet_writer, "ROW_GROUP_BYTES", image_bytes)
+    monkeypatch.setattr(parquet_writer, "ROW_GROUP_MOST_PHOTOS", most)
     out = tmp_path / "parquet"
 
     assert export(inat, data, out, "--split", SPLIT, "--format", "parquet").exit_code == 0
@@ -211,6 +213,8 @@ def test_parquet_row_groups_hold_a_least_of_photos_and_grow_to_a_bound_of_image_
         groups = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
         if image_bytes == 1:  # closed as soon as it holds the least
             assert groups[:-1] == [least] * (len(groups) - 1) and 0 < groups[-1] <= least
+        elif most == 5:  # never reaches the bytes: closed at the most photos
+            assert groups[:-1] == [most] * (len(groups) - 1) and 0 < groups[-1] <= most
         else:  # never reaches the bound: one group a file
             assert groups == [metadata.num_rows]
     assert sorted(parquet_rows(out)) == sorted(row["photo_id"] for row in manifest(data))
@@ -222,8 +226,8 @@ def test_an_update_rewrites_parquet_files_of_an_older_layout_whole(
     inat, data = fetched
     out, fresh = tmp_path / "parquet", tmp_path / "fresh"
     args = ["--split", SPLIT, "--format", "parquet", "--shard-size", SHARD]
-    monkeypatch.setattr(parquet_writer.ParquetWriter, "version", 1)  # snappy images, groups of 100
-    monkeypatch.setattr(parquet_writer, "ROW_GROUP_BYTES", 0)
+    monkeypatch.setattr(parquet_writer.ParquetWriter, "version", 2)  # row groups as large as 4 MB of images
+    monkeypatch.setattr(parquet_writer, "ROW_GROUP_MOST_PHOTOS", 3)  # (a layout of its own, here)
     assert export(inat, data, out, *args).exit_code == 0
     monkeypatch.undo()
 
@@ -525,7 +529,7 @@ def test_an_export_killed_outright_leaves_no_worker_running(
         time.sleep(0.01)
     assert not _alive(worker)
     assert export(inat, data, out, *args).exit_code == 0
-    assert not [p for p in out.rglob("*") if p.name.endswith(".part")]  # the same name, written whole
+    assert not list(out.glob(".*.tar.part"))  # the held shard's, written whole under the same name
 
 
 @linux_only
