@@ -132,6 +132,10 @@ class ShardWriter(Writer):
     def write_shard(self, handle: BinaryIO, shard: Shard) -> None:
         """Write the samples of ``shard`` into ``handle``."""
 
+    def before_workers(self) -> None:
+        """Anything to set up once in the export before the workers are forked (shared by
+        them, not made again in each)."""
+
     def extra_files(self) -> list[str]:
         """Files beside the shards (labels.txt)."""
         return []
@@ -328,6 +332,7 @@ def _write_in_workers(writer: ShardWriter, shards: list[Shard], workers: int) ->
     temporary files removed: a shard lies under its final name only whole."""
     global _WORK
     _WORK = (writer, shards)
+    writer.before_workers()
     pool = ProcessPoolExecutor(workers, multiprocessing.get_context("fork"), _start_worker, (os.getpid(),))
     processes: list[multiprocessing.process.BaseProcess] = []
     done: set[int] = set()
