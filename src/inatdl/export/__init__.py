@@ -62,11 +62,14 @@ def _export(
         make_out_dir(out_dir)
         # Written first with both lists, so a crash midway leaves nothing that the next export forgets.
         write_state(out_dir, files.both(), options)
-        writer.write(files.stale())
+
+        def credits() -> None:  # written while the shards are (their workers on the other cores)
+            with atomic_writer(out_dir / CREDITS_NAME) as handle:
+                write_credits(handle, selection)
+
+        writer.write(files.stale(), meanwhile=credits)
         title = out_dir.resolve().name
         atomic_write_text(out_dir / CARD_NAME, dataset_card(report, options, writer, title, selection))
-        with atomic_writer(out_dir / CREDITS_NAME) as handle:
-            write_credits(handle, selection)
         atomic_write_text(out_dir / CROISSANT_NAME, croissant(report, writer))
         write_state(out_dir, files.now(), options, **writer.state())
     return report

@@ -11,7 +11,7 @@ import importlib
 import json
 import pkgutil
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,9 +83,10 @@ class Writer(ABC):
         (in any order; read once, before ``write``)."""
 
     @abstractmethod
-    def write(self, stale: Iterable[str]) -> None:
+    def write(self, stale: Iterable[str], meanwhile: Callable[[], None]) -> None:
         """Put the data files in OUT_DIR and remove ``stale`` (the previous export's files
-        that this one does not own), counting the photos added, kept and removed."""
+        that this one does not own), counting the photos added, kept and removed; call
+        ``meanwhile`` once (work of the export's own, done while other processes write)."""
 
     def state(self) -> dict[str, Any]:
         """What the format needs in OUT_DIR's state to update it next time."""

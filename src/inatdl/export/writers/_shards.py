@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 from abc import abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -200,7 +200,7 @@ class ShardWriter(Writer):
             digest.update(np.ascontiguousarray(numbers[shard.indices], dtype="<i8").tobytes())
         return digest.hexdigest()
 
-    def write(self, stale: Iterable[str]) -> None:
+    def write(self, stale: Iterable[str], meanwhile: Callable[[], None]) -> None:
         context, report = self.context, self.context.report
         out, previous = context.out_dir, context.previous
         # What each shard file on disk holds now, saved after every shard: an export cut
@@ -226,7 +226,7 @@ class ShardWriter(Writer):
         forgotten = [shard.name for shard in to_write if self.on_disk.pop(shard.name, None) is not None]
         if forgotten:
             write_state(out, self.files_of_both, context.options, shards=self.on_disk)
-        for shard in self._write_all(to_write):
+        for shard in self._write_all(to_write, meanwhile):
             report.shards_written += 1
             self.on_disk[shard.name] = shard.fingerprint
             write_state(out, self.files_of_both, context.options, shards=self.on_disk)
@@ -241,18 +241,20 @@ class ShardWriter(Writer):
         report.added, report.removed = len(selection) - report.kept, len(before) - report.kept
         write_photos(out, selection.id_text(in_order))
 
-    def _write_all(self, shards: list[Shard]) -> Iterator[Shard]:
+    def _write_all(self, shards: list[Shard], meanwhile: Callable[[], None]) -> Iterator[Shard]:
         """Write ``shards``, each whole, and give each as it is done: in worker processes,
         one shard each at a time, where the platform forks and the machine has more than one
         core (a shard's samples are Python's work a photo: one process kept a core busy and
-        the other idle), else here, in order."""
+        the other idle), else here, in order. ``meanwhile`` is called here once, while the
+        workers write."""
         workers = min(len(shards), shard_workers())
         if workers < 2:
+            meanwhile()
             for shard in shards:
                 self._write_whole(self.context.out_dir / shard.name, shard)
                 yield shard
             return
-        yield from _write_in_workers(self, shards, workers)
+        yield from _write_in_workers(self, shards, workers, meanwhile)
 
     def write_extra_files(self) -> None:
         """Write the files beside the shards."""
@@ -325,8 +327,11 @@ def _write_one(index: int) -> int:
     return index
 
 
-def _write_in_workers(writer: ShardWriter, shards: list[Shard], workers: int) -> Iterator[Shard]:
-    """``shards`` written by ``workers`` forked processes, each given as it is done. On a
+def _write_in_workers(
+    writer: ShardWriter, shards: list[Shard], workers: int, meanwhile: Callable[[], None]
+) -> Iterator[Shard]:
+    """``shards`` written by ``workers`` forked processes, each given as it is done, while
+    ``meanwhile`` runs here (the shards done meanwhile are given after it). On a
     worker's error, the shards being written are finished and the rest not begun, then the
     error is raised; on Ctrl-C (or any error here), the workers are killed and their
     temporary files removed: a shard lies under its final name only whole."""
@@ -339,6 +344,7 @@ def _write_in_workers(writer: ShardWriter, shards: list[Shard], workers: int) ->
     try:
         futures = [pool.submit(_write_one, index) for index in range(len(shards))]
         processes = list(getattr(pool, "_processes", {}).values())
+        meanwhile()
         failure: BaseException | None = None
         for future in as_completed(futures):
             if future.cancelled():

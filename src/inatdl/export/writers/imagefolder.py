@@ -12,7 +12,7 @@ import csv
 import io
 import itertools
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -47,7 +47,8 @@ class ImageFolderWriter(Writer):
         for photo in self.context.selection.photos():
             yield _target(photo)
 
-    def write(self, stale: Iterable[str]) -> None:
+    def write(self, stale: Iterable[str], meanwhile: Callable[[], None]) -> None:
+        meanwhile()
         context, report = self.context, self.context.report
         for relative in stale:
             report.removed += remove(context.out_dir, relative) and not relative.endswith(METADATA_NAME)
