@@ -318,12 +318,20 @@ def _start_worker(parent: int) -> None:
 _PR_SET_PDEATHSIG = 1
 
 
+def _hand_back_freed_memory() -> None:
+    """What C's allocator keeps of the memory freed (the selection's arrays, a shard's
+    rows) handed back to the system (glibc's malloc_trim: 10-15 MB at a million photos)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
+
+
 def _write_one(index: int) -> int:
     """In a worker: write the shard at ``index``, whole (its errors go back to the parent)."""
     assert _WORK is not None
     writer, shards = _WORK
     shard = shards[index]
     writer._write_whole(writer.context.out_dir / shard.name, shard)
+    _hand_back_freed_memory()
     return index
 
 
@@ -338,6 +346,7 @@ def _write_in_workers(
     global _WORK
     _WORK = (writer, shards)
     writer.before_workers()
+    _hand_back_freed_memory()  # not to be shared by the workers, who would keep it
     pool = ProcessPoolExecutor(workers, multiprocessing.get_context("fork"), _start_worker, (os.getpid(),))
     processes: list[multiprocessing.process.BaseProcess] = []
     done: set[int] = set()
