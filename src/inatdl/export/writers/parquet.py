@@ -57,7 +57,7 @@ _SAMPLE_OVERHEAD = 64
 
 class ParquetWriter(ShardWriter):
     """Parquet files of at most --shard-size, in row groups of ROW_GROUP_PHOTOS photos or
-    more (up to ROW_GROUP_BYTES of images)."""
+    more (up to ROW_GROUP_BYTES of images, or ROW_GROUP_MOST_PHOTOS photos)."""
 
     #: 2: images stored without snappy, larger row groups (an update rewrites older files);
     #: 3: row groups of at most ROW_GROUP_MOST_PHOTOS photos.
