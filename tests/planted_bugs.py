@@ -1171,6 +1171,13 @@ BUGS = [
             "test_parquet_row_groups_hold_a_least_of_photos_and_grow_to_a_bound_of_image_bytes",
         ),
     ),
+    Planted(
+        "the_command_writes_shards_alone",  # the CLI never forks: one core does all
+        "export/writers/_shards.py",
+        "threading.active_count() > 1:",
+        "threading.active_count() > 0:",
+        ("tests/test_export_formats.py::test_the_command_writes_its_shards_with_a_worker_a_core",),
+    ),
 ]
 
 

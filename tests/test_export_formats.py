@@ -476,6 +476,36 @@ def test_a_stop_while_workers_write_shards_leaves_only_whole_shards(
     assert again.exit_code == 0 and shard_files(out) == shard_files(fresh)
 
 
+COUNTING = """
+import sys
+from inatdl.export.writers import _shards
+
+forking = _shards._write_in_workers
+
+def counted(writer, shards, workers, meanwhile):
+    print(f"{workers} workers", file=sys.stderr)
+    return forking(writer, shards, workers, meanwhile)
+
+_shards._write_in_workers = counted
+from inatdl.__main__ import main
+main()
+"""
+
+
+@linux_only
+@pytest.mark.skipif(len(getattr(os, "sched_getaffinity", lambda _: [0])(0)) < 2, reason="one core")
+def test_the_command_writes_its_shards_with_a_worker_a_core(
+    fetched: tuple[InatServer, Path], tmp_path: Path
+) -> None:
+    _, data = fetched
+    command = [sys.executable, "-c", COUNTING, "--data-dir", str(data), "dataset", "export", str(tmp_path)]
+    args = ["--split", SPLIT, "--format", "webdataset", "--shard-size", SHARD]
+    done = subprocess.run([*command, *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    cores = min(len(os.sched_getaffinity(0)), _shards.MOST_WORKERS)
+    assert done.stderr == f"{cores} workers\n"
+
+
 def test_a_program_with_other_threads_writes_its_shards_itself() -> None:
     """A fork copies only the thread that forks: the export forks from one thread alone."""
     release = threading.Event()
