@@ -1106,10 +1106,10 @@ BUGS = [
         ("tests/test_export_formats.py::test_a_stop_while_workers_write_shards_leaves_only_whole_shards",),
     ),
     Planted(
-        "workers_outlive_a_killed_export",  # no death signal: orphans write on after kill -9
+        "workers_outlive_a_killed_export",  # no death signal, no watch: orphans after kill -9
         "export/writers/_shards.py",
-        "ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)",
-        "pass",
+        "death_signal_set = ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) == 0",
+        "death_signal_set = True",
         ("tests/test_export_formats.py::test_an_export_killed_outright_leaves_no_worker_running",),
     ),
     Planted(
@@ -1122,26 +1122,26 @@ BUGS = [
     Planted(
         "a_dead_worker_is_a_traceback",  # BrokenProcessPool reaches the user
         "export/writers/_shards.py",
-        "if isinstance(failure, BrokenProcessPool):",
+        "if isinstance(exc, BrokenProcessPool):",
         "if False:",
         ("tests/test_export_formats.py::test_a_worker_that_dies_is_one_line",),
     ),
     Planted(
         "workers_shards_not_recorded",  # a shard a worker wrote is rewritten after a stop
         "export/writers/_shards.py",
-        "            report.shards_written += 1\n"
-        "            self.on_disk[shard.name] = shard.fingerprint\n",
-        "            report.shards_written += 1\n",
+        "        self.on_disk[shard.name] = shard.fingerprint\n"
+        "        write_state(self.context.out_dir",
+        "        write_state(self.context.out_dir",
         ("tests/test_export_formats.py::test_a_disk_that_fills_mid_shard_leaves_no_truncated_shard",),
     ),
     Planted(
         "finished_shards_forgotten_at_an_error",  # a full disk: the shards done meanwhile rewritten
         "export/writers/_shards.py",
-        "                done.add(future.result())\n"
-        "                yield shards[future.result()]",
-        "                done.add(future.result())\n"
+        "                recorded.add(future.result())\n"
+        "                writer.record_written(shards[future.result()])",
+        "                recorded.add(future.result())\n"
         "                if failure is None:\n"
-        "                    yield shards[future.result()]",
+        "                    writer.record_written(shards[future.result()])",
         ("tests/test_export_formats.py::test_a_disk_that_fills_mid_shard_leaves_no_truncated_shard",),
     ),
     Planted(
@@ -1177,6 +1177,20 @@ BUGS = [
         "threading.active_count() > 1:",
         "threading.active_count() > 0:",
         ("tests/test_export_formats.py::test_the_command_writes_its_shards_with_a_worker_a_core",),
+    ),
+    Planted(
+        "shards_finished_during_a_stop_forgotten",  # Ctrl-C while CREDITS.md is written
+        "export/writers/_shards.py",
+        "                    writer.record_written(shards[index])\n",
+        "                    pass\n",
+        ("tests/test_export_formats.py::test_a_ctrl_c_while_credits_are_written_keeps_the_finished_shards",),
+    ),
+    Planted(
+        "workers_forked_with_the_exports_handlers",  # a Ctrl-C as they start: their tracebacks
+        "export/writers/_shards.py",
+        "        signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)\n",
+        "",
+        ("tests/test_export_formats.py::test_workers_start_with_the_stopping_signals_held",),
     ),
 ]
 

@@ -25,6 +25,7 @@ from inat_server import InatServer
 from test_export import SPLIT, TAXA, add_observations, build_world, export, fetch, read_csv, snapshot
 from world import manifest, write_taxa
 
+import inatdl.export
 from inatdl.export.writers import _shards
 from inatdl.export.writers import parquet as parquet_writer
 
@@ -504,6 +505,60 @@ def test_the_command_writes_its_shards_with_a_worker_a_core(
     assert done.returncode == 0, done.stderr
     cores = min(len(os.sched_getaffinity(0)), _shards.MOST_WORKERS)
     assert done.stderr == f"{cores} workers\n"
+
+
+@linux_only
+def test_a_ctrl_c_while_credits_are_written_keeps_the_finished_shards(
+    fetched: tuple[InatServer, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CREDITS.md is written while the workers write the shards: a Ctrl-C then still
+    records the shards they finished, so the next run keeps them."""
+    inat, data = fetched
+    out = tmp_path / "out"
+    args = ("--split", SPLIT, "--format", "webdataset", "--shard-size", SHARD)
+
+    def interrupted_credits(handle: Any, selection: Any) -> None:
+        for _ in range(3000):  # until two shards are whole (a minute at most)
+            if len(list(out.glob("*.tar"))) >= 2:
+                raise KeyboardInterrupt
+            time.sleep(0.02)
+        raise AssertionError("no shard was written")
+
+    monkeypatch.setattr(inatdl.export, "write_credits", interrupted_credits)
+    result = export(inat, data, out, *args)
+    assert result.exit_code == 130, result.output
+    present = shard_files(out)
+    assert not [p for p in out.rglob("*") if p.name.endswith(".part") and ".tar." in p.name]
+    monkeypatch.undo()
+
+    again = export(inat, data, out, *args)
+
+    assert again.exit_code == 0, again.output
+    unchanged = int(again.output.split(" unchanged)")[0].rsplit(" ", 1)[1])
+    assert 2 <= unchanged <= len(present)
+
+
+@linux_only
+def test_workers_start_with_the_stopping_signals_held(
+    fetched: tuple[InatServer, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker is forked with Ctrl-C and SIGTERM held until its own handlers are set: one
+    arriving as it starts would otherwise meet the export's (a traceback of its own)."""
+    inat, data = fetched
+    unheld = tmp_path / "unheld"
+    start = _shards._start_worker
+
+    def checked_start(parent: int) -> None:
+        if not signal.pthread_sigmask(signal.SIG_BLOCK, []) >= _shards._STOPS:
+            unheld.write_text(str(os.getpid()))
+        start(parent)
+
+    monkeypatch.setattr(_shards, "_start_worker", checked_start)
+    args = ("--split", SPLIT, "--format", "webdataset", "--shard-size", SHARD)
+    result = export(inat, data, tmp_path / "out", *args)
+
+    assert result.exit_code == 0 and not unheld.exists()
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # the export's own, let through
 
 
 def test_a_program_with_other_threads_writes_its_shards_itself() -> None:

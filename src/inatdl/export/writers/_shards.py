@@ -14,9 +14,10 @@ import queue
 import signal
 import sys
 import threading
+import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,10 +227,7 @@ class ShardWriter(Writer):
         forgotten = [shard.name for shard in to_write if self.on_disk.pop(shard.name, None) is not None]
         if forgotten:
             write_state(out, self.files_of_both, context.options, shards=self.on_disk)
-        for shard in self._write_all(to_write, meanwhile):
-            report.shards_written += 1
-            self.on_disk[shard.name] = shard.fingerprint
-            write_state(out, self.files_of_both, context.options, shards=self.on_disk)
+        self._write_all(to_write, meanwhile)
         self.write_extra_files()
         for relative in stale:
             remove(out, relative)
@@ -241,8 +239,8 @@ class ShardWriter(Writer):
         report.added, report.removed = len(selection) - report.kept, len(before) - report.kept
         write_photos(out, selection.id_text(in_order))
 
-    def _write_all(self, shards: list[Shard], meanwhile: Callable[[], None]) -> Iterator[Shard]:
-        """Write ``shards``, each whole, and give each as it is done: in worker processes,
+    def _write_all(self, shards: list[Shard], meanwhile: Callable[[], None]) -> None:
+        """Write ``shards``, each whole, each recorded as it is done: in worker processes,
         one shard each at a time, where the platform forks and the machine has more than one
         core (a shard's samples are Python's work a photo: one process kept a core busy and
         the other idle), else here, in order. ``meanwhile`` is called here once, while the
@@ -252,9 +250,15 @@ class ShardWriter(Writer):
             meanwhile()
             for shard in shards:
                 self._write_whole(self.context.out_dir / shard.name, shard)
-                yield shard
+                self.record_written(shard)
             return
-        yield from _write_in_workers(self, shards, workers, meanwhile)
+        _write_in_workers(self, shards, workers, meanwhile)
+
+    def record_written(self, shard: Shard) -> None:
+        """``shard`` is whole under its name: saved in OUT_DIR's state, kept by the next run."""
+        self.context.report.shards_written += 1
+        self.on_disk[shard.name] = shard.fingerprint
+        write_state(self.context.out_dir, self.files_of_both, self.context.options, shards=self.on_disk)
 
     def write_extra_files(self) -> None:
         """Write the files beside the shards."""
@@ -305,15 +309,29 @@ _WORK: tuple[ShardWriter, list[Shard]] | None = None
 
 def _start_worker(parent: int) -> None:
     """A worker leaves Ctrl-C to the parent, which stops it; SIGTERM ends it at once, and so
-    does its parent's end, however abrupt (a kill -9 of the export leaves no worker behind)."""
+    does its parent's end, however abrupt (a kill -9 of the export leaves no worker behind).
+    The signals, blocked while it was forked, are let through once these are set."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)
+    try:
+        death_signal_set = ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) == 0
+    except (OSError, AttributeError):
+        death_signal_set = False
+    if not death_signal_set:  # no prctl here: the parent is watched instead
+        threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
     if os.getppid() != parent:  # the parent ended before the line above
         os._exit(1)
 
 
+def _end_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
+
+
+#: The signals that stop an export.
+_STOPS = {signal.SIGINT, signal.SIGTERM}
 #: prctl's option: the signal a process gets when its parent ends (linux/prctl.h).
 _PR_SET_PDEATHSIG = 1
 
@@ -337,22 +355,30 @@ def _write_one(index: int) -> int:
 
 def _write_in_workers(
     writer: ShardWriter, shards: list[Shard], workers: int, meanwhile: Callable[[], None]
-) -> Iterator[Shard]:
-    """``shards`` written by ``workers`` forked processes, each given as it is done, while
-    ``meanwhile`` runs here (the shards done meanwhile are given after it). On a
-    worker's error, the shards being written are finished and the rest not begun, then the
-    error is raised; on Ctrl-C (or any error here), the workers are killed and their
-    temporary files removed: a shard lies under its final name only whole."""
+) -> None:
+    """``shards`` written by ``workers`` forked processes, each recorded as it is done,
+    while ``meanwhile`` runs here. On a worker's error, the shards being written are
+    finished and the rest not begun, then the error is raised; on Ctrl-C (or any error
+    here), the workers are killed, the shards they finished recorded and their temporary
+    files removed: a shard lies under its final name only whole, and none done is lost."""
     global _WORK
-    _WORK = (writer, shards)
-    writer.before_workers()
-    _hand_back_freed_memory()  # not to be shared by the workers, who would keep it
-    pool = ProcessPoolExecutor(workers, multiprocessing.get_context("fork"), _start_worker, (os.getpid(),))
-    processes: list[multiprocessing.process.BaseProcess] = []
-    done: set[int] = set()
+    pool: ProcessPoolExecutor | None = None
+    futures: list[Future[int]] = []
+    recorded: set[int] = set()
     try:
-        futures = [pool.submit(_write_one, index) for index in range(len(shards))]
-        processes = list(getattr(pool, "_processes", {}).values())
+        _WORK = (writer, shards)
+        with contextlib.suppress(OSError):  # only to share pyarrow's set-up: the shards say what failed
+            writer.before_workers()
+        _hand_back_freed_memory()  # not to be shared by the workers, who would keep it
+        # Forked with the stopping signals held, so a worker never starts with the export's
+        # handlers (a traceback of its own, a SIGTERM turned into KeyboardInterrupt).
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+        try:
+            fork = multiprocessing.get_context("fork")
+            pool = ProcessPoolExecutor(workers, fork, _start_worker, (os.getpid(),))
+            futures = [pool.submit(_write_one, index) for index in range(len(shards))]
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)
         meanwhile()
         failure: BaseException | None = None
         for future in as_completed(futures):
@@ -360,29 +386,53 @@ def _write_in_workers(
                 continue
             error = future.exception()
             if error is None:
-                done.add(future.result())
-                yield shards[future.result()]
+                recorded.add(future.result())
+                writer.record_written(shards[future.result()])
             elif failure is None:
                 failure = error
                 for other in futures:
                     other.cancel()
-        if isinstance(failure, BrokenProcessPool):
+        if failure is not None:
+            raise failure
+    except BaseException as exc:
+        _stop_workers(pool, writer, shards, futures, recorded)
+        if isinstance(exc, BrokenProcessPool):
             raise ExportError(
                 "a process writing the shards ended without finishing; run the same command "
                 "again (the finished shards are kept)"
-            )
-        if failure is not None:
-            raise failure
-    except BaseException:
+            ) from None
+        raise
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        _WORK = None
+
+
+def _stop_workers(
+    pool: ProcessPoolExecutor | None,
+    writer: ShardWriter,
+    shards: list[Shard],
+    futures: list[Future[int]],
+    recorded: set[int],
+) -> None:
+    """The workers killed; the shards they finished recorded (whole on disk, not yet
+    saved in the state); the temporary files of the others removed, whatever happens."""
+    try:
+        processes = list((getattr(pool, "_processes", None) or {}).values())
         for process in processes:
             process.kill()
         for process in processes:
             process.join()
+        if pool is not None:  # every result a worker sent before it was killed, read
+            pool.shutdown(wait=True, cancel_futures=True)
+        with contextlib.suppress(Exception):  # the state's own write may be what failed
+            for index, future in enumerate(futures):
+                finished = future.done() and not future.cancelled() and future.exception() is None
+                if finished and index not in recorded:
+                    writer.record_written(shards[index])
+                    recorded.add(index)
+    finally:
         for index, shard in enumerate(shards):
-            if index not in done:
+            if index not in recorded:
                 with contextlib.suppress(OSError):
                     temporary_name(writer.context.out_dir / shard.name).unlink()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        _WORK = None
