@@ -35,14 +35,15 @@ def atomic_writer(path: Path) -> Iterator[TextIO]:
 
 
 @contextlib.contextmanager
-def atomic_binary_writer(path: Path) -> Iterator[BinaryIO]:
-    """As :func:`atomic_writer`, for bytes (a Parquet file)."""
-    with _atomic(path) as tmp, tmp.open("wb") as handle:
+def atomic_binary_writer(path: Path, elsewhere: str = "use --data-dir") -> Iterator[BinaryIO]:
+    """As :func:`atomic_writer`, for bytes (a Parquet file); ``elsewhere`` says, in the error
+    of a failed write, how to write somewhere else."""
+    with _atomic(path, elsewhere) as tmp, tmp.open("wb") as handle:
         yield handle
 
 
 @contextlib.contextmanager
-def _atomic(path: Path) -> Iterator[Path]:
+def _atomic(path: Path, elsewhere: str = "use --data-dir") -> Iterator[Path]:
     """A temporary name beside ``path`` for the block to write, renamed to ``path`` when the
     block ends without error (the writer's handle closed by then), removed when it fails.
     The name is chosen before the file is made, so a Ctrl-C raised just after the file
@@ -57,7 +58,7 @@ def _atomic(path: Path) -> Iterator[Path]:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
         if isinstance(exc, OSError):
-            raise disk_error(exc, path) from exc
+            raise disk_error(exc, path, elsewhere) from exc
         raise
 
 

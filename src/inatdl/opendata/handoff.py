@@ -9,10 +9,7 @@ or its uuid where the route knows no id), so the plan's splits are the export's.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sqlite3
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -21,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from inatdl.constants import STATE_FILE
 from inatdl.errors import InatdlError
-from inatdl.files import disk_error
+from inatdl.files import atomic_binary_writer, disk_error
 from inatdl.splits import group_key, split_for, unit_hash
 
 if TYPE_CHECKING:
@@ -88,28 +85,21 @@ def write_plan_file(path: Path, tables: Iterable[pa.Table], options: PlanFileOpt
     photos, taxa, per_split = 0, set(), Counter[str]()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-        os.close(fd)
     except OSError as exc:
         raise disk_error(exc, path, "choose another OUT.parquet") from exc
-    try:
-        with pq.ParquetWriter(tmp, target, compression="zstd") as writer:
-            for table in tables:
-                table = table.select(base.names).cast(base)
-                if options.splits:
-                    splits = _splits(table, options)
-                    per_split.update(splits)
-                    table = table.append_column(SPLIT_COLUMN, pa.array(splits, pa.string()))
-                taxa.update(pc.unique(table.column("taxon_id")).to_pylist())
-                photos += table.num_rows
-                writer.write_table(table)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise disk_error(exc, path, "choose another OUT.parquet") from exc
-        raise
+    with (
+        atomic_binary_writer(path, "choose another OUT.parquet") as handle,
+        pq.ParquetWriter(handle, target, compression="zstd") as writer,
+    ):
+        for table in tables:
+            table = table.select(base.names).cast(base)
+            if options.splits:
+                splits = _splits(table, options)
+                per_split.update(splits)
+                table = table.append_column(SPLIT_COLUMN, pa.array(splits, pa.string()))
+            taxa.update(pc.unique(table.column("taxon_id")).to_pylist())
+            photos += table.num_rows
+            writer.write_table(table)
     counts = {name: per_split[name] for name, _ in options.splits}
     return PlanFileReport(path, photos, len(taxa), counts)
 
