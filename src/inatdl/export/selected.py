@@ -63,7 +63,7 @@ class Selection:
         (a chunk at a time: a million photos' numbers as Python objects would not stay small)."""
         chosen = np.arange(len(self)) if indices is None else np.asarray(indices, dtype=np.int64)
         photo_id_at, path_at = self.columns.index("photo_id"), self.columns.index("path")
-        for chunk in _chunks(chosen):
+        for chunk in chunks(chosen):
             ranges = zip(self.start[chunk].tolist(), self.end[chunk].tolist(), strict=True)
             rows = self.rows.rows(ranges, len(self.columns))
             details = zip(
@@ -81,7 +81,7 @@ class Selection:
 
     def raw(self, indices: np.ndarray) -> Iterator[bytes]:
         """The rows at ``indices`` as photos.csv holds them, a batch at a time."""
-        for chunk in _chunks(indices):
+        for chunk in chunks(indices):
             yield from self.rows.raw(zip(self.start[chunk].tolist(), self.end[chunk].tolist(), strict=True))
 
     def id_order(self) -> np.ndarray:
@@ -108,7 +108,7 @@ class Selection:
 
     def id_text(self, indices: np.ndarray) -> Iterator[str]:
         """The ids of the photos at ``indices``, as photos.csv writes them."""
-        for chunk in _chunks(indices):
+        for chunk in chunks(indices):
             if self.id_texts is None:
                 yield from map(str, self.ids[chunk].tolist())
             else:
@@ -125,8 +125,9 @@ class Selection:
         self.rows.close()
 
 
-def _chunks(indices: np.ndarray) -> Iterator[np.ndarray]:
-    """``indices`` in pieces of _CHUNK."""
+def chunks(indices: np.ndarray) -> Iterator[np.ndarray]:
+    """``indices`` (or any array) in pieces of _CHUNK: a million photos' numbers as Python
+    objects at once would not stay small."""
     for start in range(0, len(indices), _CHUNK):
         yield indices[start : start + _CHUNK]
 

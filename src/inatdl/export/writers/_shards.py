@@ -27,6 +27,7 @@ import numpy as np
 
 from inatdl.errors import ExportError, ExportOptionError
 from inatdl.export.outdir import OTHER_OUT_DIR, PHOTOS_NAME, remove, write_photos, write_state
+from inatdl.export.selected import chunks
 from inatdl.export.writers import OWNED_TEXTS, Writer
 from inatdl.files import disk_error
 from inatdl.units import format_size
@@ -68,10 +69,6 @@ def read_file(path: str, size: int) -> bytes:
     finally:
         os.close(descriptor)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-#: Photos whose numbers are turned into Python objects at once while the shards are cut.
-_CHUNK = 8192
 
 
 class WriteBehind:
@@ -165,7 +162,7 @@ class ShardWriter(Writer):
                     selection.size[chunk].tolist(),
                     selection.measured[chunk].tolist(),
                 )
-                for chunk in (indices[i : i + _CHUNK] for i in range(0, len(indices), _CHUNK))
+                for chunk in chunks(indices)
             )
             bounds: list[int] = []  # where each shard starts in ``indices``
             used = 0

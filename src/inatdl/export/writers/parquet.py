@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from inatdl.errors import ExportError
 from inatdl.export.model import ExportPhoto
+from inatdl.export.selected import chunks
 from inatdl.export.selection import Measure
 from inatdl.export.writers import CroissantParts, literal
 from inatdl.export.writers._shards import Shard, ShardWriter, read_file
@@ -201,7 +202,7 @@ def _row_groups(sizes: np.ndarray) -> Iterator[tuple[int, int]]:
     ROW_GROUP_MOST_PHOTOS: where each starts and ends."""
     start, images = 0, 0
     # as Python numbers a piece at a time: a shard of 300,000 photos' as one list took 14 MB
-    each = itertools.chain.from_iterable(sizes[i : i + 8192].tolist() for i in range(0, len(sizes), 8192))
+    each = itertools.chain.from_iterable(piece.tolist() for piece in chunks(sizes))
     for end, size in enumerate(each, 1):
         images += size
         enough = end - start >= ROW_GROUP_PHOTOS and images >= ROW_GROUP_BYTES
