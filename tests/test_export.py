@@ -755,21 +755,29 @@ def test_an_export_cut_short_leaves_nothing_the_next_one_forgets(
     assert ours == theirs and not any(name.endswith(linked[0].name) for name in ours)
 
 
-def test_photos_a_killed_fetch_did_not_list_are_told_then_exported(inat: InatServer, tmp_path: Path) -> None:
-    """photos.csv is rewritten at the end of a fetch: after a SIGKILL the photos downloaded
-    since are on disk and in the state, not in photos.csv. The export says so (never silently
-    short), and the next fetch lists them without downloading them again."""
+def photos_unlisted(inat: InatServer, tmp_path: Path) -> tuple[Path, Path, int]:
+    """A data dir whose photos.csv lists only its first fetch's photos (as a fetch leaves it
+    while it runs, or killed before it rewrites photos.csv), OUT_DIR, and how many photos
+    on disk are not listed."""
     inat.add_taxon(1, "Plantae", rank="kingdom")
     inat.add_taxon(SALICARIA, "Lythrum salicaria", parent_id=1)
     write_taxa(tmp_path / "data", [(SALICARIA, "Lythrum salicaria")])
     add_observations(inat, SALICARIA, 1000, 6)
     data, out = tmp_path / "data", tmp_path / "out"
     fetch(inat, data)
-    listed_before_the_kill = (data / "photos.csv").read_bytes()
+    listed = (data / "photos.csv").read_bytes()
     add_observations(inat, SALICARIA, 4000, 6)
     fetch(inat, data)
-    unlisted = len(manifest(data)) - len(listed_before_the_kill.splitlines()) + 1
-    (data / "photos.csv").write_bytes(listed_before_the_kill)  # as a kill before the rewrite leaves it
+    unlisted = len(manifest(data)) - len(listed.splitlines()) + 1
+    (data / "photos.csv").write_bytes(listed)
+    return data, out, unlisted
+
+
+def test_photos_a_killed_fetch_did_not_list_are_told_then_exported(inat: InatServer, tmp_path: Path) -> None:
+    """photos.csv is rewritten at the end of a fetch: after a SIGKILL the photos downloaded
+    since are on disk and in the state, not in photos.csv. The export says so (never silently
+    short), and the next fetch lists them without downloading them again."""
+    data, out, unlisted = photos_unlisted(inat, tmp_path)  # as a kill before the rewrite leaves them
     folder = data / "photos" / "Lythrum_salicaria"
     (folder / "99_square.jpg.part").write_bytes(b"cut short")  # a body kept for a Range request
 
@@ -789,17 +797,7 @@ def test_an_export_while_a_fetch_runs_says_so_in_one_line(inat: InatServer, tmp_
     """It said the photos the running fetch had downloaded were those of "a fetch that was
     stopped" and to run `photos fetch` again: one line says a fetch runs, and to export when
     it ends. The lock is only looked at: the data dir is left as it was."""
-    inat.add_taxon(1, "Plantae", rank="kingdom")
-    inat.add_taxon(SALICARIA, "Lythrum salicaria", parent_id=1)
-    write_taxa(tmp_path / "data", [(SALICARIA, "Lythrum salicaria")])
-    add_observations(inat, SALICARIA, 1000, 6)
-    data, out = tmp_path / "data", tmp_path / "out"
-    fetch(inat, data)
-    listed_before = (data / "photos.csv").read_bytes()
-    add_observations(inat, SALICARIA, 4000, 6)
-    fetch(inat, data)
-    since = len(manifest(data)) - len(listed_before.splitlines()) + 1
-    (data / "photos.csv").write_bytes(listed_before)  # as while the fetch runs: written at its end
+    data, out, since = photos_unlisted(inat, tmp_path)  # as while the fetch runs: written at its end
     with DataDirLock(data):  # a fetch holds it while it runs
         before = snapshot(data)
         result = export(inat, data, out)

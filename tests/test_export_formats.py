@@ -360,6 +360,16 @@ def shard_files(out: Path) -> dict[str, str]:
     return {name: digest for name, digest in snapshot(out).items() if name.endswith((".tar", ".parquet"))}
 
 
+def exported_whole(
+    inat: InatServer, data: Path, tmp_path: Path, format_: str
+) -> tuple[Path, tuple[str, ...], dict[str, str]]:
+    """OUT_DIR for a test to cut short, the export's arguments, and the shards the same
+    export writes when nothing goes wrong (in a folder of its own)."""
+    args = ("--split", SPLIT, "--format", format_, "--shard-size", SHARD)
+    assert export(inat, data, tmp_path / "fresh", *args).exit_code == 0
+    return tmp_path / "out", args, shard_files(tmp_path / "fresh")
+
+
 @pytest.mark.parametrize("workers", [1, 3])
 @pytest.mark.parametrize("format_", ["webdataset", "parquet"])
 def test_a_disk_that_fills_mid_shard_leaves_no_truncated_shard(
@@ -370,10 +380,7 @@ def test_a_disk_that_fills_mid_shard_leaves_no_truncated_shard(
     workers: int,
 ) -> None:
     inat, data = fetched
-    out, fresh = tmp_path / "out", tmp_path / "fresh"
-    args = ("--split", SPLIT, "--format", format_, "--shard-size", SHARD)
-    assert export(inat, data, fresh, *args).exit_code == 0
-    whole = shard_files(fresh)
+    out, args, whole = exported_whole(inat, data, tmp_path, format_)
     monkeypatch.setattr(_shards, "shard_workers", lambda: workers)
     monkeypatch.setattr(_shards, "open_temporary", full_disk_in("train-00001"))
 
@@ -458,9 +465,7 @@ def test_a_stop_while_workers_write_shards_leaves_only_whole_shards(
     fetched: tuple[InatServer, Path], tmp_path: Path, stop: signal.Signals
 ) -> None:
     inat, data = fetched
-    out, fresh = tmp_path / "out", tmp_path / "fresh"
-    args = ("--split", SPLIT, "--format", "webdataset", "--shard-size", SHARD)
-    assert export(inat, data, fresh, *args).exit_code == 0
+    out, args, whole = exported_whole(inat, data, tmp_path, "webdataset")
     process, worker = held_export(data, out, tmp_path / "held", *args)
     assert [p.name for p in out.glob(".*.part")] and Path(f"/proc/{worker}").exists()
 
@@ -472,9 +477,9 @@ def test_a_stop_while_workers_write_shards_leaves_only_whole_shards(
     assert not [p for p in out.rglob("*") if p.name.endswith(".part")]
     assert not _alive(worker)
     present = shard_files(out)
-    assert {name: shard_files(fresh)[name] for name in present} == present  # whole ones only
+    assert {name: whole[name] for name in present} == present  # whole ones only
     again = export(inat, data, out, *args)
-    assert again.exit_code == 0 and shard_files(out) == shard_files(fresh)
+    assert again.exit_code == 0 and shard_files(out) == whole
 
 
 COUNTING = """
@@ -622,9 +627,7 @@ def test_a_worker_that_dies_is_one_line(
     fetched: tuple[InatServer, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     inat, data = fetched
-    out, fresh = tmp_path / "out", tmp_path / "fresh"
-    args = ("--split", SPLIT, "--format", "parquet", "--shard-size", SHARD)
-    assert export(inat, data, fresh, *args).exit_code == 0
+    out, args, whole = exported_whole(inat, data, tmp_path, "parquet")
     opened = _shards.open_temporary
 
     def killed_in_the_third_shard(path: Path) -> Any:
@@ -644,7 +647,7 @@ def test_a_worker_that_dies_is_one_line(
     )
     assert not [p for p in out.rglob("*") if p.name.endswith(".part")]
     monkeypatch.undo()
-    assert export(inat, data, out, *args).exit_code == 0 and shard_files(out) == shard_files(fresh)
+    assert export(inat, data, out, *args).exit_code == 0 and shard_files(out) == whole
 
 
 def _alive(pid: int) -> bool:
