@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Iterable
 from pathlib import Path
 
 from inatdl.files import atomic_writer
@@ -84,17 +83,16 @@ def _written(store: Store, path: Path) -> object:
     return json.loads(row[0]) if row else None
 
 
-def obscured_note(obscured: Iterable[str] | None) -> list[str]:
-    """The dataset card's paragraph on obscured coordinates, from photos.csv's
-    ``coordinates_obscured`` cells (None: a photos.csv from before that column): a modeller
-    would otherwise take blurred coordinates for points."""
+def obscured_note(obscured: dict[str, int] | None) -> list[str]:
+    """The dataset card's paragraph on obscured coordinates, from how many photos have each
+    value of photos.csv's ``coordinates_obscured`` (None: a photos.csv from before that
+    column): a modeller would otherwise take blurred coordinates for points."""
     if obscured is None:
         return ["", "Whether coordinates are obscured is not known: photos.csv predates that column."]
-    cells = list(obscured)
-    hidden, unknown = cells.count("true"), cells.count("")
+    hidden, unknown, photos = obscured.get("true", 0), obscured.get("", 0), sum(obscured.values())
     lines = [
         "",
-        f"{hidden:,} of {len(cells):,} photos have obscured coordinates (`coordinates_obscured`): "
+        f"{hidden:,} of {photos:,} photos have obscured coordinates (`coordinates_obscured`): "
         "iNaturalist blurs them, up to about 30 km, for the observer's geoprivacy or a threatened "
         "taxon; `positional_accuracy` says how far off they may be, in metres.",
     ]

@@ -118,7 +118,7 @@ def card_body(
         "## Loading",
         "",
         *writer.loading(title),
-        *obscured_note(selection.cells("coordinates_obscured")),
+        *obscured_note(selection.value_counts.get("coordinates_obscured")),
     ]
     if names:
         shares = ", ".join(f"{name} {share:g}" for name, share in options.splits)
@@ -218,7 +218,7 @@ def write_credits(handle: TextIO, selection: Selection) -> None:
     ]
     handle.write("\n".join(lines) + "\n")
     at = [selection.columns.index(c) for c in ("attribution", "license_code", "observation_url")]
-    for photo in selection.photos(selection.credits_order()):
+    for photo in selection.photos(selection.credited()):
         attribution, licence, url = (photo.values[i] for i in at)
         handle.write(_row([photo.photo_id, _plain(photo.label), _plain(attribution), licence, url]) + "\n")
 

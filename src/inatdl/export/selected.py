@@ -1,76 +1,102 @@
-"""The photos an export holds, as the selection leaves them (selection.py): numbers a photo
-in numpy arrays, and their rows read back from photos.csv (rows.py) when a writer asks."""
+"""The photos an export holds, as the selection leaves them (selection.py): records of
+numbers a photo in scratch files (spill.py), in the orders the writers read them, and their
+rows read back from photos.csv (rows.py) when a writer asks. Nothing a photo is held."""
 
 from __future__ import annotations
 
-from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from inatdl.export.model import ExportPhoto
 from inatdl.export.rows import RowFile
+from inatdl.export.spill import RecordFile
 
-#: Photos whose numbers are turned into Python objects at once.
-_CHUNK = 8192
+#: A photo as the writers read it: where its row is in photos.csv, its id (a number, or
+#: ``text_id``: its text is the selection's ``id_texts[pos]``), label, split and file.
+PHOTO = np.dtype(
+    [
+        ("pos", "<i8"), ("start", "<i8"), ("end", "<i8"), ("id", "<i8"), ("text_id", "i1"),
+        ("label", "<i4"), ("split", "i1"), ("size", "<i8"), ("mtime_ns", "<i8"), ("measured", "<i4"),
+    ]
+)  # fmt: skip
+PHOTO_FIELDS: tuple[str, ...] = PHOTO.names or ()
 
 
 class Codes:
-    """The distinct values of a column, each kept once, and a small number a photo."""
+    """The distinct values of a column, each kept once, and a small number for each."""
 
     def __init__(self) -> None:
         self.values: list[str] = []
         self._index: dict[str, int] = {}
-        self.codes = array("i")
 
-    def add(self, value: str) -> None:
+    def add(self, value: str) -> int:
+        """``value``'s code."""
         code = self._index.get(value)
         if code is None:
             code = self._index[value] = len(self.values)
             self.values.append(value)
-        self.codes.append(code)
-
-    def array(self) -> np.ndarray:
-        return np.frombuffer(self.codes, dtype=np.int32) if self.codes else np.zeros(0, np.int32)
+        return code
 
 
 @dataclass
 class Selection:
-    """The photos to export, in photos.csv's order: numbers a photo, the rows read back on demand."""
+    """The photos to export: counts, and records on disk read back a chunk at a time."""
 
     columns: tuple[str, ...]
     rows: RowFile
     labels: list[str]  # sorted: a photo's label is its index here (the same in every split)
     split_names: tuple[str, ...]  # ("",) without --split
-    start: np.ndarray  # where each photo's row starts and ends in photos.csv
-    end: np.ndarray
-    label: np.ndarray
-    split: np.ndarray
-    size: np.ndarray  # its file's size and modification time, from the one stat
-    mtime_ns: np.ndarray
-    measured: np.ndarray  # what the writer's Measure gave for its row (0 without one)
-    ids: np.ndarray  # photo ids as numbers (all of them), or
-    id_texts: list[str] | None  # the ids as text, when one of them is not a plain number
-    column_values: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)
+    count: int
+    in_split_order: RecordFile  # by split, then photo id: the shards' order
+    split_ranges: list[tuple[int, int]]  # each split's records in ``in_split_order``
+    in_label_order: RecordFile  # by label, then photo id: the credits' order
+    source: RecordFile  # as photos.csv lists them, with the photos not kept (selection.READ)
+    kept_taxa: np.ndarray  # by taxon code: kept by --min-per-taxon
+    capped: np.ndarray | None  # by place in ``source``: kept by --max-per-taxon
+    renumber: np.ndarray  # a taxon code's label
+    id_texts: dict[int, str] = field(default_factory=dict)  # ids that are not plain numbers, by pos
+    value_counts: dict[str, dict[str, int]] = field(default_factory=dict)  # of the columns coded
     extensions: list[str] = field(default_factory=list)  # of the photos' files, in lowercase
 
     def __len__(self) -> int:
-        return len(self.start)
+        return self.count
 
-    def photos(self, indices: Sequence[int] | np.ndarray | None = None) -> Iterator[ExportPhoto]:
-        """The photos at ``indices`` (all, in photos.csv's order, by default), rows read back
-        (a chunk at a time: a million photos' numbers as Python objects would not stay small)."""
-        chosen = np.arange(len(self)) if indices is None else np.asarray(indices, dtype=np.int64)
+    def listed(self, split: int | None = None) -> Iterator[np.ndarray]:
+        """The photos kept (of ``split``: all by default) in photos.csv's order, as PHOTO records."""
+        for chunk in self.source.chunks():
+            keep = self.kept_taxa[chunk["label"]]
+            if self.capped is not None:
+                keep &= self.capped[chunk["pos"]]
+            if split is not None:
+                keep &= chunk["split"] == split
+            chunk = chunk[keep]
+            photos = np.zeros(len(chunk), PHOTO)
+            for name in PHOTO_FIELDS:
+                photos[name] = chunk[name]
+            photos["label"] = self.renumber[chunk["label"]]
+            yield photos
+
+    def between(self, start: int, stop: int) -> Iterator[np.ndarray]:
+        """The records from ``start`` to ``stop`` in the shards' order, a chunk at a time."""
+        return self.in_split_order.chunks(start, stop)
+
+    def credited(self) -> Iterator[np.ndarray]:
+        """The records by label, then photo id (the credits' order)."""
+        return self.in_label_order.chunks()
+
+    def photos(self, chunks: Iterator[np.ndarray] | None = None) -> Iterator[ExportPhoto]:
+        """The photos of ``chunks`` (all, in photos.csv's order, by default), rows read back."""
         photo_id_at, path_at = self.columns.index("photo_id"), self.columns.index("path")
-        for chunk in chunks(chosen):
-            ranges = zip(self.start[chunk].tolist(), self.end[chunk].tolist(), strict=True)
+        for chunk in self.listed() if chunks is None else chunks:
+            ranges = zip(chunk["start"].tolist(), chunk["end"].tolist(), strict=True)
             rows = self.rows.rows(ranges, len(self.columns))
             details = zip(
-                self.label[chunk].tolist(),
-                self.split[chunk].tolist(),
-                self.size[chunk].tolist(),
-                self.mtime_ns[chunk].tolist(),
+                chunk["label"].tolist(),
+                chunk["split"].tolist(),
+                chunk["size"].tolist(),
+                chunk["mtime_ns"].tolist(),
                 strict=True,
             )
             for row, (label, split, size, mtime_ns) in zip(rows, details, strict=True):
@@ -79,59 +105,23 @@ class Selection:
                     self.split_names[split], size, mtime_ns,
                 )  # fmt: skip
 
-    def raw(self, indices: np.ndarray) -> Iterator[bytes]:
-        """The rows at ``indices`` as photos.csv holds them, a batch at a time."""
-        for chunk in chunks(indices):
-            yield from self.rows.raw(zip(self.start[chunk].tolist(), self.end[chunk].tolist(), strict=True))
+    def raw(self, chunks: Iterator[np.ndarray]) -> Iterator[bytes]:
+        """The rows of ``chunks`` as photos.csv holds them, a batch at a time."""
+        for chunk in chunks:
+            yield from self.rows.raw(zip(chunk["start"].tolist(), chunk["end"].tolist(), strict=True))
 
-    def id_order(self) -> np.ndarray:
-        """Every photo's index in photo-id order (9 before 10; ids that are not numbers after)."""
-        if self.id_texts is None:
-            return np.argsort(self.ids, kind="stable")
-        texts = self.id_texts
-        return np.array(sorted(range(len(texts)), key=lambda i: _id_order(texts[i])), dtype=np.int64)
-
-    def credits_order(self) -> np.ndarray:
-        """The photos by label, then photo id: as numbers (photo 9 before photo 10) when
-        every id is one, else as text."""
-        if self.id_texts is None:
-            return np.lexsort((self.ids, self.label))
-        texts, label = self.id_texts, self.label.tolist()
-        all_digits = all(text.isdigit() for text in texts)
-        return np.array(
-            sorted(
-                range(len(texts)),
-                key=lambda i: (label[i], int(texts[i]) if all_digits else 0, texts[i]),
-            ),
-            dtype=np.int64,
-        )
-
-    def id_text(self, indices: np.ndarray) -> Iterator[str]:
-        """The ids of the photos at ``indices``, as photos.csv writes them."""
-        for chunk in chunks(indices):
-            if self.id_texts is None:
-                yield from map(str, self.ids[chunk].tolist())
-            else:
-                yield from map(self.id_texts.__getitem__, chunk.tolist())
-
-    def cells(self, column: str) -> Iterator[str] | None:
-        """A column's cells (of the columns counted as codes), None when photos.csv has none."""
-        if column not in self.column_values:
-            return None
-        values, codes = self.column_values[column]
-        return (values[code] for code in codes.tolist())
+    def id_text(self, chunks: Iterator[np.ndarray]) -> Iterator[str]:
+        """The ids of the photos of ``chunks``, as photos.csv writes them."""
+        for chunk in chunks:
+            if not chunk["text_id"].any():
+                yield from map(str, chunk["id"].tolist())
+                continue
+            numbers = zip(chunk["pos"].tolist(), chunk["id"].tolist(), chunk["text_id"].tolist(), strict=True)
+            for pos, photo_id, text in numbers:
+                yield self.id_texts[pos] if text else str(photo_id)
 
     def close(self) -> None:
         self.rows.close()
+        for records in (self.in_split_order, self.in_label_order, self.source):
+            records.close()
 
-
-def chunks(indices: np.ndarray) -> Iterator[np.ndarray]:
-    """``indices`` (or any array) in pieces of _CHUNK: a million photos' numbers as Python
-    objects at once would not stay small."""
-    for start in range(0, len(indices), _CHUNK):
-        yield indices[start : start + _CHUNK]
-
-
-def _id_order(photo_id: str) -> tuple[int, str]:
-    """Photo ids in number order (9 before 10); anything else after them, as text."""
-    return (int(photo_id), "") if photo_id.isdigit() else (1 << 62, photo_id)

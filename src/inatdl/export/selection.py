@@ -2,9 +2,11 @@
 one size, the files present, --min-per-taxon, the splits by group, --max-per-taxon.
 
 The same photos and splits whatever the format: every writer gets this selection. It keeps
-a few numbers a photo (numpy arrays: where its row is in photos.csv, its label, split, file
-size, group), not the rows: the writers read each row back when they write it (rows.py), so
-memory stays flat however many photos (a million photos' rows as Python objects took 1.2 GB).
+nothing a photo in memory: photos.csv is read once into records of numbers a photo (where
+its row is, its label, split, file size, group: spill.py) in a scratch file, the counts
+and orders the writers need are made from those records on disk, and the writers read each
+row back from photos.csv when they write it (rows.py). So memory stays flat however many
+photos (a million photos' rows as Python objects took 1.2 GB, their numbers in arrays 100 MB).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 import re
 import stat
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +26,9 @@ from inatdl.errors import ExportError
 from inatdl.export.model import ExportOptions, ExportReport, LicenceCount, TaxonCounts
 from inatdl.export.outdir import safe_relative
 from inatdl.export.rows import RowFile, records
-from inatdl.export.selected import Codes, Selection
+from inatdl.export.selected import PHOTO, PHOTO_FIELDS, Codes, Selection
+from inatdl.export import spill
+from inatdl.export.spill import RecordFile, Scatter, Sorter, sorted_by
 from inatdl.photo import EXPORT_COLUMNS
 from inatdl.splits import group_key, split_for, unit_hash
 
@@ -34,33 +38,71 @@ REQUIRED_COLUMNS = EXPORT_COLUMNS
 Measure = Callable[[Sequence[str]], int]
 #: Photo ids kept as numbers: digits without a leading zero, below 2**63.
 _NUMERIC_ID = re.compile(r"0|[1-9][0-9]{0,17}")
+#: Where ids that are not plain numbers start in the id order: after every number, by text.
+_TEXT_IDS = 1 << 62
+
+#: A photo present on disk as photos.csv's read left it (``pos``: its place among them).
+#: ``label`` is its taxon's code here (the labels are numbered once the taxa kept are known);
+#: ``cap`` and ``photo`` are --max-per-taxon's orders (unit hashes, as their bits: non-negative
+#: floats order as their bits do).
+READ = np.dtype(
+    [
+        ("pos", "<i8"), ("start", "<i8"), ("end", "<i8"), ("id", "<i8"), ("text_id", "i1"),
+        ("label", "<i4"), ("split", "i1"), ("size", "<i8"), ("mtime_ns", "<i8"), ("measured", "<i4"),
+        ("group", "<i8"), ("observation", "<i8"), ("observer", "<i4"), ("license_code", "<i4"),
+        ("coordinates_obscured", "<i4"), ("extension", "<i4"), ("cap", "<i8"), ("photo", "<i8"),
+    ]
+)  # fmt: skip
+#: The columns counted as codes: the label, the report's counts, the card's.
+_CODED = ("taxon_name", "observer", "license_code", "coordinates_obscured")
+_CODE_FIELD = {"taxon_name": "label", "observer": "observer", "license_code": "license_code",
+               "coordinates_obscured": "coordinates_obscured"}  # fmt: skip
+#: A photo's group and label, to count the groups of each label.
+_GROUPED = np.dtype([("group", "<i8"), ("label", "<i4")])
+_HASHED = np.dtype([("hash", "<i8")])
+
+
+@dataclass
+class _Buffer:
+    """The numbers of the rows read since the last chunk was written (Python's arrays: a
+    numpy array grown a row at a time would be copied at every row)."""
+
+    fields: dict[str, array[int]] = field(
+        default_factory=lambda: {
+            name: array("q" if READ[name].itemsize == 8 else "i" if READ[name].itemsize == 4 else "b")
+            for name in READ.names or ()
+            if name not in ("pos", "cap", "photo")
+        }
+    )
+    cap: array[float] = field(default_factory=lambda: array("d"))
+    photo: array[float] = field(default_factory=lambda: array("d"))
+
+    def __len__(self) -> int:
+        return len(self.fields["start"])
+
+    def records(self, first: int) -> np.ndarray:
+        chunk = np.zeros(len(self), READ)
+        chunk["pos"] = np.arange(first, first + len(chunk))
+        for name, values in self.fields.items():
+            if len(values):
+                chunk[name] = np.frombuffer(values, dtype=READ[name])
+        if len(self.cap):
+            chunk["cap"] = np.frombuffer(self.cap, np.float64).view(np.int64)
+            chunk["photo"] = np.frombuffer(self.photo, np.float64).view(np.int64)
+        return chunk
 
 
 @dataclass
 class _Read:
-    """photos.csv's rows of the chosen size, as numbers, while they are read."""
+    """photos.csv's rows of the chosen size as photos.csv's one read leaves them."""
 
-    start: array[int] = field(default_factory=lambda: array("q"))
-    end: array[int] = field(default_factory=lambda: array("q"))
-    size: array[int] = field(default_factory=lambda: array("q"))
-    mtime_ns: array[int] = field(default_factory=lambda: array("q"))
-    measured: array[int] = field(default_factory=lambda: array("i"))  # a row: under 2 GB
-    ids: array[int] = field(default_factory=lambda: array("q"))
-    id_texts: list[str] | None = None
-    group: array[int] = field(default_factory=lambda: array("q"))  # the group key's hash
-    observation: array[int] = field(default_factory=lambda: array("q"))
-    split: array[int] = field(default_factory=lambda: array("b"))
-    cap_position: array[float] = field(default_factory=lambda: array("d"))  # --max-per-taxon's orders
-    photo_position: array[float] = field(default_factory=lambda: array("d"))
+    present: RecordFile
+    listed: Sorter = field(default_factory=lambda: Sorter("hash"))  # hashes of every listed path
+    listed_rows: int = 0
     codes: dict[str, Codes] = field(default_factory=dict)
     extension: Codes = field(default_factory=Codes)
-    listed: array[int] = field(default_factory=lambda: array("q"))  # hashes of every listed path
-    listed_rows: int = 0
+    id_texts: dict[int, str] = field(default_factory=dict)  # of ids that are not plain numbers
     sizes: set[str] = field(default_factory=set)  # every size photos.csv lists
-
-
-#: Columns counted as codes: the label, the report's counts, the card's, the shards' extensions.
-_CODED = ("taxon_name", "observer", "license_code", "coordinates_obscured")
 
 
 def select(
@@ -95,6 +137,24 @@ def _select(
     report_for: Path,
     measure: Callable[[tuple[str, ...]], Measure | None],
 ) -> tuple[Selection, ExportReport]:
+    read = _Read(RecordFile(READ))
+    try:
+        return _select_read(rows, read, data_dir, options, report_for, measure)
+    except BaseException:
+        read.present.close()  # else the selection's
+        raise
+    finally:
+        read.listed.close()
+
+
+def _select_read(
+    rows: RowFile,
+    read: _Read,
+    data_dir: Path,
+    options: ExportOptions,
+    report_for: Path,
+    measure: Callable[[tuple[str, ...]], Measure | None],
+) -> tuple[Selection, ExportReport]:
     try:
         header = rows.header()
         columns = tuple(REQUIRED_COLUMNS if header is None else header)
@@ -103,7 +163,7 @@ def _select(
             raise ExportError(
                 f"{rows.path} has no column {', '.join(missing)}; run `inatdl photos fetch` to rewrite it"
             )
-        read = _read(rows, columns, options.size, data_dir, options, measure(columns))
+        _read(rows, read, columns, options.size, data_dir, options, measure(columns))
     except (OSError, ValueError) as exc:
         raise ExportError(
             f"cannot read {rows.path}: {exc}; run `inatdl photos fetch` to rewrite it"
@@ -115,53 +175,53 @@ def _select(
         )
     size = choose_size(read.sizes, options.size)
     report = ExportReport(report_for, size, tuple(name for name, _ in options.splits), format=options.format)
-    present = len(read.start)
+    present = len(read.present)
     report.missing_files = read.listed_rows - present
-    report.unlisted_files = count_unlisted(data_dir, size, read.listed)
+    report.unlisted_files = count_unlisted(data_dir, size, read.listed.sorted())
     if not present:
         raise ExportError(
             f"none of the {report.missing_files:,} {size} photos in {MANIFEST_FILE} is in {data_dir}: "
             "run `inatdl photos fetch` to download them again, or point --data-dir at the data dir"
         )
-    label = read.codes["taxon_name"].array()
-    keep = apply_min(label, read.codes["taxon_name"].values, options.min_per_taxon, report)
-    if not keep.any():
+    taxa = read.codes["taxon_name"]
+    per_taxon = np.zeros(len(taxa.values), dtype=np.int64)
+    for chunk in read.present.chunks():
+        per_taxon += np.bincount(chunk["label"], minlength=len(per_taxon))
+    kept_taxa = apply_min(per_taxon, taxa.values, options.min_per_taxon, report)
+    if not kept_taxa.any():
         raise ExportError(
             f"nothing to export: no taxon has {options.min_per_taxon} photos or more; lower --min-per-taxon"
         )
-    group = np.frombuffer(read.group, dtype=np.int64)
+    capped = None
     if options.max_per_taxon:
-        keep = apply_max(keep, label, group, read, options.max_per_taxon, report)
-    selection = _kept(rows, columns, read, keep, options)
-    observation = np.frombuffer(read.observation, dtype=np.int64)
-    count(selection, _at(keep, group), _at(keep, observation), options, report)
-    return selection, report
-
-
-def _at(keep: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """``values`` where ``keep`` is True: ``values`` itself when every photo stays (a
-    million photos' copies of every array took ~40 MB at the selection's peak)."""
-    return values if keep.all() else values[keep]
+        capped = apply_max(read.present, kept_taxa, per_taxon, taxa.values, options.max_per_taxon, report)
+    present_labels = np.flatnonzero(kept_taxa & (per_taxon > 0)) if capped is None else None
+    return _kept(rows, columns, read, kept_taxa, capped, present_labels, options, report), report
 
 
 def _read(
     rows: RowFile,
+    read: _Read,
     columns: tuple[str, ...],
     size: str | None,
     data_dir: Path,
     options: ExportOptions,
     measure: Measure | None,
-) -> _Read:
+) -> None:
     """The rows of ``size`` (None: of the first row's size) whose file is present, as
-    numbers, and every size listed: the one pass over photos.csv."""
-    read = _Read(codes={c: Codes() for c in _CODED if c in columns})
+    records, and every size listed: the one pass over photos.csv."""
+    read.codes = {c: Codes() for c in _CODED if c in columns}
     at = {c: columns.index(c) for c in ("photo_id", "path", "size", "observation_id", "observer")}
     uuid_at = columns.index("observation_uuid") if "observation_uuid" in columns else None
-    coded = [(columns.index(c), codes.add) for c, codes in read.codes.items()]
+    buffer = _Buffer()
+    numbers = buffer.fields
+    coded_columns = [(columns.index(c), codes.add, _CODE_FIELD[c]) for c, codes in read.codes.items()]
+    coded = [(i, add, numbers[name].append) for i, add, name in coded_columns]
     root = os.path.join(str(data_dir), "")
     last_key, last_split, last_cap = "", 0, 0.0
     split_index = {name: i for i, (name, _) in enumerate(options.splits)}
     capping = bool(options.max_per_taxon)
+    listed = array("q")
     for row, start, end in records(rows.handle, len(columns)):
         if row[at["size"]] != size:
             read.sizes.add(row[at["size"]])
@@ -170,7 +230,10 @@ def _read(
             size = row[at["size"]]
         read.listed_rows += 1
         relative = row[at["path"]]
-        read.listed.append(hash(relative))
+        listed.append(hash(relative))
+        if len(listed) >= spill.CHUNK:
+            read.listed.add(np.frombuffer(listed, np.int64).copy().view(_HASHED))
+            listed = array("q")
         try:
             found = os.stat(root + relative) if safe_relative(relative) else None
         except (OSError, ValueError):
@@ -185,85 +248,179 @@ def _read(
                 split_index[split_for(unit_hash(options.seed, key), options.splits)] if options.splits else 0
             )
             last_cap = unit_hash(options.seed, f"cap:{key}") if capping else 0.0
-        read.start.append(start)
-        read.end.append(end)
-        read.size.append(found.st_size)
-        read.mtime_ns.append(found.st_mtime_ns)
-        read.split.append(last_split)
-        read.group.append(hash(key))
-        read.observation.append(hash(row[at["observation_id"]]))
+        numbers["start"].append(start)
+        numbers["end"].append(end)
+        numbers["size"].append(found.st_size)
+        numbers["mtime_ns"].append(found.st_mtime_ns)
+        numbers["split"].append(last_split)
+        numbers["group"].append(hash(key))
+        numbers["observation"].append(hash(row[at["observation_id"]]))
         photo_id = row[at["photo_id"]]
-        _add_id(read, photo_id)
+        if _NUMERIC_ID.fullmatch(photo_id):
+            numbers["id"].append(int(photo_id))
+            numbers["text_id"].append(0)
+        else:  # ordered by its text once all are known
+            read.id_texts[len(read.present) + len(buffer)] = photo_id
+            numbers["id"].append(_TEXT_IDS)
+            numbers["text_id"].append(1)
         if capping:
-            read.cap_position.append(last_cap)
-            read.photo_position.append(unit_hash(options.seed, f"photo:{photo_id}"))
+            buffer.cap.append(last_cap)
+            buffer.photo.append(unit_hash(options.seed, f"photo:{photo_id}"))
         if measure is not None:
-            read.measured.append(measure(row))
-        for i, add in coded:
-            add(row[i])
-        read.extension.add(relative.rsplit(".", 1)[-1].lower())
+            numbers["measured"].append(measure(row))
+        for i, add, append in coded:
+            append(add(row[i]))
+        numbers["extension"].append(read.extension.add(relative.rsplit(".", 1)[-1].lower()))
+        if len(buffer) >= spill.CHUNK:
+            read.present.append(buffer.records(len(read.present)))
+            buffer = _Buffer()
+            numbers = buffer.fields
+            coded = [(i, add, numbers[name].append) for i, add, name in coded_columns]
+    if len(buffer):
+        read.present.append(buffer.records(len(read.present)))
+    if listed:
+        read.listed.add(np.frombuffer(listed, np.int64).copy().view(_HASHED))
     if read.listed_rows:
         read.sizes.add(str(size))
-    return read
-
-
-def _add_id(read: _Read, photo_id: str) -> None:
-    if read.id_texts is None and _NUMERIC_ID.fullmatch(photo_id):
-        read.ids.append(int(photo_id))
-        return
-    if read.id_texts is None:  # the first id that is not a plain number: ids as text from here
-        read.id_texts = [str(n) for n in read.ids]
-    read.id_texts.append(photo_id)
 
 
 def _kept(
-    rows: RowFile, columns: tuple[str, ...], read: _Read, keep: np.ndarray, options: ExportOptions
+    rows: RowFile,
+    columns: tuple[str, ...],
+    read: _Read,
+    kept_taxa: np.ndarray,
+    capped: np.ndarray | None,
+    present_labels: np.ndarray | None,
+    options: ExportOptions,
+    report: ExportReport,
 ) -> Selection:
-    """The selection of the photos ``keep`` marks, labels numbered in sorted order."""
+    """The selection of the photos kept, labels numbered in sorted order, and the report's
+    counts: the kept photos read once from the scratch file, into the orders the writers
+    read them in (split then id; label then id) and those that count groups and observations."""
     taxa = read.codes["taxon_name"]
-    label = _at(keep, taxa.array())
-    present = np.unique(label)
-    labels = sorted(taxa.values[i] for i in present.tolist())
+    splits = max(len(options.splits), 1)
+    if present_labels is None:  # --max-per-taxon: the taxa with a photo kept
+        seen = np.zeros(len(taxa.values), dtype=bool)
+        for chunk in _kept_chunks(read.present, kept_taxa, capped):
+            seen[chunk["label"]] = True
+        present_labels = np.flatnonzero(seen)
+    labels = sorted(taxa.values[i] for i in present_labels.tolist())
     renumber = np.zeros(len(taxa.values), dtype=np.int32)
-    renumber[present] = [labels.index(taxa.values[i]) for i in present.tolist()]
+    renumber[present_labels] = [labels.index(taxa.values[i]) for i in present_labels.tolist()]
+    text_ranks = {text: rank for rank, text in enumerate(sorted(set(read.id_texts.values())))}
 
-    def kept(values: array[int], dtype: type) -> np.ndarray:
-        return _at(keep, np.frombuffer(values, dtype=dtype) if len(values) else np.zeros(len(keep), dtype))
-
-    id_texts = (
-        None if read.id_texts is None else [t for t, k in zip(read.id_texts, keep.tolist(), strict=True) if k]
-    )
-    return Selection(
+    by_id, groups, observations = Sorter("id"), Sorter("label"), Sorter("hash")
+    per_label_split = np.zeros(len(labels) * splits, dtype=np.int64)
+    code_counts = {column: np.zeros(len(codes.values), np.int64) for column, codes in read.codes.items()}
+    extensions = np.zeros(len(read.extension.values), np.int64)
+    try:
+        for chunk in _kept_chunks(read.present, kept_taxa, capped):
+            for column in code_counts:
+                codes_here = chunk[_CODE_FIELD[column]]
+                code_counts[column] += np.bincount(codes_here, minlength=len(code_counts[column]))
+            extensions += np.bincount(chunk["extension"], minlength=len(extensions))
+            photos = np.zeros(len(chunk), PHOTO)
+            for name in PHOTO_FIELDS:
+                photos[name] = chunk[name]
+            photos["label"] = renumber[chunk["label"]]
+            for at in np.flatnonzero(chunk["text_id"]).tolist():
+                photos["id"][at] = _TEXT_IDS + text_ranks[read.id_texts[int(chunk["pos"][at])]]
+            per_label_split += np.bincount(
+                photos["label"].astype(np.int64) * splits + photos["split"], minlength=len(per_label_split)
+            )
+            by_id.add(photos)
+            grouped = np.zeros(len(chunk), _GROUPED)
+            grouped["group"], grouped["label"] = chunk["group"], photos["label"]
+            groups.add(grouped)
+            observations.add(chunk["observation"].copy().view(_HASHED))
+        per_split = per_label_split.reshape(len(labels), splits).sum(axis=0)
+        per_label = per_label_split.reshape(len(labels), splits).sum(axis=1)
+        in_split_order = Scatter(PHOTO, "split", per_split)
+        in_label_order = Scatter(PHOTO, "label", per_label)
+        for photos in by_id.sorted():
+            in_split_order.add(photos)
+            in_label_order.add(photos)
+        group_counts = _count_groups(sorted_by(groups.sorted(), "group"), len(labels))
+        report.observations = _distinct(chunk["hash"] for chunk in observations.sorted())
+    finally:
+        by_id.close()
+        groups.close()
+        observations.close()
+    bounds = np.concatenate(([0], np.cumsum(per_split))).tolist()
+    selection = Selection(
         columns=columns,
         rows=rows,
         labels=labels,
         split_names=tuple(name for name, _ in options.splits) or ("",),
-        start=kept(read.start, np.int64),
-        end=kept(read.end, np.int64),
-        label=renumber[label],
-        split=kept(read.split, np.int8),
-        size=kept(read.size, np.int64),
-        mtime_ns=kept(read.mtime_ns, np.int64),
-        measured=kept(read.measured, np.int32),
-        ids=kept(read.ids, np.int64) if id_texts is None else np.zeros(0, np.int64),
-        id_texts=id_texts,
-        column_values={
-            column: (codes.values, _at(keep, codes.array())) for column, codes in read.codes.items()
+        count=int(per_split.sum()),
+        in_split_order=in_split_order.file,
+        split_ranges=list(zip(bounds[:-1], bounds[1:], strict=True)),
+        in_label_order=in_label_order.file,
+        id_texts=read.id_texts,
+        source=read.present,
+        kept_taxa=kept_taxa,
+        capped=capped,
+        renumber=renumber,
+        value_counts={
+            column: {codes.values[i]: int(n) for i, n in enumerate(code_counts[column].tolist()) if n}
+            for column, codes in read.codes.items()
         },
-        extensions=sorted(
-            read.extension.values[i] for i in np.unique(_at(keep, read.extension.array())).tolist()
-        ),
+        extensions=sorted(read.extension.values[i] for i in np.flatnonzero(extensions).tolist()),
     )
+    count(selection, per_label_split.reshape(len(labels), splits), group_counts, options, report)
+    return selection
 
 
-def count_unlisted(data_dir: Path, size: str, listed: array[int]) -> int:
+def _kept_chunks(
+    present: RecordFile, kept_taxa: np.ndarray, capped: np.ndarray | None
+) -> Iterator[np.ndarray]:
+    """The records of the photos kept (by --min-per-taxon, by --max-per-taxon), in photos.csv's order."""
+    for chunk in present.chunks():
+        keep = kept_taxa[chunk["label"]]
+        if capped is not None:
+            keep &= capped[chunk["pos"]]
+        yield chunk if keep.all() else chunk[keep]
+
+
+def _distinct(values: Iterator[np.ndarray]) -> int:
+    """How many distinct values sorted ``values`` (chunks) hold."""
+    distinct, last = 0, None
+    for chunk in values:
+        if not len(chunk):
+            continue
+        distinct += int(np.count_nonzero(chunk[1:] != chunk[:-1])) + int(last is None or chunk[0] != last)
+        last = chunk[-1]
+    return distinct
+
+
+def _count_groups(grouped: Iterator[np.ndarray], labels: int) -> tuple[int, np.ndarray]:
+    """The groups in all, and how many distinct groups each label's photos come from, from
+    (group, label) records sorted by group, then label."""
+    groups, per_label = 0, np.zeros(labels, dtype=np.int64)
+    last: tuple[int, int] | None = None
+    for chunk in grouped:
+        if not len(chunk):
+            continue
+        group, label = chunk["group"], chunk["label"]
+        new_group = np.empty(len(chunk), dtype=bool)
+        new_group[1:] = group[1:] != group[:-1]
+        new_pair = new_group.copy()
+        new_pair[1:] |= label[1:] != label[:-1]
+        new_group[0] = last is None or int(group[0]) != last[0]
+        new_pair[0] = new_group[0] or int(label[0]) != last[1]  # type: ignore[index]
+        groups += int(np.count_nonzero(new_group))
+        per_label += np.bincount(label[new_pair], minlength=labels)
+        last = (int(group[-1]), int(label[-1]))
+    return groups, per_label
+
+
+def count_unlisted(data_dir: Path, size: str, listed: Iterator[np.ndarray]) -> int:
     """Complete photos of ``size`` under photos/ that photos.csv does not list: a fetch
     killed (SIGKILL, power cut) after downloading them and before rewriting photos.csv,
     which it does at its end. The state knows them; the next fetch lists them. (Paths are
-    compared by hash, a folder at a time: a million paths as text would not stay small.)"""
+    compared by hash, sorted on disk: a million paths as text would not stay small.)"""
     complete = re.compile(rf"[0-9]+_{re.escape(size)}\.[0-9A-Za-z]+")  # never a temporary
-    known = np.sort(np.frombuffer(listed, dtype=np.int64)) if len(listed) else np.zeros(0, np.int64)
-    unlisted = 0
+    found = Sorter("hash")
     try:
         with os.scandir(data_dir / PHOTOS_DIR) as folders:
             for folder in folders:
@@ -272,12 +429,32 @@ def count_unlisted(data_dir: Path, size: str, listed: array[int]) -> int:
                 prefix = f"{PHOTOS_DIR}/{folder.name}/"
                 names = [name for name in os.listdir(folder.path) if complete.fullmatch(name)]
                 hashes = np.fromiter((hash(prefix + name) for name in names), np.int64, len(names))
-                found = np.searchsorted(known, hashes)
-                found[found == len(known)] = 0
-                unlisted += int(np.count_nonzero(known[found] != hashes)) if len(known) else len(names)
+                found.add(hashes.view(_HASHED))
     except OSError:
+        found.close()
         return 0
-    return unlisted
+    return _not_in(found.sorted(), listed)
+
+
+def _not_in(found: Iterator[np.ndarray], listed: Iterator[np.ndarray]) -> int:
+    """How many of the sorted ``found`` hashes are not among the sorted ``listed`` ones."""
+    missing = 0
+    known = np.zeros(0, np.int64)
+    listed_left = True
+    for chunk in found:
+        values = chunk["hash"]
+        if not len(values):
+            continue
+        while listed_left and (not len(known) or known[-1] < values[-1]):
+            more = next(listed, None)
+            if more is None:
+                listed_left = False
+            else:
+                known = np.concatenate((known[known >= values[0]], more["hash"]))
+        at = np.searchsorted(known, values)
+        at[at == len(known)] = 0
+        missing += int(np.count_nonzero(known[at] != values)) if len(known) else len(values)
+    return missing
 
 
 def choose_size(sizes: set[str], size: str | None) -> str:
@@ -296,87 +473,105 @@ def choose_size(sizes: set[str], size: str | None) -> str:
     return size
 
 
-def apply_min(label: np.ndarray, names: list[str], minimum: int | None, report: ExportReport) -> np.ndarray:
-    """Which photos stay once the taxa with fewer than ``minimum`` photos are left out
-    (named in the report)."""
+def apply_min(
+    per_taxon: np.ndarray, names: list[str], minimum: int | None, report: ExportReport
+) -> np.ndarray:
+    """Which taxa stay once those with fewer than ``minimum`` photos are left out (named in
+    the report)."""
     if not minimum:
-        return np.ones(len(label), dtype=bool)
-    counts = np.bincount(label, minlength=len(names))
-    small = counts < minimum
+        return np.ones(len(per_taxon), dtype=bool)
+    small = per_taxon < minimum
     report.left_out = sorted(
-        (names[i], int(counts[i])) for i in np.flatnonzero(small & (counts > 0)).tolist()
+        (names[i], int(per_taxon[i])) for i in np.flatnonzero(small & (per_taxon > 0)).tolist()
     )
-    keep: np.ndarray = ~small[label]
+    keep: np.ndarray = ~small
     return keep
 
 
+#: --max-per-taxon's records: a photo's taxon, group, place and orders, and its round.
+_CAPPED = np.dtype(
+    [("pos", "<i8"), ("label", "<i4"), ("group", "<i8"), ("cap", "<i8"), ("photo", "<i8"), ("round", "<i8")]
+)
+
+
 def apply_max(
-    keep: np.ndarray, label: np.ndarray, group: np.ndarray, read: _Read, maximum: int, report: ExportReport
+    present: RecordFile,
+    kept_taxa: np.ndarray,
+    per_taxon: np.ndarray,
+    names: list[str],
+    maximum: int,
+    report: ExportReport,
 ) -> np.ndarray:
-    """At most ``maximum`` photos a taxon, the same for the same data: one photo of each
-    group first (groups in hash order), then a second of each, and so on, so the photos kept
-    come from as many observations (or observers) as possible.
+    """Which photos stay (by their place in photos.csv's read) with at most ``maximum``
+    photos a taxon, the same for the same data: one photo of each group first (groups in
+    hash order), then a second of each, and so on, so the photos kept come from as many
+    observations (or observers) as possible. (Sorted on disk, a field at a time, the least
+    significant first: the selection holds a byte a photo.)
 
     The groups' order is a hash of its own, not the split's: the split bounds cut that one,
     so taking the lowest positions first would keep train groups only."""
-    names = read.codes["taxon_name"].values
-    index = np.flatnonzero(keep)
-    taxon, members = label[index], group[index]
-    photo = np.frombuffer(read.photo_position, dtype=np.float64)[index]
-    cap = np.frombuffer(read.cap_position, dtype=np.float64)[index]
-    # each photo's round: its rank within its (taxon, group), by its own hash, then its order
-    by_group = np.lexsort((index, photo, members, taxon))
-    same = (taxon[by_group][1:] == taxon[by_group][:-1]) & (members[by_group][1:] == members[by_group][:-1])
-    starts = np.flatnonzero(np.concatenate(([True], ~same)))
-    run_start = np.repeat(starts, np.diff(np.append(starts, len(by_group))))
-    round_ = np.empty(len(index), dtype=np.int64)
-    round_[by_group] = np.arange(len(by_group)) - run_start
-    ranked = np.lexsort((index, photo, cap, round_, taxon))
-    ranked_taxon = taxon[ranked]
-    first = np.searchsorted(ranked_taxon, ranked_taxon, side="left")
-    kept = np.zeros(len(keep), dtype=bool)
-    kept[index[ranked[np.arange(len(ranked)) - first < maximum]]] = True
-    counts = np.bincount(taxon, minlength=len(names))
-    report.capped = sorted((names[i], int(counts[i])) for i in np.flatnonzero(counts > maximum).tolist())
+
+    def records() -> Iterator[np.ndarray]:
+        for chunk in present.chunks():
+            chunk = chunk[kept_taxa[chunk["label"]]]
+            capping = np.zeros(len(chunk), _CAPPED)
+            for name in ("pos", "label", "group", "cap", "photo"):
+                capping[name] = chunk[name]
+            yield capping
+
+    # each photo's round: its rank within its (taxon, group), by its own hash, then its place
+    by_group = sorted_by(sorted_by(sorted_by(records(), "photo"), "group"), "label")
+    with_rounds = _ranked(by_group, ("label", "group"), "round")
+    ranked: Iterator[np.ndarray] = with_rounds
+    for key in ("pos", "photo", "cap", "round", "label"):  # the least significant first
+        ranked = sorted_by(ranked, key)
+    kept = np.zeros(len(present), dtype=bool)
+    for chunk in _ranked(ranked, ("label",), "round"):
+        kept[chunk["pos"][chunk["round"] < maximum]] = True
+    capped = kept_taxa & (per_taxon > maximum)
+    report.capped = sorted((names[i], int(per_taxon[i])) for i in np.flatnonzero(capped).tolist())
     return kept
 
 
-def _groups_per_label(label: np.ndarray, group: np.ndarray, labels: int) -> np.ndarray:
-    """How many distinct groups each label's photos come from (sorted by both: no pairs built)."""
-    order = np.lexsort((group, label))
-    label, group = label[order], group[order]
-    first = np.ones(len(order), dtype=bool)  # the first photo of each (label, group)
-    first[1:] = (label[1:] != label[:-1]) | (group[1:] != group[:-1])
-    return np.bincount(label[first], minlength=labels)
+def _ranked(chunks: Iterator[np.ndarray], same: tuple[str, ...], rank: str) -> Iterator[np.ndarray]:
+    """``chunks`` (sorted so that records of equal ``same`` fields are together) with
+    ``rank`` set to each record's place among those records."""
+    last: tuple[int, ...] | None = None
+    run = 0  # records of the last run seen before this chunk
+    for chunk in chunks:
+        if not len(chunk):
+            continue
+        chunk = chunk.copy()
+        starts = np.zeros(len(chunk), dtype=bool)
+        for name in same:
+            starts[1:] |= chunk[name][1:] != chunk[name][:-1]
+        starts[0] = last is None or tuple(int(chunk[name][0]) for name in same) != last
+        positions = np.arange(len(chunk))
+        run_start = np.maximum.accumulate(np.where(starts, positions, -1))
+        chunk[rank] = np.where(run_start < 0, run + positions, positions - run_start)
+        run = int(chunk[rank][-1]) + 1
+        last = tuple(int(chunk[name][-1]) for name in same)
+        yield chunk
 
 
 def count(
     selection: Selection,
-    group: np.ndarray,
-    observation: np.ndarray,
+    per_taxon: np.ndarray,
+    group_counts: tuple[int, np.ndarray],
     options: ExportOptions,
     report: ExportReport,
 ) -> None:
-    """The report's counts: per taxon and split, groups, observations, observers, licences."""
+    """The report's counts: per taxon and split, groups, observers, licences."""
     names = [name for name, _ in options.splits] or [""]
-    splits = len(selection.split_names)
-    per_taxon = np.bincount(
-        selection.label.astype(np.int64) * splits + selection.split, minlength=len(selection.labels) * splits
-    ).reshape(len(selection.labels), splits)
-    groups = _groups_per_label(selection.label, group, len(selection.labels))
+    groups, per_label = group_counts
     for i, label in enumerate(selection.labels):
         counts = {name: int(per_taxon[i][s]) for s, name in enumerate(names)}
-        report.taxa.append(TaxonCounts(label, counts, int(groups[i])))
+        report.taxa.append(TaxonCounts(label, counts, int(per_label[i])))
         empty = [name for name in names if options.splits and counts[name] == 0]
         if empty:
-            report.short.append((label, int(groups[i]), empty))
+            report.short.append((label, int(per_label[i]), empty))
     report.empty_splits = [name for name, _ in options.splits if report.photos_in(name) == 0]
-    report.observations = len(np.unique(observation))
-    observers, observer_codes = selection.column_values["observer"]
-    report.observers = sorted(observers[i] for i in np.unique(observer_codes).tolist())
-    report.groups = len(np.unique(group))
-    licences, licence_codes = selection.column_values["license_code"]
-    per_licence = np.bincount(licence_codes, minlength=len(licences)).tolist()
-    report.licences = [
-        LicenceCount(code, n) for code, n in sorted(zip(licences, per_licence, strict=True)) if n
-    ]
+    report.observers = sorted(selection.value_counts["observer"])
+    report.groups = groups
+    licences = selection.value_counts["license_code"]
+    report.licences = [LicenceCount(code, n) for code, n in sorted(licences.items())]

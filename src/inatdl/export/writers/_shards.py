@@ -23,11 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import numpy as np
-
 from inatdl.errors import ExportError, ExportOptionError
 from inatdl.export.outdir import OTHER_OUT_DIR, PHOTOS_NAME, remove, write_photos, write_state
-from inatdl.export.selected import chunks
 from inatdl.export.writers import OWNED_TEXTS, Writer
 from inatdl.files import disk_error
 from inatdl.units import format_size
@@ -35,13 +32,18 @@ from inatdl.units import format_size
 
 @dataclass
 class Shard:
-    """One file of samples (the selection's indices, in photo-id order), and a fingerprint
-    of everything written into it, taken when the shard is about to be written."""
+    """One file of samples (the selection's records from ``start`` to ``stop`` in the
+    shards' order: a split's, in photo-id order), and a fingerprint of everything written
+    into it, taken when the shard is about to be written."""
 
     split: str
     name: str
-    indices: np.ndarray
+    start: int
+    stop: int
     fingerprint: str = ""
+
+    def __len__(self) -> int:
+        return self.stop - self.start
 
 
 def open_temporary(path: Path) -> BinaryIO:
@@ -151,24 +153,23 @@ class ShardWriter(Writer):
 
     def _cut(self) -> Iterator[Shard]:
         selection = self.context.selection
-        order = selection.id_order()
         limit = self.context.options.shard_size
-        for split_index, split in enumerate(selection.split_names):
-            indices = order[selection.split[order] == split_index]
+        for split, (first, last) in zip(selection.split_names, selection.split_ranges, strict=True):
             needs = itertools.chain.from_iterable(
                 map(
                     self.sample_bytes,
-                    selection.label[chunk].tolist(),
-                    selection.size[chunk].tolist(),
-                    selection.measured[chunk].tolist(),
+                    chunk["label"].tolist(),
+                    chunk["size"].tolist(),
+                    chunk["measured"].tolist(),
                 )
-                for chunk in chunks(indices)
+                for chunk in selection.between(first, last)
             )
-            bounds: list[int] = []  # where each shard starts in ``indices``
+            bounds: list[int] = []  # where each shard starts in the split's records
             used = 0
             for position, need in enumerate(needs):
                 if self.shard_bytes(need) > limit:
-                    photo_id = next(selection.id_text(indices[position : position + 1]))
+                    at = first + position
+                    photo_id = next(selection.id_text(selection.between(at, at + 1)))
                     raise ExportOptionError(
                         f"--shard-size {format_size(limit)} is smaller than photo {photo_id} "
                         f"({format_size(self.shard_bytes(need))} in a shard of its own); give a larger "
@@ -179,9 +180,9 @@ class ShardWriter(Writer):
                     used = 0
                 used += need
             name = split or "train"
-            ends = [*bounds[1:], len(indices)]
+            ends = [*bounds[1:], last - first]
             for i, (start, end) in enumerate(zip(bounds, ends, strict=True)):
-                yield Shard(name, self.shard_name(name, i, len(bounds)), indices[start:end])
+                yield Shard(name, self.shard_name(name, i, len(bounds)), first + start, first + end)
 
     def _fingerprint(self, shard: Shard) -> str:
         """A digest of what decides the shard's bytes: the format, the columns, each photo's
@@ -192,10 +193,11 @@ class ShardWriter(Writer):
         digest = hashlib.sha256(
             f"{type(self).__name__}:{self.version}:{self.fingerprint_extra()}:{selection.columns}".encode()
         )
-        for rows in selection.raw(shard.indices):
+        for rows in selection.raw(selection.between(shard.start, shard.stop)):
             digest.update(rows)
-        for numbers in (selection.label, selection.size, selection.mtime_ns):
-            digest.update(np.ascontiguousarray(numbers[shard.indices], dtype="<i8").tobytes())
+        for numbers in ("label", "size", "mtime_ns"):
+            for chunk in selection.between(shard.start, shard.stop):
+                digest.update(chunk[numbers].astype("<i8").tobytes())
         return digest.hexdigest()
 
     def write(self, stale: Iterable[str], meanwhile: Callable[[], None]) -> None:
@@ -231,10 +233,10 @@ class ShardWriter(Writer):
         self.on_disk = {shard.name: shard.fingerprint for shard in self.shards}
         before = previous.photos if previous else set()
         selection = context.selection
-        in_order = selection.id_order()
-        report.kept = sum(1 for photo_id in selection.id_text(in_order) if photo_id in before)
+        ids = selection.id_text(selection.between(0, len(selection)))
+        report.kept = sum(1 for photo_id in ids if photo_id in before)
         report.added, report.removed = len(selection) - report.kept, len(before) - report.kept
-        write_photos(out, selection.id_text(in_order))
+        write_photos(out, selection.id_text(selection.between(0, len(selection))))
 
     def _write_all(self, shards: list[Shard], meanwhile: Callable[[], None]) -> None:
         """Write ``shards``, each whole, each recorded as it is done: in worker processes,

@@ -15,7 +15,6 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from inatdl.export.model import ExportPhoto
@@ -85,7 +84,7 @@ class ImageFolderWriter(Writer):
         selection = self.context.selection
         for split in self.split_dirs:
             at = selection.split_names.index(split)
-            yield selection.photos(np.flatnonzero(selection.split == at)[:_TYPED_ROWS])
+            yield itertools.islice(selection.photos(selection.listed(at)), _TYPED_ROWS)
 
     def data_files(self) -> dict[str, str]:
         return {name or "train": f"{name}/**" if name else "**" for name in self.split_dirs}

@@ -13,7 +13,7 @@ import io
 import itertools
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import pyarrow as pa
@@ -21,7 +21,6 @@ import pyarrow.parquet as pq
 
 from inatdl.errors import ExportError
 from inatdl.export.model import ExportPhoto
-from inatdl.export.selected import chunks
 from inatdl.export.selection import Measure
 from inatdl.export.writers import CroissantParts, literal
 from inatdl.export.writers._shards import Shard, ShardWriter, read_file
@@ -114,9 +113,10 @@ class ParquetWriter(ShardWriter):
         and 40 MB more memory.)"""
         schema = self.schema()
         with self._parquet_writer(handle, schema) as writer:
-            sizes = self.context.selection.size[shard.indices]
+            selection = self.context.selection
+            sizes = (chunk["size"] for chunk in selection.between(shard.start, shard.stop))
             for start, end in _row_groups(sizes):
-                group = list(self.context.selection.photos(shard.indices[start:end]))
+                group = list(selection.photos(selection.between(shard.start + start, shard.start + end)))
                 writer.write_table(self._table(group, schema), row_group_size=len(group))
                 # pyarrow's pool keeps what it freed (~35 MB a worker process): handed back
                 pa.default_memory_pool().release_unused()
@@ -139,7 +139,8 @@ class ParquetWriter(ShardWriter):
         the forked workers (each made its own: ~20 MB a worker at a million photos)."""
         schema = self.schema()
         with self._parquet_writer(io.BytesIO(), schema) as writer:
-            writer.write_table(self._table(list(self.context.selection.photos([0])), schema))
+            selection = self.context.selection
+            writer.write_table(self._table(list(selection.photos(selection.between(0, 1))), schema))
 
     def _table(self, samples: Sequence[ExportPhoto], schema: pa.Schema) -> pa.Table:
         """One row group: the images read now, so only one group's are held at once."""
@@ -196,21 +197,21 @@ class ParquetWriter(ShardWriter):
 WRITER = ParquetWriter
 
 
-def _row_groups(sizes: np.ndarray) -> Iterator[tuple[int, int]]:
-    """The samples (their images' sizes) cut into row groups of ROW_GROUP_PHOTOS photos or
-    more, each closed once its images reach ROW_GROUP_BYTES or its photos
-    ROW_GROUP_MOST_PHOTOS: where each starts and ends."""
-    start, images = 0, 0
-    # as Python numbers a piece at a time: a shard of 300,000 photos' as one list took 14 MB
-    each = itertools.chain.from_iterable(piece.tolist() for piece in chunks(sizes))
+def _row_groups(sizes: Iterable[np.ndarray]) -> Iterator[tuple[int, int]]:
+    """The samples (their images' sizes, a chunk at a time) cut into row groups of
+    ROW_GROUP_PHOTOS photos or more, each closed once its images reach ROW_GROUP_BYTES or
+    its photos ROW_GROUP_MOST_PHOTOS: where each starts and ends."""
+    start, images, end = 0, 0, 0
+    # as Python numbers a chunk at a time: a shard of 300,000 photos' as one list took 14 MB
+    each = itertools.chain.from_iterable(piece.tolist() for piece in sizes)
     for end, size in enumerate(each, 1):
         images += size
         enough = end - start >= ROW_GROUP_PHOTOS and images >= ROW_GROUP_BYTES
         if enough or end - start >= ROW_GROUP_MOST_PHOTOS:
             yield start, end
             start, images = end, 0
-    if start < len(sizes):
-        yield start, len(sizes)
+    if start < end:
+        yield start, end
 
 
 def _dtype(column: str) -> str:

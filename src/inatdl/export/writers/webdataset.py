@@ -74,7 +74,8 @@ class WebDatasetWriter(ShardWriter):
         as_json = _Json(self.context.selection.columns).encode
         written = 0
         pending = bytearray()
-        for photo in self.context.selection.photos(shard.indices):
+        selection = self.context.selection
+        for photo in selection.photos(selection.between(shard.start, shard.stop)):
             image = read_file(root + photo.path, photo.size)
             key = photo.photo_id.encode()
             extension = _extension(photo.path)
