@@ -18,16 +18,17 @@ from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from inatdl.constants import MANIFEST_FILE, PHOTO_SIZES, PHOTOS_DIR
 from inatdl.errors import ExportError
+from inatdl.export import spill
 from inatdl.export.model import ExportOptions, ExportReport, LicenceCount, TaxonCounts
 from inatdl.export.outdir import safe_relative
 from inatdl.export.rows import RowFile, records
 from inatdl.export.selected import PHOTO, PHOTO_FIELDS, Codes, Selection
-from inatdl.export import spill
 from inatdl.export.spill import RecordFile, Scatter, Sorter, sorted_by
 from inatdl.photo import EXPORT_COLUMNS
 from inatdl.splits import group_key, split_for, unit_hash
@@ -62,34 +63,36 @@ _GROUPED = np.dtype([("group", "<i8"), ("label", "<i4")])
 _HASHED = np.dtype([("hash", "<i8")])
 
 
-@dataclass
 class _Buffer:
-    """The numbers of the rows read since the last chunk was written (Python's arrays: a
-    numpy array grown a row at a time would be copied at every row)."""
+    """The numbers of the rows read since the last chunk was written, in Python's arrays (a
+    numpy array grown a row at a time would be copied at every row), emptied in place so
+    that the read's bound ``append`` methods stay valid."""
 
-    fields: dict[str, array[int]] = field(
-        default_factory=lambda: {
+    def __init__(self) -> None:
+        self.fields: dict[str, array[Any]] = {
             name: array("q" if READ[name].itemsize == 8 else "i" if READ[name].itemsize == 4 else "b")
             for name in READ.names or ()
-            if name not in ("pos", "cap", "photo")
+            if name not in ("pos", "text_id")
         }
-    )
-    cap: array[float] = field(default_factory=lambda: array("d"))
-    photo: array[float] = field(default_factory=lambda: array("d"))
+        self.fields["cap"], self.fields["photo"] = array("d"), array("d")  # unit hashes
 
-    def __len__(self) -> int:
-        return len(self.fields["start"])
+    def append(self, name: str) -> Callable[[Any], None]:
+        return self.fields[name].append
 
-    def records(self, first: int) -> np.ndarray:
-        chunk = np.zeros(len(self), READ)
-        chunk["pos"] = np.arange(first, first + len(chunk))
+    def flush(self, into: RecordFile, id_texts: dict[int, str]) -> None:
+        """The rows held written to ``into`` as records, and let go."""
+        first, count = len(into), len(self.fields["start"])
+        chunk = np.zeros(count, READ)
+        chunk["pos"] = np.arange(first, first + count)
         for name, values in self.fields.items():
             if len(values):
-                chunk[name] = np.frombuffer(values, dtype=READ[name])
-        if len(self.cap):
-            chunk["cap"] = np.frombuffer(self.cap, np.float64).view(np.int64)
-            chunk["photo"] = np.frombuffer(self.photo, np.float64).view(np.int64)
-        return chunk
+                numbers = np.frombuffer(values, np.float64 if values.typecode == "d" else READ[name])
+                chunk[name] = numbers.view(np.int64) if values.typecode == "d" else numbers  # see READ
+                del numbers  # its hold on the array's buffer, before the array is emptied
+            del values[:]
+        if id_texts and max(id_texts) >= first:
+            chunk["text_id"][[pos - first for pos in id_texts if pos >= first]] = 1
+        into.append(chunk)
 
 
 @dataclass
@@ -211,75 +214,77 @@ def _read(
     """The rows of ``size`` (None: of the first row's size) whose file is present, as
     records, and every size listed: the one pass over photos.csv."""
     read.codes = {c: Codes() for c in _CODED if c in columns}
-    at = {c: columns.index(c) for c in ("photo_id", "path", "size", "observation_id", "observer")}
+    photo_id_at, path_at, size_at, observation_at, observer_at = (
+        columns.index(c) for c in ("photo_id", "path", "size", "observation_id", "observer")
+    )
     uuid_at = columns.index("observation_uuid") if "observation_uuid" in columns else None
     buffer = _Buffer()
-    numbers = buffer.fields
-    coded_columns = [(columns.index(c), codes.add, _CODE_FIELD[c]) for c, codes in read.codes.items()]
-    coded = [(i, add, numbers[name].append) for i, add, name in coded_columns]
+    coded = [(columns.index(c), codes.add, buffer.append(_CODE_FIELD[c])) for c, codes in read.codes.items()]
+    add_start, add_end, add_size, add_mtime = map(buffer.append, ("start", "end", "size", "mtime_ns"))
+    add_split, add_group, add_observation = map(buffer.append, ("split", "group", "observation"))
+    add_id, add_measured, add_extension = map(buffer.append, ("id", "measured", "extension"))
+    add_cap, add_photo = buffer.append("cap"), buffer.append("photo")
+    extension_code = read.extension.add
     root = os.path.join(str(data_dir), "")
     last_key, last_split, last_cap = "", 0, 0.0
     split_index = {name: i for i, (name, _) in enumerate(options.splits)}
     capping = bool(options.max_per_taxon)
     listed = array("q")
+    held, listed_rows, chunk = 0, 0, spill.CHUNK
     for row, start, end in records(rows.handle, len(columns)):
-        if row[at["size"]] != size:
-            read.sizes.add(row[at["size"]])
+        if row[size_at] != size:
+            read.sizes.add(row[size_at])
             if size is not None or len(read.sizes) > 1:
                 continue
-            size = row[at["size"]]
-        read.listed_rows += 1
-        relative = row[at["path"]]
+            size = row[size_at]
+        listed_rows += 1
+        relative = row[path_at]
         listed.append(hash(relative))
-        if len(listed) >= spill.CHUNK:
-            read.listed.add(np.frombuffer(listed, np.int64).copy().view(_HASHED))
-            listed = array("q")
+        if listed_rows % chunk == 0:
+            read.listed.add(np.array(listed, np.int64).view(_HASHED))
+            del listed[:]
         try:
             found = os.stat(root + relative) if safe_relative(relative) else None
         except (OSError, ValueError):
             found = None
         if found is None or not stat.S_ISREG(found.st_mode):
             continue
-        observation = row[at["observation_id"]] or (row[uuid_at] if uuid_at is not None else "")
-        key = group_key(options.group_by, observation, row[at["observer"]])
+        observation = row[observation_at] or (row[uuid_at] if uuid_at is not None else "")
+        key = group_key(options.group_by, observation, row[observer_at])
         if key != last_key:  # a group's photos are usually listed together: hashed once
             last_key = key
             last_split = (
                 split_index[split_for(unit_hash(options.seed, key), options.splits)] if options.splits else 0
             )
             last_cap = unit_hash(options.seed, f"cap:{key}") if capping else 0.0
-        numbers["start"].append(start)
-        numbers["end"].append(end)
-        numbers["size"].append(found.st_size)
-        numbers["mtime_ns"].append(found.st_mtime_ns)
-        numbers["split"].append(last_split)
-        numbers["group"].append(hash(key))
-        numbers["observation"].append(hash(row[at["observation_id"]]))
-        photo_id = row[at["photo_id"]]
+        add_start(start)
+        add_end(end)
+        add_size(found.st_size)
+        add_mtime(found.st_mtime_ns)
+        add_split(last_split)
+        add_group(hash(key))
+        add_observation(hash(row[observation_at]))
+        photo_id = row[photo_id_at]
         if _NUMERIC_ID.fullmatch(photo_id):
-            numbers["id"].append(int(photo_id))
-            numbers["text_id"].append(0)
+            add_id(int(photo_id))
         else:  # ordered by its text once all are known
-            read.id_texts[len(read.present) + len(buffer)] = photo_id
-            numbers["id"].append(_TEXT_IDS)
-            numbers["text_id"].append(1)
+            read.id_texts[len(read.present) + held] = photo_id
+            add_id(_TEXT_IDS)
         if capping:
-            buffer.cap.append(last_cap)
-            buffer.photo.append(unit_hash(options.seed, f"photo:{photo_id}"))
+            add_cap(last_cap)
+            add_photo(unit_hash(options.seed, f"photo:{photo_id}"))
         if measure is not None:
-            numbers["measured"].append(measure(row))
-        for i, add, append in coded:
-            append(add(row[i]))
-        numbers["extension"].append(read.extension.add(relative.rsplit(".", 1)[-1].lower()))
-        if len(buffer) >= spill.CHUNK:
-            read.present.append(buffer.records(len(read.present)))
-            buffer = _Buffer()
-            numbers = buffer.fields
-            coded = [(i, add, numbers[name].append) for i, add, name in coded_columns]
-    if len(buffer):
-        read.present.append(buffer.records(len(read.present)))
-    if listed:
-        read.listed.add(np.frombuffer(listed, np.int64).copy().view(_HASHED))
+            add_measured(measure(row))
+        for i, code, add in coded:
+            add(code(row[i]))
+        add_extension(extension_code(relative.rsplit(".", 1)[-1].lower()))
+        held += 1
+        if held == chunk:
+            buffer.flush(read.present, read.id_texts)
+            held = 0
+    buffer.flush(read.present, read.id_texts)
+    read.listed.add(np.array(listed, np.int64).view(_HASHED))
+    read.listed_rows = listed_rows
     if read.listed_rows:
         read.sizes.add(str(size))
 
