@@ -124,4 +124,3 @@ class Selection:
         self.rows.close()
         for records in (self.in_split_order, self.in_label_order, self.source):
             records.close()
-

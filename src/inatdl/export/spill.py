@@ -24,8 +24,9 @@ from inatdl.errors import ExportError
 
 #: Records sorted in memory at once (a run): a few MB whatever the count.
 RUN = 1 << 16
-#: Records a merge holds at once, a block of each run.
+#: Records a merge holds at once, a block of each run, of at least LEAST_BLOCK records.
 MERGE = 1 << 17
+LEAST_BLOCK = 1024
 #: Records read back at once.
 CHUNK = 1 << 13
 
@@ -166,30 +167,37 @@ def _merged(spill: RecordFile, runs: list[tuple[int, int]], key: str) -> Iterato
     """The sorted runs of ``spill`` merged, a block of each in memory. A record is given out
     once no record still unread can come before it: the bound is the least of the last
     records read of the runs not yet read to their end (ties: the earlier run, whose records
-    come first)."""
-    block = max(1024, MERGE // len(runs))
-    read_to = [start for start, _ in runs]
-    heads = [spill.read(0, 0) for _ in runs]
+    come first). (The runs' first and last keys in arrays: a merge of many runs makes no
+    Python loop over them all for each block.)"""
+    block = max(LEAST_BLOCK, MERGE // len(runs))
+    stops = np.array([stop for _, stop in runs], dtype=np.int64)
+    read_to = np.array([start for start, _ in runs], dtype=np.int64)
+    heads = [spill.read(0, 0)] * len(runs)
+    first, last = np.zeros(len(runs), np.int64), np.zeros(len(runs), np.int64)
+    empty = np.ones(len(runs), dtype=bool)
     while True:
-        for i, (_, stop) in enumerate(runs):
-            if not len(heads[i]) and read_to[i] < stop:
-                end = min(read_to[i] + block, stop)
-                heads[i], read_to[i] = spill.read(read_to[i], end), end
-        unread = [i for i, (_, stop) in enumerate(runs) if read_to[i] < stop]
-        if not unread:
-            rest = [head for head in heads if len(head)]
+        for i in np.flatnonzero(empty & (read_to < stops)).tolist():
+            end = min(int(read_to[i]) + block, int(stops[i]))
+            heads[i] = spill.read(int(read_to[i]), end)
+            read_to[i], first[i], last[i], empty[i] = end, heads[i][key][0], heads[i][key][-1], False
+        unread = np.flatnonzero(read_to < stops)
+        if not len(unread):
+            rest = [heads[i] for i in np.flatnonzero(~empty).tolist()]
             if rest:
                 yield _sorted(rest, key)
             return
-        bound_run = min(unread, key=lambda i: (int(heads[i][key][-1]), i))
-        bound = heads[bound_run][key][-1]
+        bound_run = int(unread[np.argmin(last[unread])])  # the first of the least: the earliest run
+        bound = last[bound_run]
         pieces = []
-        for i, head in enumerate(heads):
-            if len(head):
-                take = int(np.searchsorted(head[key], bound, side="right" if i <= bound_run else "left"))
-                if take:
-                    pieces.append(head[:take])
-                    heads[i] = head[take:]
+        for i in np.flatnonzero(~empty & (first <= bound)).tolist():
+            head = heads[i]
+            take = int(np.searchsorted(head[key], bound, side="right" if i <= bound_run else "left"))
+            if take:
+                pieces.append(head[:take])
+                heads[i] = head[take:]
+                empty[i] = take == len(head)
+                if not empty[i]:
+                    first[i] = heads[i][key][0]
         yield _sorted(pieces, key)
 
 
