@@ -32,7 +32,21 @@ class OutDirState:
     options: dict[str, Any] | None = None
     format: str = "imagefolder"  # an export made before --format existed was an imagefolder
     shards: dict[str, str] = field(default_factory=dict)  # shard file → fingerprint of its contents
-    photos: set[str] = field(default_factory=set)  # photo ids in the shards
+    photos_file: Path | None = None  # the shards' photo ids (PHOTOS_NAME), read an id at a time
+
+    def photo_ids(self) -> Iterator[str]:
+        """The photo ids in the previous export's shards, one at a time."""
+        if self.photos_file is None:
+            return
+        try:
+            with self.photos_file.open(encoding="utf-8") as lines:
+                for line in lines:
+                    if photo_id := line.strip():
+                        yield photo_id
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            raise _damaged(self.photos_file, exc) from None
 
     def file_names(self) -> Iterator[str]:
         """The files the previous export owns, one at a time (never all as Python strings)."""
@@ -95,7 +109,7 @@ def read_out_dir_state(out_dir: Path, data_dir: Path) -> OutDirState | None:
             shards={
                 str(k): str(v) for k, v in dict(state.get("shards", {})).items() if safe_relative(str(k))
             },
-            photos=_read_photos(out_dir / PHOTOS_NAME),
+            photos_file=out_dir / PHOTOS_NAME,
         )
     except (OSError, ValueError, AttributeError, TypeError) as exc:
         raise _damaged(state_path, exc) from None
@@ -103,13 +117,6 @@ def read_out_dir_state(out_dir: Path, data_dir: Path) -> OutDirState | None:
 
 def _damaged(path: Path, exc: Exception) -> ExportError:
     return ExportError(f"{path} is damaged ({exc}); delete {path.parent} and export again")
-
-
-def _read_photos(path: Path) -> set[str]:
-    try:
-        return set(path.read_text(encoding="utf-8").split())
-    except FileNotFoundError:
-        return set()
 
 
 def write_photos(out_dir: Path, photo_ids: Iterable[str]) -> None:

@@ -11,7 +11,6 @@ photos (a million photos' rows as Python objects took 1.2 GB, their numbers in a
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 import stat
@@ -30,7 +29,7 @@ from inatdl.export.model import ExportOptions, ExportReport, LicenceCount, Taxon
 from inatdl.export.outdir import safe_relative
 from inatdl.export.rows import RowFile, records
 from inatdl.export.selected import PHOTO, PHOTO_FIELDS, Codes, Selection
-from inatdl.export.spill import RecordFile, Scatter, Sorter, sorted_by
+from inatdl.export.spill import HASHED, RecordFile, Scatter, Sorter, count_missing, hashed, sorted_by
 from inatdl.photo import EXPORT_COLUMNS
 from inatdl.splits import group_key, split_for, unit_hash
 
@@ -61,7 +60,6 @@ _CODE_FIELD = {"taxon_name": "label", "observer": "observer", "license_code": "l
                "coordinates_obscured": "coordinates_obscured"}  # fmt: skip
 #: A photo's group and label, to count the groups of each label.
 _GROUPED = np.dtype([("group", "<i8"), ("label", "<i4")])
-_HASHED = np.dtype([("hash", "<i8")])
 
 
 class _Buffer:
@@ -242,7 +240,7 @@ def _read(
         relative = row[path_at]
         listed.append(hash(relative))
         if listed_rows % chunk == 0:
-            read.listed.add(np.array(listed, np.int64).view(_HASHED))
+            read.listed.add(np.array(listed, np.int64).view(HASHED))
             del listed[:]
         try:
             found = os.stat(root + relative) if safe_relative(relative) else None
@@ -284,7 +282,7 @@ def _read(
             buffer.flush(read.present, read.id_texts)
             held = 0
     buffer.flush(read.present, read.id_texts)
-    read.listed.add(np.array(listed, np.int64).view(_HASHED))
+    read.listed.add(np.array(listed, np.int64).view(HASHED))
     read.listed_rows = listed_rows
     if read.listed_rows:
         read.sizes.add(str(size))
@@ -338,7 +336,7 @@ def _kept(
             grouped = np.zeros(len(chunk), _GROUPED)
             grouped["group"], grouped["label"] = chunk["group"], photos["label"]
             groups.add(grouped)
-            observations.add(chunk["observation"].copy().view(_HASHED))
+            observations.add(chunk["observation"].copy().view(HASHED))
         per_split = per_label_split.reshape(len(labels), splits).sum(axis=0)
         per_label = per_label_split.reshape(len(labels), splits).sum(axis=1)
         in_split_order = Scatter(PHOTO, "split", per_split)
@@ -434,34 +432,14 @@ def count_unlisted(data_dir: Path, size: str, listed: Iterator[np.ndarray]) -> i
                     continue
                 prefix = f"{PHOTOS_DIR}/{folder.name}/"
                 with os.scandir(folder.path) as entries:  # a taxon's 100,000 names never held at once
-                    names = (prefix + entry.name for entry in entries if complete.fullmatch(entry.name))
-                    while hashes := list(map(hash, itertools.islice(names, spill.CHUNK))):
-                        found.add(np.array(hashes, np.int64).view(_HASHED))
+                    for chunk in hashed(
+                        prefix + entry.name for entry in entries if complete.fullmatch(entry.name)
+                    ):
+                        found.add(chunk)
     except OSError:
         found.close()
         return 0
-    return _not_in(found.sorted(), listed)
-
-
-def _not_in(found: Iterator[np.ndarray], listed: Iterator[np.ndarray]) -> int:
-    """How many of the sorted ``found`` hashes are not among the sorted ``listed`` ones."""
-    missing = 0
-    known = np.zeros(0, np.int64)
-    listed_left = True
-    for chunk in found:
-        values = chunk["hash"]
-        if not len(values):
-            continue
-        while listed_left and (not len(known) or known[-1] < values[-1]):
-            more = next(listed, None)
-            if more is None:
-                listed_left = False
-            else:
-                known = np.concatenate((known[known >= values[0]], more["hash"]))
-        at = np.searchsorted(known, values)
-        at[at == len(known)] = 0
-        missing += int(np.count_nonzero(known[at] != values)) if len(known) else len(values)
-    return missing
+    return count_missing(found.sorted(), listed)
 
 
 def choose_size(sizes: set[str], size: str | None) -> str:

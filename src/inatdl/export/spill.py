@@ -12,6 +12,7 @@ each straight to its place.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import tempfile
@@ -29,6 +30,38 @@ MERGE = 1 << 17
 LEAST_BLOCK = 1024
 #: Records read back at once.
 CHUNK = 1 << 13
+
+
+#: Records of a text's hash (Python's, this process's: texts compared without being held).
+HASHED = np.dtype([("hash", "<i8")])
+
+
+def hashed(texts: Iterable[str]) -> Iterator[np.ndarray]:
+    """``texts`` as HASHED records, CHUNK at a time."""
+    texts = iter(texts)
+    while batch := list(map(hash, itertools.islice(texts, CHUNK))):
+        yield np.array(batch, np.int64).view(HASHED)
+
+
+def count_missing(found: Iterator[np.ndarray], known: Iterator[np.ndarray]) -> int:
+    """How many of the sorted HASHED records ``found`` are not among the sorted ``known``."""
+    missing = 0
+    held = np.zeros(0, np.int64)
+    known_left = True
+    for chunk in found:
+        values = chunk["hash"]
+        if not len(values):
+            continue
+        while known_left and (not len(held) or held[-1] < values[-1]):
+            more = next(known, None)
+            if more is None:
+                known_left = False
+            else:
+                held = np.concatenate((held[held >= values[0]], more["hash"]))
+        at = np.searchsorted(held, values)
+        at[at == len(held)] = 0
+        missing += int(np.count_nonzero(held[at] != values)) if len(held) else len(values)
+    return missing
 
 
 def scratch_error(exc: OSError) -> ExportError:
@@ -115,12 +148,14 @@ class Sorter:
         self.spill: RecordFile | None = None
         self.runs: list[tuple[int, int]] = []
         self.held: list[np.ndarray] = []
-        self.count = 0
+        self.count = 0  # held
+        self.total = 0  # given
 
     def add(self, records: np.ndarray) -> None:
         if len(records):
             self.held.append(records)
             self.count += len(records)
+            self.total += len(records)
         if self.count >= RUN:
             self._write_run()
 

@@ -25,6 +25,7 @@ from typing import Any, BinaryIO
 
 from inatdl.errors import ExportError, ExportOptionError
 from inatdl.export.outdir import OTHER_OUT_DIR, PHOTOS_NAME, remove, write_photos, write_state
+from inatdl.export.spill import Sorter, count_missing, hashed
 from inatdl.export.writers import OWNED_TEXTS, Writer
 from inatdl.files import disk_error
 from inatdl.units import format_size
@@ -231,11 +232,14 @@ class ShardWriter(Writer):
         for relative in stale:
             remove(out, relative)
         self.on_disk = {shard.name: shard.fingerprint for shard in self.shards}
-        before = previous.photos if previous else set()
         selection = context.selection
-        ids = selection.id_text(selection.between(0, len(selection)))
-        report.kept = sum(1 for photo_id in ids if photo_id in before)
-        report.added, report.removed = len(selection) - report.kept, len(before) - report.kept
+        before, now = Sorter("hash"), Sorter("hash")
+        for chunk in hashed(previous.photo_ids() if previous else ()):
+            before.add(chunk)
+        for chunk in hashed(selection.id_text(selection.between(0, len(selection)))):
+            now.add(chunk)
+        report.kept = len(selection) - count_missing(now.sorted(), before.sorted())
+        report.added, report.removed = len(selection) - report.kept, before.total - report.kept
         write_photos(out, selection.id_text(selection.between(0, len(selection))))
 
     def _write_all(self, shards: list[Shard], meanwhile: Callable[[], None]) -> None:
