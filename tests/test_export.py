@@ -113,15 +113,20 @@ def hf(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
         yield datasets
 
 
-@pytest.fixture(scope="module")
-def fetched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[InatServer, Path]]:
-    """A data dir of square photos of three taxa (about 600 photos), fetched once for the module."""
+def fetched_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[InatServer, Path]]:
+    """A data dir of square photos (jpg and png) of three taxa (about 600 photos), and its
+    server: a module's ``fetched`` fixture, fetched once for the module."""
     data = tmp_path_factory.mktemp("world") / "data"
     with InatServer() as inat:
         build_world(inat)
         write_taxa(data, TAXA)
         fetch(inat, data)
         yield inat, data
+
+
+@pytest.fixture(scope="module")
+def fetched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[InatServer, Path]]:
+    yield from fetched_world(tmp_path_factory)
 
 
 def load(hf: ModuleType, out: Path) -> Any:

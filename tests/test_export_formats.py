@@ -22,7 +22,17 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from inat_server import InatServer
-from test_export import SPLIT, TAXA, add_observations, build_world, export, fetch, read_csv, snapshot
+from test_export import (
+    SPLIT,
+    TAXA,
+    add_observations,
+    build_world,
+    export,
+    fetch,
+    fetched_world,
+    read_csv,
+    snapshot,
+)
 from world import manifest, write_taxa
 
 import inatdl.export
@@ -48,13 +58,7 @@ def three_workers(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def fetched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[InatServer, Path]]:
-    """A data dir of square photos (jpg and png) of three taxa, fetched once for the module."""
-    data = tmp_path_factory.mktemp("world") / "data"
-    with InatServer() as inat:
-        build_world(inat)
-        write_taxa(data, TAXA)
-        fetch(inat, data)
-        yield inat, data
+    yield from fetched_world(tmp_path_factory)
 
 
 def tar_samples(out: Path) -> dict[str, dict[str, Any]]:

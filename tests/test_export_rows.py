@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 from inat_server import InatServer
-from test_export import SPLIT, TAXA, build_world, export, fetch, read_csv
+from test_export import SPLIT, export, fetched_world, read_csv
 from test_export_formats import parquet_rows, tar_samples
-from world import manifest, write_taxa
+from world import manifest
 
 from inatdl.splits import group_key, unit_hash
 
@@ -27,12 +27,7 @@ AWKWARD = ('Ann, "the" Botanist', "line one\nline two", "crlf\r\nend", "Ærø ü
 
 @pytest.fixture(scope="module")
 def fetched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[InatServer, Path]]:
-    data = tmp_path_factory.mktemp("world") / "data"
-    with InatServer() as inat:
-        build_world(inat)
-        write_taxa(data, TAXA)
-        fetch(inat, data)
-        yield inat, data
+    yield from fetched_world(tmp_path_factory)
 
 
 def awkward_copy(data: Path, folder: Path) -> tuple[Path, dict[str, dict[str, str]]]:

@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from inat_server import InatServer
-from test_export import SPLIT, TAXA, build_world, export, fetch, snapshot
-from world import write_taxa
+from test_export import SPLIT, export, fetched_world, snapshot
 
 from inatdl.export import spill
 from inatdl.export.model import ExportOptions
@@ -25,12 +24,7 @@ from inatdl.export.writers import writer_class
 
 @pytest.fixture(scope="module")
 def fetched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[InatServer, Path]]:
-    data = tmp_path_factory.mktemp("world") / "data"
-    with InatServer() as inat:
-        build_world(inat)
-        write_taxa(data, TAXA)
-        fetch(inat, data)
-        yield inat, data
+    yield from fetched_world(tmp_path_factory)
 
 
 def tiny_runs(monkeypatch: pytest.MonkeyPatch) -> None:
