@@ -1223,6 +1223,35 @@ BUGS = [
         "        except ValueError as exc:\n            raise scratch_error(exc) from None\n\n    def read",
         ("tests/test_export_scratch.py::test_a_full_scratch_disk_is_told_in_one_line",),
     ),
+    Planted(
+        "known_hashes_all_held",  # an update to a smaller selection: every old id's hash in memory
+        "export/spill.py",
+        '                held = more["hash"]\n',
+        '                held = np.concatenate((held, more["hash"]))\n',
+        ("tests/test_export_scratch.py::test_photos_are_counted_against_sorted_hashes_a_chunk_at_a_time",),
+    ),
+    Planted(
+        "empty_split_crashes_the_shards",  # --split with a share no photo lands in: a traceback
+        "export/writers/_shards.py",
+        "            if not bounds:  # a split without photos: no shard (the card names the others)\n"
+        "                continue\n",
+        "",
+        ("tests/test_export_formats.py::test_a_split_without_photos_has_no_shard",),
+    ),
+    Planted(
+        "damaged_photo_list_found_after_the_shards",  # half the shards rewritten, then the error
+        "export/outdir.py",
+        "    for _ in previous.photo_ids():",
+        "    for _ in ():",
+        ("tests/test_export_formats.py::test_a_damaged_list_of_photos_stops_an_update_before_it_changes_anything",),
+    ),
+    Planted(
+        "leading_zero_id_ordered_as_text",  # photo 0140 after every number, not as 140
+        "export/selection.py",
+        "if photo_id.isascii() and photo_id.isdigit() and int(photo_id) < _TEXT_IDS",
+        "if False",
+        ("tests/test_export_scratch.py::test_ids_that_are_not_plain_numbers_keep_their_text_and_their_place",),
+    ),
 ]
 
 

@@ -745,3 +745,38 @@ def test_pyarrow_is_loaded_by_the_parquet_writer_only(
         loaded[format_] = run.stderr.strip().splitlines()[-1].split()
     assert loaded["webdataset"] == ["False", "False"]  # neither pyarrow nor pandas
     assert loaded["parquet"][0] == "True"
+
+
+@pytest.mark.parametrize("format_", ["webdataset", "parquet"])
+def test_a_split_without_photos_has_no_shard(
+    fetched: tuple[InatServer, Path], tmp_path: Path, format_: str
+) -> None:
+    inat, data = fetched
+    out = tmp_path / "out"
+
+    result = export(inat, data, out, "--split", "train=0.99999,test=0.00001", "--format", format_)
+
+    assert result.exit_code == 0, result.output
+    assert "No photo in test" in result.output
+    shards = sorted(p.name for p in out.rglob("*") if p.suffix in (".tar", ".parquet"))
+    assert shards and all(name.startswith("train-") for name in shards)
+    header = yaml.safe_load((out / "README.md").read_text(encoding="utf-8").split("---")[1])
+    assert [split["split"] for config in header["configs"] for split in config["data_files"]] == ["train"]
+
+
+def test_a_damaged_list_of_photos_stops_an_update_before_it_changes_anything(
+    fetched: tuple[InatServer, Path], tmp_path: Path
+) -> None:
+    inat, data = fetched
+    out = tmp_path / "out"
+    args = ["--split", SPLIT, "--format", "webdataset", "--shard-size", SHARD]
+    assert export(inat, data, out, *args).exit_code == 0
+    with (out / ".inatdl-export-photos.txt").open("ab") as photos:
+        photos.write(b"\xff\xfe not text\n")
+    before = snapshot(out)
+
+    result = export(inat, data, out, *args, "--max-per-taxon", "7")
+
+    assert result.exit_code == 1
+    assert ".inatdl-export-photos.txt is damaged" in result.output
+    assert snapshot(out) == before

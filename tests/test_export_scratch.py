@@ -5,8 +5,10 @@ scratch disk told in one line."""
 
 from __future__ import annotations
 
+import csv
 import errno
 import os
+import shutil
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ import numpy as np
 import pytest
 from inat_server import InatServer
 from test_export import SPLIT, export, fetched_world, snapshot
+from world import manifest
 
 from inatdl.export import spill
 from inatdl.export.model import ExportOptions
@@ -153,3 +156,52 @@ def test_a_full_scratch_disk_is_told_in_one_line(
         "and run the same command again"
     ]
     assert not (tmp_path / "out").exists()
+
+
+def test_photos_are_counted_against_sorted_hashes_a_chunk_at_a_time() -> None:
+    """A few found hashes spanning the range of a million known ones (an update to a much
+    smaller selection): right, and never all the known ones in memory at once."""
+    generator = np.random.default_rng(7)
+    known_values = np.unique(generator.integers(-(1 << 62), 1 << 62, 1_000_000))
+    found_values = np.sort(np.concatenate((known_values[::50_000], [-(1 << 63), 5, (1 << 63) - 1])))
+
+    def known() -> Iterator[np.ndarray]:
+        for start in range(0, len(known_values), 8192):
+            yield known_values[start : start + 8192].copy().view(spill.HASHED)
+
+    tracemalloc.start()
+    try:
+        missing = spill.count_missing(iter([found_values.view(spill.HASHED)]), known())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert missing == len(np.setdiff1d(found_values, known_values))
+    assert peak < 1_000_000  # a chunk of 8,192 known hashes is 64 kB; all of them, 8 MB
+
+
+def test_ids_that_are_not_plain_numbers_keep_their_text_and_their_place(
+    fetched: tuple[InatServer, Path], tmp_path: Path
+) -> None:
+    """An id with a leading zero is ordered as its number, one that is no number after
+    every number (by its text), and both are written as photos.csv has them."""
+    inat, data = fetched
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy, copy_function=os.link)
+    rows = manifest(copy)
+    rows[0]["photo_id"] = "0" + rows[0]["photo_id"]
+    rows[1]["photo_id"] = "x" + rows[1]["photo_id"]
+    rows[2]["photo_id"] = "a" + rows[2]["photo_id"]
+    (copy / "photos.csv").unlink()
+    with (copy / "photos.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+    result = export(inat, copy, tmp_path / "out", "--format", "webdataset")
+
+    assert result.exit_code == 0, result.output
+    listed = (tmp_path / "out" / ".inatdl-export-photos.txt").read_text(encoding="utf-8").split()
+    ids = [row["photo_id"] for row in rows]
+    assert listed == sorted(ids, key=lambda i: (0, int(i), "") if i.isdigit() else (1, 0, i))
+    assert listed[-2:] == [rows[2]["photo_id"], rows[1]["photo_id"]]

@@ -101,7 +101,7 @@ def read_out_dir_state(out_dir: Path, data_dir: Path) -> OutDirState | None:
         if "files" not in state and not (out_dir / FILES_NAME).is_file():
             raise ValueError(f"{FILES_NAME} is missing")
         options = state.get("options")
-        return OutDirState(
+        previous = OutDirState(
             listed=[f for f in listed if isinstance(f, str) and safe_relative(f)],
             file_list=None if "files" in state else out_dir / FILES_NAME,
             options=options if isinstance(options, dict) else None,
@@ -113,6 +113,10 @@ def read_out_dir_state(out_dir: Path, data_dir: Path) -> OutDirState | None:
         )
     except (OSError, ValueError, AttributeError, TypeError) as exc:
         raise _damaged(state_path, exc) from None
+    # the photo ids read through once now: a damaged list stops the export before it changes anything
+    for _ in previous.photo_ids():
+        pass
+    return previous
 
 
 def _damaged(path: Path, exc: Exception) -> ExportError:

@@ -74,11 +74,12 @@ class _Buffer:
             if name not in ("pos", "text_id")
         }
         self.fields["cap"], self.fields["photo"] = array("d"), array("d")  # unit hashes
+        self.text_ids: list[int] = []  # the rows held whose id is not a plain number
 
     def append(self, name: str) -> Callable[[Any], None]:
         return self.fields[name].append
 
-    def flush(self, into: RecordFile, id_texts: dict[int, str]) -> None:
+    def flush(self, into: RecordFile) -> None:
         """The rows held written to ``into`` as records, and let go."""
         first, count = len(into), len(self.fields["start"])
         chunk = np.zeros(count, READ)
@@ -89,8 +90,8 @@ class _Buffer:
                 chunk[name] = numbers.view(np.int64) if values.typecode == "d" else numbers  # see READ
                 del numbers  # its hold on the array's buffer, before the array is emptied
             del values[:]
-        if id_texts and max(id_texts) >= first:
-            chunk["text_id"][[pos - first for pos in id_texts if pos >= first]] = 1
+        chunk["text_id"][self.text_ids] = 1
+        self.text_ids.clear()
         into.append(chunk)
 
 
@@ -266,9 +267,14 @@ def _read(
         photo_id = row[photo_id_at]
         if _NUMERIC_ID.fullmatch(photo_id):
             add_id(int(photo_id))
-        else:  # ordered by its text once all are known
+        else:  # kept as written; ordered as a number (0140) or by its text, after the numbers
             read.id_texts[len(read.present) + held] = photo_id
-            add_id(_TEXT_IDS)
+            buffer.text_ids.append(held)
+            add_id(
+                int(photo_id)
+                if photo_id.isascii() and photo_id.isdigit() and int(photo_id) < _TEXT_IDS
+                else _TEXT_IDS
+            )
         if capping:
             add_cap(last_cap)
             add_photo(unit_hash(options.seed, f"photo:{photo_id}"))
@@ -279,9 +285,9 @@ def _read(
         add_extension(extension_code(relative.rsplit(".", 1)[-1].lower()))
         held += 1
         if held == chunk:
-            buffer.flush(read.present, read.id_texts)
+            buffer.flush(read.present)
             held = 0
-    buffer.flush(read.present, read.id_texts)
+    buffer.flush(read.present)
     read.listed.add(np.array(listed, np.int64).view(HASHED))
     read.listed_rows = listed_rows
     if read.listed_rows:
@@ -314,6 +320,7 @@ def _kept(
     text_ranks = {text: rank for rank, text in enumerate(sorted(set(read.id_texts.values())))}
 
     by_id, groups, observations = Sorter("id"), Sorter("label"), Sorter("hash")
+    scattered: list[RecordFile] = []  # the selection's, once made
     per_label_split = np.zeros(len(labels) * splits, dtype=np.int64)
     code_counts = {column: np.zeros(len(codes.values), np.int64) for column, codes in read.codes.items()}
     extensions = np.zeros(len(read.extension.values), np.int64)
@@ -327,7 +334,7 @@ def _kept(
             for name in PHOTO_FIELDS:
                 photos[name] = chunk[name]
             photos["label"] = renumber[chunk["label"]]
-            for at in np.flatnonzero(chunk["text_id"]).tolist():
+            for at in np.flatnonzero(chunk["text_id"] & (chunk["id"] == _TEXT_IDS)).tolist():
                 photos["id"][at] = _TEXT_IDS + text_ranks[read.id_texts[int(chunk["pos"][at])]]
             per_label_split += np.bincount(
                 photos["label"].astype(np.int64) * splits + photos["split"], minlength=len(per_label_split)
@@ -340,12 +347,18 @@ def _kept(
         per_split = per_label_split.reshape(len(labels), splits).sum(axis=0)
         per_label = per_label_split.reshape(len(labels), splits).sum(axis=1)
         in_split_order = Scatter(PHOTO, "split", per_split)
+        scattered.append(in_split_order.file)
         in_label_order = Scatter(PHOTO, "label", per_label)
+        scattered.append(in_label_order.file)
         for photos in by_id.sorted():
             in_split_order.add(photos)
             in_label_order.add(photos)
         group_counts = _count_groups(sorted_by(groups.sorted(), "group"), len(labels))
         report.observations = _distinct(chunk["hash"] for chunk in observations.sorted())
+    except BaseException:
+        for records in scattered:
+            records.close()
+        raise
     finally:
         by_id.close()
         groups.close()

@@ -44,23 +44,22 @@ def hashed(texts: Iterable[str]) -> Iterator[np.ndarray]:
 
 
 def count_missing(found: Iterator[np.ndarray], known: Iterator[np.ndarray]) -> int:
-    """How many of the sorted HASHED records ``found`` are not among the sorted ``known``."""
+    """How many of the sorted HASHED records ``found`` are not among the sorted ``known``
+    (a merge of the two: a chunk of each held at once)."""
     missing = 0
-    held = np.zeros(0, np.int64)
-    known_left = True
+    held = np.zeros(0, np.int64)  # the chunk of ``known`` now compared
     for chunk in found:
         values = chunk["hash"]
-        if not len(values):
-            continue
-        while known_left and (not len(held) or held[-1] < values[-1]):
-            more = next(known, None)
-            if more is None:
-                known_left = False
-            else:
-                held = np.concatenate((held[held >= values[0]], more["hash"]))
-        at = np.searchsorted(held, values)
-        at[at == len(held)] = 0
-        missing += int(np.count_nonzero(held[at] != values)) if len(held) else len(values)
+        while len(values):
+            while not len(held) or held[-1] < values[0]:  # known below these values: passed
+                more = next(known, None)
+                if more is None:
+                    return missing + len(values) + sum(len(rest) for rest in found)
+                held = more["hash"]
+            decided = int(np.searchsorted(values, held[-1], side="right"))  # those up to held's last
+            at = np.searchsorted(held, values[:decided])
+            missing += int(np.count_nonzero(held[at] != values[:decided]))
+            values = values[decided:]
     return missing
 
 

@@ -180,6 +180,8 @@ class ShardWriter(Writer):
                     bounds.append(position)
                     used = 0
                 used += need
+            if not bounds:  # a split without photos: no shard (the card names the others)
+                continue
             name = split or "train"
             ends = [*bounds[1:], last - first]
             for i, (start, end) in enumerate(zip(bounds, ends, strict=True)):
@@ -234,11 +236,15 @@ class ShardWriter(Writer):
         self.on_disk = {shard.name: shard.fingerprint for shard in self.shards}
         selection = context.selection
         before, now = Sorter("hash"), Sorter("hash")
-        for chunk in hashed(previous.photo_ids() if previous else ()):
-            before.add(chunk)
-        for chunk in hashed(selection.id_text(selection.between(0, len(selection)))):
-            now.add(chunk)
-        report.kept = len(selection) - count_missing(now.sorted(), before.sorted())
+        try:
+            for chunk in hashed(previous.photo_ids() if previous else ()):
+                before.add(chunk)
+            for chunk in hashed(selection.id_text(selection.between(0, len(selection)))):
+                now.add(chunk)
+            report.kept = len(selection) - count_missing(now.sorted(), before.sorted())
+        finally:
+            before.close()
+            now.close()
         report.added, report.removed = len(selection) - report.kept, before.total - report.kept
         write_photos(out, selection.id_text(selection.between(0, len(selection))))
 
