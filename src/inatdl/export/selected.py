@@ -65,18 +65,8 @@ class Selection:
 
     def listed(self, split: int | None = None) -> Iterator[np.ndarray]:
         """The photos kept (of ``split``: all by default) in photos.csv's order, as PHOTO records."""
-        for chunk in self.source.chunks():
-            keep = self.kept_taxa[chunk["label"]]
-            if self.capped is not None:
-                keep &= self.capped[chunk["pos"]]
-            if split is not None:
-                keep &= chunk["split"] == split
-            chunk = chunk[keep]
-            photos = np.zeros(len(chunk), PHOTO)
-            for name in PHOTO_FIELDS:
-                photos[name] = chunk[name]
-            photos["label"] = self.renumber[chunk["label"]]
-            yield photos
+        for chunk in kept_records(self.source, self.kept_taxa, self.capped):
+            yield as_photos(chunk if split is None else chunk[chunk["split"] == split], self.renumber)
 
     def between(self, start: int, stop: int) -> Iterator[np.ndarray]:
         """The records from ``start`` to ``stop`` in the shards' order, a chunk at a time."""
@@ -124,3 +114,24 @@ class Selection:
         self.rows.close()
         for records in (self.in_split_order, self.in_label_order, self.source):
             records.close()
+
+
+def kept_records(
+    source: RecordFile, kept_taxa: np.ndarray, capped: np.ndarray | None
+) -> Iterator[np.ndarray]:
+    """The records of ``source`` (as photos.csv's read left them) of the photos kept: of a
+    taxon ``kept_taxa`` keeps (--min-per-taxon) and, with --max-per-taxon, marked in ``capped``."""
+    for chunk in source.chunks():
+        keep = kept_taxa[chunk["label"]]
+        if capped is not None:
+            keep &= capped[chunk["pos"]]
+        yield chunk if keep.all() else chunk[keep]
+
+
+def as_photos(records: np.ndarray, renumber: np.ndarray) -> np.ndarray:
+    """``records`` as the writers read them (PHOTO), each taxon's code turned into its label."""
+    photos = np.zeros(len(records), PHOTO)
+    for name in PHOTO_FIELDS:
+        photos[name] = records[name]
+    photos["label"] = renumber[records["label"]]
+    return photos

@@ -28,7 +28,7 @@ from inatdl.export import spill
 from inatdl.export.model import ExportOptions, ExportReport, LicenceCount, TaxonCounts
 from inatdl.export.outdir import safe_relative
 from inatdl.export.rows import RowFile, records
-from inatdl.export.selected import PHOTO, PHOTO_FIELDS, Codes, Selection
+from inatdl.export.selected import PHOTO, Codes, Selection, as_photos, kept_records
 from inatdl.export.spill import HASHED, RecordFile, Scatter, Sorter, count_missing, hashed, sorted_by
 from inatdl.photo import EXPORT_COLUMNS
 from inatdl.splits import group_key, split_for, unit_hash
@@ -198,8 +198,7 @@ def _select_read(
     capped = None
     if options.max_per_taxon:
         capped = apply_max(read.present, kept_taxa, per_taxon, taxa.values, options.max_per_taxon, report)
-    present_labels = np.flatnonzero(kept_taxa & (per_taxon > 0)) if capped is None else None
-    return _kept(rows, columns, read, kept_taxa, capped, present_labels, options, report), report
+    return _kept(rows, columns, read, kept_taxa, capped, options, report), report
 
 
 def _read(
@@ -300,7 +299,6 @@ def _kept(
     read: _Read,
     kept_taxa: np.ndarray,
     capped: np.ndarray | None,
-    present_labels: np.ndarray | None,
     options: ExportOptions,
     report: ExportReport,
 ) -> Selection:
@@ -309,11 +307,8 @@ def _kept(
     read them in (split then id; label then id) and those that count groups and observations."""
     taxa = read.codes["taxon_name"]
     splits = max(len(options.splits), 1)
-    if present_labels is None:  # --max-per-taxon: the taxa with a photo kept
-        seen = np.zeros(len(taxa.values), dtype=bool)
-        for chunk in _kept_chunks(read.present, kept_taxa, capped):
-            seen[chunk["label"]] = True
-        present_labels = np.flatnonzero(seen)
+    # every taxon code has a photo, and --max-per-taxon keeps at least one of each taxon
+    present_labels = np.flatnonzero(kept_taxa)
     labels = sorted(taxa.values[i] for i in present_labels.tolist())
     renumber = np.zeros(len(taxa.values), dtype=np.int32)
     renumber[present_labels] = [labels.index(taxa.values[i]) for i in present_labels.tolist()]
@@ -325,15 +320,12 @@ def _kept(
     code_counts = {column: np.zeros(len(codes.values), np.int64) for column, codes in read.codes.items()}
     extensions = np.zeros(len(read.extension.values), np.int64)
     try:
-        for chunk in _kept_chunks(read.present, kept_taxa, capped):
+        for chunk in kept_records(read.present, kept_taxa, capped):
             for column in code_counts:
                 codes_here = chunk[_CODE_FIELD[column]]
                 code_counts[column] += np.bincount(codes_here, minlength=len(code_counts[column]))
             extensions += np.bincount(chunk["extension"], minlength=len(extensions))
-            photos = np.zeros(len(chunk), PHOTO)
-            for name in PHOTO_FIELDS:
-                photos[name] = chunk[name]
-            photos["label"] = renumber[chunk["label"]]
+            photos = as_photos(chunk, renumber)
             for at in np.flatnonzero(chunk["text_id"] & (chunk["id"] == _TEXT_IDS)).tolist():
                 photos["id"][at] = _TEXT_IDS + text_ranks[read.id_texts[int(chunk["pos"][at])]]
             per_label_split += np.bincount(
@@ -386,17 +378,6 @@ def _kept(
     )
     count(selection, per_label_split.reshape(len(labels), splits), group_counts, options, report)
     return selection
-
-
-def _kept_chunks(
-    present: RecordFile, kept_taxa: np.ndarray, capped: np.ndarray | None
-) -> Iterator[np.ndarray]:
-    """The records of the photos kept (by --min-per-taxon, by --max-per-taxon), in photos.csv's order."""
-    for chunk in present.chunks():
-        keep = kept_taxa[chunk["label"]]
-        if capped is not None:
-            keep &= capped[chunk["pos"]]
-        yield chunk if keep.all() else chunk[keep]
 
 
 def _distinct(values: Iterator[np.ndarray]) -> int:

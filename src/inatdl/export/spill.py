@@ -38,9 +38,26 @@ HASHED = np.dtype([("hash", "<i8")])
 
 def hashed(texts: Iterable[str]) -> Iterator[np.ndarray]:
     """``texts`` as HASHED records, CHUNK at a time."""
+    for batch in _batches(texts):
+        yield _hashes(batch)
+
+
+def hashed_on_the_way(texts: Iterable[str], into: Sorter) -> Iterator[str]:
+    """``texts`` as they are, each one's hash given to ``into`` on the way (one read of
+    them for two uses)."""
+    for batch in _batches(texts):
+        into.add(_hashes(batch))
+        yield from batch
+
+
+def _batches(texts: Iterable[str]) -> Iterator[list[str]]:
     texts = iter(texts)
-    while batch := list(map(hash, itertools.islice(texts, CHUNK))):
-        yield np.array(batch, np.int64).view(HASHED)
+    while batch := list(itertools.islice(texts, CHUNK)):
+        yield batch
+
+
+def _hashes(texts: list[str]) -> np.ndarray:
+    return np.array(list(map(hash, texts)), np.int64).view(HASHED)
 
 
 def count_missing(found: Iterator[np.ndarray], known: Iterator[np.ndarray]) -> int:

@@ -25,7 +25,7 @@ from typing import Any, BinaryIO
 
 from inatdl.errors import ExportError, ExportOptionError
 from inatdl.export.outdir import OTHER_OUT_DIR, PHOTOS_NAME, remove, write_photos, write_state
-from inatdl.export.spill import Sorter, count_missing, hashed
+from inatdl.export.spill import Sorter, count_missing, hashed, hashed_on_the_way
 from inatdl.export.writers import OWNED_TEXTS, Writer
 from inatdl.files import disk_error
 from inatdl.units import format_size
@@ -42,9 +42,6 @@ class Shard:
     start: int
     stop: int
     fingerprint: str = ""
-
-    def __len__(self) -> int:
-        return self.stop - self.start
 
 
 def open_temporary(path: Path) -> BinaryIO:
@@ -237,16 +234,14 @@ class ShardWriter(Writer):
         selection = context.selection
         before, now = Sorter("hash"), Sorter("hash")
         try:
-            for chunk in hashed(previous.photo_ids() if previous else ()):
+            for chunk in hashed(previous.photo_ids() if previous else ()):  # before it is replaced
                 before.add(chunk)
-            for chunk in hashed(selection.id_text(selection.between(0, len(selection)))):
-                now.add(chunk)
+            write_photos(out, hashed_on_the_way(selection.id_text(selection.between(0, len(selection))), now))
             report.kept = len(selection) - count_missing(now.sorted(), before.sorted())
         finally:
             before.close()
             now.close()
         report.added, report.removed = len(selection) - report.kept, before.total - report.kept
-        write_photos(out, selection.id_text(selection.between(0, len(selection))))
 
     def _write_all(self, shards: list[Shard], meanwhile: Callable[[], None]) -> None:
         """Write ``shards``, each whole, each recorded as it is done: in worker processes,
